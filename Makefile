@@ -1,0 +1,33 @@
+# One command to set up and run, one to set up and test. Needs only Python 3.11+ and make.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+# Nothing reaches beyond loopback: Prefect telemetry off, Prefect's home inside ignored state.
+export DO_NOT_TRACK := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+
+.PHONY: run test lint quality clean-output
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)  ## clean the sample articles in data/raw into data/clean
+	$(BIN)/boilerstrip run data/raw --output data/clean
+
+test: $(STAMP)  ## lint and run the test suite
+	$(BIN)/ruff check cleaners flows tests bench scripts
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check cleaners flows tests bench scripts
+
+quality: $(STAMP)  ## cleaning quality on the labelled dev set (needs ../shared/eval or EVAL_DIR)
+	$(BIN)/python bench/quality.py
+
+clean-output:
+	rm -rf data/clean .state

@@ -1,0 +1,159 @@
+"""Clean one document: normalize characters, take the title out, drop junk lines, normalize layout.
+
+:func:`clean_document` is pure: the same text, rules and config give the same result. Every line
+that leaves the text is returned as a :class:`~cleaners.types.RemovedLine` naming the rule and why.
+A line no rule names is kept.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from cleaners.normalize import normalize_characters, normalize_layout
+from cleaners.rulepack import Action, Rule, RuleSet, canonical_line
+from cleaners.types import CleanResult, RemovedLine
+
+
+@dataclass(frozen=True, slots=True)
+class CleanConfig:
+    """Settings of the structural steps. Rule-level settings live in the rule packs."""
+
+    title_zone_lines: int = 4     # how many leading non-blank lines may hold the title or its repeats
+    title_max_chars: int = 300    # a longer first line is a paragraph, not a title
+    title_max_words: int = 30
+
+
+# A page <title> is often "Headline - Site Name"; these separate the headline from the site name.
+_TITLE_SEPARATORS = re.compile(r"\s+(?:[-–—|:·•»]|::)\s+")
+_SENTENCE_END = re.compile(r"[.!?;,:]['\"”’)]*$")
+
+
+@dataclass(slots=True)
+class _Lines:
+    """The document's lines and the decision taken on each; indices are 0-based."""
+
+    lines: list[str]
+    removed: dict[int, RemovedLine]
+
+    def remove(self, index: int, rule: str, reason: str) -> None:
+        if index not in self.removed:
+            self.removed[index] = RemovedLine(index + 1, self.lines[index].strip(), rule, reason)
+
+    def nonblank(self) -> list[int]:
+        return [i for i, line in enumerate(self.lines) if line.strip() and i not in self.removed]
+
+
+def _looks_like_title(line: str, config: CleanConfig) -> bool:
+    return len(line) <= config.title_max_chars and len(line.split()) <= config.title_max_words
+
+
+def take_title(doc: _Lines, known_title: str | None, config: CleanConfig) -> str | None:
+    """Find the title at the top, move it out of the text, and drop its repeats.
+
+    The title is, in order of preference: the title the input declared (record field or HTML
+    metadata) when it is printed at the top; a line printed twice at the top (page <title> plus
+    headline); the first line when it is short, does not end like a sentence, and more text follows.
+    """
+    top = doc.nonblank()[: config.title_zone_lines]
+    if len(doc.nonblank()) < 2 or not top:
+        return known_title
+    canon = {i: canonical_line(doc.lines[i]) for i in top}
+    title: str | None = None
+    if known_title:
+        wanted = canonical_line(known_title)
+        hits = [i for i in top if canon[i] == wanted]
+        if hits:
+            title = known_title.strip()
+    if title is None:
+        first = top[0]
+        repeats = [i for i in top[1:] if canon[i] == canon[first]]
+        # "Headline - Site Name" on the first line, the bare headline below it.
+        prefixed = [
+            i for i in top[1:]
+            if len(canon[i]) >= 15 and canon[first].startswith(canon[i])
+            and _TITLE_SEPARATORS.match(doc.lines[first].strip()[len(doc.lines[i].strip()):] + " ")
+        ]
+        if _looks_like_title(doc.lines[first].strip(), config) and (repeats or prefixed):
+            if prefixed:
+                doc.remove(first, "structure.page-title", "page <title> with the site name; the headline below is kept as title")
+                title = doc.lines[prefixed[0]].strip()
+            else:
+                title = doc.lines[first].strip()
+        elif _looks_like_title(doc.lines[first].strip(), config) and not _SENTENCE_END.search(doc.lines[first].strip()):
+            title = doc.lines[first].strip()
+    if title is None:
+        return known_title
+    wanted = canonical_line(title)
+    first_copy = True
+    for i in top:
+        if canon[i] == wanted and i not in doc.removed:
+            if first_copy:
+                doc.remove(i, "structure.title", "the title: moved to the `title` column")
+                first_copy = False
+            else:
+                doc.remove(i, "structure.title-repeat", "the title printed again at the top")
+    return title
+
+
+def apply_rules(doc: _Lines, rules: tuple[Rule, ...]) -> dict[str, str]:
+    """Drop the lines that rule-pack rules match; return metadata values the rules extracted."""
+    metadata: dict[str, str] = {}
+    if not rules:
+        return metadata
+    longest = max(rule.max_chars for rule in rules)
+    ranks = doc.nonblank()
+    n = len(ranks)
+    cut_from: tuple[int, Rule] | None = None
+    for rank, i in enumerate(ranks):
+        line = doc.lines[i].strip()
+        if len(line) > longest:  # most prose lines: no rule can match, skip them cheaply
+            continue
+        for rule in rules:
+            if not rule.in_zone(rank, n - 1 - rank):
+                continue
+            found = rule.matches(line)
+            if found is None:
+                continue
+            if rule.action is Action.METADATA and rule.metadata_column:
+                value = found.group("value").strip()
+                metadata.setdefault(rule.metadata_column, value)
+                doc.remove(i, rule.id, f"{rule.why} (moved to `{rule.metadata_column}`: {value!r})")
+            elif rule.action is Action.CUT_REST:
+                cut_from = (i, rule)
+                doc.remove(i, rule.id, rule.why)
+            else:
+                doc.remove(i, rule.id, rule.why)
+            break
+        if cut_from is not None:
+            break
+    if cut_from is not None:
+        start, rule = cut_from
+        for i in range(start + 1, len(doc.lines)):
+            if doc.lines[i].strip():
+                doc.remove(i, rule.id, f"after the marker on line {start + 1}: {rule.why}")
+    return metadata
+
+
+def clean_document(
+    text: str,
+    rules: RuleSet,
+    *,
+    source: str = "unknown",
+    known_title: str | None = None,
+    config: CleanConfig | None = None,
+) -> CleanResult:
+    """Clean one article's text with the rules that apply to its ``source``."""
+    config = config or CleanConfig()
+    normalized, mojibake_fixed = normalize_characters(text)
+    doc = _Lines(lines=normalized.split("\n"), removed={})
+    title = take_title(doc, known_title, config)
+    metadata = apply_rules(doc, rules.rules_for(source))
+    kept = "\n".join(line for i, line in enumerate(doc.lines) if i not in doc.removed)
+    return CleanResult(
+        text=normalize_layout(kept),
+        title=title,
+        metadata=metadata,
+        removed=tuple(doc.removed[i] for i in sorted(doc.removed)),
+        mojibake_fixed=mojibake_fixed,
+    )

@@ -1,0 +1,269 @@
+"""Find input files and read them as a stream of raw documents or rejects.
+
+Inputs are files, folders (searched recursively) or glob patterns. Supported: ``.txt`` (one article
+per file), ``.html``/``.htm`` (one page per file) and ``.jsonl``/``.jsonl.gz`` (one record per line).
+Reading never raises for bad content: every problem becomes a :class:`~cleaners.types.Reject`.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
+
+from cleaners.decode import decode_bytes
+from cleaners.extract import extract_html, looks_like_html
+from cleaners.types import RawDocument, Reject, RejectReason
+
+TEXT_SUFFIXES = (".txt",)
+HTML_SUFFIXES = (".html", ".htm")
+JSONL_SUFFIXES = (".jsonl", ".jsonl.gz")
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES + HTML_SUFFIXES + JSONL_SUFFIXES
+UNKNOWN_SOURCE = "unknown"
+# Documents larger than this are rejected as too_large rather than read into memory.
+DEFAULT_MAX_DOC_BYTES = 16 * 1024 * 1024
+
+
+class InputError(ValueError):
+    """An input argument that names nothing readable; the message says which and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class InputFile:
+    """One input file and where it sits relative to the input root it was found under."""
+
+    path: str       # as opened
+    relpath: str    # relative to the input root, '/'-separated: the input_id of a text/html file
+    source: str     # folder under the root, else UNKNOWN_SOURCE
+    size: int
+
+    @property
+    def kind(self) -> str:
+        name = self.path.lower()
+        if name.endswith(JSONL_SUFFIXES):
+            return "jsonl"
+        if name.endswith(HTML_SUFFIXES):
+            return "html"
+        if name.endswith(TEXT_SUFFIXES):
+            return "text"
+        return "unsupported"
+
+
+def _source_of(relpath: str) -> str:
+    parent = PurePosixPath(relpath).parent
+    return str(parent) if str(parent) not in ("", ".") else UNKNOWN_SOURCE
+
+
+def _make(path: str, root: str) -> InputFile:
+    rel = os.path.relpath(path, root).replace(os.sep, "/")
+    try:
+        size = os.stat(path).st_size
+    except OSError:
+        size = 0
+    return InputFile(path=path, relpath=rel, source=_source_of(rel), size=size)
+
+
+def _walk(root: str) -> Iterator[str]:
+    """Every non-hidden file under ``root``, sorted, without following symlinked folders (no loops)."""
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith("."):
+                yield os.path.join(folder, name)
+
+
+def discover(inputs: Sequence[str]) -> list[InputFile]:
+    """Resolve input arguments to files. Raises :class:`InputError` for an argument that matches nothing."""
+    found: dict[str, InputFile] = {}
+    for arg in inputs:
+        if any(ch in arg for ch in "*?["):
+            matches = sorted(glob.glob(arg, recursive=True))
+            files = [m for m in matches if os.path.isfile(m)]
+            if not files:
+                raise InputError(f"input {arg!r}: the pattern matches no file")
+            root = _glob_root(arg)
+            for path in files:
+                found.setdefault(os.path.abspath(path), _make(path, root))
+        elif os.path.isdir(arg):
+            for path in _walk(arg):
+                found.setdefault(os.path.abspath(path), _make(path, arg))
+        elif os.path.isfile(arg):
+            found.setdefault(os.path.abspath(arg), _make(arg, os.path.dirname(arg) or "."))
+        elif os.path.lexists(arg):
+            raise InputError(f"input {arg!r}: not a regular file or folder (a broken symlink?)")
+        else:
+            raise InputError(f"input {arg!r}: no such file or folder; check the path")
+    return sorted(found.values(), key=lambda f: (f.source, f.relpath, f.path))
+
+
+def _glob_root(pattern: str) -> str:
+    """The folder part of a glob before its first wildcard: sources are relative to it."""
+    parts = Path(pattern).parts
+    fixed = [p for p in parts[: next(i for i, p in enumerate(parts) if any(c in p for c in "*?["))]]
+    return str(Path(*fixed)) if fixed else "."
+
+
+def host_of(url: str | None) -> str | None:
+    if not url:
+        return None
+    host = (urlsplit(url).hostname or "").lower()
+    return host.removeprefix("www.") or None
+
+
+def _parse_datetime(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _parse_date(value: object) -> date | None:
+    parsed = _parse_datetime(value)
+    return parsed.date() if parsed else None
+
+
+def _reject(f: InputFile, code: RejectReason, reason: str, *, input_id: str | None = None,
+            line_no: int | None = None, source: str | None = None, n_bytes: int = 0) -> Reject:
+    return Reject(
+        input_id=input_id or f.relpath,
+        source=source or f.source,
+        input_file=f.path,
+        reason_code=code,
+        reason=reason,
+        line_no=line_no,
+        n_bytes=n_bytes,
+    )
+
+
+def _text_or_html_document(
+    f: InputFile, text: str, *, is_html: bool, input_id: str, source: str, n_bytes: int, encoding: str,
+    url: str | None = None, title: str | None = None, author: str | None = None,
+    published: date | None = None, fetched_at: datetime | None = None, line_no: int | None = None,
+) -> RawDocument | Reject:
+    extractor = "none"
+    if is_html or looks_like_html(text):
+        extracted = extract_html(text, url)
+        if extracted is None:
+            return _reject(f, RejectReason.EXTRACTION_FAILED, "HTML from which neither trafilatura nor "
+                           "beautifulsoup4 extracted any text", input_id=input_id, line_no=line_no,
+                           source=source, n_bytes=n_bytes)
+        text, extractor = extracted.text, extracted.extractor
+        title = title or extracted.title
+        author = author or extracted.author
+        published = published or extracted.published
+    if not text.strip():
+        return _reject(f, RejectReason.EMPTY, "no text (empty or whitespace only)", input_id=input_id,
+                       line_no=line_no, source=source, n_bytes=n_bytes)
+    return RawDocument(
+        input_id=input_id, source=source, input_file=f.path, text=text, n_bytes=n_bytes, encoding=encoding,
+        url=url, title=title, author=author, published=published, fetched_at=fetched_at,
+        extractor=extractor, line_no=line_no,
+    )
+
+
+def read_file(f: InputFile, max_doc_bytes: int = DEFAULT_MAX_DOC_BYTES) -> Iterator[RawDocument | Reject]:
+    """Stream the documents of one input file; problems become rejects, never exceptions."""
+    if f.kind == "unsupported":
+        yield _reject(f, RejectReason.UNSUPPORTED, f"unsupported file type; expected one of {SUPPORTED_SUFFIXES}")
+        return
+    if f.kind == "jsonl":
+        yield from _read_jsonl(f, max_doc_bytes)
+        return
+    try:
+        size = os.stat(f.path).st_size
+        if size > max_doc_bytes:
+            yield _reject(f, RejectReason.TOO_LARGE, f"{size} bytes is over the {max_doc_bytes}-byte document "
+                          "limit (max_doc_bytes)", n_bytes=size)
+            return
+        with open(f.path, "rb") as handle:
+            data = handle.read(max_doc_bytes + 1)
+    except OSError as exc:
+        yield _reject(f, RejectReason.UNREADABLE, f"cannot read the file: {exc.strerror or exc}; check its permissions")
+        return
+    if not data.strip():
+        yield _reject(f, RejectReason.EMPTY, "no text (empty or whitespace only)", n_bytes=len(data))
+        return
+    decoded = decode_bytes(data)
+    if decoded.text is None:
+        yield _reject(f, decoded.failure or RejectReason.UNDECODABLE, decoded.detail, n_bytes=len(data))
+        return
+    yield _text_or_html_document(
+        f, decoded.text, is_html=f.kind == "html", input_id=f.relpath, source=f.source,
+        n_bytes=len(data), encoding=decoded.encoding or "utf-8",
+    )
+
+
+def _read_jsonl(f: InputFile, max_doc_bytes: int) -> Iterator[RawDocument | Reject]:
+    seen_ids: set[str] = set()
+    try:
+        handle = gzip.open(f.path, "rb") if f.path.lower().endswith(".gz") else open(f.path, "rb")  # noqa: SIM115
+    except OSError as exc:
+        yield _reject(f, RejectReason.UNREADABLE, f"cannot read the file: {exc.strerror or exc}; check its permissions")
+        return
+    line_no = 0
+    try:
+        with handle:
+            while True:
+                try:
+                    raw = handle.readline(max_doc_bytes + 1)
+                except (OSError, EOFError) as exc:  # truncated or corrupt gzip
+                    yield _reject(f, RejectReason.UNREADABLE, f"read failed after line {line_no}: {exc}",
+                                  input_id=f"{f.relpath}:{line_no + 1}", line_no=line_no + 1)
+                    return
+                if not raw:
+                    return
+                line_no += 1
+                if len(raw) > max_doc_bytes and not raw.endswith(b"\n"):
+                    # Skip the rest of the oversize line without holding it in memory.
+                    while raw and not raw.endswith(b"\n"):
+                        raw = handle.readline(1 << 20)
+                    yield _reject(f, RejectReason.TOO_LARGE, f"record over the {max_doc_bytes}-byte document limit",
+                                  input_id=f"{f.relpath}:{line_no}", line_no=line_no)
+                    continue
+                if not raw.strip():
+                    continue
+                yield _jsonl_record(f, raw, line_no, seen_ids)
+    except OSError as exc:
+        yield _reject(f, RejectReason.UNREADABLE, f"read failed after line {line_no}: {exc}",
+                      input_id=f"{f.relpath}:{line_no}", line_no=line_no)
+
+
+def _jsonl_record(f: InputFile, raw: bytes, line_no: int, seen_ids: set[str]) -> RawDocument | Reject:
+    fallback_id = f"{f.relpath}:{line_no}"
+    try:
+        record = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return _reject(f, RejectReason.MALFORMED_RECORD, f"line {line_no} is not valid JSON: {exc}",
+                       input_id=fallback_id, line_no=line_no, n_bytes=len(raw))
+    if not isinstance(record, dict):
+        return _reject(f, RejectReason.MALFORMED_RECORD, f"line {line_no} is JSON but not an object",
+                       input_id=fallback_id, line_no=line_no, n_bytes=len(raw))
+    record_id = record.get("id")
+    input_id = str(record_id) if record_id not in (None, "") else fallback_id
+    url = record.get("url") if isinstance(record.get("url"), str) else None
+    declared = record.get("source")
+    source = declared if isinstance(declared, str) and declared.strip() else host_of(url) or f.source
+    if input_id in seen_ids:
+        return _reject(f, RejectReason.DUPLICATE_ID, f"record id {input_id!r} already appeared earlier in this file",
+                       input_id=input_id, line_no=line_no, source=source, n_bytes=len(raw))
+    seen_ids.add(input_id)
+    text, html = record.get("text"), record.get("html")
+    body = text if isinstance(text, str) and text.strip() else html if isinstance(html, str) else None
+    if body is None or not body.strip():
+        return _reject(f, RejectReason.MISSING_TEXT, "record has no non-empty `text` or `html` field",
+                       input_id=input_id, line_no=line_no, source=source, n_bytes=len(raw))
+    title = record.get("title") if isinstance(record.get("title"), str) else None
+    return _text_or_html_document(
+        f, body, is_html=body is html, input_id=input_id, source=source, n_bytes=len(raw), encoding="utf-8",
+        url=url, title=title, fetched_at=_parse_datetime(record.get("fetched_at")), line_no=line_no,
+        published=_parse_date(record.get("published")),
+    )

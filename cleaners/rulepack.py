@@ -1,0 +1,258 @@
+"""Junk-line rule packs: TOML data files, validated once into immutable, compiled rules.
+
+A pack is a versioned TOML file of rules grouped by concept (see ``cleaners/rules/README.md``).
+The generic pack applies to every source; a site pack lists the sources (hosts) it applies to.
+Loading validates everything up front: unknown keys, duplicate ids, empty patterns, bad regexes
+and missing examples are errors that name the file and the rule, so a broken pack never reaches a run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+DEFAULT_RULES_DIR = Path(__file__).parent / "rules"
+METADATA_COLUMNS = frozenset({"region", "author"})
+_WHITESPACE = re.compile(r"\s+")
+
+
+class RulePackError(ValueError):
+    """A rule pack that cannot be loaded; the message names the file, the rule and the fix."""
+
+
+class Match(StrEnum):
+    LINE = "line"      # the pattern must cover the whole (stripped) line
+    PREFIX = "prefix"  # the line must start with the pattern
+    SUFFIX = "suffix"  # the line must end with the pattern
+
+
+class Zone(StrEnum):
+    ANY = "any"        # anywhere in the document
+    TOP = "top"        # among the first `zone_lines` non-blank lines
+    BOTTOM = "bottom"  # among the last `zone_lines` non-blank lines
+    EDGES = "edges"    # top or bottom zone
+
+
+class Action(StrEnum):
+    DROP = "drop"          # remove the line
+    METADATA = "metadata"  # remove the line, keep its `value` group in a metadata column
+    CUT_REST = "cut_rest"  # remove the line and every line after it (comment sections)
+
+
+def canonical_line(line: str) -> str:
+    """Case-folded, whitespace-collapsed form used for literal comparisons and line counting."""
+    return _WHITESPACE.sub(" ", line).strip().casefold()
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    pack: str
+    concept: str
+    why: str
+    pattern: re.Pattern[str]
+    match: Match
+    zone: Zone
+    zone_lines: int
+    max_chars: int
+    action: Action
+    metadata_column: str | None
+    examples_drop: tuple[str, ...]
+    examples_keep: tuple[str, ...]
+
+    def matches(self, line: str) -> re.Match[str] | None:
+        """Whether the stripped ``line`` matches this rule's pattern and length limit (zone aside)."""
+        line = line.strip()
+        if len(line) > self.max_chars:
+            return None
+        if self.match is Match.LINE:
+            return self.pattern.fullmatch(line)
+        if self.match is Match.PREFIX:
+            return self.pattern.match(line)
+        for found in self.pattern.finditer(line):  # SUFFIX: a match that ends the line
+            if found.end() == len(line):
+                return found
+        return None
+
+    def in_zone(self, rank_from_top: int, rank_from_bottom: int) -> bool:
+        """Whether a line at these 0-based non-blank ranks may be matched by this rule."""
+        top = rank_from_top < self.zone_lines
+        bottom = rank_from_bottom < self.zone_lines
+        return {
+            Zone.ANY: True,
+            Zone.TOP: top,
+            Zone.BOTTOM: bottom,
+            Zone.EDGES: top or bottom,
+        }[self.zone]
+
+
+@dataclass(frozen=True, slots=True)
+class RulePack:
+    name: str
+    version: str
+    sites: tuple[str, ...]  # empty: applies to every source
+    path: str
+    rules: tuple[Rule, ...]
+
+    def applies_to(self, source: str) -> bool:
+        if not self.sites:
+            return True
+        source = source.lower()
+        return any(source == site or source.endswith("." + site) for site in self.sites)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    """All loaded packs. Site packs come first so their rules win over generic ones."""
+
+    packs: tuple[RulePack, ...]
+    version: str  # ``name@version`` of every pack plus a digest of their content; in every output row
+
+    def rules_for(self, source: str) -> tuple[Rule, ...]:
+        return tuple(rule for pack in self.packs if pack.applies_to(source) for rule in pack.rules)
+
+    def all_rules(self) -> tuple[Rule, ...]:
+        return tuple(rule for pack in self.packs for rule in pack.rules)
+
+
+_PACK_KEYS = {"name", "version", "description", "sites"}
+_DEFAULT_KEYS = {"zone_lines", "max_chars"}
+_RULE_KEYS = {
+    "id", "concept", "why", "literal", "regex", "match", "zone", "zone_lines", "max_chars",
+    "action", "metadata_column", "case_sensitive", "examples",
+}
+
+
+def _fail(path: Path, what: str) -> RulePackError:
+    return RulePackError(f"{path}: {what}")
+
+
+def _compile(path: Path, rule_id: str, spec: dict, case_sensitive: bool) -> re.Pattern[str]:
+    literal, regex = spec.get("literal"), spec.get("regex")
+    if (literal is None) == (regex is None):
+        raise _fail(path, f"rule {rule_id!r}: give exactly one of `literal` or `regex`")
+    source = literal if literal is not None else regex
+    if not isinstance(source, str) or not source.strip():
+        raise _fail(path, f"rule {rule_id!r}: the pattern is empty; an empty pattern would match every line")
+    if literal is not None:
+        # Literals match with any run of whitespace where the literal has one.
+        source = r"\s+".join(re.escape(part) for part in literal.split())
+    flags = 0 if case_sensitive else re.IGNORECASE
+    try:
+        return re.compile(source, flags)
+    except re.error as exc:
+        raise _fail(path, f"rule {rule_id!r}: invalid regex {regex!r}: {exc}") from exc
+
+
+def _enum(path: Path, rule_id: str, kind: type[StrEnum], value: str, key: str) -> StrEnum:
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in kind)  # type: ignore[attr-defined]
+        raise _fail(path, f"rule {rule_id!r}: {key} = {value!r} is not one of: {allowed}") from None
+
+
+def _parse_rule(path: Path, pack_name: str, spec: dict, defaults: dict) -> Rule:
+    rule_id = spec.get("id")
+    if not isinstance(rule_id, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_.\-]*", rule_id):
+        raise _fail(path, f"rule id {rule_id!r} must be lowercase letters, digits, '.', '-' or '_'")
+    unknown = set(spec) - _RULE_KEYS
+    if unknown:
+        raise _fail(path, f"rule {rule_id!r}: unknown keys {sorted(unknown)}; allowed: {sorted(_RULE_KEYS)}")
+    for key in ("concept", "why"):
+        if not isinstance(spec.get(key), str) or not spec[key].strip():
+            raise _fail(path, f"rule {rule_id!r}: `{key}` is required: say what the rule removes and why")
+    action = _enum(path, rule_id, Action, spec.get("action", "drop"), "action")
+    pattern = _compile(path, rule_id, spec, bool(spec.get("case_sensitive", False)))
+    metadata_column = spec.get("metadata_column")
+    if action is Action.METADATA:
+        if metadata_column not in METADATA_COLUMNS:
+            raise _fail(path, f"rule {rule_id!r}: metadata_column must be one of {sorted(METADATA_COLUMNS)}")
+        if "value" not in pattern.groupindex:
+            raise _fail(path, f"rule {rule_id!r}: a metadata rule needs a regex with a (?P<value>...) group")
+    elif metadata_column is not None:
+        raise _fail(path, f"rule {rule_id!r}: metadata_column is only for action = \"metadata\"")
+    examples = spec.get("examples") or {}
+    drop, keep = tuple(examples.get("drop", ())), tuple(examples.get("keep", ()))
+    if not drop or not keep:
+        raise _fail(path, f"rule {rule_id!r}: add examples.drop and examples.keep (at least one each)")
+    return Rule(
+        id=rule_id,
+        pack=pack_name,
+        concept=spec["concept"],
+        why=" ".join(spec["why"].split()),
+        pattern=pattern,
+        match=_enum(path, rule_id, Match, spec.get("match", "line"), "match"),  # type: ignore[arg-type]
+        zone=_enum(path, rule_id, Zone, spec.get("zone", "any"), "zone"),  # type: ignore[arg-type]
+        zone_lines=int(spec.get("zone_lines", defaults.get("zone_lines", 6))),
+        max_chars=int(spec.get("max_chars", defaults.get("max_chars", 200))),
+        action=action,  # type: ignore[arg-type]
+        metadata_column=metadata_column,
+        examples_drop=drop,
+        examples_keep=keep,
+    )
+
+
+def load_pack(path: Path) -> RulePack:
+    """Load and validate one TOML rule pack."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise _fail(path, f"cannot read rule pack: {exc}") from exc
+    meta = data.get("pack")
+    if not isinstance(meta, dict) or not meta.get("name") or not meta.get("version"):
+        raise _fail(path, "missing [pack] table with `name` and `version`")
+    if set(meta) - _PACK_KEYS:
+        raise _fail(path, f"[pack]: unknown keys {sorted(set(meta) - _PACK_KEYS)}")
+    defaults = data.get("defaults", {})
+    if set(defaults) - _DEFAULT_KEYS:
+        raise _fail(path, f"[defaults]: unknown keys {sorted(set(defaults) - _DEFAULT_KEYS)}")
+    if set(data) - {"pack", "defaults", "rules"}:
+        raise _fail(path, f"unknown top-level tables {sorted(set(data) - {'pack', 'defaults', 'rules'})}")
+    rules = tuple(_parse_rule(path, meta["name"], spec, defaults) for spec in data.get("rules", []))
+    return RulePack(
+        name=str(meta["name"]),
+        version=str(meta["version"]),
+        sites=tuple(s.lower().removeprefix("www.") for s in meta.get("sites", [])),
+        path=str(path),
+        rules=rules,
+    )
+
+
+def load_rules(paths: Iterable[Path | str] | None = None) -> RuleSet:
+    """Load rule packs (default: every pack shipped in ``cleaners/rules``); site packs first.
+
+    ``paths`` may name pack files or folders of packs (searched recursively for ``*.toml``).
+    """
+    files: list[Path] = []
+    for entry in [DEFAULT_RULES_DIR] if paths is None else [Path(p) for p in paths]:
+        if entry.is_dir():
+            files.extend(sorted(entry.rglob("*.toml")))
+        elif entry.is_file():
+            files.append(entry)
+        else:
+            raise RulePackError(f"{entry}: no such rule pack file or folder")
+    packs = [load_pack(f) for f in files]
+    packs.sort(key=lambda p: (not p.sites, p.name))  # site packs win: they are checked first
+    _check_unique(packs)
+    digest = hashlib.sha256()
+    for pack in packs:
+        digest.update(Path(pack.path).read_bytes())
+    names = ",".join(f"{p.name}@{p.version}" for p in packs)
+    return RuleSet(packs=tuple(packs), version=f"{names}#{digest.hexdigest()[:12]}")
+
+
+def _check_unique(packs: Sequence[RulePack]) -> None:
+    seen: dict[str, str] = {}
+    for pack in packs:
+        if pack.name in {p.name for p in packs if p is not pack}:
+            raise RulePackError(f"{pack.path}: pack name {pack.name!r} is used by another pack too")
+        for rule in pack.rules:
+            if rule.id in seen:
+                raise RulePackError(f"{pack.path}: rule id {rule.id!r} is already defined in {seen[rule.id]}")
+            seen[rule.id] = pack.path

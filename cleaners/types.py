@@ -1,0 +1,76 @@
+"""Plain data types shared by the readers, the cleaners and the writers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+
+
+class RejectReason(StrEnum):
+    """Why an input could not become an article. Stored verbatim in ``rejects.reason_code``."""
+
+    UNDECODABLE = "undecodable"          # bytes that no detected encoding decodes to text
+    BINARY = "binary"                    # looks like an image, archive or other binary data
+    EMPTY = "empty"                      # no text at all (0 bytes, whitespace only)
+    NOTHING_LEFT = "nothing_left"        # every line was boilerplate
+    MALFORMED_RECORD = "malformed_record"  # a JSONL line that is not a JSON object
+    MISSING_TEXT = "missing_text"        # a JSONL record with neither `text` nor `html`
+    DUPLICATE_ID = "duplicate_id"        # a JSONL record id seen earlier in the same file
+    TOO_LARGE = "too_large"              # over the configured per-document size limit
+    UNREADABLE = "unreadable"            # the file could not be opened or read
+    EXTRACTION_FAILED = "extraction_failed"  # HTML from which no extractor got any text
+    UNSUPPORTED = "unsupported"          # a file type the readers do not know
+
+
+@dataclass(frozen=True, slots=True)
+class RawDocument:
+    """One input article before cleaning, with everything known about where it came from."""
+
+    input_id: str
+    source: str
+    input_file: str
+    text: str
+    n_bytes: int
+    encoding: str = "utf-8"
+    url: str | None = None
+    title: str | None = None
+    author: str | None = None
+    published: date | None = None
+    fetched_at: datetime | None = None
+    extractor: str = "none"   # "none" (plain text), "trafilatura" or "beautifulsoup4"
+    line_no: int | None = None  # the JSONL line the record came from
+
+
+@dataclass(frozen=True, slots=True)
+class RemovedLine:
+    """A line that left the text, and the rule that took it out."""
+
+    line_no: int  # 1-based, in the input text after newline normalization
+    text: str
+    rule: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """An input that could not become an article, with a reason a person can act on."""
+
+    input_id: str
+    source: str
+    input_file: str
+    reason_code: RejectReason
+    reason: str
+    line_no: int | None = None
+    n_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CleanResult:
+    """The outcome of cleaning one document: kept text, metadata found, and every removal."""
+
+    text: str
+    title: str | None
+    metadata: dict[str, str] = field(default_factory=dict)
+    removed: tuple[RemovedLine, ...] = ()
+    mojibake_fixed: bool = False

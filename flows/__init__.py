@@ -1,0 +1,1 @@
+"""Prefect flows over the ``cleaners`` library. Flows stay thin: plan, fan out shards, summarize."""

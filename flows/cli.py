@@ -1,0 +1,93 @@
+"""``boilerstrip``: run the clean-articles flow from a shell, on Prefect's embedded (ephemeral) default.
+
+No server to start: Prefect's home is ``.state/prefect`` in the working folder and telemetry is off,
+so nothing reaches beyond loopback. Set ``PREFECT_API_URL`` to run against a server instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
+
+
+@app.callback()
+def _root() -> None:
+    """Clean raw scraped articles into Parquet with explainable removals."""
+
+
+def _prefect_environment() -> None:
+    """Telemetry off and Prefect's state inside the project's ignored ``.state`` folder."""
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    home = Path(os.environ.get("BOILERSTRIP_STATE", ".state")).resolve() / "prefect"
+    os.environ.setdefault("PREFECT_HOME", str(home))
+    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", err=True, fg="red")
+    raise typer.Exit(2)
+
+
+@app.command()
+def run(
+    inputs: Annotated[list[str], typer.Argument(metavar="INPUT...", help="Files, folders (searched "
+                      "recursively) or glob patterns of .txt, .html/.htm and .jsonl/.jsonl.gz inputs.")],
+    output: Annotated[str, typer.Option("--output", "-o", help="Output folder: articles/ and rejects/ "
+                      "Parquet datasets are written under it.")],
+    rules: Annotated[list[str] | None, typer.Option("--rules", help="Rule-pack file or folder to use "
+                     "instead of the shipped packs (repeatable).")] = None,
+    shard_mb: Annotated[float, typer.Option(help="Input megabytes per task (a shard).", min=0.01)] = 8.0,
+    progress_bar: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bar "
+                            "(default: on when the output is a terminal, else periodic log lines).")] = None,
+) -> None:
+    """Clean raw scraped articles into Parquet (the clean-articles flow)."""
+    _prefect_environment()
+    from cleaners.readers import InputError, discover
+    from cleaners.rulepack import RulePackError, load_rules
+
+    try:
+        load_rules(rules)
+        files = discover(inputs)
+    except (InputError, RulePackError) as exc:
+        _fail(str(exc))
+    if not files:
+        _fail(f"no input files found in {', '.join(inputs)}")
+    use_bar = sys.stderr.isatty() if progress_bar is None else progress_bar
+    if use_bar:
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+
+    from flows import progress
+    from flows.clean import clean_articles
+
+    reporter: progress.Reporter | None = progress.RichReporter() if use_bar else None
+    try:
+        if reporter is not None:
+            with progress.reporting_to(reporter):
+                summary = clean_articles(input=inputs, output=output, rules=rules, shard_mb=shard_mb)
+        else:
+            summary = clean_articles(input=inputs, output=output, rules=rules, shard_mb=shard_mb)
+    except Exception as exc:  # the flow already logged the traceback; the shell gets one line
+        _fail(f"the run failed: {exc}")
+    out = Path(output)
+    typer.echo(
+        f"\n{summary['inputs']} inputs -> {summary['articles']} articles + {summary['rejects']} rejects\n"
+        f"articles: {out / 'articles'}\nrejects:  {out / 'rejects'}\n\nQuery with DuckDB:\n"
+        f"  duckdb -c \"SELECT source, title, region, len(text) AS chars FROM read_parquet('{out}/articles/**/*.parquet')\"\n"
+        f"  {sys.executable} -c \"import duckdb; duckdb.sql(\\\"SELECT source, title, region FROM read_parquet('{out}/articles/**/*.parquet')\\\").show()\""
+    )
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

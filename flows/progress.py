@@ -1,0 +1,98 @@
+"""Progress reporting for a running flow: a rich bar on a terminal, periodic log lines elsewhere.
+
+The flow reports each finished shard to the process's current reporter. The CLI installs a
+terminal bar; under a deployment the default reporter writes a log line at most every few seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+from collections.abc import Iterator
+from typing import Protocol
+
+
+class Reporter(Protocol):
+    def start(self, total_files: int, total_bytes: int) -> None: ...
+    def advance(self, docs: int, n_bytes: int) -> None: ...
+    def finish(self) -> None: ...
+
+
+class LogReporter:
+    """Periodic log lines: documents, MB, rate and time left."""
+
+    def __init__(self, logger: logging.Logger | logging.LoggerAdapter, every_seconds: float = 10.0) -> None:
+        self.logger = logger
+        self.every = every_seconds
+        self.total_bytes = 0
+        self.docs = 0
+        self.done_bytes = 0
+        self.started = self.last = time.monotonic()
+
+    def start(self, total_files: int, total_bytes: int) -> None:
+        self.total_bytes = total_bytes
+        self.started = self.last = time.monotonic()
+        self.logger.info("cleaning %d files, %.1f MB", total_files, total_bytes / 1e6)
+
+    def advance(self, docs: int, n_bytes: int) -> None:
+        self.docs += docs
+        self.done_bytes += n_bytes
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            self.logger.info("progress: %s", self.line())
+
+    def line(self) -> str:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        rate = self.done_bytes / elapsed
+        left = (self.total_bytes - self.done_bytes) / rate if rate > 0 else float("nan")
+        return (f"{self.docs} docs, {self.done_bytes / 1e6:.1f}/{self.total_bytes / 1e6:.1f} MB, "
+                f"{self.docs / elapsed:.0f} docs/s, {rate / 1e6:.2f} MB/s, ~{left:.0f} s left")
+
+    def finish(self) -> None:
+        self.logger.info("done: %s", self.line())
+
+
+class RichReporter:
+    """A terminal progress bar (rich): documents, MB, rate and time left."""
+
+    def __init__(self) -> None:
+        from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
+                                   TransferSpeedColumn)
+
+        self.progress = Progress(
+            TextColumn("[bold]cleaning"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+            TextColumn("{task.fields[docs]} docs"), TimeRemainingColumn(), transient=False,
+        )
+        self.task_id = None
+
+    def start(self, total_files: int, total_bytes: int) -> None:
+        self.progress.start()
+        self.task_id = self.progress.add_task("clean", total=total_bytes, docs=0)
+
+    def advance(self, docs: int, n_bytes: int) -> None:
+        if self.task_id is not None:
+            current = self.progress.tasks[0].fields["docs"]
+            self.progress.update(self.task_id, advance=n_bytes, docs=current + docs)
+
+    def finish(self) -> None:
+        self.progress.stop()
+
+
+_current: Reporter | None = None
+
+
+def current(default: Reporter) -> Reporter:
+    return _current or default
+
+
+@contextmanager
+def reporting_to(reporter: Reporter) -> Iterator[None]:
+    """Route the progress of flows run in this process to ``reporter`` (the CLI's terminal bar)."""
+    global _current
+    previous, _current = _current, reporter
+    try:
+        yield
+    finally:
+        _current = previous

@@ -1,0 +1,38 @@
+"""Character and layout normalization."""
+
+from __future__ import annotations
+
+from cleaners.normalize import fix_mojibake, normalize_characters, normalize_layout
+
+
+def test_newlines_become_lf() -> None:
+    text, _ = normalize_characters("a\r\nb\rc\u2028d")
+    assert text == "a\nb\nc\nd"
+
+
+def test_odd_spaces_invisible_and_control_characters() -> None:
+    text, _ = normalize_characters("a\u00a0b\u2009c\u200bd\u00ade\x00f\x07g\tg")
+    assert text == "a b cdefg g"
+
+
+def test_nfc() -> None:
+    text, _ = normalize_characters("Cafe\u0301")
+    assert text == "Café"
+
+
+def test_mojibake_is_repaired_and_quotes_are_kept() -> None:
+    broken = "The president\u00e2\u20ac\u2122s \u00e2\u20ac\u0153policy\u00e2\u20ac\u009d"
+    text, fixed = normalize_characters(broken)
+    assert fixed
+    assert text == "The president’s “policy”"
+
+
+def test_clean_text_does_not_go_through_ftfy() -> None:
+    text = "Typographic “quotes” and ‘apostrophes’ – and dashes — stay as they are."
+    assert fix_mojibake(text) == (text, False)
+    assert normalize_characters(text) == (text, False)
+
+
+def test_layout() -> None:
+    assert normalize_layout("\n\n  \na  \n\n\n\nb\n \nc\n\n") == "a\n\nb\n\nc"
+    assert normalize_layout("a\nb") == "a\nb"

@@ -1,0 +1,123 @@
+"""Input discovery, decoding and the readers: every input becomes a document or a reject."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from cleaners.decode import decode_bytes
+from cleaners.readers import InputError, discover, read_file
+from cleaners.types import RawDocument, Reject, RejectReason
+
+ARTICLE = "A headline\n\nThe body of the article is here, long enough to be an article paragraph."
+
+
+def _read_all(paths: list[str]) -> list[RawDocument | Reject]:
+    return [item for f in discover(paths) for item in read_file(f)]
+
+
+def test_folder_sources_and_input_ids(tmp_path: Path) -> None:
+    (tmp_path / "example.com" / "2024").mkdir(parents=True)
+    (tmp_path / "example.com" / "2024" / "a.txt").write_text(ARTICLE)
+    (tmp_path / "root.txt").write_text(ARTICLE)
+    files = {f.relpath: f for f in discover([str(tmp_path)])}
+    assert files["example.com/2024/a.txt"].source == "example.com/2024"
+    assert files["root.txt"].source == "unknown"
+
+
+def test_several_inputs_and_globs(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "x.txt").write_text(ARTICLE)
+    (tmp_path / "b" / "y.txt").write_text(ARTICLE)
+    (tmp_path / "b" / "z.txt").write_text(ARTICLE)
+    files = discover([str(tmp_path / "a"), str(tmp_path / "b" / "*.txt"), str(tmp_path / "a" / "x.txt")])
+    assert sorted(f.relpath for f in files) == ["x.txt", "y.txt", "z.txt"]  # x.txt once
+
+
+def test_missing_input_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such file or folder"):
+        discover([str(tmp_path / "nope")])
+    with pytest.raises(InputError, match="matches no file"):
+        discover([str(tmp_path / "*.txt")])
+
+
+def test_jsonl_records_sources_and_bad_lines(tmp_path: Path) -> None:
+    path = tmp_path / "batch.jsonl"
+    lines = [
+        json.dumps({"id": "r1", "text": ARTICLE, "url": "https://www.example.com/a", "title": "A headline"}),
+        "{not json",
+        json.dumps({"id": "r2", "text": ARTICLE, "source": "wire"}),
+        json.dumps({"id": "r3"}),
+        "",
+        json.dumps({"id": "r1", "text": ARTICLE}),
+        json.dumps(["a list"]),
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    items = _read_all([str(path)])
+    docs = [i for i in items if isinstance(i, RawDocument)]
+    rejects = {i.line_no: i.reason_code for i in items if isinstance(i, Reject)}
+    assert [(d.input_id, d.source, d.line_no) for d in docs] == [("r1", "example.com", 1), ("r2", "wire", 3)]
+    assert docs[0].title == "A headline"
+    assert rejects == {2: RejectReason.MALFORMED_RECORD, 4: RejectReason.MISSING_TEXT,
+                       6: RejectReason.DUPLICATE_ID, 7: RejectReason.MALFORMED_RECORD}
+
+
+def test_gzipped_jsonl(tmp_path: Path) -> None:
+    path = tmp_path / "batch.jsonl.gz"
+    with gzip.open(path, "wt") as handle:
+        handle.write(json.dumps({"id": "g1", "text": ARTICLE}) + "\n")
+    [doc] = _read_all([str(path)])
+    assert isinstance(doc, RawDocument) and doc.input_id == "g1"
+
+
+def test_html_file_is_extracted_with_metadata(tmp_path: Path) -> None:
+    body = "<p>" + "The council approved the new budget after a long debate on Tuesday. " * 8 + "</p>"
+    html = (f"<html><head><title>Budget approved</title><meta name='author' content='Ana Ruiz'></head>"
+            f"<body><nav>Home | News</nav><article><h1>Budget approved</h1>{body}</article></body></html>")
+    (tmp_path / "page.html").write_text(html)
+    [doc] = _read_all([str(tmp_path / "page.html")])
+    assert isinstance(doc, RawDocument)
+    assert doc.extractor == "trafilatura"
+    assert doc.title == "Budget approved" and doc.author == "Ana Ruiz"
+    assert "approved the new budget" in doc.text
+
+
+def test_html_fallback_to_beautifulsoup(tmp_path: Path) -> None:
+    (tmp_path / "tiny.html").write_text("<html><body><div>Short note.</div></body></html>")
+    [doc] = _read_all([str(tmp_path / "tiny.html")])
+    assert isinstance(doc, RawDocument)
+    assert doc.extractor in {"trafilatura", "beautifulsoup4"}
+    assert "Short note." in doc.text
+
+
+def test_empty_and_binary_files_are_rejects(tmp_path: Path) -> None:
+    (tmp_path / "empty.txt").write_bytes(b"")
+    (tmp_path / "blank.txt").write_bytes(b"  \n\t\n")
+    (tmp_path / "image.txt").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    (tmp_path / "notes.docx").write_bytes(b"whatever")
+    reasons = {Path(i.input_file).name: i.reason_code for i in _read_all([str(tmp_path)]) if isinstance(i, Reject)}
+    assert reasons == {"empty.txt": RejectReason.EMPTY, "blank.txt": RejectReason.EMPTY,
+                       "image.txt": RejectReason.BINARY, "notes.docx": RejectReason.UNSUPPORTED}
+
+
+@pytest.mark.parametrize(
+    ("data", "encoding"),
+    [
+        ("Crème brûlée à la carte, déjà vu.".encode(), "utf-8"),
+        ("Crème brûlée à la carte, déjà vu, naïve café.".encode("cp1252"), None),
+        ("Grüße aus Köln".encode("utf-16"), "utf-16"),
+        ("Plain text in UTF-16 without a byte-order mark.".encode("utf-16-le"), "utf-16-le"),
+    ],
+)
+def test_decoding(data: bytes, encoding: str | None) -> None:
+    decoded = decode_bytes(data)
+    assert decoded.text is not None and decoded.failure is None
+    assert "brûlée" in decoded.text or "Köln" in decoded.text or "without a byte-order" in decoded.text
+    if encoding:
+        assert decoded.encoding == encoding
+    else:
+        assert decoded.encoding not in (None, "utf-8")

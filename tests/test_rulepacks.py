@@ -1,0 +1,92 @@
+"""Every rule's own examples, and the loader's refusal of broken packs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cleaners import clean_document, load_rules
+from cleaners.rulepack import RulePackError
+
+ALL_RULES = load_rules().all_rules()
+
+
+@pytest.mark.parametrize("rule", ALL_RULES, ids=[r.id for r in ALL_RULES])
+def test_rule_drops_its_drop_examples(rule) -> None:
+    for example in rule.examples_drop:
+        assert rule.matches(example), f"{rule.id} should match {example!r}"
+
+
+@pytest.mark.parametrize("rule", ALL_RULES, ids=[r.id for r in ALL_RULES])
+def test_rule_keeps_its_keep_examples(rule) -> None:
+    for example in rule.examples_keep:
+        assert not rule.matches(example), f"{rule.id} should not match {example!r}"
+
+
+@pytest.mark.parametrize("rule", ALL_RULES, ids=[r.id for r in ALL_RULES])
+def test_drop_examples_leave_the_document_in_context(rule, rules) -> None:
+    """In a document, the example goes where its zone allows and the article paragraph stays."""
+    source = rule.pack.removeprefix("site-") if rule.pack.startswith("site-") else "example.org"
+    article = "This paragraph is the article itself, and it is long enough to be kept by every rule we have."
+    for example in rule.examples_drop:
+        text = f"{article}\n\n{example}" if rule.zone.value == "bottom" else f"{example}\n\n{article}"
+        result = clean_document(text, rules, source=source)
+        assert article in result.text
+        assert example.strip() not in result.text.split("\n")
+        assert any(r.text == example.strip() for r in result.removed)
+
+
+def test_versions_are_in_the_ruleset_version(rules) -> None:
+    assert "generic@" in rules.version and "site-420intel.com@" in rules.version
+
+
+def test_site_pack_applies_only_to_its_site(rules) -> None:
+    assert any(r.id == "420intel.region-tag" for r in rules.rules_for("420intel.com"))
+    assert any(r.id == "420intel.region-tag" for r in rules.rules_for("news.420intel.com"))
+    assert not any(r.pack.startswith("site-") for r in rules.rules_for("example.org"))
+
+
+def _pack(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "pack.toml"
+    path.write_text('[pack]\nname = "t"\nversion = "1"\n' + body, encoding="utf-8")
+    return path
+
+
+RULE = '''
+[[rules]]
+id = "x.y"
+concept = "c"
+why = "because"
+{pattern}
+examples.drop = ["Drop me"]
+examples.keep = ["Keep me"]
+'''
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (RULE.format(pattern='literal = ""'), "empty"),
+        (RULE.format(pattern='regex = "(unclosed"'), "invalid regex"),
+        (RULE.format(pattern='literal = "a"\nregex = "b"'), "exactly one"),
+        (RULE.format(pattern='literal = "a"\nzone = "middle"'), "zone"),
+        (RULE.format(pattern='literal = "a"\ncolour = "red"'), "unknown keys"),
+        (RULE.format(pattern='literal = "a"').replace('examples.keep = ["Keep me"]', ""), "examples"),
+        (RULE.format(pattern='literal = "a"') + RULE.format(pattern='literal = "b"'), "already defined"),
+        (RULE.format(pattern='regex = "a"\naction = "metadata"\nmetadata_column = "region"'), "value"),
+    ],
+)
+def test_broken_packs_are_refused_with_the_file_named(tmp_path: Path, body: str, message: str) -> None:
+    path = _pack(tmp_path, body)
+    with pytest.raises(RulePackError, match=message) as info:
+        load_rules([path])
+    assert str(path) in str(info.value)
+
+
+def test_literal_patterns_are_escaped(tmp_path: Path) -> None:
+    path = _pack(tmp_path, RULE.format(pattern='literal = "Read more..."').replace("Drop me", "Read more...")
+                 .replace("Keep me", "Read more!!!"))
+    rule = load_rules([path]).all_rules()[0]
+    assert rule.matches("Read more...")
+    assert not rule.matches("Read more!!!")

@@ -1,0 +1,44 @@
+"""The Parquet schemas are a contract with analysts: changing them must be deliberate."""
+
+from __future__ import annotations
+
+from cleaners.schema import ARTICLES_SCHEMA, REJECTS_SCHEMA, SCHEMA_VERSION
+from tests.conftest import ROOT
+
+ARTICLES = [
+    ("doc_id", "string", False), ("input_id", "string", False), ("source", "string", False),
+    ("input_file", "string", False), ("url", "string", True), ("title", "string", True),
+    ("author", "string", True), ("published", "date32[day]", True), ("region", "string", True),
+    ("text", "string", False),
+    ("removed", "list<item: struct<line_no: int32 not null, text: string not null, rule: string not null, "
+                "reason: string not null>>", False),
+    ("n_chars_raw", "int64", False), ("n_chars_clean", "int64", False), ("content_sha256", "string", False),
+    ("encoding", "string", False), ("extractor", "string", False), ("mojibake_fixed", "bool", False),
+    ("fetched_at", "timestamp[us, tz=UTC]", True), ("ingested_at", "timestamp[us, tz=UTC]", False),
+    ("pipeline_version", "string", False), ("rules_version", "string", False),
+]
+REJECTS = [
+    ("input_id", "string", False), ("source", "string", False), ("input_file", "string", False),
+    ("line_no", "int64", True), ("reason_code", "string", False), ("reason", "string", False),
+    ("n_bytes", "int64", False), ("ingested_at", "timestamp[us, tz=UTC]", False),
+    ("pipeline_version", "string", False), ("rules_version", "string", False),
+]
+
+
+def _shape(schema) -> list[tuple[str, str, bool]]:
+    return [(f.name, str(f.type), f.nullable) for f in schema]
+
+
+def test_articles_schema_is_pinned() -> None:
+    assert SCHEMA_VERSION == "1", "bump the pinned columns below together with SCHEMA_VERSION"
+    assert _shape(ARTICLES_SCHEMA) == ARTICLES
+
+
+def test_rejects_schema_is_pinned() -> None:
+    assert _shape(REJECTS_SCHEMA) == REJECTS
+
+
+def test_every_column_is_in_the_data_dictionary() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for name, _, _ in ARTICLES + REJECTS:
+        assert f"`{name}`" in readme, f"column {name} is not documented in the README data dictionary"
