@@ -6,9 +6,8 @@ directly. The public entry points are re-exported here.
 
 from cleaners.document import CleanConfig, clean_document
 from cleaners.rulepack import RuleSet, load_rules
-from cleaners.types import CleanResult, RawDocument, Reject, RemovedLine
-
 from cleaners.shard import PIPELINE_VERSION
+from cleaners.types import CleanResult, RawDocument, Reject, RemovedLine
 
 __all__ = [
     "PIPELINE_VERSION",

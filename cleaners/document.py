@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from cleaners.normalize import normalize_characters, normalize_layout
-from cleaners.rulepack import Action, Rule, RuleSet, canonical_line
+from cleaners.rulepack import Action, Rule, RuleProgram, RuleSet, canonical_line
 from cleaners.types import CleanResult, RemovedLine
 
 
@@ -76,7 +76,8 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig) -> str
         ]
         if _looks_like_title(doc.lines[first].strip(), config) and (repeats or prefixed):
             if prefixed:
-                doc.remove(first, "structure.page-title", "page <title> with the site name; the headline below is kept as title")
+                doc.remove(first, "structure.page-title",
+                           "page <title> with the site name; the headline below is kept as title")
                 title = doc.lines[prefixed[0]].strip()
             else:
                 title = doc.lines[first].strip()
@@ -96,20 +97,20 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig) -> str
     return title
 
 
-def apply_rules(doc: _Lines, rules: tuple[Rule, ...]) -> dict[str, str]:
+def apply_rules(doc: _Lines, program: RuleProgram) -> dict[str, str]:
     """Drop the lines that rule-pack rules match; return metadata values the rules extracted."""
     metadata: dict[str, str] = {}
-    if not rules:
+    if program.screen is None:
         return metadata
-    longest = max(rule.max_chars for rule in rules)
     ranks = doc.nonblank()
     n = len(ranks)
     cut_from: tuple[int, Rule] | None = None
     for rank, i in enumerate(ranks):
         line = doc.lines[i].strip()
-        if len(line) > longest:  # most prose lines: no rule can match, skip them cheaply
+        # Most prose lines are longer than any rule allows; the rest are screened in one regex call.
+        if len(line) > program.longest or not program.screen.fullmatch(line):
             continue
-        for rule in rules:
+        for rule in program.rules:
             if not rule.in_zone(rank, n - 1 - rank):
                 continue
             found = rule.matches(line)
@@ -148,7 +149,7 @@ def clean_document(
     normalized, mojibake_fixed = normalize_characters(text)
     doc = _Lines(lines=normalized.split("\n"), removed={})
     title = take_title(doc, known_title, config)
-    metadata = apply_rules(doc, rules.rules_for(source))
+    metadata = apply_rules(doc, rules.program_for(source))
     kept = "\n".join(line for i, line in enumerate(doc.lines) if i not in doc.removed)
     return CleanResult(
         text=normalize_layout(kept),

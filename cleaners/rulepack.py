@@ -12,9 +12,12 @@ import hashlib
 import re
 import tomllib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
+
+import re2
 
 DEFAULT_RULES_DIR = Path(__file__).parent / "rules"
 METADATA_COLUMNS = frozenset({"region", "author"})
@@ -55,7 +58,8 @@ class Rule:
     pack: str
     concept: str
     why: str
-    pattern: re.Pattern[str]
+    anchored: str  # the pattern as a full-line RE2 regex, with its match mode and case folding applied
+    pattern: Any   # ``anchored``, compiled with RE2: linear-time matching, so no pattern can hang a run
     match: Match
     zone: Zone
     zone_lines: int
@@ -65,30 +69,44 @@ class Rule:
     examples_drop: tuple[str, ...]
     examples_keep: tuple[str, ...]
 
-    def matches(self, line: str) -> re.Match[str] | None:
-        """Whether the stripped ``line`` matches this rule's pattern and length limit (zone aside)."""
+    def matches(self, line: str) -> Any:
+        """The match when the stripped ``line`` matches this rule and its length limit (zone aside)."""
         line = line.strip()
         if len(line) > self.max_chars:
             return None
-        if self.match is Match.LINE:
-            return self.pattern.fullmatch(line)
-        if self.match is Match.PREFIX:
-            return self.pattern.match(line)
-        for found in self.pattern.finditer(line):  # SUFFIX: a match that ends the line
-            if found.end() == len(line):
-                return found
-        return None
+        return self.pattern.fullmatch(line)
 
     def in_zone(self, rank_from_top: int, rank_from_bottom: int) -> bool:
         """Whether a line at these 0-based non-blank ranks may be matched by this rule."""
+        if self.zone is Zone.ANY:
+            return True
         top = rank_from_top < self.zone_lines
         bottom = rank_from_bottom < self.zone_lines
-        return {
-            Zone.ANY: True,
-            Zone.TOP: top,
-            Zone.BOTTOM: bottom,
-            Zone.EDGES: top or bottom,
-        }[self.zone]
+        if self.zone is Zone.TOP:
+            return top
+        if self.zone is Zone.BOTTOM:
+            return bottom
+        return top or bottom
+
+
+@dataclass(frozen=True, slots=True)
+class RuleProgram:
+    """The rules that apply to one source, with a combined regex that screens a line in one call.
+
+    Measured on the dev set: trying each rule on each short line was 60% of cleaning time; one
+    combined full-match per line, then the per-rule loop only on a hit, removes nearly all of it.
+    """
+
+    rules: tuple[Rule, ...]
+    screen: Any  # a compiled RE2 pattern, or None when no rule applies
+    longest: int
+
+    @classmethod
+    def of(cls, rules: tuple[Rule, ...]) -> RuleProgram:
+        if not rules:
+            return cls((), None, 0)
+        screen = re2.compile("|".join(f"(?:{rule.anchored})" for rule in rules))
+        return cls(rules, screen, max(rule.max_chars for rule in rules))
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +130,15 @@ class RuleSet:
 
     packs: tuple[RulePack, ...]
     version: str  # ``name@version`` of every pack plus a digest of their content; in every output row
+    _programs: dict[tuple[str, ...], RuleProgram] = field(default_factory=dict, compare=False, repr=False)
+
+    def program_for(self, source: str) -> RuleProgram:
+        """The compiled rules for ``source`` (memoized per set of applicable packs: pure, no I/O)."""
+        packs = tuple(pack.name for pack in self.packs if pack.applies_to(source))
+        program = self._programs.get(packs)
+        if program is None:
+            program = self._programs[packs] = RuleProgram.of(self.rules_for(source))
+        return program
 
     def rules_for(self, source: str) -> tuple[Rule, ...]:
         return tuple(rule for pack in self.packs if pack.applies_to(source) for rule in pack.rules)
@@ -132,7 +159,13 @@ def _fail(path: Path, what: str) -> RulePackError:
     return RulePackError(f"{path}: {what}")
 
 
-def _compile(path: Path, rule_id: str, spec: dict, case_sensitive: bool) -> re.Pattern[str]:
+def _compile(path: Path, rule_id: str, spec: dict, case_sensitive: bool, match: Match) -> tuple[str, Any]:
+    """The rule's full-line regex and its RE2 compilation.
+
+    RE2 matches in linear time, so a user-written pattern can never backtrack catastrophically
+    (a pipe-menu pattern with nested quantifiers once took 10 s on one line under Python's ``re``).
+    RE2 has no backreferences or lookaround; patterns using them are refused here.
+    """
     literal, regex = spec.get("literal"), spec.get("regex")
     if (literal is None) == (regex is None):
         raise _fail(path, f"rule {rule_id!r}: give exactly one of `literal` or `regex`")
@@ -142,11 +175,18 @@ def _compile(path: Path, rule_id: str, spec: dict, case_sensitive: bool) -> re.P
     if literal is not None:
         # Literals match with any run of whitespace where the literal has one.
         source = r"\s+".join(re.escape(part) for part in literal.split())
-    flags = 0 if case_sensitive else re.IGNORECASE
+    else:
+        try:
+            re.compile(source)  # Python's parser gives the clearer message for plain syntax errors
+        except re.error as exc:
+            raise _fail(path, f"rule {rule_id!r}: invalid regex {regex!r}: {exc}") from exc
+    body = f"(?s{'' if case_sensitive else 'i'}:{source})"
+    anchored = {Match.LINE: body, Match.PREFIX: f"{body}.*", Match.SUFFIX: f"(?s:.*){body}"}[match]
     try:
-        return re.compile(source, flags)
-    except re.error as exc:
-        raise _fail(path, f"rule {rule_id!r}: invalid regex {regex!r}: {exc}") from exc
+        return anchored, re2.compile(anchored)
+    except re2.error as exc:
+        raise _fail(path, f"rule {rule_id!r}: regex {regex!r} is not supported by the RE2 engine "
+                          f"(no backreferences or lookaround): {exc}") from exc
 
 
 def _enum(path: Path, rule_id: str, kind: type[StrEnum], value: str, key: str) -> StrEnum:
@@ -168,12 +208,13 @@ def _parse_rule(path: Path, pack_name: str, spec: dict, defaults: dict) -> Rule:
         if not isinstance(spec.get(key), str) or not spec[key].strip():
             raise _fail(path, f"rule {rule_id!r}: `{key}` is required: say what the rule removes and why")
     action = _enum(path, rule_id, Action, spec.get("action", "drop"), "action")
-    pattern = _compile(path, rule_id, spec, bool(spec.get("case_sensitive", False)))
+    match = _enum(path, rule_id, Match, spec.get("match", "line"), "match")
+    anchored, pattern = _compile(path, rule_id, spec, bool(spec.get("case_sensitive", False)), match)  # type: ignore[arg-type]
     metadata_column = spec.get("metadata_column")
     if action is Action.METADATA:
         if metadata_column not in METADATA_COLUMNS:
             raise _fail(path, f"rule {rule_id!r}: metadata_column must be one of {sorted(METADATA_COLUMNS)}")
-        if "value" not in pattern.groupindex:
+        if "value" not in (pattern.groupindex or {}):
             raise _fail(path, f"rule {rule_id!r}: a metadata rule needs a regex with a (?P<value>...) group")
     elif metadata_column is not None:
         raise _fail(path, f"rule {rule_id!r}: metadata_column is only for action = \"metadata\"")
@@ -186,8 +227,9 @@ def _parse_rule(path: Path, pack_name: str, spec: dict, defaults: dict) -> Rule:
         pack=pack_name,
         concept=spec["concept"],
         why=" ".join(spec["why"].split()),
+        anchored=anchored,
         pattern=pattern,
-        match=_enum(path, rule_id, Match, spec.get("match", "line"), "match"),  # type: ignore[arg-type]
+        match=match,  # type: ignore[arg-type]
         zone=_enum(path, rule_id, Zone, spec.get("zone", "any"), "zone"),  # type: ignore[arg-type]
         zone_lines=int(spec.get("zone_lines", defaults.get("zone_lines", 6))),
         max_chars=int(spec.get("max_chars", defaults.get("max_chars", 200))),

@@ -18,8 +18,7 @@ from pydantic import Field
 
 from cleaners.readers import InputFile, discover
 from cleaners.rulepack import load_rules
-from cleaners.shard import (DEFAULT_SHARD_BYTES, PIPELINE_VERSION, Shard, article_paths, plan_shards,
-                            process_shard)
+from cleaners.shard import DEFAULT_SHARD_BYTES, PIPELINE_VERSION, Shard, article_paths, plan_shards, process_shard
 from flows import progress
 
 

@@ -77,11 +77,12 @@ def run(
     except Exception as exc:  # the flow already logged the traceback; the shell gets one line
         _fail(f"the run failed: {exc}")
     out = Path(output)
+    query = f"SELECT source, title, region, len(text) AS chars FROM read_parquet('{out}/articles/**/*.parquet')"
     typer.echo(
         f"\n{summary['inputs']} inputs -> {summary['articles']} articles + {summary['rejects']} rejects\n"
         f"articles: {out / 'articles'}\nrejects:  {out / 'rejects'}\n\nQuery with DuckDB:\n"
-        f"  duckdb -c \"SELECT source, title, region, len(text) AS chars FROM read_parquet('{out}/articles/**/*.parquet')\"\n"
-        f"  {sys.executable} -c \"import duckdb; duckdb.sql(\\\"SELECT source, title, region FROM read_parquet('{out}/articles/**/*.parquet')\\\").show()\""
+        f"  duckdb -c \"{query}\"    # the duckdb CLI, if installed\n"
+        f"  {sys.executable} -c 'import duckdb; duckdb.sql(\"{query}\").show()'"
     )
 
 

@@ -90,3 +90,23 @@ def test_literal_patterns_are_escaped(tmp_path: Path) -> None:
     rule = load_rules([path]).all_rules()[0]
     assert rule.matches("Read more...")
     assert not rule.matches("Read more!!!")
+
+
+def test_catastrophic_backtracking_pattern_cannot_hang_a_run(tmp_path: Path) -> None:
+    """Patterns run on RE2 (linear time): a classic ReDoS pattern on a long line returns at once."""
+    import time
+
+    path = _pack(tmp_path, RULE.format(pattern="regex = '(a+)+b'\nmax_chars = 1000000")
+                 .replace("Drop me", "aab").replace("Keep me", "aaa"))
+    rules = load_rules([path])
+    line = "a" * 200_000 + "c"
+    started = time.perf_counter()
+    result = clean_document(f"A title line\n\n{line}\n\nThe article body is here.", rules, source="x")
+    assert time.perf_counter() - started < 5
+    assert line in result.text
+
+
+def test_lookaround_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+    path = _pack(tmp_path, RULE.format(pattern="regex = 'foo(?=bar)'"))
+    with pytest.raises(RulePackError, match="RE2"):
+        load_rules([path])
