@@ -20,11 +20,11 @@ run: $(STAMP)  ## clean the sample articles in data/raw into data/clean
 	$(BIN)/boilerstrip run data/raw --output data/clean
 
 test: $(STAMP)  ## lint and run the test suite
-	$(BIN)/ruff check cleaners flows tests bench scripts
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check cleaners flows tests bench scripts
+	$(BIN)/ruff check .
 
 quality: $(STAMP)  ## cleaning quality on the labelled dev set (needs ../shared/eval or EVAL_DIR)
 	$(BIN)/python bench/quality.py
