@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from cleaners.boilerplate import LineStats
 from cleaners.normalize import normalize_characters, normalize_layout
 from cleaners.rulepack import Action, Rule, RuleProgram, RuleSet, canonical_line
 from cleaners.types import CleanResult, RemovedLine
@@ -22,6 +23,13 @@ class CleanConfig:
     title_zone_lines: int = 4     # how many leading non-blank lines may hold the title or its repeats
     title_max_chars: int = 300    # a longer first line is a paragraph, not a title
     title_max_words: int = 30
+    # Learned per-source boilerplate: a line on at least `boilerplate_share` of a source's documents is
+    # template, once the source has `min_source_docs` documents (fewer: the other rules only).
+    min_source_docs: int = 5
+    boilerplate_share: float = 0.5
+    # Safety valve: when learned steps would leave less than this share of the words, they are undone
+    # and the row is flagged `low_confidence`; rule-pack removals (explicit) stay.
+    min_kept_share: float = 0.10
 
 
 # A page <title> is often "Headline - Site Name"; these separate the headline from the site name.
@@ -136,6 +144,25 @@ def apply_rules(doc: _Lines, program: RuleProgram) -> dict[str, str]:
     return metadata
 
 
+LEARNED_RULE = "learned.source-boilerplate"
+
+
+def remove_source_boilerplate(doc: _Lines, source: str, stats: LineStats, config: CleanConfig) -> None:
+    """Drop lines that recur on a large share of this source's documents (its page template)."""
+    total = stats.source_docs.get(source, 0)
+    if total < config.min_source_docs:
+        return
+    for i in doc.nonblank():
+        evidence = stats.evidence(source, doc.lines[i])
+        if evidence is not None and evidence.n_docs >= 2 and evidence.share >= config.boilerplate_share:
+            doc.remove(i, LEARNED_RULE, f"on {evidence.share:.0%} of {evidence.source_docs} documents of "
+                                        f"source {source!r}: part of its page template")
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
 def clean_document(
     text: str,
     rules: RuleSet,
@@ -143,18 +170,36 @@ def clean_document(
     source: str = "unknown",
     known_title: str | None = None,
     config: CleanConfig | None = None,
+    line_stats: LineStats | None = None,
 ) -> CleanResult:
-    """Clean one article's text with the rules that apply to its ``source``."""
+    """Clean one article's text with the rules that apply to its ``source``.
+
+    ``line_stats``: per-source line counts from pass 1 (and earlier runs); without them only the rule
+    packs and the structural steps run.
+    """
     config = config or CleanConfig()
     normalized, mojibake_fixed = normalize_characters(text)
     doc = _Lines(lines=normalized.split("\n"), removed={})
     title = take_title(doc, known_title, config)
     metadata = apply_rules(doc, rules.program_for(source))
+    explicit = dict(doc.removed)
+    if line_stats is not None:
+        remove_source_boilerplate(doc, source, line_stats, config)
+    total_words = _words(normalized) - (_words(title) if title else 0)
+    low_confidence = False
+    if len(doc.removed) > len(explicit):
+        kept_words = sum(_words(line) for i, line in enumerate(doc.lines) if i not in doc.removed)
+        if total_words and kept_words / total_words < config.min_kept_share:
+            doc.removed = explicit  # the learned steps would eat the document: keep the conservative result
+            low_confidence = True
     kept = "\n".join(line for i, line in enumerate(doc.lines) if i not in doc.removed)
+    clean = normalize_layout(kept)
     return CleanResult(
-        text=normalize_layout(kept),
+        text=clean,
         title=title,
         metadata=metadata,
         removed=tuple(doc.removed[i] for i in sorted(doc.removed)),
         mojibake_fixed=mojibake_fixed,
+        kept_ratio=_words(clean) / total_words if total_words > 0 else 0.0,
+        low_confidence=low_confidence,
     )

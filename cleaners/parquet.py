@@ -8,32 +8,41 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
+import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
 
 COMPRESSION = "zstd"
 
 
 class AtomicParquetWriter:
-    """Write row batches to ``path`` through a temporary file renamed into place on success.
+    """Write row batches to ``path`` on ``fs`` so that the file appears whole or not at all.
 
-    The temporary name does not end in ``.parquet``, so ``*.parquet`` globs (DuckDB, Polars, Spark)
-    never pick up a half-written file. On error the temporary file is removed and ``path`` is untouched.
-    An empty result still produces a valid file with the schema and zero rows.
+    Local files are written under a temporary name (not ending in ``.parquet``, so ``*.parquet``
+    globs never pick it up), fsynced and renamed into place. Object stores (S3 and the like) make an
+    object visible only when its upload completes, so there the final key is written directly.
+    On error nothing is left at ``path``. An empty result is a valid file with zero rows.
     """
 
-    def __init__(self, path: str, schema: pa.Schema, batch_rows: int = 2000) -> None:
+    def __init__(self, path: str, schema: pa.Schema, fs: fsspec.AbstractFileSystem | None = None,
+                 batch_rows: int = 2000) -> None:
+        self.fs = fs or LocalFileSystem()
+        self.local = isinstance(self.fs, LocalFileSystem)
         self.path = path
         self.schema = schema
         self.batch_rows = batch_rows
         self.rows_written = 0
-        self._tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+        self._target = f"{path}.tmp-{uuid.uuid4().hex}" if self.local else path
         self._pending: list[Mapping[str, Any]] = []
+        self._handle: Any = None
         self._writer: pq.ParquetWriter | None = None
 
     def __enter__(self) -> AtomicParquetWriter:
-        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        self._writer = pq.ParquetWriter(self._tmp, self.schema, compression=COMPRESSION)
+        parent = self.path.rsplit("/", 1)[0] if "/" in self.path else "."
+        self.fs.makedirs(parent, exist_ok=True)
+        self._handle = self.fs.open(self._target, "wb")
+        self._writer = pq.ParquetWriter(self._handle, self.schema, compression=COMPRESSION)
         return self
 
     def write(self, row: Mapping[str, Any]) -> None:
@@ -45,6 +54,12 @@ class AtomicParquetWriter:
         for row in rows:
             self.write(row)
 
+    def write_table(self, table: pa.Table) -> None:
+        self.flush()
+        if self._writer is not None and table.num_rows:
+            self._writer.write_table(table.select(self.schema.names).cast(self.schema))
+            self.rows_written += table.num_rows
+
     def flush(self) -> None:
         if self._pending and self._writer is not None:
             self._writer.write_table(pa.Table.from_pylist(self._pending, schema=self.schema))
@@ -53,22 +68,21 @@ class AtomicParquetWriter:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        ok = exc_type is None
         try:
-            if exc_type is None:
+            if ok:
                 self.flush()
             if self._writer is not None:
                 self._writer.close()
+            if self.local and ok:
+                self._handle.flush()
+                os.fsync(self._handle.fileno())
+            self._handle.close()
+        except BaseException:
+            ok = False
+            raise
         finally:
-            if exc_type is None:
-                _fsync(self._tmp)
-                os.replace(self._tmp, self.path)
-            elif os.path.exists(self._tmp):
-                os.remove(self._tmp)
-
-
-def _fsync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+            if ok and self.local:
+                os.replace(self._target, self.path)
+            elif not ok and self.fs.exists(self._target):
+                self.fs.rm(self._target)

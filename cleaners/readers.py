@@ -15,7 +15,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 from urllib.parse import urlsplit
+
+import fsspec
 
 from cleaners.decode import decode_bytes
 from cleaners.extract import extract_html, looks_like_html
@@ -38,10 +41,11 @@ class InputError(ValueError):
 class InputFile:
     """One input file and where it sits relative to the input root it was found under."""
 
-    path: str       # as opened
+    path: str       # absolute local path, or an fsspec URL (s3://...): the file's identity in the ledger
     relpath: str    # relative to the input root, '/'-separated: the input_id of a text/html file
     source: str     # folder under the root, else UNKNOWN_SOURCE
     size: int
+    mtime_ns: int = 0
 
     @property
     def kind(self) -> str:
@@ -63,10 +67,45 @@ def _source_of(relpath: str) -> str:
 def _make(path: str, root: str) -> InputFile:
     rel = os.path.relpath(path, root).replace(os.sep, "/")
     try:
-        size = os.stat(path).st_size
-    except OSError:
-        size = 0
-    return InputFile(path=path, relpath=rel, source=_source_of(rel), size=size)
+        info = os.stat(path)
+        size, mtime_ns = info.st_size, info.st_mtime_ns
+    except OSError:  # unreadable or vanished: read_file turns it into a reject
+        size, mtime_ns = 0, 0
+    return InputFile(path=os.path.abspath(path), relpath=rel, source=_source_of(rel), size=size, mtime_ns=mtime_ns)
+
+
+def _discover_remote(arg: str) -> list[InputFile]:
+    """Inputs on object storage or any other fsspec filesystem (``s3://bucket/prefix``)."""
+    fs, path = fsspec.core.url_to_fs(arg)
+    if any(ch in path for ch in "*?["):
+        matches = [p for p in fs.glob(path) if fs.isfile(p)]
+        root = path.split("*")[0].split("?")[0].split("[")[0].rsplit("/", 1)[0]
+    elif fs.isdir(path):
+        matches, root = fs.find(path), path.rstrip("/")
+    elif fs.isfile(path):
+        matches, root = [path], path.rsplit("/", 1)[0]
+    else:
+        raise InputError(f"input {arg!r}: no such object or prefix; check the URL and credentials")
+    if not matches:
+        raise InputError(f"input {arg!r}: matches no object")
+    files = []
+    for match in sorted(matches):
+        info = fs.info(match)
+        rel = match[len(root):].lstrip("/") if match.startswith(root) else match.rsplit("/", 1)[-1]
+        if rel.rsplit("/", 1)[-1].startswith("."):
+            continue
+        modified = info.get("LastModified") or info.get("mtime") or 0
+        mtime_ns = int(modified.timestamp() * 1e9) if isinstance(modified, datetime) else int(float(modified) * 1e9)
+        files.append(InputFile(path=fs.unstrip_protocol(match), relpath=rel, source=_source_of(rel),
+                               size=int(info.get("size") or 0), mtime_ns=mtime_ns))
+    return files
+
+
+def open_input(path: str) -> BinaryIO:
+    """Open a local path or an fsspec URL for reading bytes."""
+    if "://" in path:
+        return fsspec.open(path, "rb").open()
+    return open(path, "rb")
 
 
 def _walk(root: str) -> Iterator[str]:
@@ -82,7 +121,10 @@ def discover(inputs: Sequence[str]) -> list[InputFile]:
     """Resolve input arguments to files. Raises :class:`InputError` for an argument that matches nothing."""
     found: dict[str, InputFile] = {}
     for arg in inputs:
-        if any(ch in arg for ch in "*?["):
+        if "://" in arg and not arg.startswith("file://"):
+            for f in _discover_remote(arg):
+                found.setdefault(f.path, f)
+        elif any(ch in arg for ch in "*?["):
             matches = sorted(glob.glob(arg, recursive=True))
             files = [m for m in matches if os.path.isfile(m)]
             if not files:
@@ -179,13 +221,16 @@ def read_file(f: InputFile, max_doc_bytes: int = DEFAULT_MAX_DOC_BYTES) -> Itera
         yield from _read_jsonl(f, max_doc_bytes)
         return
     try:
-        size = os.stat(f.path).st_size
-        if size > max_doc_bytes:
-            yield _reject(f, RejectReason.TOO_LARGE, f"{size} bytes is over the {max_doc_bytes}-byte document "
-                          "limit (max_doc_bytes)", n_bytes=size)
+        if f.size > max_doc_bytes:
+            yield _reject(f, RejectReason.TOO_LARGE, f"{f.size} bytes is over the {max_doc_bytes}-byte document "
+                          "limit (max_doc_bytes)", n_bytes=f.size)
             return
-        with open(f.path, "rb") as handle:
+        with open_input(f.path) as handle:
             data = handle.read(max_doc_bytes + 1)
+        if len(data) > max_doc_bytes:  # grew since discovery
+            yield _reject(f, RejectReason.TOO_LARGE, f"over the {max_doc_bytes}-byte document limit "
+                          "(max_doc_bytes)", n_bytes=len(data))
+            return
     except OSError as exc:
         yield _reject(f, RejectReason.UNREADABLE, f"cannot read the file: {exc.strerror or exc}; check its permissions")
         return
@@ -205,13 +250,14 @@ def read_file(f: InputFile, max_doc_bytes: int = DEFAULT_MAX_DOC_BYTES) -> Itera
 def _read_jsonl(f: InputFile, max_doc_bytes: int) -> Iterator[RawDocument | Reject]:
     seen_ids: set[str] = set()
     try:
-        handle = gzip.open(f.path, "rb") if f.path.lower().endswith(".gz") else open(f.path, "rb")  # noqa: SIM115
+        raw_handle = open_input(f.path)
+        handle = gzip.open(raw_handle, "rb") if f.path.lower().endswith(".gz") else raw_handle  # noqa: SIM115
     except OSError as exc:
         yield _reject(f, RejectReason.UNREADABLE, f"cannot read the file: {exc.strerror or exc}; check its permissions")
         return
     line_no = 0
     try:
-        with handle:
+        with raw_handle, handle:
             while True:
                 try:
                     raw = handle.readline(max_doc_bytes + 1)

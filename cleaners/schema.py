@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 REMOVED_LINE = pa.struct(
     [
@@ -33,6 +33,8 @@ ARTICLES_SCHEMA = pa.schema(
         pa.field("region", pa.string()),
         pa.field("text", pa.string(), nullable=False),
         pa.field("removed", pa.list_(REMOVED_LINE), nullable=False),
+        pa.field("kept_ratio", pa.float32(), nullable=False),
+        pa.field("low_confidence", pa.bool_(), nullable=False),
         pa.field("n_chars_raw", pa.int64(), nullable=False),
         pa.field("n_chars_clean", pa.int64(), nullable=False),
         pa.field("content_sha256", pa.string(), nullable=False),

@@ -1,9 +1,13 @@
-"""Plan shards of input files and clean one shard into Parquet: the unit of work of a flow task."""
+"""Plan shards of input files and process one shard: the unit of work of a flow task.
+
+Pass 1 (:func:`count_shard`) counts the shard's lines per source for learned boilerplate. Pass 2
+(:func:`process_shard`) cleans the shard into ``articles/`` and ``rejects/`` and commits it with its
+ledger part. Both are plain functions over paths: a task runner only passes file lists around.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -11,15 +15,16 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from cleaners.boilerplate import LineCounter, LineStats
 from cleaners.document import CleanConfig, clean_document
-from cleaners.parquet import AtomicParquetWriter
 from cleaners.readers import DEFAULT_MAX_DOC_BYTES, InputFile, read_file
 from cleaners.rulepack import RuleSet
 from cleaners.schema import ARTICLES_SCHEMA, REJECTS_SCHEMA
+from cleaners.store import OutputStore
 from cleaners.types import RawDocument, Reject, RejectReason
 
-PIPELINE_VERSION = "0.1.0"
-# A shard should be seconds of work: ~8 MB of text is ~2-5 s of cleaning on one core.
+PIPELINE_VERSION = "0.2.0"
+# A shard should be seconds of work: ~8 MB of text is a few seconds of cleaning on one core.
 DEFAULT_SHARD_BYTES = 8 * 1024 * 1024
 DEFAULT_SHARD_FILES = 2000
 TOP_REMOVED_PER_SHARD = 50
@@ -40,9 +45,11 @@ class ShardStats:
     """Small, JSON-friendly summary of one shard; what a task returns instead of the text."""
 
     shard_id: str
+    partition: str = ""
     n_inputs: int = 0
     n_articles: int = 0
     n_rejects: int = 0
+    n_low_confidence: int = 0
     n_bytes: int = 0
     seconds: float = 0.0
     removed_by_rule: dict[str, int] = field(default_factory=dict)
@@ -53,41 +60,34 @@ class ShardStats:
         return asdict(self)
 
 
-def shard_id_of(files: Iterable[InputFile]) -> str:
-    """Stable id from the shard's members: the same inputs give the same output file names."""
-    digest = hashlib.sha256()
-    for f in sorted(files, key=lambda f: (f.source, f.relpath)):
-        digest.update(f"{f.source}\x1f{f.relpath}\x1e".encode("utf-8", "surrogatepass"))
+def shard_id_of(files: Iterable[InputFile], salt: str = "") -> str:
+    """Stable id from the shard's members and versions: the same inputs give the same file names."""
+    digest = hashlib.sha256(salt.encode())
+    for f in sorted(files, key=lambda f: f.path):
+        digest.update(f"{f.path}\x1f{f.size}\x1f{f.mtime_ns}\x1e".encode("utf-8", "surrogatepass"))
     return digest.hexdigest()[:16]
 
 
 def plan_shards(files: Sequence[InputFile], target_bytes: int = DEFAULT_SHARD_BYTES,
-                max_files: int = DEFAULT_SHARD_FILES) -> list[Shard]:
+                max_files: int = DEFAULT_SHARD_FILES, salt: str = "") -> list[Shard]:
     """Group files (in their sorted order) into shards of about ``target_bytes`` or ``max_files``."""
     shards: list[Shard] = []
     batch: list[InputFile] = []
     size = 0
     for f in files:
         if batch and (size + f.size > target_bytes or len(batch) >= max_files):
-            shards.append(Shard(shard_id_of(batch), tuple(batch)))
+            shards.append(Shard(shard_id_of(batch, salt), tuple(batch)))
             batch, size = [], 0
         batch.append(f)
         size += f.size
     if batch:
-        shards.append(Shard(shard_id_of(batch), tuple(batch)))
+        shards.append(Shard(shard_id_of(batch, salt), tuple(batch)))
     return shards
 
 
 def doc_id_of(source: str, input_id: str) -> str:
     """Stable document id: the same source and input id give the same doc_id on every run."""
     return hashlib.sha256(f"{source}\x1f{input_id}".encode("utf-8", "surrogatepass")).hexdigest()[:32]
-
-
-def article_paths(output_dir: str, shard_id: str) -> tuple[str, str]:
-    return (
-        os.path.join(output_dir, "articles", f"part-{shard_id}.parquet"),
-        os.path.join(output_dir, "rejects", f"part-{shard_id}.parquet"),
-    )
 
 
 def _reject_row(reject: Reject, ingested_at: datetime, rules_version: str) -> dict[str, Any]:
@@ -105,10 +105,11 @@ def _reject_row(reject: Reject, ingested_at: datetime, rules_version: str) -> di
     }
 
 
-def clean_raw(doc: RawDocument, rules: RuleSet, ingested_at: datetime,
-              config: CleanConfig | None = None) -> dict[str, Any] | Reject:
+def clean_raw(doc: RawDocument, rules: RuleSet, ingested_at: datetime, config: CleanConfig | None = None,
+              line_stats: LineStats | None = None) -> dict[str, Any] | Reject:
     """Clean one raw document into an articles row, or a reject when nothing is left."""
-    result = clean_document(doc.text, rules, source=doc.source, known_title=doc.title, config=config)
+    result = clean_document(doc.text, rules, source=doc.source, known_title=doc.title, config=config,
+                            line_stats=line_stats)
     if not result.text:
         return Reject(
             input_id=doc.input_id, source=doc.source, input_file=doc.input_file,
@@ -130,6 +131,8 @@ def clean_raw(doc: RawDocument, rules: RuleSet, ingested_at: datetime,
         "removed": [
             {"line_no": r.line_no, "text": r.text, "rule": r.rule, "reason": r.reason} for r in result.removed
         ],
+        "kept_ratio": round(result.kept_ratio, 4),
+        "low_confidence": result.low_confidence,
         "n_chars_raw": len(doc.text),
         "n_chars_clean": len(result.text),
         "content_sha256": hashlib.sha256(result.text.encode("utf-8", "surrogatepass")).hexdigest(),
@@ -143,30 +146,64 @@ def clean_raw(doc: RawDocument, rules: RuleSet, ingested_at: datetime,
     }
 
 
-def process_shard(shard: Shard, output_dir: str, rules: RuleSet, ingested_at: datetime,
-                  config: CleanConfig | None = None, max_doc_bytes: int = DEFAULT_MAX_DOC_BYTES) -> ShardStats:
-    """Read, clean and write one shard; both output files appear atomically, rejects included."""
+def count_shard(shard: Shard, store: OutputStore, max_doc_bytes: int = DEFAULT_MAX_DOC_BYTES) -> int:
+    """Pass 1: count the shard's short lines per source into ``_state/line_counts``; returns rows written."""
+    counter = LineCounter()
+    for f in shard.files:
+        for item in read_file(f, max_doc_bytes):
+            if isinstance(item, RawDocument):
+                counter.add(item.source, item.text)
+    table = counter.to_table()
+    store.write_line_counts(shard.shard_id, table)
+    return table.num_rows
+
+
+def process_shard(shard: Shard, store: OutputStore, rules: RuleSet, ingested_at: datetime, partition: str,
+                  fingerprints: dict[str, str], config: CleanConfig | None = None,
+                  line_stats: LineStats | None = None,
+                  max_doc_bytes: int = DEFAULT_MAX_DOC_BYTES) -> ShardStats:
+    """Pass 2: read, clean and write one shard, then commit it with its ledger part.
+
+    ``fingerprints`` maps each file's path to its content SHA-256, recorded in the ledger so later
+    runs skip unchanged files.
+    """
     started = time.perf_counter()
-    stats = ShardStats(shard_id=shard.shard_id)
+    stats = ShardStats(shard_id=shard.shard_id, partition=partition)
     removed_by_rule: Counter[str] = Counter()
     removed_lines: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
-    articles_path, rejects_path = article_paths(output_dir, shard.shard_id)
-    with AtomicParquetWriter(articles_path, ARTICLES_SCHEMA) as articles, \
-         AtomicParquetWriter(rejects_path, REJECTS_SCHEMA) as rejects:
+    ledger_rows: list[dict[str, Any]] = []
+    with store.writer(store.articles_path(partition, shard.shard_id), ARTICLES_SCHEMA) as articles, \
+         store.writer(store.rejects_path(partition, shard.shard_id), REJECTS_SCHEMA) as rejects:
         for f in shard.files:
             stats.n_bytes += f.size
+            per_file = Counter[str]()
             for item in read_file(f, max_doc_bytes):
-                stats.n_inputs += 1
-                outcome = clean_raw(item, rules, ingested_at, config) if isinstance(item, RawDocument) else item
+                per_file["inputs"] += 1
+                if isinstance(item, RawDocument):
+                    outcome = clean_raw(item, rules, ingested_at, config, line_stats)
+                else:
+                    outcome = item
                 if isinstance(outcome, Reject):
                     rejects.write(_reject_row(outcome, ingested_at, rules.version))
                     reasons[str(outcome.reason_code)] += 1
+                    per_file["rejects"] += 1
                     continue
                 articles.write(outcome)
+                per_file["articles"] += 1
+                stats.n_low_confidence += outcome["low_confidence"]
                 for removed in outcome["removed"]:
                     removed_by_rule[removed["rule"]] += 1
                     removed_lines[removed["text"][:200]] += 1
+            ledger_rows.append({
+                "input_file": f.path, "size": f.size, "mtime_ns": f.mtime_ns,
+                "content_sha256": fingerprints.get(f.path, ""), "shard_id": shard.shard_id,
+                "partition": partition, "rules_version": rules.version, "pipeline_version": PIPELINE_VERSION,
+                "n_inputs": per_file["inputs"], "n_articles": per_file["articles"],
+                "n_rejects": per_file["rejects"], "ingested_at": ingested_at,
+            })
+    store.write_ledger(partition, shard.shard_id, ledger_rows)  # the commit: written last
+    stats.n_inputs = sum(row["n_inputs"] for row in ledger_rows)
     stats.n_articles = articles.rows_written
     stats.n_rejects = rejects.rows_written
     stats.removed_by_rule = dict(removed_by_rule)

@@ -74,3 +74,5 @@ class CleanResult:
     metadata: dict[str, str] = field(default_factory=dict)
     removed: tuple[RemovedLine, ...] = ()
     mojibake_fixed: bool = False
+    kept_ratio: float = 1.0        # words kept in `text` / words of the input without its title
+    low_confidence: bool = False   # the safety valve undid learned removals that would eat the text

@@ -1,43 +1,86 @@
-"""The ``clean-articles`` flow: discover inputs, clean them shard by shard, check the accounting.
+"""The ``clean-articles`` flow: plan, count lines, clean shards, commit, check the accounting.
 
 Thin by design: every decision about text lives in ``cleaners``. One task per shard (seconds of
-work, never one per article); tasks take file lists and return small stats, never article text.
+work, never one per article); tasks take file lists and paths and return small stats, never text.
+The state that makes runs incremental and idempotent lives with the output (``cleaners.store``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import time
+import uuid
 from collections import Counter
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-import pyarrow.parquet as pq
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.futures import as_completed
 from pydantic import Field
 
-from cleaners.readers import InputFile, discover
+from cleaners.readers import InputFile, discover, open_input
 from cleaners.rulepack import load_rules
-from cleaners.shard import DEFAULT_SHARD_BYTES, PIPELINE_VERSION, Shard, article_paths, plan_shards, process_shard
+from cleaners.shard import DEFAULT_SHARD_BYTES, PIPELINE_VERSION, Shard, count_shard, plan_shards, process_shard
+from cleaners.store import OutputStore, partition_of, rows_in
 from flows import progress
+from flows.runners import make_task_runner
 
 
 class AccountingError(RuntimeError):
     """Written rows do not add up to the inputs read: something was lost."""
 
 
+def _shard(shard_id: str, files: list[dict[str, Any]]) -> Shard:
+    return Shard(shard_id, tuple(InputFile(**f) for f in files))
+
+
+@task(name="count-lines", persist_result=False, retries=2, retry_delay_seconds=[2, 10])
+def count_lines_task(shard_id: str, files: list[dict[str, Any]], output: str, max_doc_bytes: int) -> int:
+    """Pass 1 for one shard: per-source line counts into the output's state."""
+    return count_shard(_shard(shard_id, files), OutputStore.open(output), max_doc_bytes)
+
+
 @task(name="clean-shard", persist_result=False, retries=2, retry_delay_seconds=[2, 10])
-def clean_shard(shard_id: str, files: list[dict[str, Any]], output: str, rules: list[str] | None,
-                ingested_at: datetime) -> dict[str, Any]:
-    """Clean one shard into ``articles/`` and ``rejects/``; returns its stats (no text)."""
-    shard = Shard(shard_id, tuple(InputFile(**f) for f in files))
-    stats = process_shard(shard, output, load_rules(rules), ingested_at)
+def clean_shard_task(shard_id: str, files: list[dict[str, Any]], output: str, rules: list[str] | None,
+                     ingested_at: datetime, fingerprints: dict[str, str], max_doc_bytes: int) -> dict[str, Any]:
+    """Pass 2 for one shard: clean into ``articles/`` and ``rejects/``, commit the ledger part."""
+    store = OutputStore.open(output)
+    shard = _shard(shard_id, files)
+    stats = process_shard(shard, store, load_rules(rules), ingested_at, partition_of(ingested_at), fingerprints,
+                          line_stats=store.line_stats(), max_doc_bytes=max_doc_bytes)
     return stats.to_dict()
 
 
-def _rows_on_disk(output: str, shard_id: str) -> tuple[int, int]:
-    articles, rejects = article_paths(output, shard_id)
-    return pq.read_metadata(articles).num_rows, pq.read_metadata(rejects).num_rows
+@flow(name="clean-shards")
+def clean_shards(shards: list[dict[str, Any]], output: str, rules: list[str] | None, ingested_at: datetime,
+                 fingerprints: dict[str, str], max_doc_bytes: int) -> list[dict[str, Any]]:
+    """Both passes over the planned shards, on whichever task runner the caller chose."""
+    logger = get_run_logger()
+    counts = [count_lines_task.with_options(task_run_name=f"count-lines-{s['shard_id']}")
+              .submit(s["shard_id"], s["files"], output, max_doc_bytes) for s in shards]
+    for future in counts:
+        future.result()  # every shard's counts exist before any shard is cleaned
+    reporter = progress.current() or progress.LogReporter(logger)
+    futures = [clean_shard_task.with_options(task_run_name=f"clean-shard-{s['shard_id']}")
+               .submit(s["shard_id"], s["files"], output, rules, ingested_at,
+                       {f["path"]: fingerprints.get(f["path"], "") for f in s["files"]}, max_doc_bytes)
+               for s in shards]
+    results: list[dict[str, Any]] = []
+    failed: list[str] = []
+    for future in as_completed(futures):
+        try:
+            stats = future.result()
+        except Exception as exc:  # named below; the shards that succeeded are committed and kept
+            failed.append(f"{exc}")
+            continue
+        results.append(stats)
+        reporter.advance(stats["n_inputs"], stats["n_bytes"])
+    if failed:
+        names = sorted(set(s["shard_id"] for s in shards) - {r["shard_id"] for r in results})
+        raise RuntimeError(f"{len(names)} shard(s) failed after retries: {', '.join(names)}; first error: "
+                           f"{failed[0]}. Re-run the same command: committed shards are skipped.")
+    return results
 
 
 def _summary_markdown(summary: dict[str, Any], removed: Counter[str], lines: Counter[str]) -> str:
@@ -45,7 +88,9 @@ def _summary_markdown(summary: dict[str, Any], removed: Counter[str], lines: Cou
         "# clean-articles run",
         "",
         f"- inputs: **{summary['inputs']}** = articles **{summary['articles']}** + rejects **{summary['rejects']}**",
-        f"- files: {summary['files']}, shards: {summary['shards']}, {summary['mb']:.2f} MB",
+        f"- files: {summary['files_seen']} seen, {summary['files_processed']} processed, "
+        f"{summary['files_skipped']} already ingested; shards: {summary['shards']}",
+        f"- low-confidence articles (safety valve): {summary['low_confidence']}",
         f"- output: `{summary['output']}`",
         f"- rules: `{summary['rules_version']}`",
         "",
@@ -67,40 +112,81 @@ def _summary_markdown(summary: dict[str, Any], removed: Counter[str], lines: Cou
     return "\n".join(out)
 
 
+def _sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    try:
+        with open_input(path) as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return ""  # unreadable: the reader turns it into a reject with the reason
+    return digest.hexdigest()
+
+
+def _select_changed(files: list[InputFile], store: OutputStore, rules_version: str,
+                    reprocess: bool) -> tuple[list[InputFile], dict[str, str]]:
+    """The files not yet ingested as they are now (by path and content hash), with their hashes."""
+    entries = {} if reprocess else store.current_entries()
+    todo: list[InputFile] = []
+    fingerprints: dict[str, str] = {}
+    for f in files:
+        entry = entries.get(f.path)
+        current = entry and entry.rules_version == rules_version and entry.pipeline_version == PIPELINE_VERSION
+        if current and entry.size == f.size and entry.mtime_ns == f.mtime_ns:
+            continue  # unchanged since it was ingested with these rules
+        sha = _sha256_of(f.path)
+        if current and sha and sha == entry.content_sha256:
+            continue  # touched but identical
+        fingerprints[f.path] = sha
+        todo.append(f)
+    return todo, fingerprints
+
+
 @flow(name="clean-articles")
 def clean_articles(
     input: list[str] | str,
     output: str,
     rules: list[str] | None = None,
     shard_mb: Annotated[float, Field(gt=0, le=1024)] = DEFAULT_SHARD_BYTES / 2**20,
+    reprocess: bool = False,
+    task_runner: Literal["threads", "processes", "dask"] | None = None,
+    dask_address: str | None = None,
+    max_doc_mb: Annotated[float, Field(gt=0, le=1024)] = 16.0,
 ) -> dict[str, Any]:
-    """Clean raw scraped articles under ``input`` (files, folders, globs) into Parquet under ``output``.
+    """Clean raw scraped articles under ``input`` (files, folders, globs, fsspec URLs) into ``output``.
 
-    ``rules``: rule-pack files or folders (default: the packs shipped with boilerstrip).
-    ``shard_mb``: input megabytes per task.
+    Only inputs not yet ingested as they are now are processed; ``reprocess`` redoes everything.
+    ``task_runner``: threads (default), processes or dask (``dask_address`` of a scheduler, else a
+    local cluster); also settable with BOILERSTRIP_TASK_RUNNER / BOILERSTRIP_DASK_ADDRESS.
     """
     logger = get_run_logger()
+    started = time.perf_counter()
     ruleset = load_rules(rules)  # a broken pack fails the run here, before any work
-    files = discover([input] if isinstance(input, str) else input)
-    shards = plan_shards(files, target_bytes=int(shard_mb * 2**20))
-    ingested_at = datetime.now(UTC)
-    reporter = progress.current(progress.LogReporter(logger))
-    reporter.start(len(files), sum(f.size for f in files))
-    logger.info("%d files in %d shards -> %s (rules %s)", len(files), len(shards), output, ruleset.version)
-
-    futures = [
-        clean_shard.with_options(task_run_name=f"clean-shard-{s.shard_id}").submit(
-            s.shard_id, [_file_dict(f) for f in s.files], output, rules, ingested_at
-        )
-        for s in shards
-    ]
-    results: list[dict[str, Any]] = []
-    for future in as_completed(futures):
-        stats = future.result()
-        results.append(stats)
-        reporter.advance(stats["n_inputs"], stats["n_bytes"])
-    reporter.finish()
-
+    store = OutputStore.open(output)
+    max_doc_bytes = int(max_doc_mb * 2**20)
+    with store.lock():
+        recovery = store.recover()
+        if recovery.orphans_removed or recovery.superseded_rows:
+            logger.info("recovered output: %d orphan files removed, %d superseded rows dropped",
+                        len(recovery.orphans_removed), recovery.superseded_rows)
+        files = discover([input] if isinstance(input, str) else input)
+        todo, fingerprints = _select_changed(files, store, ruleset.version, reprocess)
+        shards = plan_shards(todo, target_bytes=int(shard_mb * 2**20), salt=f"{ruleset.version}|{PIPELINE_VERSION}")
+        ingested_at = datetime.now(UTC)
+        reporter = progress.current() or progress.LogReporter(logger)
+        reporter.start(len(todo), sum(f.size for f in todo))
+        logger.info("%d files seen, %d to process in %d shards -> %s (rules %s)",
+                    len(files), len(todo), len(shards), output, ruleset.version)
+        results: list[dict[str, Any]] = []
+        if shards:
+            runner = make_task_runner(task_runner, dask_address)
+            with progress.reporting_to(reporter):
+                results = clean_shards.with_options(task_runner=runner)(
+                    [{"shard_id": s.shard_id, "files": [_file_dict(f) for f in s.files]} for s in shards],
+                    output, rules, ingested_at, fingerprints, max_doc_bytes,
+                )
+        reporter.finish()
+        superseded = store.recover()  # rows of inputs this run re-ingested leave their old files
     removed: Counter[str] = Counter()
     lines: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
@@ -109,22 +195,33 @@ def clean_articles(
         lines.update(stats["top_removed_lines"])
         reasons.update(stats["reject_reasons"])
     inputs = sum(s["n_inputs"] for s in results)
-    on_disk = [_rows_on_disk(output, s["shard_id"]) for s in results]
-    articles = sum(a for a, _ in on_disk)
-    rejects = sum(r for _, r in on_disk)
+    articles = rows_in(store, [store.articles_path(s["partition"], s["shard_id"]) for s in results])
+    rejects = rows_in(store, [store.rejects_path(s["partition"], s["shard_id"]) for s in results])
     summary = {
-        "inputs": inputs, "articles": articles, "rejects": rejects, "files": len(files),
-        "shards": len(shards), "mb": sum(f.size for f in files) / 1e6, "output": output,
+        "inputs": inputs, "articles": articles, "rejects": rejects,
+        "accounting_ok": inputs == articles + rejects,
+        "files_seen": len(files), "files_processed": len(todo), "files_skipped": len(files) - len(todo),
+        "shards": len(shards), "mb": sum(f.size for f in todo) / 1e6, "output": output,
+        "low_confidence": sum(s["n_low_confidence"] for s in results),
+        "superseded_rows": superseded.superseded_rows,
         "rules_version": ruleset.version, "pipeline_version": PIPELINE_VERSION,
         "reject_reasons": dict(reasons), "removed_by_rule": dict(removed),
+        "ingested_at": ingested_at.isoformat(), "seconds": round(time.perf_counter() - started, 3),
+        "task_runner": task_runner or "default",
+        "shard_files": [{"shard_id": s["shard_id"], "partition": s["partition"], "inputs": s["n_inputs"],
+                         "articles": s["n_articles"], "rejects": s["n_rejects"], "seconds": round(s["seconds"], 3)}
+                        for s in sorted(results, key=lambda s: s["shard_id"])],
     }
+    manifest = store.write_manifest(f"run-{ingested_at:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}.json", summary)
+    summary["manifest"] = manifest
     create_markdown_artifact(key="clean-articles-summary", markdown=_summary_markdown(summary, removed, lines),
                              description="Counts, removals per rule, most frequent removed lines")
-    if inputs != articles + rejects:
+    if not summary["accounting_ok"]:
         raise AccountingError(f"inputs ({inputs}) != articles ({articles}) + rejects ({rejects}) in {output}")
-    logger.info("accounting ok: inputs %d == articles %d + rejects %d", inputs, articles, rejects)
+    logger.info("accounting ok: inputs %d == articles %d + rejects %d (%d files already ingested)",
+                inputs, articles, rejects, len(files) - len(todo))
     return summary
 
 
 def _file_dict(f: InputFile) -> dict[str, Any]:
-    return {"path": f.path, "relpath": f.relpath, "source": f.source, "size": f.size}
+    return {"path": f.path, "relpath": f.relpath, "source": f.source, "size": f.size, "mtime_ns": f.mtime_ns}

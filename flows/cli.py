@@ -45,6 +45,14 @@ def run(
     rules: Annotated[list[str] | None, typer.Option("--rules", help="Rule-pack file or folder to use "
                      "instead of the shipped packs (repeatable).")] = None,
     shard_mb: Annotated[float, typer.Option(help="Input megabytes per task (a shard).", min=0.01)] = 8.0,
+    reprocess: Annotated[bool, typer.Option("--reprocess", help="Process every input again, even those "
+                         "already ingested with the current rules (their old rows are replaced).")] = False,
+    task_runner: Annotated[str | None, typer.Option(help="threads (default), processes or dask; or set "
+                           "BOILERSTRIP_TASK_RUNNER.")] = None,
+    dask_address: Annotated[str | None, typer.Option(help="Dask scheduler address (tcp://host:port) for "
+                            "--task-runner dask; default: a temporary local cluster.")] = None,
+    max_doc_mb: Annotated[float, typer.Option(help="Documents larger than this become rejects "
+                          "(too_large) instead of being read into memory.", min=0.001)] = 16.0,
     progress_bar: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bar "
                             "(default: on when the output is a terminal, else periodic log lines).")] = None,
 ) -> None:
@@ -56,6 +64,8 @@ def run(
     try:
         load_rules(rules)
         files = discover(inputs)
+        if task_runner not in (None, "threads", "processes", "dask"):
+            raise InputError(f"--task-runner {task_runner!r}: use threads, processes or dask")
     except (InputError, RulePackError) as exc:
         _fail(str(exc))
     if not files:
@@ -68,21 +78,24 @@ def run(
     from flows.clean import clean_articles
 
     reporter: progress.Reporter | None = progress.RichReporter() if use_bar else None
+    params = {"input": inputs, "output": output, "rules": rules, "shard_mb": shard_mb, "reprocess": reprocess,
+              "task_runner": task_runner, "dask_address": dask_address, "max_doc_mb": max_doc_mb}
     try:
         if reporter is not None:
             with progress.reporting_to(reporter):
-                summary = clean_articles(input=inputs, output=output, rules=rules, shard_mb=shard_mb)
+                summary = clean_articles(**params)
         else:
-            summary = clean_articles(input=inputs, output=output, rules=rules, shard_mb=shard_mb)
+            summary = clean_articles(**params)
     except Exception as exc:  # the flow already logged the traceback; the shell gets one line
         _fail(f"the run failed: {exc}")
     out = Path(output)
     query = f"SELECT source, title, region, len(text) AS chars FROM read_parquet('{out}/articles/**/*.parquet')"
     typer.echo(
-        f"\n{summary['inputs']} inputs -> {summary['articles']} articles + {summary['rejects']} rejects\n"
+        f"\n{summary['files_seen']} files seen, {summary['files_skipped']} already ingested; "
+        f"{summary['inputs']} inputs -> {summary['articles']} articles + {summary['rejects']} rejects\n"
         f"articles: {out / 'articles'}\nrejects:  {out / 'rejects'}\n\nQuery with DuckDB:\n"
         f"  duckdb -c \"{query}\"    # the duckdb CLI, if installed\n"
-        f"  {sys.executable} -c 'import duckdb; duckdb.sql(\"{query}\").show()'"
+        f"  {sys.executable} -c \"import duckdb; duckdb.sql(\\\"{query}\\\").show()\""
     )
 
 

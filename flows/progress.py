@@ -89,7 +89,7 @@ class RichReporter:
 _current: Reporter | None = None
 
 
-def current(default: Reporter) -> Reporter:
+def current(default: Reporter | None = None) -> Reporter | None:
     return _current or default
 
 

@@ -12,6 +12,7 @@ ARTICLES = [
     ("text", "string", False),
     ("removed", "list<item: struct<line_no: int32 not null, text: string not null, rule: string not null, "
                 "reason: string not null>>", False),
+    ("kept_ratio", "float", False), ("low_confidence", "bool", False),
     ("n_chars_raw", "int64", False), ("n_chars_clean", "int64", False), ("content_sha256", "string", False),
     ("encoding", "string", False), ("extractor", "string", False), ("mojibake_fixed", "bool", False),
     ("fetched_at", "timestamp[us, tz=UTC]", True), ("ingested_at", "timestamp[us, tz=UTC]", False),
@@ -30,7 +31,7 @@ def _shape(schema) -> list[tuple[str, str, bool]]:
 
 
 def test_articles_schema_is_pinned() -> None:
-    assert SCHEMA_VERSION == "1", "bump the pinned columns below together with SCHEMA_VERSION"
+    assert SCHEMA_VERSION == "2", "bump the pinned columns below together with SCHEMA_VERSION"
     assert _shape(ARTICLES_SCHEMA) == ARTICLES
 
 

@@ -1,0 +1,264 @@
+"""The output dataset and the state kept with it: ledger, line counts, manifests, recovery, lock.
+
+Layout under OUTPUT (a local folder or an fsspec URL such as ``s3://bucket/prefix``)::
+
+    articles/ingest_date=YYYY-MM-DD/part-<shard>.parquet   the clean articles (hive-partitioned)
+    rejects/ingest_date=YYYY-MM-DD/part-<shard>.parquet    inputs that could not become articles
+    _state/ledger/ingest_date=YYYY-MM-DD/part-<shard>.parquet   one row per input file ingested
+    _state/line_counts/part-<shard>.parquet                per-source line counts (learned boilerplate)
+    _manifests/run-<time>-<id>.json                        one small manifest per run
+
+A shard's articles and rejects are written first; its ledger part is written last and is the commit:
+files of a shard without a ledger part come from a run that died and are removed by :meth:`recover`.
+The state lives with the output, not in Prefect, so it survives a new server or machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import fsspec
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
+
+from cleaners.boilerplate import LINE_COUNTS_SCHEMA, LineStats
+from cleaners.parquet import AtomicParquetWriter
+
+STATE_VERSION = "1"
+PARTITION_KEY = "ingest_date"
+_PART = re.compile(r"(?:^|/)(?:(?P<partition>ingest_date=[0-9-]+)/)?part-(?P<shard>[0-9a-f]{16})\.parquet$")
+
+LEDGER_SCHEMA = pa.schema(
+    [
+        pa.field("input_file", pa.string(), nullable=False),
+        pa.field("size", pa.int64(), nullable=False),
+        pa.field("mtime_ns", pa.int64(), nullable=False),
+        pa.field("content_sha256", pa.string(), nullable=False),
+        pa.field("shard_id", pa.string(), nullable=False),
+        pa.field("partition", pa.string(), nullable=False),
+        pa.field("rules_version", pa.string(), nullable=False),
+        pa.field("pipeline_version", pa.string(), nullable=False),
+        pa.field("n_inputs", pa.int64(), nullable=False),
+        pa.field("n_articles", pa.int64(), nullable=False),
+        pa.field("n_rejects", pa.int64(), nullable=False),
+        pa.field("ingested_at", pa.timestamp("us", tz="UTC"), nullable=False),
+    ],
+    metadata={"boilerstrip.schema": "ledger", "boilerstrip.schema_version": STATE_VERSION},
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    size: int
+    mtime_ns: int
+    content_sha256: str
+    rules_version: str
+    pipeline_version: str
+
+
+@dataclass(slots=True)
+class RecoveryReport:
+    orphans_removed: list[str] = field(default_factory=list)
+    superseded_rows: int = 0
+    rewritten_files: list[str] = field(default_factory=list)
+
+
+def partition_of(moment: datetime) -> str:
+    return f"{PARTITION_KEY}={moment.date().isoformat()}"
+
+
+@dataclass(frozen=True, slots=True)
+class OutputStore:
+    url: str
+    fs: fsspec.AbstractFileSystem
+    root: str
+
+    @classmethod
+    def open(cls, url: str) -> OutputStore:
+        fs, root = fsspec.core.url_to_fs(url)
+        if isinstance(fs, LocalFileSystem):
+            root = os.path.abspath(root)
+        return cls(url=url, fs=fs, root=root.rstrip("/"))
+
+    @property
+    def is_local(self) -> bool:
+        return isinstance(self.fs, LocalFileSystem)
+
+    def path(self, *parts: str) -> str:
+        return "/".join([self.root, *parts])
+
+    def articles_path(self, partition: str, shard_id: str) -> str:
+        return self.path("articles", partition, f"part-{shard_id}.parquet")
+
+    def rejects_path(self, partition: str, shard_id: str) -> str:
+        return self.path("rejects", partition, f"part-{shard_id}.parquet")
+
+    def ledger_path(self, partition: str, shard_id: str) -> str:
+        return self.path("_state", "ledger", partition, f"part-{shard_id}.parquet")
+
+    def line_counts_path(self, shard_id: str) -> str:
+        return self.path("_state", "line_counts", f"part-{shard_id}.parquet")
+
+    def writer(self, path: str, schema: pa.Schema) -> AtomicParquetWriter:
+        return AtomicParquetWriter(path, schema, fs=self.fs)
+
+    # -- listing and reading -------------------------------------------------------------------
+    def _files(self, *parts: str) -> list[str]:
+        base = self.path(*parts)
+        if not self.fs.exists(base):
+            return []
+        return sorted(str(p) for p in self.fs.find(base))
+
+    def _parts(self, *parts: str) -> dict[tuple[str, str], str]:
+        """``(partition, shard_id) -> path`` of the committed-looking part files under a folder."""
+        found: dict[tuple[str, str], str] = {}
+        for path in self._files(*parts):
+            match = _PART.search(path)
+            if match:
+                found[(match["partition"] or "", match["shard"])] = path
+        return found
+
+    def read_table(self, path: str) -> pa.Table:
+        with self.fs.open(path, "rb") as handle:
+            return pq.read_table(handle)
+
+    def ledger(self) -> pa.Table:
+        tables = [self.read_table(p) for p in self._parts("_state", "ledger").values()]
+        return pa.concat_tables(tables) if tables else LEDGER_SCHEMA.empty_table()
+
+    def current_entries(self) -> dict[str, LedgerEntry]:
+        """The newest ledger entry of every input file ever ingested into this output."""
+        table = self.ledger().sort_by([("ingested_at", "ascending"), ("shard_id", "ascending")])
+        entries: dict[str, LedgerEntry] = {}
+        for row in table.to_pylist():
+            entries[row["input_file"]] = LedgerEntry(row["size"], row["mtime_ns"], row["content_sha256"],
+                                                     row["rules_version"], row["pipeline_version"])
+        return entries
+
+    def line_stats(self, sources: set[str] | None = None, min_n_docs: int = 2) -> LineStats:
+        tables = (self.read_table(p) for p in self._parts("_state", "line_counts").values())
+        return LineStats.from_tables(tables, min_n_docs=min_n_docs, sources=sources)
+
+    # -- writing state ----------------------------------------------------------------------------
+    def write_ledger(self, partition: str, shard_id: str, rows: list[dict[str, Any]]) -> None:
+        with self.writer(self.ledger_path(partition, shard_id), LEDGER_SCHEMA) as out:
+            out.write_rows(rows)
+
+    def write_line_counts(self, shard_id: str, table: pa.Table) -> None:
+        with self.writer(self.line_counts_path(shard_id), LINE_COUNTS_SCHEMA) as out:
+            out.write_table(table)
+
+    def write_manifest(self, name: str, manifest: dict[str, Any]) -> str:
+        path = self.path("_manifests", name)
+        self.fs.makedirs(self.path("_manifests"), exist_ok=True)
+        tmp = f"{path}.tmp"
+        with self.fs.open(tmp if self.is_local else path, "w") as handle:
+            json.dump(manifest, handle, indent=2, sort_keys=True, default=str)
+        if self.is_local:
+            os.replace(tmp, path)
+        return path
+
+    # -- recovery -----------------------------------------------------------------------------------
+    def recover(self) -> RecoveryReport:
+        """Remove what a dead run left behind and rows superseded by newer versions of their input.
+
+        Run under :meth:`lock`. Orphans: temporary files, and article/reject/line-count parts whose
+        shard has no ledger part (the shard never committed). Superseded: rows of an input file that
+        a later run ingested again (changed content or rules); their old part files are rewritten
+        without them (or deleted when nothing is left).
+        """
+        report = RecoveryReport()
+        for path in self._files():
+            if ".tmp-" in path.rsplit("/", 1)[-1] or path.endswith(".json.tmp"):
+                self.fs.rm(path)
+                report.orphans_removed.append(path)
+        committed = set(self._parts("_state", "ledger"))
+        committed_shards = {shard for _, shard in committed}
+        for folder in ("articles", "rejects"):
+            for key, path in self._parts(folder).items():
+                if key not in committed:
+                    self.fs.rm(path)
+                    report.orphans_removed.append(path)
+        for (_, shard), path in self._parts("_state", "line_counts").items():
+            if shard not in committed_shards:
+                self.fs.rm(path)
+                report.orphans_removed.append(path)
+        self._drop_superseded(report)
+        return report
+
+    def _drop_superseded(self, report: RecoveryReport) -> None:
+        ledger = self.ledger()
+        if not ledger.num_rows:
+            return
+        newest: dict[str, tuple[Any, str, str]] = {}
+        for row in ledger.select(["input_file", "ingested_at", "shard_id", "partition"]).to_pylist():
+            candidate = (row["ingested_at"], row["shard_id"], row["partition"])
+            current = newest.get(row["input_file"])
+            if current is None or candidate > current:
+                newest[row["input_file"]] = candidate
+        stale: dict[tuple[str, str], set[str]] = {}
+        for row in ledger.select(["input_file", "ingested_at", "shard_id", "partition"]).to_pylist():
+            if (row["ingested_at"], row["shard_id"], row["partition"]) != newest[row["input_file"]]:
+                stale.setdefault((row["partition"], row["shard_id"]), set()).add(row["input_file"])
+        for (partition, shard_id), files in sorted(stale.items()):
+            report.superseded_rows += self._rewrite_without(partition, shard_id, files, report)
+
+    def _rewrite_without(self, partition: str, shard_id: str, files: set[str], report: RecoveryReport) -> int:
+        removed = 0
+        drop = pa.array(sorted(files), pa.string())
+        # Data files first, the ledger part last: a crash in between leaves stale ledger rows that the
+        # next recovery finds again, never data rows without a ledger entry.
+        for path, column in ((self.articles_path(partition, shard_id), "input_file"),
+                             (self.rejects_path(partition, shard_id), "input_file"),
+                             (self.ledger_path(partition, shard_id), "input_file")):
+            if not self.fs.exists(path):
+                continue
+            table = self.read_table(path)
+            kept = table.filter(pc.invert(pc.is_in(table[column], value_set=drop)))
+            if kept.num_rows == table.num_rows:
+                continue
+            if not path.endswith(self.ledger_path(partition, shard_id)):
+                removed += table.num_rows - kept.num_rows
+            if kept.num_rows == 0 and "/_state/" in path:
+                self.fs.rm(path)
+            else:
+                with self.writer(path, table.schema) as out:
+                    out.write_table(kept)
+            report.rewritten_files.append(path)
+        return removed
+
+    # -- locking ------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[bool]:
+        """Exclusive lock on a local output for a whole run: concurrent runs queue, never interleave.
+
+        Object stores have no lock; there, run one writer per output (yields False).
+        """
+        if not self.is_local:
+            yield False
+            return
+        os.makedirs(self.path("_state"), exist_ok=True)
+        with open(self.path("_state", "lock"), "a+") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def rows_in(store: OutputStore, paths: Iterable[str]) -> int:
+    total = 0
+    for path in paths:
+        with store.fs.open(path, "rb") as handle:
+            total += pq.ParquetFile(handle).metadata.num_rows
+    return total
