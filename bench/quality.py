@@ -1,10 +1,14 @@
-"""Cleaning quality on the labelled dev set, scored by the set's own score.py.
+"""Cleaning quality on the labelled dev set, scored by the set's own score.py, in one run.
 
-Cleans ``raw_text`` (rendering A) and ``raw_text_alt`` (rendering B) of every dev record (``id``,
-``site`` as source) and prints score.py's summary for each, next to keep-everything, with the speed.
-The prediction for a document is its title and text, as an analyst reads the row.
+For each rendering (``raw_text``: block lines; ``raw_text_alt``: one text node per line) it cleans
+every dev record as one batch (``site`` is the source, as a real run's folders or URLs would be),
+scores it, and prints a table next to the baselines: keep-everything and datatrove's C4 line rules
+(``pip install 'boilerstrip[bench]'``; skipped with a note when missing). Speed is documents per second
+of the whole cleaner (both passes) on one core. The prediction for a document is its title and text,
+as an analyst reads the row.
 
-    python bench/quality.py [--eval-dir ../shared/eval] [--rendering raw_text] [--limit N]
+    python bench/quality.py [--eval-dir DIR] [--rendering raw_text|raw_text_alt|both] [--limit N]
+                            [--no-baselines] [--by-dataset]
 """
 
 from __future__ import annotations
@@ -17,11 +21,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cleaners import clean_document, load_rules
+from bench.baselines import BASELINES, MissingBenchDependencyError
+from cleaners import load_rules
+from cleaners.batch import BatchItem, clean_batch
 
 DEFAULT_EVAL_DIR = Path(os.environ.get("EVAL_DIR", Path(__file__).resolve().parents[2] / "shared" / "eval"))
 
@@ -35,27 +42,28 @@ def load_records(eval_dir: Path, limit: int | None) -> list[dict]:
     return records[:limit] if limit else records
 
 
-def predict(records: list[dict], rendering: str) -> tuple[list[dict], float]:
-    rules = load_rules()
-    started = time.perf_counter()
-    out = []
-    for record in records:
-        result = clean_document(record[rendering], rules, source=record["site"])
-        text = f"{result.title}\n\n{result.text}" if result.title else result.text
-        out.append({"id": record["id"], "text": text})
-    return out, time.perf_counter() - started
+def boilerstrip(records: list[dict], rendering: str) -> list[str]:
+    """Both passes over the whole set as one batch."""
+    results = clean_batch([BatchItem(r["site"], r[rendering]) for r in records], load_rules())
+    return [f"{res.title}\n\n{res.text}" if res.title else res.text for res in results]
 
 
-def score(eval_dir: Path, predictions: list[dict], extra: list[str]) -> str:
-    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False, encoding="utf-8") as handle:
-        for row in predictions:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    try:
+def per_document(function: Callable[[str], str]) -> Callable[[list[dict], str], list[str]]:
+    return lambda records, rendering: [function(r[rendering]) for r in records]
+
+
+def score(eval_dir: Path, records: list[dict], texts: list[str], by_dataset: bool) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        predictions = Path(tmp) / "pred.jsonl"
+        summary = Path(tmp) / "summary.json"
+        with predictions.open("w", encoding="utf-8") as handle:
+            for record, text in zip(records, texts, strict=True):
+                handle.write(json.dumps({"id": record["id"], "text": text}, ensure_ascii=False) + "\n")
         done = subprocess.run([sys.executable, str(eval_dir / "score.py"), str(eval_dir / "dev.jsonl.gz"),
-                               handle.name, *extra], capture_output=True, text=True, check=True)
-    finally:
-        os.unlink(handle.name)
-    return done.stdout
+                               str(predictions), "--json", str(summary)], capture_output=True, text=True, check=True)
+        if by_dataset:
+            print(done.stdout)
+        return json.loads(summary.read_text())
 
 
 def main() -> None:
@@ -63,18 +71,42 @@ def main() -> None:
     parser.add_argument("--eval-dir", type=Path, default=DEFAULT_EVAL_DIR)
     parser.add_argument("--rendering", choices=["raw_text", "raw_text_alt", "both"], default="both")
     parser.add_argument("--limit", type=int, help="only the first N records (a quick look; not a score)")
-    parser.add_argument("--baseline", action="store_true", help="also score keep-everything")
+    parser.add_argument("--no-baselines", action="store_true", help="score boilerstrip only")
+    parser.add_argument("--by-dataset", action="store_true", help="print score.py's per-dataset table too")
     args = parser.parse_args()
     records = load_records(args.eval_dir, args.limit)
     renderings = ["raw_text", "raw_text_alt"] if args.rendering == "both" else [args.rendering]
+    methods: dict[str, Callable[[list[dict], str], list[str]]] = {"boilerstrip": boilerstrip}
+    if not args.no_baselines:
+        methods.update({name: per_document(fn) for name, fn in BASELINES.items()})
+    rows = []
+    per_dataset: dict[tuple[str, str], dict] = {}
     for rendering in renderings:
-        if args.baseline:
-            keep = [{"id": r["id"], "text": r[rendering]} for r in records]
-            print(f"## keep everything, {rendering}\n{score(args.eval_dir, keep, [])}")
-        predictions, seconds = predict(records, rendering)
-        print(f"## boilerstrip, {rendering}: {len(records)} docs in {seconds:.1f} s = "
-              f"{len(records) / seconds:.0f} docs/s (one core)")
-        print(score(args.eval_dir, predictions, []))
+        for name, method in methods.items():
+            started = time.perf_counter()
+            try:
+                texts = method(records, rendering)
+            except MissingBenchDependencyError as exc:
+                print(f"note: {name} skipped: {exc}")
+                continue
+            seconds = time.perf_counter() - started
+            if args.by_dataset:
+                print(f"## {name}, {rendering}")
+            summary = score(args.eval_dir, records, texts, args.by_dataset and name == "boilerstrip")
+            overall = summary["overall_macro"]
+            per_dataset[(name, rendering)] = summary["datasets"]
+            rows.append((rendering, name, overall["f1"], overall["p"], overall["r"], overall["catastrophic"],
+                         overall["junk_left"], len(records) / seconds))
+    print(f"{'rendering':<13} {'method':<16} {'F1':>6} {'P':>6} {'R':>6} {'catas':>6} {'junkLeft':>9} {'docs/s':>8}")
+    for rendering, name, f1, p, r, catas, junk, rate in rows:
+        print(f"{rendering:<13} {name:<16} {f1:6.3f} {p:6.3f} {r:6.3f} {catas:6d} {junk:9.3f} {rate:8.0f}")
+    print("\nper-dataset F1 (boilerstrip):")
+    datasets = sorted({d for summary in per_dataset.values() for d in summary})
+    print(f"{'rendering':<13} " + " ".join(f"{d[:10]:>10}" for d in datasets))
+    for rendering in renderings:
+        summary = per_dataset.get(("boilerstrip", rendering), {})
+        print(f"{rendering:<13} " + " ".join(f"{summary[d]['f1']:10.3f}" if d in summary else f"{'-':>10}"
+                                             for d in datasets))
 
 
 if __name__ == "__main__":

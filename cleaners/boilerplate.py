@@ -144,6 +144,16 @@ class LineStats:
                 counts.setdefault(source, {})[key] = n
         return cls(dict(docs), counts)
 
+    @classmethod
+    def merge(cls, *parts: LineStats) -> LineStats:
+        docs: Counter[str] = Counter()
+        counts: dict[str, Counter[int]] = {}
+        for part in parts:
+            docs.update(part.source_docs)
+            for source, per_source in part.counts.items():
+                counts.setdefault(source, Counter()).update(per_source)
+        return cls(dict(docs), {source: dict(c) for source, c in counts.items()})
+
     def evidence(self, source: str, line: str) -> Evidence | None:
         per_source = self.counts.get(source)
         if not per_source:

@@ -34,7 +34,8 @@ class CleanConfig:
 
 # A page <title> is often "Headline - Site Name"; these separate the headline from the site name.
 _TITLE_SEPARATORS = re.compile(r"\s+(?:[-–—|:·•»]|::)\s+")
-_SENTENCE_END = re.compile(r"[.!?;,:]['\"”’)]*$")
+# Headlines may end in "?" or "!"; a first line ending in these is more likely a sentence.
+_SENTENCE_END = re.compile(r"[.;,:]['\"”’)]*$")
 
 
 @dataclass(slots=True)

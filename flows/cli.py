@@ -99,6 +99,63 @@ def run(
     )
 
 
+@app.command()
+def explain(
+    file: Annotated[str, typer.Argument(help="A .txt, .html or .jsonl(.gz) input file.")],
+    record_id: Annotated[str | None, typer.Option("--id", help="For JSONL: the record id to show "
+                         "(default: the first record).")] = None,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="An output folder whose learned "
+                      "per-source line counts should be used, as in a run.")] = None,
+    source: Annotated[str | None, typer.Option(help="Override the source (site) the rules are chosen by.")] = None,
+    rules: Annotated[list[str] | None, typer.Option("--rules", help="Rule-pack file or folder (repeatable).")] = None,
+    width: Annotated[int, typer.Option(help="Characters of each line to show.")] = 100,
+) -> None:
+    """Show a document line by line: what is kept, what is removed, by which rule and why."""
+    from rich.console import Console
+    from rich.text import Text
+
+    from cleaners.document import clean_document
+    from cleaners.explain import explain_lines
+    from cleaners.readers import InputError, discover, read_file
+    from cleaners.rulepack import RulePackError, load_rules
+    from cleaners.store import OutputStore
+    from cleaners.types import RawDocument
+
+    try:
+        ruleset = load_rules(rules)
+        [input_file] = discover([file]) or [None]
+    except (InputError, RulePackError, ValueError) as exc:
+        _fail(str(exc))
+    doc = None
+    for item in read_file(input_file):
+        if record_id is None or item.input_id == record_id:
+            doc = item
+            break
+    if doc is None:
+        _fail(f"{file}: no record with id {record_id!r}")
+    if not isinstance(doc, RawDocument):
+        _fail(f"{file}: this input is a reject ({doc.reason_code}): {doc.reason}")
+    chosen_source = source or doc.source
+    parent = Path(input_file.path).parent.name
+    if source is None and chosen_source == "unknown" and "." in parent:
+        chosen_source = parent  # a file given on its own: its folder name is the likely site
+    stats = OutputStore.open(output).line_stats({chosen_source}) if output else None
+    result = clean_document(doc.text, ruleset, source=chosen_source, known_title=doc.title, line_stats=stats)
+    console = Console(highlight=False)
+    console.print(f"[bold]{doc.input_id}[/]  source={chosen_source}  title={result.title!r}  "
+                  f"kept_ratio={result.kept_ratio:.2f}  low_confidence={result.low_confidence}  "
+                  f"removed={len(result.removed)} lines")
+    if result.metadata:
+        console.print(f"metadata: {result.metadata}")
+    for line in explain_lines(doc.text, result):
+        shown = line.text if len(line.text) <= width else line.text[: width - 1] + "…"
+        if line.kept:
+            console.print(Text(f"{line.line_no:5d}   {shown}"))
+        else:
+            console.print(Text(f"{line.line_no:5d} - {shown}", style="red"))
+            console.print(Text(f"        [{line.rule}] {line.reason}", style="dim"))
+
+
 def main() -> None:
     app()
 

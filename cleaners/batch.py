@@ -1,0 +1,36 @@
+"""Clean a batch of texts in memory with both passes (line counting, then cleaning).
+
+The flow does the same over files and shards with the counts kept in the output; this is the
+in-memory form for notebooks, benchmarks and tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cleaners.boilerplate import LineCounter, LineStats
+from cleaners.document import CleanConfig, clean_document
+from cleaners.rulepack import RuleSet
+from cleaners.types import CleanResult
+
+
+@dataclass(frozen=True, slots=True)
+class BatchItem:
+    source: str
+    text: str
+    title: str | None = None
+
+
+def clean_batch(items: Sequence[BatchItem], rules: RuleSet, config: CleanConfig | None = None,
+                history: LineStats | None = None) -> list[CleanResult]:
+    """Pass 1 counts lines per source over ``items`` (plus ``history``), pass 2 cleans each item."""
+    counter = LineCounter()
+    for item in items:
+        counter.add(item.source, item.text)
+    tables = [counter.to_table()]
+    stats = LineStats.from_tables(tables)
+    if history is not None:
+        stats = LineStats.merge(history, stats)
+    return [clean_document(item.text, rules, source=item.source, known_title=item.title, config=config,
+                           line_stats=stats) for item in items]
