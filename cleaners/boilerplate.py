@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from cleaners.normalize import normalize_characters
+from cleaners.normalize import normalize_newlines
 from cleaners.rulepack import canonical_line
 
 # Template lines (menus, footers, widgets, bylines) are short; long lines are not counted, which also
@@ -64,7 +64,9 @@ class LineCounter:
     _seen_content: set[tuple[str, bytes]] = field(default_factory=set)
 
     def add(self, source: str, text: str) -> None:
-        normalized, _ = normalize_characters(text)
+        # Newlines only: canonical lines fold case and all whitespace (NBSP included), which is what
+        # matters for template lines; full normalization here doubled the cost of pass 1.
+        normalized = normalize_newlines(text)
         # The same document twice (syndication, re-scrapes) would make its whole text look like template.
         fingerprint = (source, hashlib.blake2b(normalized.encode("utf-8", "surrogatepass"), digest_size=16).digest())
         if fingerprint in self._seen_content:

@@ -117,7 +117,7 @@ def apply_rules(doc: _Lines, program: RuleProgram) -> dict[str, str]:
     for rank, i in enumerate(ranks):
         line = doc.lines[i].strip()
         # Most prose lines are longer than any rule allows; the rest are screened in one regex call.
-        if len(line) > program.longest or not program.screen.fullmatch(line):
+        if len(line) > program.longest or not program.screens(line):
             continue
         for rule in program.rules:
             if not rule.in_zone(rank, n - 1 - rank):
