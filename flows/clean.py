@@ -8,6 +8,7 @@ The state that makes runs incremental and idempotent lives with the output (``cl
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 import uuid
 from collections import Counter
@@ -26,6 +27,9 @@ from cleaners.store import OutputStore, partition_of, rows_in
 from flows import progress
 from flows.runners import make_task_runner
 
+# Delays between the two retries of a shard's I/O (seconds); BOILERSTRIP_RETRY_DELAYS="2,10" to change.
+RETRY_DELAYS = [float(x) for x in os.environ.get("BOILERSTRIP_RETRY_DELAYS", "2,10").split(",") if x.strip()]
+
 
 class AccountingError(RuntimeError):
     """Written rows do not add up to the inputs read: something was lost."""
@@ -35,13 +39,13 @@ def _shard(shard_id: str, files: list[dict[str, Any]]) -> Shard:
     return Shard(shard_id, tuple(InputFile(**f) for f in files))
 
 
-@task(name="count-lines", persist_result=False, retries=2, retry_delay_seconds=[2, 10])
+@task(name="count-lines", persist_result=False, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS)
 def count_lines_task(shard_id: str, files: list[dict[str, Any]], output: str, max_doc_bytes: int) -> int:
     """Pass 1 for one shard: per-source line counts into the output's state."""
     return count_shard(_shard(shard_id, files), OutputStore.open(output), max_doc_bytes)
 
 
-@task(name="clean-shard", persist_result=False, retries=2, retry_delay_seconds=[2, 10])
+@task(name="clean-shard", persist_result=False, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS)
 def clean_shard_task(shard_id: str, files: list[dict[str, Any]], output: str, rules: list[str] | None,
                      ingested_at: datetime, fingerprints: dict[str, str], max_doc_bytes: int) -> dict[str, Any]:
     """Pass 2 for one shard: clean into ``articles/`` and ``rejects/``, commit the ledger part."""

@@ -88,12 +88,12 @@ def run(
             summary = clean_articles(**params)
     except Exception as exc:  # the flow already logged the traceback; the shell gets one line
         _fail(f"the run failed: {exc}")
-    out = Path(output)
+    out = output.rstrip("/")
     query = f"SELECT source, title, region, len(text) AS chars FROM read_parquet('{out}/articles/**/*.parquet')"
     typer.echo(
         f"\n{summary['files_seen']} files seen, {summary['files_skipped']} already ingested; "
         f"{summary['inputs']} inputs -> {summary['articles']} articles + {summary['rejects']} rejects\n"
-        f"articles: {out / 'articles'}\nrejects:  {out / 'rejects'}\n\nQuery with DuckDB:\n"
+        f"articles: {out}/articles\nrejects:  {out}/rejects\nmanifest: {summary['manifest']}\n\nQuery with DuckDB:\n"
         f"  duckdb -c \"{query}\"    # the duckdb CLI, if installed\n"
         f"  {sys.executable} -c \"import duckdb; duckdb.sql(\\\"{query}\\\").show()\""
     )

@@ -1,0 +1,101 @@
+"""Deployments of the ``clean-articles`` flow, served by one long-lived process (Prefect's ``serve()``).
+
+Two deployments, ``clean-articles/daily`` (cron) and ``clean-articles/adhoc`` (no schedule: triggered with
+``prefect deployment run``). ``python -m flows.deployments`` registers both with the server named by
+``PREFECT_API_URL`` and runs their flow runs, each in a subprocess, until stopped (SIGTERM or Ctrl-C;
+stopping pauses the daily schedule, serving again resumes it). No work pool, no worker, no YAML.
+
+Environment (read when ``deployments()`` is called, i.e. when serving starts):
+
+* ``BOILERSTRIP_DAILY_CRON``: the daily schedule, default ``0 3 * * *``;
+* ``BOILERSTRIP_DAILY_TIMEZONE``: its time zone, default ``UTC``;
+* ``BOILERSTRIP_DAILY_INPUT``: the daily run's ``input``, one path or a JSON list of paths, default ``data/raw``;
+* ``BOILERSTRIP_DAILY_OUTPUT``: the daily run's ``output``, default ``data/clean``;
+* ``BOILERSTRIP_SERVE_LIMIT``: most flow runs this process runs at the same time, default 2.
+
+Relative daily paths are made absolute against the working folder of the serving process. Parameters
+given to ``prefect deployment run -p`` are passed as they are: a flow run's working folder is the one
+``serve`` was started in, so prefer absolute paths there too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from prefect.client.schemas.schedules import CronSchedule
+from prefect.deployments.runner import EntrypointType, RunnerDeployment
+from prefect.exceptions import ParameterTypeError, SignatureMismatchError
+
+from flows.clean import clean_articles
+
+DAILY_CRON = "0 3 * * *"
+DAILY_TIMEZONE = "UTC"
+DAILY_INPUT = "data/raw"
+DAILY_OUTPUT = "data/clean"
+SERVE_LIMIT = 2
+TAGS = ["boilerstrip"]
+
+
+class DeploymentConfigError(ValueError):
+    """An environment setting for the deployments is malformed."""
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def _input_paths(value: str) -> list[str]:
+    """One path, or a JSON list of paths, each made absolute."""
+    if value.startswith("["):
+        try:
+            paths = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise DeploymentConfigError(f"BOILERSTRIP_DAILY_INPUT is not a JSON list: {exc}") from exc
+        if not paths or not all(isinstance(p, str) and p for p in paths):
+            raise DeploymentConfigError("BOILERSTRIP_DAILY_INPUT must list one or more non-empty paths")
+    else:
+        paths = [value]
+    return [os.path.abspath(p) for p in paths]
+
+
+def daily_parameters() -> dict[str, Any]:
+    """Default parameters of the daily run (only ``input`` and ``output``; the flow's defaults do the rest)."""
+    return {
+        "input": _input_paths(_env("BOILERSTRIP_DAILY_INPUT", DAILY_INPUT)),
+        "output": os.path.abspath(_env("BOILERSTRIP_DAILY_OUTPUT", DAILY_OUTPUT)),
+    }
+
+
+def deployments() -> list[RunnerDeployment]:
+    """The ``daily`` and ``adhoc`` deployments. Builds objects only: no server is contacted."""
+    try:
+        schedule = CronSchedule(cron=_env("BOILERSTRIP_DAILY_CRON", DAILY_CRON),
+                                timezone=_env("BOILERSTRIP_DAILY_TIMEZONE", DAILY_TIMEZONE))
+    except ValueError as exc:  # pydantic's ValidationError included: a bad cron string or time zone
+        raise DeploymentConfigError(f"BOILERSTRIP_DAILY_CRON / BOILERSTRIP_DAILY_TIMEZONE: {exc}") from exc
+    parameters = daily_parameters()
+    # Same check the server applies to a run (pydantic, from the flow signature): fail at start, not at 03:00.
+    try:
+        clean_articles.validate_parameters(parameters)
+    except (ParameterTypeError, SignatureMismatchError) as exc:
+        raise DeploymentConfigError(f"daily parameters {parameters} do not fit the flow: {exc}") from exc
+    # MODULE_PATH ("flows.clean.clean_articles"): a run imports the installed package, whatever its cwd.
+    common: dict[str, Any] = {"entrypoint_type": EntrypointType.MODULE_PATH, "tags": TAGS}
+    return [
+        clean_articles.to_deployment(name="daily", schedules=[schedule], parameters=parameters, **common),
+        clean_articles.to_deployment(name="adhoc", **common),
+    ]
+
+
+def main() -> None:
+    from prefect import serve
+
+    limit = int(_env("BOILERSTRIP_SERVE_LIMIT", str(SERVE_LIMIT)))
+    serve(*deployments(), limit=limit)
+
+
+if __name__ == "__main__":
+    main()
