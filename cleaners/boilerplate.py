@@ -156,6 +156,18 @@ class LineStats:
                 counts.setdefault(source, Counter()).update(per_source)
         return cls(dict(docs), {source: dict(c) for source, c in counts.items()})
 
+    def to_table(self) -> pa.Table:
+        """The merged counts as one table (``LINE_COUNTS_SCHEMA``): written once per run for the tasks."""
+        rows: dict[str, list] = {name: [] for name in LINE_COUNTS_SCHEMA.names}
+        for source in sorted(self.counts):
+            for key, n in sorted(self.counts[source].items()):
+                rows["source"].append(source)
+                rows["line_hash"].append(key)
+                rows["line"].append("")
+                rows["n_docs"].append(n)
+                rows["source_docs"].append(self.source_docs.get(source, 0))
+        return pa.table(rows, schema=LINE_COUNTS_SCHEMA)
+
     def evidence(self, source: str, line: str) -> Evidence | None:
         per_source = self.counts.get(source)
         if not per_source:

@@ -146,8 +146,34 @@ class OutputStore:
         return entries
 
     def line_stats(self, sources: set[str] | None = None, min_n_docs: int = 2) -> LineStats:
+        """All committed and this run's line counts, summed per source (lines on one document dropped)."""
         tables = (self.read_table(p) for p in self._parts("_state", "line_counts").values())
         return LineStats.from_tables(tables, min_n_docs=min_n_docs, sources=sources)
+
+    @property
+    def merged_line_stats_path(self) -> str:
+        return self.path("_state", "line_stats.parquet")
+
+    def write_merged_line_stats(self) -> str:
+        """Merge every shard's counts once per run into one small file the clean tasks read.
+
+        Without it each task re-read and re-summed every count file of the output's history.
+        """
+        with self.writer(self.merged_line_stats_path, LINE_COUNTS_SCHEMA) as out:
+            out.write_table(self.line_stats().to_table())
+        return self.merged_line_stats_path
+
+    def merged_line_stats(self) -> LineStats:
+        if not self.fs.exists(self.merged_line_stats_path):
+            return self.line_stats()
+        table = self.read_table(self.merged_line_stats_path)
+        docs = dict(zip(*(table.group_by("source").aggregate([("source_docs", "max")])[c].to_pylist()
+                          for c in ("source", "source_docs_max")), strict=True))
+        counts: dict[str, dict[int, int]] = {}
+        for source, key, n in zip(table["source"].to_pylist(), table["line_hash"].to_pylist(),
+                                  table["n_docs"].to_pylist(), strict=True):
+            counts.setdefault(source, {})[key] = n
+        return LineStats(docs, counts)
 
     # -- writing state ----------------------------------------------------------------------------
     def write_ledger(self, partition: str, shard_id: str, rows: list[dict[str, Any]]) -> None:

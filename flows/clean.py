@@ -52,7 +52,7 @@ def clean_shard_task(shard_id: str, files: list[dict[str, Any]], output: str, ru
     store = OutputStore.open(output)
     shard = _shard(shard_id, files)
     stats = process_shard(shard, store, load_rules(rules), ingested_at, partition_of(ingested_at), fingerprints,
-                          line_stats=store.line_stats(), max_doc_bytes=max_doc_bytes)
+                          line_stats=store.merged_line_stats(), max_doc_bytes=max_doc_bytes)
     return stats.to_dict()
 
 
@@ -65,6 +65,7 @@ def clean_shards(shards: list[dict[str, Any]], output: str, rules: list[str] | N
               .submit(s["shard_id"], s["files"], output, max_doc_bytes) for s in shards]
     for future in counts:
         future.result()  # every shard's counts exist before any shard is cleaned
+    OutputStore.open(output).write_merged_line_stats()
     reporter = progress.current() or progress.LogReporter(logger)
     futures = [clean_shard_task.with_options(task_run_name=f"clean-shard-{s['shard_id']}")
                .submit(s["shard_id"], s["files"], output, rules, ingested_at,
