@@ -184,6 +184,24 @@ class OutputStore:
         with self.writer(self.line_counts_path(shard_id), LINE_COUNTS_SCHEMA) as out:
             out.write_table(table)
 
+    def write_plan(self, run_id: str, shard_id: str, plan: dict[str, Any]) -> str:
+        """A shard's work order (its files and their hashes), so tasks and subflows take a path, not data:
+        Prefect stores flow-run parameters and refuses more than 512 KB of them."""
+        path = self.path("_state", "plans", run_id, f"shard-{shard_id}.json")
+        self.fs.makedirs(self.path("_state", "plans", run_id), exist_ok=True)
+        with self.fs.open(path, "w") as handle:
+            json.dump(plan, handle)
+        return path
+
+    def read_plan(self, path: str) -> dict[str, Any]:
+        with self.fs.open(path, "r") as handle:
+            return json.load(handle)
+
+    def remove_plans(self, run_id: str) -> None:
+        folder = self.path("_state", "plans", run_id)
+        if self.fs.exists(folder):
+            self.fs.rm(folder, recursive=True)
+
     def write_manifest(self, name: str, manifest: dict[str, Any]) -> str:
         path = self.path("_manifests", name)
         self.fs.makedirs(self.path("_manifests"), exist_ok=True)
@@ -208,6 +226,8 @@ class OutputStore:
             if ".tmp-" in path.rsplit("/", 1)[-1] or path.endswith(".json.tmp"):
                 self.fs.rm(path)
                 report.orphans_removed.append(path)
+        if self.fs.exists(self.path("_state", "plans")):  # work orders of runs that died
+            self.fs.rm(self.path("_state", "plans"), recursive=True)
         committed = set(self._parts("_state", "ledger"))
         committed_shards = {shard for _, shard in committed}
         for folder in ("articles", "rejects"):

@@ -35,42 +35,44 @@ class AccountingError(RuntimeError):
     """Written rows do not add up to the inputs read: something was lost."""
 
 
-def _shard(shard_id: str, files: list[dict[str, Any]]) -> Shard:
-    return Shard(shard_id, tuple(InputFile(**f) for f in files))
+def _load_plan(plan_path: str, output: str) -> tuple[OutputStore, Shard, dict[str, Any]]:
+    store = OutputStore.open(output)
+    plan = store.read_plan(plan_path)
+    shard = Shard(plan["shard_id"], tuple(InputFile(**f) for f in plan["files"]))
+    return store, shard, plan
 
 
 @task(name="count-lines", persist_result=False, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS)
-def count_lines_task(shard_id: str, files: list[dict[str, Any]], output: str, max_doc_bytes: int) -> int:
+def count_lines_task(plan_path: str, output: str, max_doc_bytes: int) -> int:
     """Pass 1 for one shard: per-source line counts into the output's state."""
-    return count_shard(_shard(shard_id, files), OutputStore.open(output), max_doc_bytes)
+    store, shard, _ = _load_plan(plan_path, output)
+    return count_shard(shard, store, max_doc_bytes)
 
 
 @task(name="clean-shard", persist_result=False, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS)
-def clean_shard_task(shard_id: str, files: list[dict[str, Any]], output: str, rules: list[str] | None,
-                     ingested_at: datetime, fingerprints: dict[str, str], max_doc_bytes: int) -> dict[str, Any]:
+def clean_shard_task(plan_path: str, output: str, rules: list[str] | None, max_doc_bytes: int) -> dict[str, Any]:
     """Pass 2 for one shard: clean into ``articles/`` and ``rejects/``, commit the ledger part."""
-    store = OutputStore.open(output)
-    shard = _shard(shard_id, files)
-    stats = process_shard(shard, store, load_rules(rules), ingested_at, partition_of(ingested_at), fingerprints,
-                          line_stats=store.merged_line_stats(), max_doc_bytes=max_doc_bytes)
+    store, shard, plan = _load_plan(plan_path, output)
+    ingested_at = datetime.fromisoformat(plan["ingested_at"])
+    stats = process_shard(shard, store, load_rules(rules), ingested_at, partition_of(ingested_at),
+                          plan["fingerprints"], line_stats=store.merged_line_stats(), max_doc_bytes=max_doc_bytes)
     return stats.to_dict()
 
 
 @flow(name="clean-shards")
-def clean_shards(shards: list[dict[str, Any]], output: str, rules: list[str] | None, ingested_at: datetime,
-                 fingerprints: dict[str, str], max_doc_bytes: int) -> list[dict[str, Any]]:
-    """Both passes over the planned shards, on whichever task runner the caller chose."""
+def clean_shards(plan_paths: list[str], output: str, rules: list[str] | None,
+                 max_doc_bytes: int) -> list[dict[str, Any]]:
+    """Both passes over the planned shards (one work-order file each), on the caller's task runner."""
     logger = get_run_logger()
-    counts = [count_lines_task.with_options(task_run_name=f"count-lines-{s['shard_id']}")
-              .submit(s["shard_id"], s["files"], output, max_doc_bytes) for s in shards]
+    names = [path.rsplit("/", 1)[-1].removeprefix("shard-").removesuffix(".json") for path in plan_paths]
+    counts = [count_lines_task.with_options(task_run_name=f"count-lines-{name}").submit(path, output, max_doc_bytes)
+              for name, path in zip(names, plan_paths, strict=True)]
     for future in counts:
         future.result()  # every shard's counts exist before any shard is cleaned
     OutputStore.open(output).write_merged_line_stats()
     reporter = progress.current() or progress.LogReporter(logger)
-    futures = [clean_shard_task.with_options(task_run_name=f"clean-shard-{s['shard_id']}")
-               .submit(s["shard_id"], s["files"], output, rules, ingested_at,
-                       {f["path"]: fingerprints.get(f["path"], "") for f in s["files"]}, max_doc_bytes)
-               for s in shards]
+    futures = [clean_shard_task.with_options(task_run_name=f"clean-shard-{name}")
+               .submit(path, output, rules, max_doc_bytes) for name, path in zip(names, plan_paths, strict=True)]
     results: list[dict[str, Any]] = []
     failed: list[str] = []
     for future in as_completed(futures):
@@ -82,8 +84,8 @@ def clean_shards(shards: list[dict[str, Any]], output: str, rules: list[str] | N
         results.append(stats)
         reporter.advance(stats["n_inputs"], stats["n_bytes"])
     if failed:
-        names = sorted(set(s["shard_id"] for s in shards) - {r["shard_id"] for r in results})
-        raise RuntimeError(f"{len(names)} shard(s) failed after retries: {', '.join(names)}; first error: "
+        missing = sorted(set(names) - {r["shard_id"] for r in results})
+        raise RuntimeError(f"{len(missing)} shard(s) failed after retries: {', '.join(missing)}; first error: "
                            f"{failed[0]}. Re-run the same command: committed shards are skipped.")
     return results
 
@@ -183,13 +185,17 @@ def clean_articles(
         logger.info("%d files seen, %d to process in %d shards -> %s (rules %s)",
                     len(files), len(todo), len(shards), output, ruleset.version)
         results: list[dict[str, Any]] = []
+        run_id = f"{ingested_at:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}"
         if shards:
+            plan_paths = [store.write_plan(run_id, s.shard_id, {
+                "shard_id": s.shard_id, "ingested_at": ingested_at.isoformat(),
+                "files": [_file_dict(f) for f in s.files],
+                "fingerprints": {f.path: fingerprints.get(f.path, "") for f in s.files},
+            }) for s in shards]
             runner = make_task_runner(task_runner, dask_address)
             with progress.reporting_to(reporter):
-                results = clean_shards.with_options(task_runner=runner)(
-                    [{"shard_id": s.shard_id, "files": [_file_dict(f) for f in s.files]} for s in shards],
-                    output, rules, ingested_at, fingerprints, max_doc_bytes,
-                )
+                results = clean_shards.with_options(task_runner=runner)(plan_paths, output, rules, max_doc_bytes)
+            store.remove_plans(run_id)
         reporter.finish()
         superseded = store.recover()  # rows of inputs this run re-ingested leave their old files
     removed: Counter[str] = Counter()
@@ -217,7 +223,7 @@ def clean_articles(
                          "articles": s["n_articles"], "rejects": s["n_rejects"], "seconds": round(s["seconds"], 3)}
                         for s in sorted(results, key=lambda s: s["shard_id"])],
     }
-    manifest = store.write_manifest(f"run-{ingested_at:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}.json", summary)
+    manifest = store.write_manifest(f"run-{run_id}.json", summary)
     summary["manifest"] = manifest
     create_markdown_artifact(key="clean-articles-summary", markdown=_summary_markdown(summary, removed, lines),
                              description="Counts, removals per rule, most frequent removed lines")
