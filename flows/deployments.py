@@ -11,7 +11,9 @@ Environment (read when ``deployments()`` is called, i.e. when serving starts):
 * ``BOILERSTRIP_DAILY_TIMEZONE``: its time zone, default ``UTC``;
 * ``BOILERSTRIP_DAILY_INPUT``: the daily run's ``input``, one path or a JSON list of paths, default ``data/raw``;
 * ``BOILERSTRIP_DAILY_OUTPUT``: the daily run's ``output``, default ``data/clean``;
-* ``BOILERSTRIP_SERVE_LIMIT``: most flow runs this process runs at the same time, default 2.
+* ``BOILERSTRIP_SERVE_LIMIT``: most flow runs this process runs at the same time, default 2;
+* ``PREFECT_FLOWS_HEARTBEAT_FREQUENCY``: seconds between run heartbeats, default 30 here; runs that stop
+  beating are marked Crashed by the automation in ``flows.zombies``.
 
 Relative daily paths are made absolute against the working folder of the serving process. Parameters
 given to ``prefect deployment run -p`` are passed as they are: a flow run's working folder is the one
@@ -35,6 +37,7 @@ DAILY_TIMEZONE = "UTC"
 DAILY_INPUT = "data/raw"
 DAILY_OUTPUT = "data/clean"
 SERVE_LIMIT = 2
+HEARTBEAT_SECONDS = 30  # Prefect's minimum; a dead run is marked Crashed after three missed beats
 TAGS = ["boilerstrip"]
 
 
@@ -93,7 +96,14 @@ def deployments() -> list[RunnerDeployment]:
 def main() -> None:
     from prefect import serve
 
+    from flows.zombies import ensure_zombie_automation
+
     limit = int(_env("BOILERSTRIP_SERVE_LIMIT", str(SERVE_LIMIT)))
+    # Heartbeats from every run this process starts, and an automation that crashes runs whose heartbeats
+    # stop (a SIGKILLed run would otherwise stay Running forever).
+    heartbeat = int(_env("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS)))
+    os.environ["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] = str(heartbeat)
+    ensure_zombie_automation(heartbeat)
     serve(*deployments(), limit=limit)
 
 
