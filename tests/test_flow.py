@@ -54,6 +54,25 @@ def test_flow_writes_parquet_that_pyarrow_and_duckdb_read(prefect_backend, corpu
     [(line_no,)] = duckdb.sql(f"SELECT line_no FROM read_parquet('{out}/rejects/**/*.parquet') "
                               "WHERE reason_code = 'malformed_record'").fetchall()
     assert line_no == 2
+    [(dates,)] = duckdb.sql(f"SELECT count(DISTINCT ingest_date) FROM read_parquet('{glob}', "
+                            "hive_partitioning = true)").fetchall()
+    assert dates == 1
+
+
+def test_output_reads_as_one_table_in_polars_and_pandas(prefect_backend, corpus: Path, tmp_path: Path) -> None:
+    import pandas as pd
+    import polars as pl
+
+    from flows.clean import clean_articles
+
+    out = tmp_path / "out"
+    clean_articles(input=[str(corpus)], output=str(out))
+    frame = pl.scan_parquet(f"{out}/articles/**/*.parquet", hive_partitioning=True).collect()
+    assert frame.height == 3 and "ingest_date" in frame.columns
+    assert sorted(frame["source"].to_list()) == ["420intel.com", "example.org", "unknown"]
+    pandas_frame = pd.read_parquet(out / "articles")
+    assert len(pandas_frame) == 3 and "ingest_date" in pandas_frame.columns
+    assert set(pandas_frame["region"].dropna()) == {"Mexico"}
 
 
 def _articles(out: Path):
