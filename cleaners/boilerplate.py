@@ -24,6 +24,8 @@ MAX_COUNTED_CHARS = 200
 # A shard never stores more than this many distinct lines per source (the most frequent are kept).
 MAX_LINES_PER_SOURCE = 20_000
 LINE_COUNTS_VERSION = "1"
+# Fingerprints kept to skip duplicate documents within one shard's count.
+MAX_TRACKED_DOCUMENTS = 200_000
 
 LINE_COUNTS_SCHEMA = pa.schema(
     [
@@ -74,9 +76,16 @@ class LineCounter:
         self._seen_content.add(fingerprint)
         lines = countable_lines(normalized)
         self.docs[source] += 1
-        self.per_source.setdefault(source, Counter()).update(lines.keys())
+        counts = self.per_source.setdefault(source, Counter())
+        counts.update(lines.keys())
         for key, sample in lines.items():
             self.samples.setdefault(key, sample)
+        if len(counts) > 4 * MAX_LINES_PER_SOURCE:  # bounded memory: keep the most frequent lines
+            self.per_source[source] = Counter(dict(counts.most_common(MAX_LINES_PER_SOURCE)))
+            alive = set().union(*(c.keys() for c in self.per_source.values()))
+            self.samples = {key: text for key, text in self.samples.items() if key in alive}
+        if len(self._seen_content) > MAX_TRACKED_DOCUMENTS:
+            self._seen_content.clear()  # duplicates further apart than this are counted twice
 
     def to_table(self) -> pa.Table:
         rows: dict[str, list] = {name: [] for name in LINE_COUNTS_SCHEMA.names}

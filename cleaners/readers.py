@@ -3,14 +3,21 @@
 Inputs are files, folders (searched recursively) or glob patterns. Supported: ``.txt`` (one article
 per file), ``.html``/``.htm`` (one page per file) and ``.jsonl``/``.jsonl.gz`` (one record per line).
 Reading never raises for bad content: every problem becomes a :class:`~cleaners.types.Reject`.
+
+Names are always valid text: bytes of a local file name that are not UTF-8 (which Python decodes to
+surrogates U+DC80..U+DCFF) are shown as the private-use characters U+10FE80..U+10FEFF, one per byte,
+so the name can be written to Parquet and sent to Prefect; :func:`open_input` maps them back.
 """
 
 from __future__ import annotations
 
+import errno
 import glob
 import gzip
 import json
 import os
+import re
+import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -20,7 +27,7 @@ from urllib.parse import urlsplit
 
 import fsspec
 
-from cleaners.decode import decode_bytes
+from cleaners.decode import decode_bytes, decode_mostly_utf8
 from cleaners.extract import extract_html, looks_like_html
 from cleaners.types import RawDocument, Reject, RejectReason
 
@@ -31,6 +38,11 @@ SUPPORTED_SUFFIXES = TEXT_SUFFIXES + HTML_SUFFIXES + JSONL_SUFFIXES
 UNKNOWN_SOURCE = "unknown"
 # Documents larger than this are rejected as too_large rather than read into memory.
 DEFAULT_MAX_DOC_BYTES = 16 * 1024 * 1024
+# Non-UTF-8 bytes of file names: surrogateescape's U+DC80..U+DCFF <-> private use U+10FE80..U+10FEFF.
+_NAME_BYTE_SHIFT = 0x10FE00 - 0xDC00
+_TO_PRINTABLE_NAME = {c: c + _NAME_BYTE_SHIFT for c in range(0xDC80, 0xDD00)}
+_TO_OS_NAME = {c + _NAME_BYTE_SHIFT: c for c in range(0xDC80, 0xDD00)}
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class InputError(ValueError):
@@ -64,14 +76,25 @@ def _source_of(relpath: str) -> str:
     return str(parent) if str(parent) not in ("", ".") else UNKNOWN_SOURCE
 
 
+def printable_name(path: str) -> str:
+    """A local path as valid text: non-UTF-8 bytes of the name become private-use characters."""
+    return path.translate(_TO_PRINTABLE_NAME)
+
+
+def os_name(path: str) -> str:
+    """The inverse of :func:`printable_name`: the path to give to the operating system."""
+    return path.translate(_TO_OS_NAME)
+
+
 def _make(path: str, root: str) -> InputFile:
-    rel = os.path.relpath(path, root).replace(os.sep, "/")
+    rel = printable_name(os.path.relpath(path, root).replace(os.sep, "/"))
     try:
         info = os.stat(path)
         size, mtime_ns = info.st_size, info.st_mtime_ns
     except OSError:  # unreadable or vanished: read_file turns it into a reject
         size, mtime_ns = 0, 0
-    return InputFile(path=os.path.abspath(path), relpath=rel, source=_source_of(rel), size=size, mtime_ns=mtime_ns)
+    return InputFile(path=printable_name(os.path.abspath(path)), relpath=rel, source=_source_of(rel), size=size,
+                     mtime_ns=mtime_ns)
 
 
 def _discover_remote(arg: str) -> list[InputFile]:
@@ -102,10 +125,25 @@ def _discover_remote(arg: str) -> list[InputFile]:
 
 
 def open_input(path: str) -> BinaryIO:
-    """Open a local path or an fsspec URL for reading bytes."""
+    """Open a local path or an fsspec URL for reading bytes.
+
+    Local paths must be regular files: a FIFO, device or folder raises :class:`OSError` instead of
+    blocking or reading forever (the open is non-blocking until the type is checked).
+    """
     if "://" in path:
         return fsspec.open(path, "rb").open()
-    return open(path, "rb")
+    fd = os.open(os_name(path), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = ("a folder" if stat.S_ISDIR(mode) else "a named pipe (FIFO)" if stat.S_ISFIFO(mode)
+                    else "a socket" if stat.S_ISSOCK(mode) else "a device")
+            raise OSError(errno.EINVAL, f"not a regular file but {kind}")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _walk(root: str) -> Iterator[str]:
@@ -124,24 +162,43 @@ def discover(inputs: Sequence[str]) -> list[InputFile]:
         if "://" in arg and not arg.startswith("file://"):
             for f in _discover_remote(arg):
                 found.setdefault(f.path, f)
-        elif any(ch in arg for ch in "*?["):
+        elif any(ch in arg for ch in "*?[") and not os.path.lexists(arg):  # "a [1].txt" is a name
+            root = _glob_root(arg)
             matches = sorted(glob.glob(arg, recursive=True))
-            files = [m for m in matches if os.path.isfile(m)]
+            # Every match but folders, as a folder input would list them: a FIFO or a dangling symlink
+            # becomes an `unreadable` reject instead of silently vanishing.
+            files = [m for m in matches if not os.path.isdir(m) and not _under_symlinked_folder(m, root)]
             if not files:
                 raise InputError(f"input {arg!r}: the pattern matches no file")
-            root = _glob_root(arg)
             for path in files:
-                found.setdefault(os.path.abspath(path), _make(path, root))
+                made = _make(path, root)
+                found.setdefault(made.path, made)
         elif os.path.isdir(arg):
             for path in _walk(arg):
-                found.setdefault(os.path.abspath(path), _make(path, arg))
+                made = _make(path, arg)
+                found.setdefault(made.path, made)
         elif os.path.isfile(arg):
-            found.setdefault(os.path.abspath(arg), _make(arg, os.path.dirname(arg) or "."))
+            made = _make(arg, os.path.dirname(arg) or ".")
+            found.setdefault(made.path, made)
         elif os.path.lexists(arg):
             raise InputError(f"input {arg!r}: not a regular file or folder (a broken symlink?)")
         else:
             raise InputError(f"input {arg!r}: no such file or folder; check the path")
     return sorted(found.values(), key=lambda f: (f.source, f.relpath, f.path))
+
+
+def _under_symlinked_folder(path: str, root: str) -> bool:
+    """Whether a glob match lies below a symlinked folder under ``root``: ``**`` would follow those
+    (a link to a parent folder repeats every file dozens of times) while folder inputs do not."""
+    rel = os.path.relpath(os.path.dirname(path), root)
+    if rel == "." or rel.startswith(".."):
+        return False
+    current = root
+    for part in rel.split(os.sep):
+        current = os.path.join(current, part)
+        if os.path.islink(current):
+            return True
+    return False
 
 
 def _glob_root(pattern: str) -> str:
@@ -184,6 +241,13 @@ def _reject(f: InputFile, code: RejectReason, reason: str, *, input_id: str | No
         line_no=line_no,
         n_bytes=n_bytes,
     )
+
+
+def _unreadable(f: InputFile, exc: OSError) -> Reject:
+    hint = {errno.EACCES: "; check its permissions", errno.EPERM: "; check its permissions",
+            errno.ENOENT: "; it vanished, or is a symlink to nothing", errno.ELOOP: "; a symlink loop"}
+    return _reject(f, RejectReason.UNREADABLE,
+                   f"cannot read the file: {exc.strerror or exc}{hint.get(exc.errno or 0, '')}")
 
 
 def _text_or_html_document(
@@ -232,7 +296,7 @@ def read_file(f: InputFile, max_doc_bytes: int = DEFAULT_MAX_DOC_BYTES) -> Itera
                           "(max_doc_bytes)", n_bytes=len(data))
             return
     except OSError as exc:
-        yield _reject(f, RejectReason.UNREADABLE, f"cannot read the file: {exc.strerror or exc}; check its permissions")
+        yield _unreadable(f, exc)
         return
     if not data.strip():
         yield _reject(f, RejectReason.EMPTY, "no text (empty or whitespace only)", n_bytes=len(data))
@@ -253,7 +317,7 @@ def _read_jsonl(f: InputFile, max_doc_bytes: int) -> Iterator[RawDocument | Reje
         raw_handle = open_input(f.path)
         handle = gzip.open(raw_handle, "rb") if f.path.lower().endswith(".gz") else raw_handle  # noqa: SIM115
     except OSError as exc:
-        yield _reject(f, RejectReason.UNREADABLE, f"cannot read the file: {exc.strerror or exc}; check its permissions")
+        yield _unreadable(f, exc)
         return
     line_no = 0
     try:
@@ -275,6 +339,8 @@ def _read_jsonl(f: InputFile, max_doc_bytes: int) -> Iterator[RawDocument | Reje
                     yield _reject(f, RejectReason.TOO_LARGE, f"record over the {max_doc_bytes}-byte document limit",
                                   input_id=f"{f.relpath}:{line_no}", line_no=line_no)
                     continue
+                if line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark
+                    raw = raw[3:]
                 if not raw.strip():
                     continue
                 yield _jsonl_record(f, raw, line_no, seen_ids)
@@ -283,11 +349,36 @@ def _read_jsonl(f: InputFile, max_doc_bytes: int) -> Iterator[RawDocument | Reje
                       input_id=f"{f.relpath}:{line_no}", line_no=line_no)
 
 
+def _without_lone_surrogates(value: object) -> object:
+    """JSON may escape half of a surrogate pair ("\\udcff"): such a string cannot be written as UTF-8
+    (to Parquet or to Prefect), so each lone surrogate becomes U+FFFD."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(k): _without_lone_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_lone_surrogates(v) for v in value]
+    return value
+
+
+def _parse_json_line(raw: bytes) -> tuple[object, str]:
+    """The JSON value of one line and the encoding its bytes were read with."""
+    try:
+        text, encoding = raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        # Invalid bytes inside the strings of a record (a stray cp1252 quote): read as the text reader does.
+        text, encoding = decode_mostly_utf8(raw), "utf-8+cp1252"
+    record = json.loads(text)
+    if "\\ud" in text or "\\uD" in text:  # only escapes can produce lone surrogates
+        record = _without_lone_surrogates(record)
+    return record, encoding
+
+
 def _jsonl_record(f: InputFile, raw: bytes, line_no: int, seen_ids: set[str]) -> RawDocument | Reject:
     fallback_id = f"{f.relpath}:{line_no}"
     try:
-        record = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        record, encoding = _parse_json_line(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         return _reject(f, RejectReason.MALFORMED_RECORD, f"line {line_no} is not valid JSON: {exc}",
                        input_id=fallback_id, line_no=line_no, n_bytes=len(raw))
     if not isinstance(record, dict):
@@ -309,7 +400,7 @@ def _jsonl_record(f: InputFile, raw: bytes, line_no: int, seen_ids: set[str]) ->
                        input_id=input_id, line_no=line_no, source=source, n_bytes=len(raw))
     title = record.get("title") if isinstance(record.get("title"), str) else None
     return _text_or_html_document(
-        f, body, is_html=body is html, input_id=input_id, source=source, n_bytes=len(raw), encoding="utf-8",
+        f, body, is_html=body is html, input_id=input_id, source=source, n_bytes=len(raw), encoding=encoding,
         url=url, title=title, fetched_at=_parse_datetime(record.get("fetched_at")), line_no=line_no,
         published=_parse_date(record.get("published")),
     )

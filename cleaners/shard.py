@@ -28,6 +28,7 @@ PIPELINE_VERSION = "0.2.0"
 DEFAULT_SHARD_BYTES = 8 * 1024 * 1024
 DEFAULT_SHARD_FILES = 2000
 TOP_REMOVED_PER_SHARD = 50
+MAX_TRACKED_REMOVED_LINES = 40_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +196,8 @@ def process_shard(shard: Shard, store: OutputStore, rules: RuleSet, ingested_at:
                 for removed in outcome["removed"]:
                     removed_by_rule[removed["rule"]] += 1
                     removed_lines[removed["text"][:200]] += 1
+                if len(removed_lines) > MAX_TRACKED_REMOVED_LINES:  # bounded memory on huge shards
+                    removed_lines = Counter(dict(removed_lines.most_common(MAX_TRACKED_REMOVED_LINES // 4)))
             ledger_rows.append({
                 "input_file": f.path, "size": f.size, "mtime_ns": f.mtime_ns,
                 "content_sha256": fingerprints.get(f.path, ""), "shard_id": shard.shard_id,
