@@ -8,7 +8,9 @@ A line no rule names is kept.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from cleaners.boilerplate import LineStats
 from cleaners.normalize import normalize_characters, normalize_layout
@@ -146,6 +148,7 @@ def apply_rules(doc: _Lines, program: RuleProgram) -> dict[str, str]:
 
 
 LEARNED_RULE = "learned.source-boilerplate"
+MODEL_RULE = "learned.line-classifier"
 
 
 def remove_source_boilerplate(doc: _Lines, source: str, stats: LineStats, config: CleanConfig) -> None:
@@ -164,6 +167,134 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
+class LineJudge(Protocol):
+    """A learned line classifier, scored on whole batches of documents at once (vectorized)."""
+
+    version: str
+
+    def judge(self, docs: Sequence[Sequence[str]], template_share: Sequence[Sequence[float]]) -> list[list[float]]:
+        """Junk probability of every line of every document (blank lines included)."""
+        ...
+
+    def decide(self, probabilities: Sequence[float], conservative: bool) -> list[bool]:
+        """Which lines to drop, at the normal or the conservative threshold."""
+        ...
+
+    def explain(self, docs: Sequence[Sequence[str]], template_share: Sequence[Sequence[float]],
+                doc_index: int, line_indices: Sequence[int]) -> list[str]:
+        """A short reason for each named line: the features that decided."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentInput:
+    text: str
+    source: str = "unknown"
+    known_title: str | None = None
+
+
+@dataclass(slots=True)
+class _Prepared:
+    doc: _Lines
+    title: str | None
+    metadata: dict[str, str]
+    explicit: dict[int, RemovedLine]
+    normalized: str
+    mojibake_fixed: bool
+    source: str
+
+
+def _prepare(item: DocumentInput, rules: RuleSet, config: CleanConfig, line_stats: LineStats | None) -> _Prepared:
+    """The explicit steps: characters, title, rule packs, then learned per-source template lines."""
+    normalized, mojibake_fixed = normalize_characters(item.text)
+    doc = _Lines(lines=normalized.split("\n"), removed={})
+    title = take_title(doc, item.known_title, config)
+    metadata = apply_rules(doc, rules.program_for(item.source))
+    explicit = dict(doc.removed)
+    if line_stats is not None:
+        remove_source_boilerplate(doc, item.source, line_stats, config)
+    return _Prepared(doc, title, metadata, explicit, normalized, mojibake_fixed, item.source)
+
+
+def _template_share(prepared: _Prepared, line_stats: LineStats | None, config: CleanConfig) -> list[float]:
+    """Per line: the share of the source's documents it appears on (0 for small sources)."""
+    lines = prepared.doc.lines
+    if line_stats is None or line_stats.source_docs.get(prepared.source, 0) < config.min_source_docs:
+        return [0.0] * len(lines)
+    shares = []
+    for line in lines:
+        evidence = line_stats.evidence(prepared.source, line) if line.strip() else None
+        shares.append(evidence.share if evidence is not None else 0.0)
+    return shares
+
+
+def _finalize(prepared: _Prepared, config: CleanConfig, learned_drop: dict[int, RemovedLine] | None,
+              conservative_drop: dict[int, RemovedLine] | None) -> CleanResult:
+    """Apply the learned removals unless they would eat the document (safety valve), then lay out."""
+    doc = prepared.doc
+    if learned_drop:
+        for i, removed in learned_drop.items():
+            doc.removed.setdefault(i, removed)
+    total_words = _words(prepared.normalized) - (_words(prepared.title) if prepared.title else 0)
+    low_confidence = False
+    if len(doc.removed) > len(prepared.explicit) and total_words:
+        kept_words = sum(_words(line) for i, line in enumerate(doc.lines) if i not in doc.removed)
+        if kept_words / total_words < config.min_kept_share:
+            # The learned steps would eat the document: keep the conservative result and say so.
+            doc.removed = dict(prepared.explicit)
+            for i, removed in (conservative_drop or {}).items():
+                doc.removed.setdefault(i, removed)
+            low_confidence = True
+    kept = "\n".join(line for i, line in enumerate(doc.lines) if i not in doc.removed)
+    clean = normalize_layout(kept)
+    return CleanResult(
+        text=clean,
+        title=prepared.title,
+        metadata=prepared.metadata,
+        removed=tuple(doc.removed[i] for i in sorted(doc.removed)),
+        mojibake_fixed=prepared.mojibake_fixed,
+        kept_ratio=_words(clean) / total_words if total_words > 0 else 0.0,
+        low_confidence=low_confidence,
+    )
+
+
+def clean_documents(
+    items: Sequence[DocumentInput],
+    rules: RuleSet,
+    *,
+    config: CleanConfig | None = None,
+    line_stats: LineStats | None = None,
+    judge: LineJudge | None = None,
+) -> list[CleanResult]:
+    """Clean a batch of documents. The learned line classifier (``judge``) runs once over the batch.
+
+    Order of steps per document: characters, title, rule packs, learned per-source template lines,
+    the line classifier on what is left, the safety valve, layout. Every removal names its rule.
+    """
+    config = config or CleanConfig()
+    prepared = [_prepare(item, rules, config, line_stats) for item in items]
+    if judge is None:
+        return [_finalize(p, config, None, None) for p in prepared]
+    docs = [p.doc.lines for p in prepared]
+    shares = [_template_share(p, line_stats, config) for p in prepared]
+    probabilities = judge.judge(docs, shares)
+    results = []
+    for index, (p, probs) in enumerate(zip(prepared, probabilities, strict=True)):
+        normal, conservative = judge.decide(probs, False), judge.decide(probs, True)
+        candidates = [i for i, line in enumerate(p.doc.lines)
+                      if line.strip() and i not in p.doc.removed and (normal[i] or conservative[i])]
+        reasons = dict(zip(candidates, judge.explain(docs, shares, index, candidates), strict=True)) \
+            if candidates else {}
+
+        removals = {i: RemovedLine(i + 1, p.doc.lines[i].strip(), MODEL_RULE,
+                                   f"line classifier {judge.version}: p(junk)={probs[i]:.2f}; {reasons[i]}")
+                    for i in candidates}
+        learned = {i: removals[i] for i in candidates if normal[i]}
+        cautious = {i: removals[i] for i in candidates if conservative[i]}
+        results.append(_finalize(p, config, learned, cautious))
+    return results
+
+
 def clean_document(
     text: str,
     rules: RuleSet,
@@ -172,35 +303,12 @@ def clean_document(
     known_title: str | None = None,
     config: CleanConfig | None = None,
     line_stats: LineStats | None = None,
+    judge: LineJudge | None = None,
 ) -> CleanResult:
-    """Clean one article's text with the rules that apply to its ``source``.
+    """Clean one article's text with the rules that apply to its ``source`` (see :func:`clean_documents`).
 
-    ``line_stats``: per-source line counts from pass 1 (and earlier runs); without them only the rule
-    packs and the structural steps run.
+    ``line_stats``: per-source line counts from pass 1 (and earlier runs); without them the learned
+    per-source step does not run.
     """
-    config = config or CleanConfig()
-    normalized, mojibake_fixed = normalize_characters(text)
-    doc = _Lines(lines=normalized.split("\n"), removed={})
-    title = take_title(doc, known_title, config)
-    metadata = apply_rules(doc, rules.program_for(source))
-    explicit = dict(doc.removed)
-    if line_stats is not None:
-        remove_source_boilerplate(doc, source, line_stats, config)
-    total_words = _words(normalized) - (_words(title) if title else 0)
-    low_confidence = False
-    if len(doc.removed) > len(explicit):
-        kept_words = sum(_words(line) for i, line in enumerate(doc.lines) if i not in doc.removed)
-        if total_words and kept_words / total_words < config.min_kept_share:
-            doc.removed = explicit  # the learned steps would eat the document: keep the conservative result
-            low_confidence = True
-    kept = "\n".join(line for i, line in enumerate(doc.lines) if i not in doc.removed)
-    clean = normalize_layout(kept)
-    return CleanResult(
-        text=clean,
-        title=title,
-        metadata=metadata,
-        removed=tuple(doc.removed[i] for i in sorted(doc.removed)),
-        mojibake_fixed=mojibake_fixed,
-        kept_ratio=_words(clean) / total_words if total_words > 0 else 0.0,
-        low_confidence=low_confidence,
-    )
+    return clean_documents([DocumentInput(text, source, known_title)], rules, config=config,
+                           line_stats=line_stats, judge=judge)[0]
