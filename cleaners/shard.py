@@ -16,12 +16,12 @@ from datetime import datetime
 from typing import Any
 
 from cleaners.boilerplate import LineCounter, LineStats
-from cleaners.document import CleanConfig, clean_document
+from cleaners.document import CleanConfig, DocumentInput, LineJudge, clean_documents
 from cleaners.readers import DEFAULT_MAX_DOC_BYTES, InputFile, read_file
 from cleaners.rulepack import RuleSet
 from cleaners.schema import ARTICLES_SCHEMA, REJECTS_SCHEMA
 from cleaners.store import OutputStore
-from cleaners.types import RawDocument, Reject, RejectReason
+from cleaners.types import CleanResult, RawDocument, Reject, RejectReason
 
 PIPELINE_VERSION = "0.2.0"
 # A shard should be seconds of work: ~8 MB of text is a few seconds of cleaning on one core.
@@ -106,18 +106,7 @@ def _reject_row(reject: Reject, ingested_at: datetime, rules_version: str) -> di
     }
 
 
-def clean_raw(doc: RawDocument, rules: RuleSet, ingested_at: datetime, config: CleanConfig | None = None,
-              line_stats: LineStats | None = None) -> dict[str, Any] | Reject:
-    """Clean one raw document into an articles row, or a reject when nothing is left."""
-    result = clean_document(doc.text, rules, source=doc.source, known_title=doc.title, config=config,
-                            line_stats=line_stats)
-    if not result.text:
-        return Reject(
-            input_id=doc.input_id, source=doc.source, input_file=doc.input_file,
-            reason_code=RejectReason.NOTHING_LEFT,
-            reason=f"every line was removed as boilerplate ({len(result.removed)} lines)",
-            line_no=doc.line_no, n_bytes=doc.n_bytes,
-        )
+def _article_row(doc: RawDocument, result: CleanResult, rules: RuleSet, ingested_at: datetime) -> dict[str, Any]:
     return {
         "doc_id": doc_id_of(doc.source, doc.input_id),
         "input_id": doc.input_id,
@@ -147,6 +136,32 @@ def clean_raw(doc: RawDocument, rules: RuleSet, ingested_at: datetime, config: C
     }
 
 
+def clean_raw_batch(docs: Sequence[RawDocument], rules: RuleSet, ingested_at: datetime,
+                    config: CleanConfig | None = None, line_stats: LineStats | None = None,
+                    judge: LineJudge | None = None) -> list[dict[str, Any] | Reject]:
+    """Clean raw documents into articles rows, or rejects when nothing is left."""
+    results = clean_documents([DocumentInput(d.text, d.source, d.title) for d in docs], rules, config=config,
+                              line_stats=line_stats, judge=judge)
+    out: list[dict[str, Any] | Reject] = []
+    for doc, result in zip(docs, results, strict=True):
+        if result.text:
+            out.append(_article_row(doc, result, rules, ingested_at))
+        else:
+            out.append(Reject(
+                input_id=doc.input_id, source=doc.source, input_file=doc.input_file,
+                reason_code=RejectReason.NOTHING_LEFT,
+                reason=f"every line was removed as boilerplate ({len(result.removed)} lines)",
+                line_no=doc.line_no, n_bytes=doc.n_bytes,
+            ))
+    return out
+
+
+def clean_raw(doc: RawDocument, rules: RuleSet, ingested_at: datetime, config: CleanConfig | None = None,
+              line_stats: LineStats | None = None, judge: LineJudge | None = None) -> dict[str, Any] | Reject:
+    """One document's articles row or reject (see :func:`clean_raw_batch`)."""
+    return clean_raw_batch([doc], rules, ingested_at, config, line_stats, judge)[0]
+
+
 def count_shard(shard: Shard, store: OutputStore, max_doc_bytes: int = DEFAULT_MAX_DOC_BYTES) -> int:
     """Pass 1: count the shard's short lines per source into ``_state/line_counts``; returns rows written."""
     counter = LineCounter()
@@ -161,50 +176,64 @@ def count_shard(shard: Shard, store: OutputStore, max_doc_bytes: int = DEFAULT_M
 
 def process_shard(shard: Shard, store: OutputStore, rules: RuleSet, ingested_at: datetime, partition: str,
                   fingerprints: dict[str, str], config: CleanConfig | None = None,
-                  line_stats: LineStats | None = None,
-                  max_doc_bytes: int = DEFAULT_MAX_DOC_BYTES) -> ShardStats:
+                  line_stats: LineStats | None = None, judge: LineJudge | None = None,
+                  max_doc_bytes: int = DEFAULT_MAX_DOC_BYTES, batch_docs: int = 256) -> ShardStats:
     """Pass 2: read, clean and write one shard, then commit it with its ledger part.
 
-    ``fingerprints`` maps each file's path to its content SHA-256, recorded in the ledger so later
-    runs skip unchanged files.
+    Documents are cleaned in batches of ``batch_docs`` (the line classifier is vectorized over a
+    batch); memory is bounded by one batch plus the writers' row buffers. ``fingerprints`` maps each
+    file's path to its content SHA-256, recorded in the ledger so later runs skip unchanged files.
     """
     started = time.perf_counter()
     stats = ShardStats(shard_id=shard.shard_id, partition=partition)
     removed_by_rule: Counter[str] = Counter()
     removed_lines: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
-    ledger_rows: list[dict[str, Any]] = []
+    per_file: dict[str, Counter[str]] = {f.path: Counter() for f in shard.files}
+    pending: list[RawDocument] = []
+
+    def emit(outcomes: Iterable[dict[str, Any] | Reject]) -> None:
+        nonlocal removed_lines
+        for outcome in outcomes:
+            if isinstance(outcome, Reject):
+                rejects.write(_reject_row(outcome, ingested_at, rules.version))
+                reasons[str(outcome.reason_code)] += 1
+                per_file[outcome.input_file]["rejects"] += 1
+                continue
+            articles.write(outcome)
+            per_file[outcome["input_file"]]["articles"] += 1
+            stats.n_low_confidence += outcome["low_confidence"]
+            for removed in outcome["removed"]:
+                removed_by_rule[removed["rule"]] += 1
+                removed_lines[removed["text"][:200]] += 1
+            if len(removed_lines) > MAX_TRACKED_REMOVED_LINES:  # bounded memory on huge shards
+                removed_lines = Counter(dict(removed_lines.most_common(MAX_TRACKED_REMOVED_LINES // 4)))
+
+    def flush() -> None:
+        if pending:
+            emit(clean_raw_batch(pending, rules, ingested_at, config, line_stats, judge))
+            pending.clear()
+
     with store.writer(store.articles_path(partition, shard.shard_id), ARTICLES_SCHEMA) as articles, \
          store.writer(store.rejects_path(partition, shard.shard_id), REJECTS_SCHEMA) as rejects:
         for f in shard.files:
             stats.n_bytes += f.size
-            per_file = Counter[str]()
             for item in read_file(f, max_doc_bytes):
-                per_file["inputs"] += 1
+                per_file[f.path]["inputs"] += 1
                 if isinstance(item, RawDocument):
-                    outcome = clean_raw(item, rules, ingested_at, config, line_stats)
+                    pending.append(item)
+                    if len(pending) >= batch_docs:
+                        flush()
                 else:
-                    outcome = item
-                if isinstance(outcome, Reject):
-                    rejects.write(_reject_row(outcome, ingested_at, rules.version))
-                    reasons[str(outcome.reason_code)] += 1
-                    per_file["rejects"] += 1
-                    continue
-                articles.write(outcome)
-                per_file["articles"] += 1
-                stats.n_low_confidence += outcome["low_confidence"]
-                for removed in outcome["removed"]:
-                    removed_by_rule[removed["rule"]] += 1
-                    removed_lines[removed["text"][:200]] += 1
-                if len(removed_lines) > MAX_TRACKED_REMOVED_LINES:  # bounded memory on huge shards
-                    removed_lines = Counter(dict(removed_lines.most_common(MAX_TRACKED_REMOVED_LINES // 4)))
-            ledger_rows.append({
-                "input_file": f.path, "size": f.size, "mtime_ns": f.mtime_ns,
-                "content_sha256": fingerprints.get(f.path, ""), "shard_id": shard.shard_id,
-                "partition": partition, "rules_version": rules.version, "pipeline_version": PIPELINE_VERSION,
-                "n_inputs": per_file["inputs"], "n_articles": per_file["articles"],
-                "n_rejects": per_file["rejects"], "ingested_at": ingested_at,
-            })
+                    emit([item])
+        flush()
+    ledger_rows = [{
+        "input_file": f.path, "size": f.size, "mtime_ns": f.mtime_ns,
+        "content_sha256": fingerprints.get(f.path, ""), "shard_id": shard.shard_id,
+        "partition": partition, "rules_version": rules.version, "pipeline_version": PIPELINE_VERSION,
+        "n_inputs": per_file[f.path]["inputs"], "n_articles": per_file[f.path]["articles"],
+        "n_rejects": per_file[f.path]["rejects"], "ingested_at": ingested_at,
+    } for f in shard.files]
     store.write_ledger(partition, shard.shard_id, ledger_rows)  # the commit: written last
     stats.n_inputs = sum(row["n_inputs"] for row in ledger_rows)
     stats.n_articles = articles.rows_written
