@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.baselines import BASELINES, MissingBenchDependencyError
 from cleaners import load_rules
 from cleaners.batch import BatchItem, clean_batch
+from cleaners.linemodel import default_judge
 
 DEFAULT_EVAL_DIR = Path(os.environ.get("EVAL_DIR", Path(__file__).resolve().parents[2] / "shared" / "eval"))
 
@@ -44,7 +45,7 @@ def load_records(eval_dir: Path, limit: int | None) -> list[dict]:
 
 def boilerstrip(records: list[dict], rendering: str) -> list[str]:
     """Both passes over the whole set as one batch."""
-    results = clean_batch([BatchItem(r["site"], r[rendering]) for r in records], load_rules())
+    results = clean_batch([BatchItem(r["site"], r[rendering]) for r in records], load_rules(), judge=default_judge())
     return [f"{res.title}\n\n{res.text}" if res.title else res.text for res in results]
 
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cleaners.boilerplate import LineCounter, LineStats
-from cleaners.document import CleanConfig, clean_document
+from cleaners.document import CleanConfig, DocumentInput, LineJudge, clean_documents
 from cleaners.rulepack import RuleSet
 from cleaners.types import CleanResult
 
@@ -23,7 +23,8 @@ class BatchItem:
 
 
 def clean_batch(items: Sequence[BatchItem], rules: RuleSet, config: CleanConfig | None = None,
-                history: LineStats | None = None) -> list[CleanResult]:
+                history: LineStats | None = None, judge: LineJudge | None = None,
+                batch_docs: int = 512) -> list[CleanResult]:
     """Pass 1 counts lines per source over ``items`` (plus ``history``), pass 2 cleans each item."""
     counter = LineCounter()
     for item in items:
@@ -32,5 +33,8 @@ def clean_batch(items: Sequence[BatchItem], rules: RuleSet, config: CleanConfig 
     stats = LineStats.from_tables(tables)
     if history is not None:
         stats = LineStats.merge(history, stats)
-    return [clean_document(item.text, rules, source=item.source, known_title=item.title, config=config,
-                           line_stats=stats) for item in items]
+    results: list[CleanResult] = []
+    for start in range(0, len(items), batch_docs):
+        chunk = [DocumentInput(i.text, i.source, i.title) for i in items[start:start + batch_docs]]
+        results.extend(clean_documents(chunk, rules, config=config, line_stats=stats, judge=judge))
+    return results

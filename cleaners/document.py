@@ -31,7 +31,7 @@ class CleanConfig:
     boilerplate_share: float = 0.5
     # Safety valve: when learned steps would leave less than this share of the words, they are undone
     # and the row is flagged `low_confidence`; rule-pack removals (explicit) stay.
-    min_kept_share: float = 0.10
+    min_kept_share: float = 0.15
 
 
 # A page <title> is often "Headline - Site Name"; these separate the headline from the site name.
@@ -167,22 +167,25 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
+class Judgement(Protocol):
+    probabilities: list[list[float]]  # junk probability of every line of every document
+
+    def explain(self, doc_index: int, line_indices: Sequence[int]) -> list[str]:
+        """A short reason for each named line: the features that decided."""
+        ...
+
+
 class LineJudge(Protocol):
     """A learned line classifier, scored on whole batches of documents at once (vectorized)."""
 
     version: str
 
-    def judge(self, docs: Sequence[Sequence[str]], template_share: Sequence[Sequence[float]]) -> list[list[float]]:
-        """Junk probability of every line of every document (blank lines included)."""
+    def judge(self, docs: Sequence[Sequence[str]], template_share: Sequence[Sequence[float]]) -> Judgement:
+        """Judge every line of every document (blank lines included)."""
         ...
 
     def decide(self, probabilities: Sequence[float], conservative: bool) -> list[bool]:
         """Which lines to drop, at the normal or the conservative threshold."""
-        ...
-
-    def explain(self, docs: Sequence[Sequence[str]], template_share: Sequence[Sequence[float]],
-                doc_index: int, line_indices: Sequence[int]) -> list[str]:
-        """A short reason for each named line: the features that decided."""
         ...
 
 
@@ -217,14 +220,19 @@ def _prepare(item: DocumentInput, rules: RuleSet, config: CleanConfig, line_stat
 
 
 def _template_share(prepared: _Prepared, line_stats: LineStats | None, config: CleanConfig) -> list[float]:
-    """Per line: the share of the source's documents it appears on (0 for small sources)."""
+    """Per line: the share of the source's *other* documents it appears on (0 for small sources).
+
+    The classifier was trained with this feature computed within the training batch; here it comes
+    from the run's and earlier runs' counts, so a daily batch of ten still sees the template.
+    """
     lines = prepared.doc.lines
-    if line_stats is None or line_stats.source_docs.get(prepared.source, 0) < config.min_source_docs:
+    total = line_stats.source_docs.get(prepared.source, 0) if line_stats is not None else 0
+    if line_stats is None or total < config.min_source_docs:
         return [0.0] * len(lines)
     shares = []
     for line in lines:
         evidence = line_stats.evidence(prepared.source, line) if line.strip() else None
-        shares.append(evidence.share if evidence is not None else 0.0)
+        shares.append((evidence.n_docs - 1) / (total - 1) if evidence is not None else 0.0)
     return shares
 
 
@@ -277,14 +285,13 @@ def clean_documents(
         return [_finalize(p, config, None, None) for p in prepared]
     docs = [p.doc.lines for p in prepared]
     shares = [_template_share(p, line_stats, config) for p in prepared]
-    probabilities = judge.judge(docs, shares)
+    judgement = judge.judge(docs, shares)
     results = []
-    for index, (p, probs) in enumerate(zip(prepared, probabilities, strict=True)):
+    for index, (p, probs) in enumerate(zip(prepared, judgement.probabilities, strict=True)):
         normal, conservative = judge.decide(probs, False), judge.decide(probs, True)
         candidates = [i for i, line in enumerate(p.doc.lines)
                       if line.strip() and i not in p.doc.removed and (normal[i] or conservative[i])]
-        reasons = dict(zip(candidates, judge.explain(docs, shares, index, candidates), strict=True)) \
-            if candidates else {}
+        reasons = dict(zip(candidates, judgement.explain(index, candidates), strict=True)) if candidates else {}
 
         removals = {i: RemovedLine(i + 1, p.doc.lines[i].strip(), MODEL_RULE,
                                    f"line classifier {judge.version}: p(junk)={probs[i]:.2f}; {reasons[i]}")
