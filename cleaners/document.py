@@ -266,6 +266,18 @@ def _finalize(prepared: _Prepared, config: CleanConfig, learned_drop: dict[int, 
     )
 
 
+_SENTENCE_FINAL = re.compile(r"[.!?…][\"'”’)\]]*$")
+
+
+def _keep_sandwiched_sentences(doc: _Lines, drop: list[bool]) -> None:
+    """Context smoothing (as in jusText): a short sentence the classifier would drop between two lines
+    that stay is article text ("Good." between two paragraphs of a review), so it stays too."""
+    kept = [i for i, line in enumerate(doc.lines) if line.strip() and i not in doc.removed]
+    for before, here, after in zip(kept, kept[1:], kept[2:], strict=False):
+        if drop[here] and not drop[before] and not drop[after] and _SENTENCE_FINAL.search(doc.lines[here].strip()):
+            drop[here] = False
+
+
 def clean_documents(
     items: Sequence[DocumentInput],
     rules: RuleSet,
@@ -289,6 +301,7 @@ def clean_documents(
     results = []
     for index, (p, probs) in enumerate(zip(prepared, judgement.probabilities, strict=True)):
         normal, conservative = judge.decide(probs, False), judge.decide(probs, True)
+        _keep_sandwiched_sentences(p.doc, normal)
         candidates = [i for i, line in enumerate(p.doc.lines)
                       if line.strip() and i not in p.doc.removed and (normal[i] or conservative[i])]
         reasons = dict(zip(candidates, judgement.explain(index, candidates), strict=True)) if candidates else {}

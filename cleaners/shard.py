@@ -23,7 +23,7 @@ from cleaners.schema import ARTICLES_SCHEMA, REJECTS_SCHEMA
 from cleaners.store import OutputStore
 from cleaners.types import CleanResult, RawDocument, Reject, RejectReason
 
-PIPELINE_VERSION = "0.2.0"
+PIPELINE_VERSION = "0.3.0"  # bump when cleaning changes: every input is processed again
 # A shard should be seconds of work: ~8 MB of text is a few seconds of cleaning on one core.
 DEFAULT_SHARD_BYTES = 8 * 1024 * 1024
 DEFAULT_SHARD_FILES = 2000

@@ -20,6 +20,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.futures import as_completed
 from pydantic import Field
 
+from cleaners.linemodel import default_judge
 from cleaners.readers import InputFile, discover, open_input
 from cleaners.rulepack import load_rules
 from cleaners.shard import DEFAULT_SHARD_BYTES, PIPELINE_VERSION, Shard, count_shard, plan_shards, process_shard
@@ -55,7 +56,8 @@ def clean_shard_task(plan_path: str, output: str, rules: list[str] | None, max_d
     store, shard, plan = _load_plan(plan_path, output)
     ingested_at = datetime.fromisoformat(plan["ingested_at"])
     stats = process_shard(shard, store, load_rules(rules), ingested_at, partition_of(ingested_at),
-                          plan["fingerprints"], line_stats=store.merged_line_stats(), max_doc_bytes=max_doc_bytes)
+                          plan["fingerprints"], line_stats=store.merged_line_stats(), judge=default_judge(),
+                          max_doc_bytes=max_doc_bytes)
     return stats.to_dict()
 
 

@@ -116,6 +116,7 @@ def explain(
 
     from cleaners.document import clean_document
     from cleaners.explain import explain_lines
+    from cleaners.linemodel import default_judge
     from cleaners.readers import InputError, discover, read_file
     from cleaners.rulepack import RulePackError, load_rules
     from cleaners.store import OutputStore
@@ -140,7 +141,8 @@ def explain(
     if source is None and chosen_source == "unknown" and "." in parent:
         chosen_source = parent  # a file given on its own: its folder name is the likely site
     stats = OutputStore.open(output).line_stats({chosen_source}) if output else None
-    result = clean_document(doc.text, ruleset, source=chosen_source, known_title=doc.title, line_stats=stats)
+    result = clean_document(doc.text, ruleset, source=chosen_source, known_title=doc.title, line_stats=stats,
+                            judge=default_judge())
     console = Console(highlight=False)
     console.print(f"[bold]{doc.input_id}[/]  source={chosen_source}  title={result.title!r}  "
                   f"kept_ratio={result.kept_ratio:.2f}  low_confidence={result.low_confidence}  "

@@ -48,3 +48,11 @@ def rules():
     from cleaners import load_rules
 
     return load_rules()
+
+
+@pytest.fixture(scope="session")
+def judge():
+    """The shipped line classifier: tests of cleaning output run the product's full configuration."""
+    from cleaners.linemodel import default_judge
+
+    return default_judge()

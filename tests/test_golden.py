@@ -23,10 +23,10 @@ def _case(path: Path) -> dict:
     return tomllib.loads((path / "case.toml").read_text(encoding="utf-8"))
 
 
-def _render(case_dir: Path, rules) -> dict[str, str]:
+def _render(case_dir: Path, rules, judge) -> dict[str, str]:
     case = _case(case_dir)
     raw = (ROOT / case["input"]).read_text(encoding="utf-8")
-    result = clean_document(raw, rules, source=case["source"])
+    result = clean_document(raw, rules, source=case["source"], judge=judge)
     removed = "".join(f"{r.line_no}\t{r.rule}\t{r.text}\n" for r in result.removed)
     return {
         "expected.txt": result.text + "\n",
@@ -43,8 +43,8 @@ def _params():
 
 
 @pytest.mark.parametrize("case_dir", list(_params()))
-def test_golden_case(case_dir: Path, rules, update_golden: bool) -> None:
-    actual = _render(case_dir, rules)
+def test_golden_case(case_dir: Path, rules, judge, update_golden: bool) -> None:
+    actual = _render(case_dir, rules, judge)
     if update_golden:
         for name, content in actual.items():
             (case_dir / name).write_text(content, encoding="utf-8")

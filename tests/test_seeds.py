@@ -19,9 +19,9 @@ def _paragraphs(text: str) -> list[str]:
     return [p.strip() for p in text.split("\n\n") if p.strip()]
 
 
-def test_seed_one_keeps_every_body_paragraph_and_no_junk(rules) -> None:
+def test_seed_one_keeps_every_body_paragraph_and_no_junk(rules, judge) -> None:
     raw = SEED_ONE.read_text(encoding="utf-8")
-    result = clean_document(raw, rules, source="420intel.com")
+    result = clean_document(raw, rules, source="420intel.com", judge=judge)
     title = "Mexican President Says Country Won’t Combat Cartels on Orders From U.S."
     assert result.title == title
     assert title not in result.text
@@ -36,9 +36,9 @@ def test_seed_one_keeps_every_body_paragraph_and_no_junk(rules) -> None:
     assert kept[-1].endswith("reacted with disgust and disbelief.”")  # the closing AP quote stays
 
 
-def test_seed_two_keeps_every_paragraph_and_loses_the_stray_in(rules) -> None:
+def test_seed_two_keeps_every_paragraph_and_loses_the_stray_in(rules, judge) -> None:
     raw = SEED_TWO.read_text(encoding="utf-8")
-    result = clean_document(raw, rules, source="unknown")
+    result = clean_document(raw, rules, source="unknown", judge=judge)
     lines = raw.split("\n")
     assert lines[1] == "in"
     assert result.title == lines[0]
@@ -47,9 +47,9 @@ def test_seed_two_keeps_every_paragraph_and_loses_the_stray_in(rules) -> None:
     assert "\nin\n" not in result.text and not result.text.startswith("in\n")
 
 
-def test_every_removal_names_a_rule_and_a_reason(rules) -> None:
+def test_every_removal_names_a_rule_and_a_reason(rules, judge) -> None:
     for path, source in [(SEED_ONE, "420intel.com"), (SEED_TWO, "unknown")]:
-        result = clean_document(path.read_text(encoding="utf-8"), rules, source=source)
+        result = clean_document(path.read_text(encoding="utf-8"), rules, source=source, judge=judge)
         assert result.removed
         for removed in result.removed:
             assert removed.rule and removed.reason and removed.line_no >= 1 and removed.text
