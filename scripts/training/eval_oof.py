@@ -1,0 +1,53 @@
+"""Score saved OOF probabilities (oof_<tag>.npz from train.py) with different decision
+thresholds and safety-valve settings.  One global setting for all datasets/renderings.
+
+    python eval_oof.py TAG [--stage p2] [--grid "thr,valve,fallback;..."]
+"""
+import argparse
+import json
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from cleaners import linejudge as lj
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HERE = os.environ.get("WORK_DIR", os.path.join(ROOT, ".state", "training"))
+EVAL_DIR = os.environ.get("EVAL_DIR", os.path.join(os.path.dirname(ROOT), "shared", "eval"))
+ap = argparse.ArgumentParser()
+ap.add_argument("tag")
+ap.add_argument("--stage", default="p2")
+ap.add_argument("--grid", default="0.5,none,none;0.5,0.8,0.9;0.5,0.9,0.9;0.5,0.9,0.97;0.6,none,none;0.6,0.9,0.97")
+args = ap.parse_args()
+
+docs = pickle.load(open(os.path.join(HERE, "lines.pkl"), "rb"))
+oof = np.load(os.path.join(HERE, f"oof_{args.tag}.npz"))
+batches = {r: lj.Batch([d[r] for d in docs]) for r in ("A", "B")}
+
+
+def run(r, thr, valve, fb):
+    b = batches[r]
+    texts = lj.assemble(b, oof[f"{args.stage}_{r}"], len(docs), thr, valve, fb)
+    path = f"/tmp/oofeval_{args.tag}_{r}.jsonl"
+    with open(path, "w") as f:
+        for d, t in zip(docs, texts, strict=False):
+            f.write(json.dumps({"id": d["id"], "text": t}) + "\n")
+    subprocess.run([sys.executable, os.path.join(EVAL_DIR, "score.py"), os.path.join(EVAL_DIR, "dev.jsonl.gz"), path,
+                    "--json", path + ".json"], capture_output=True, text=True)
+    s = json.load(open(path + ".json"))
+    return s["overall_macro"]["f1"], s["all_docs"]["catastrophic"], s
+
+
+for g in args.grid.split(";"):
+    thr, valve, fb = g.split(",")
+    thr = float(thr); valve = None if valve == "none" else float(valve); fb = None if fb == "none" else float(fb)
+    res = []
+    for r in ("A", "B"):
+        f1, cat, s = run(r, thr, valve, fb)
+        per = " ".join(f"{k}={v['f1']:.3f}" for k, v in s["datasets"].items())
+        res.append(f"{r}: F1={f1:.4f} cat={cat} [{per}]")
+    print(f"thr={thr} valve={valve} fallback={fb} | " + " | ".join(res), flush=True)
