@@ -19,7 +19,8 @@ def make_task_runner(name: str | None = None, dask_address: str | None = None,
     name = name or os.environ.get(DEFAULT_RUNNER_ENV) or "threads"
     dask_address = dask_address or os.environ.get(DASK_ADDRESS_ENV) or None
     if name == "threads":
-        return ThreadPoolTaskRunner(max_workers=workers or 4)
+        # Cleaning is CPU-bound under the GIL: more threads add memory (one batch each), not speed.
+        return ThreadPoolTaskRunner(max_workers=workers or 2)
     if name == "processes":
         return ProcessPoolTaskRunner(max_workers=workers or os.cpu_count() or 2)
     if name == "dask":
