@@ -19,8 +19,8 @@ COMPRESSION = "zstd"
 class AtomicParquetWriter:
     """Write row batches to ``path`` on ``fs`` so that the file appears whole or not at all.
 
-    Local files are written under a temporary name (not ending in ``.parquet``, so ``*.parquet``
-    globs never pick it up), fsynced and renamed into place. Object stores (S3 and the like) make an
+    Local files are written under a hidden temporary name (so neither ``*.parquet`` globs nor
+    ``pyarrow.dataset`` pick it up), fsynced and renamed into place. Object stores (S3 and the like) make an
     object visible only when its upload completes, so there the final key is written directly.
     On error nothing is left at ``path``. An empty result is a valid file with zero rows.
     """
@@ -33,7 +33,11 @@ class AtomicParquetWriter:
         self.schema = schema
         self.batch_rows = batch_rows
         self.rows_written = 0
-        self._target = f"{path}.tmp-{uuid.uuid4().hex}" if self.local else path
+        # Hidden (leading dot) and not ending in .parquet: neither pyarrow.dataset on the folder nor a
+        # *.parquet glob sees a file that a killed writer left half-written.
+        parent, _, name = path.rpartition("/")
+        hidden = f"{parent}/.{name}" if parent else f".{name}"
+        self._target = f"{hidden}.tmp-{uuid.uuid4().hex}" if self.local else path
         self._pending: list[Mapping[str, Any]] = []
         self._handle: Any = None
         self._writer: pq.ParquetWriter | None = None

@@ -43,6 +43,11 @@ _NAME_BYTE_SHIFT = 0x10FE00 - 0xDC00
 _TO_PRINTABLE_NAME = {c: c + _NAME_BYTE_SHIFT for c in range(0xDC80, 0xDD00)}
 _TO_OS_NAME = {c + _NAME_BYTE_SHIFT: c for c in range(0xDC80, 0xDD00)}
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# HTML pasted into a text file is often a fragment ("<p>...</p><p>...</p>"), not a whole page: it opens
+# with a common tag and closes at least one within its first 4 KB.
+_FRAGMENT_TAGS = "p|div|article|section|main|header|h[1-6]|table|ul|ol|li|blockquote|figure|span|a|em|strong|b|i"
+_HTML_FRAGMENT_START = re.compile(rf"\A\s*<(?:{_FRAGMENT_TAGS})(?:\s[^<>]*)?>", re.IGNORECASE)
+_HTML_CLOSING_TAG = re.compile(rf"</(?:{_FRAGMENT_TAGS})\s*>", re.IGNORECASE)
 
 
 class InputError(ValueError):
@@ -243,6 +248,11 @@ def _reject(f: InputFile, code: RejectReason, reason: str, *, input_id: str | No
     )
 
 
+def _looks_like_html_fragment(text: str) -> bool:
+    head = text[:4096]
+    return bool(_HTML_FRAGMENT_START.match(head)) and _HTML_CLOSING_TAG.search(head) is not None
+
+
 def _unreadable(f: InputFile, exc: OSError) -> Reject:
     hint = {errno.EACCES: "; check its permissions", errno.EPERM: "; check its permissions",
             errno.ENOENT: "; it vanished, or is a symlink to nothing", errno.ELOOP: "; a symlink loop"}
@@ -256,7 +266,7 @@ def _text_or_html_document(
     published: date | None = None, fetched_at: datetime | None = None, line_no: int | None = None,
 ) -> RawDocument | Reject:
     extractor = "none"
-    if is_html or looks_like_html(text):
+    if is_html or looks_like_html(text) or _looks_like_html_fragment(text):
         extracted = extract_html(text, url)
         if extracted is None:
             return _reject(f, RejectReason.EXTRACTION_FAILED, "HTML from which neither trafilatura nor "

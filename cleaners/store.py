@@ -271,11 +271,11 @@ class OutputStore:
                 continue
             table = self.read_table(path)
             kept = table.filter(pc.invert(pc.is_in(table[column], value_set=drop)))
-            if kept.num_rows == table.num_rows:
+            if kept.num_rows == table.num_rows and kept.num_rows:
                 continue
             if not path.endswith(self.ledger_path(partition, shard_id)):
                 removed += table.num_rows - kept.num_rows
-            if kept.num_rows == 0 and "/_state/" in path:
+            if kept.num_rows == 0:
                 self.fs.rm(path)
             else:
                 with self.writer(path, table.schema) as out:

@@ -77,6 +77,16 @@ def run(
     from flows import progress
     from flows.clean import clean_articles
 
+    if os.environ.get("PREFECT_API_URL"):
+        # Against a real server a killed run must not stay Running: heartbeats plus the zombie automation.
+        from flows.zombies import ensure_zombie_automation
+
+        os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30")
+        try:
+            ensure_zombie_automation(int(os.environ["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"]))
+        except Exception as exc:  # the run itself does not depend on it
+            typer.secho(f"warning: could not create the zombie-run automation: {exc}", err=True, fg="yellow")
+
     reporter: progress.Reporter | None = progress.RichReporter() if use_bar else None
     params = {"input": inputs, "output": output, "rules": rules, "shard_mb": shard_mb, "reprocess": reprocess,
               "task_runner": task_runner, "dask_address": dask_address, "max_doc_mb": max_doc_mb}
