@@ -260,6 +260,24 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def tree_cpu(pids: list[int]) -> float:
+    """CPU seconds used so far by these live processes and their descendants."""
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        try:
+            procs = [psutil.Process(pid)]
+            procs += procs[0].children(recursive=True)
+        except psutil.Error:
+            continue
+        for proc in procs:
+            with contextlib.suppress(psutil.Error):
+                times = proc.cpu_times()
+                total += times.user + times.system
+    return total
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -386,6 +404,7 @@ def run_flow_measurement(kind: str, corpus: Path, out: Path, logs: Path, server:
             cluster = stack.enter_context(DaskCluster(n_workers, env, out.parent / f"{out.name}-dask",
                                                       logs / f"{out.name}-dask.log"))
             roots = [p.pid for p in cluster.procs]
+            cpu0 += tree_cpu(roots)  # the cluster's startup is not the flow's work
             cmd += ["--task-runner", "dask", "--dask-address", cluster.address]
         else:
             cmd += ["--task-runner", "threads"]
@@ -395,7 +414,7 @@ def run_flow_measurement(kind: str, corpus: Path, out: Path, logs: Path, server:
             with TreeMemory([proc.pid, *roots]) as memory:
                 code = proc.wait()
         wall = time.perf_counter() - wall0
-    cpu = children_cpu() - cpu0  # the Dask cluster's processes count too (stopped and reaped above)
+    cpu = children_cpu() - cpu0  # the Dask cluster's processes count too (stopped and reaped above), minus startup
     if code != 0:
         tail = (logs / f"{out.name}.log").read_text(errors="replace").strip().splitlines()[-3:]
         raise RuntimeError(f"{kind} exited with code {code}: {' | '.join(tail)}")
@@ -461,7 +480,7 @@ def print_report(corpora: dict[int, dict[str, Any]], results: dict[int, dict[str
                  ratios: list[dict[str, Any]]) -> str:
     out = io.StringIO()
     out.write(f"{'docs':>8} {'measurement':<13} {'seconds':>8} {'docs/s':>8} {'MB/s':>7} {'peak MB':>8} "
-              f"{'cpu s':>7} {'wall s':>7} {'load':>5}  note\n")
+              f"{'cpu s':>7} {'wall s':>7} {'cores':>5} {'load':>5}  note\n")
     for size, per_size in results.items():
         mb = corpora[size]["bytes"] / 1e6
         for name in MEASUREMENTS:
@@ -469,8 +488,8 @@ def print_report(corpora: dict[int, dict[str, Any]], results: dict[int, dict[str
             if r is None:
                 continue
             if "error" in r or "skipped" in r:
-                out.write(f"{size:>8} {name:<13} {'-':>8} {'-':>8} {'-':>7} {'-':>8} {'-':>7} {'-':>7} {'-':>5}  "
-                          f"{r.get('error') or r.get('skipped')}\n")
+                dashes = " ".join(f"{'-':>{w}}" for w in (8, 8, 7, 8, 7, 7, 5, 5))
+                out.write(f"{size:>8} {name:<13} {dashes}  {r.get('error') or r.get('skipped')}\n")
                 continue
             note = []
             if name == "library":
@@ -482,7 +501,8 @@ def print_report(corpora: dict[int, dict[str, Any]], results: dict[int, dict[str
                 note.append(f"read {r['docs_out']} docs!")
             out.write(f"{size:>8} {name:<13} {r['seconds']:8.1f} {size / r['seconds']:8.0f} "
                       f"{mb / r['seconds']:7.2f} {r['peak_rss'] / 2**20:8.0f} {r['cpu_seconds']:7.1f} "
-                      f"{r['wall_seconds']:7.1f} {r['load']:5.1f}  {'; '.join(note)}\n")
+                      f"{r['wall_seconds']:7.1f} {r['cpu_seconds'] / r['wall_seconds']:5.2f} {r['load']:5.1f}  "
+                      f"{'; '.join(note)}\n")
     out.write("\nratios (PASS/FAIL judged on the largest size; smaller sizes for information)\n")
     for row in ratios:
         value = "-" if row["value"] is None else f"{row['value']:.2f}"
@@ -566,7 +586,8 @@ def run_bench(args: argparse.Namespace) -> None:
     if args.json:
         document = {
             "date": started.isoformat(timespec="seconds"), "revision": code_at_start,
-            "command": " ".join([os.path.relpath(sys.executable, ROOT), *sys.argv]),
+            "command": os.environ.get("BOILERSTRIP_BENCH_COMMAND")
+            or " ".join([os.path.relpath(sys.executable, ROOT), *sys.argv]),
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                         "versions": versions()},
             "corpora": corpora, "results": results, "ratios": ratios, "notes": notes, "table": table,
@@ -651,7 +672,9 @@ def run_snapshot(args: argparse.Namespace) -> int:
             argv.append(arg)
     argv += ["--workdir", str(workdir / "run"), "--keep", "--eval-dir", str(args.eval_dir.resolve())]
     print(f"snapshot of HEAD {rev} in {src}", flush=True)
-    env = {**os.environ, "BOILERSTRIP_BENCH_REVISION": f"{rev} (snapshot of HEAD)"}
+    env = {**os.environ, "BOILERSTRIP_BENCH_REVISION": f"{rev} (snapshot of HEAD)",
+           "BOILERSTRIP_BENCH_COMMAND": " ".join([os.path.relpath(sys.executable, ROOT), "bench/throughput.py",
+                                                  *sys.argv[1:]])}
     try:
         return subprocess.call([sys.executable, str(src / "bench" / "throughput.py"), *argv], env=env)
     finally:
