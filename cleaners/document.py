@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from cleaners.boilerplate import LineStats
+from cleaners.boilerplate import Evidence, LineStats
 from cleaners.normalize import normalize_characters, normalize_layout
 from cleaners.rulepack import Action, Rule, RuleProgram, RuleSet, canonical_line
 from cleaners.types import CleanResult, RemovedLine
@@ -151,15 +151,22 @@ LEARNED_RULE = "learned.source-boilerplate"
 MODEL_RULE = "learned.line-classifier"
 
 
-def remove_source_boilerplate(doc: _Lines, source: str, stats: LineStats, config: CleanConfig) -> None:
+def line_evidence(lines: Sequence[str], source: str, stats: LineStats | None,
+                  config: CleanConfig) -> list[Evidence | None] | None:
+    """Each line's count among its source's documents, looked up once per document (the template
+    step and the classifier's template-share feature both use it). None for small or unknown sources."""
+    if stats is None or stats.source_docs.get(source, 0) < config.min_source_docs:
+        return None
+    return [stats.evidence(source, line) if line.strip() else None for line in lines]
+
+
+def remove_source_boilerplate(doc: _Lines, source: str, evidence: Sequence[Evidence | None],
+                              config: CleanConfig) -> None:
     """Drop lines that recur on a large share of this source's documents (its page template)."""
-    total = stats.source_docs.get(source, 0)
-    if total < config.min_source_docs:
-        return
     for i in doc.nonblank():
-        evidence = stats.evidence(source, doc.lines[i])
-        if evidence is not None and evidence.n_docs >= 2 and evidence.share >= config.boilerplate_share:
-            doc.remove(i, LEARNED_RULE, f"on {evidence.share:.0%} of {evidence.source_docs} documents of "
+        found = evidence[i]
+        if found is not None and found.n_docs >= 2 and found.share >= config.boilerplate_share:
+            doc.remove(i, LEARNED_RULE, f"on {found.share:.0%} of {found.source_docs} documents of "
                                         f"source {source!r}: part of its page template")
 
 
@@ -205,6 +212,7 @@ class _Prepared:
     normalized: str
     mojibake_fixed: bool
     source: str
+    evidence: list[Evidence | None] | None
 
 
 def _prepare(item: DocumentInput, rules: RuleSet, config: CleanConfig, line_stats: LineStats | None) -> _Prepared:
@@ -214,26 +222,22 @@ def _prepare(item: DocumentInput, rules: RuleSet, config: CleanConfig, line_stat
     title = take_title(doc, item.known_title, config)
     metadata = apply_rules(doc, rules.program_for(item.source))
     explicit = dict(doc.removed)
-    if line_stats is not None:
-        remove_source_boilerplate(doc, item.source, line_stats, config)
-    return _Prepared(doc, title, metadata, explicit, normalized, mojibake_fixed, item.source)
+    evidence = line_evidence(doc.lines, item.source, line_stats, config)
+    if evidence is not None:
+        remove_source_boilerplate(doc, item.source, evidence, config)
+    return _Prepared(doc, title, metadata, explicit, normalized, mojibake_fixed, item.source, evidence)
 
 
-def _template_share(prepared: _Prepared, line_stats: LineStats | None, config: CleanConfig) -> list[float]:
+def _template_share(prepared: _Prepared) -> list[float]:
     """Per line: the share of the source's *other* documents it appears on (0 for small sources).
 
     The classifier was trained with this feature computed within the training batch; here it comes
     from the run's and earlier runs' counts, so a daily batch of ten still sees the template.
     """
-    lines = prepared.doc.lines
-    total = line_stats.source_docs.get(prepared.source, 0) if line_stats is not None else 0
-    if line_stats is None or total < config.min_source_docs:
-        return [0.0] * len(lines)
-    shares = []
-    for line in lines:
-        evidence = line_stats.evidence(prepared.source, line) if line.strip() else None
-        shares.append((evidence.n_docs - 1) / (total - 1) if evidence is not None else 0.0)
-    return shares
+    if prepared.evidence is None:
+        return [0.0] * len(prepared.doc.lines)
+    return [(e.n_docs - 1) / (e.source_docs - 1) if e is not None and e.source_docs > 1 else 0.0
+            for e in prepared.evidence]
 
 
 def _finalize(prepared: _Prepared, config: CleanConfig, learned_drop: dict[int, RemovedLine] | None,
@@ -296,7 +300,7 @@ def clean_documents(
     if judge is None:
         return [_finalize(p, config, None, None) for p in prepared]
     docs = [p.doc.lines for p in prepared]
-    shares = [_template_share(p, line_stats, config) for p in prepared]
+    shares = [_template_share(p) for p in prepared]
     judgement = judge.judge(docs, shares)
     results = []
     for index, (p, probs) in enumerate(zip(prepared, judgement.probabilities, strict=True)):
