@@ -27,8 +27,8 @@ def clean_batch(items: Sequence[BatchItem], rules: RuleSet, config: CleanConfig 
                 batch_docs: int = 512) -> list[CleanResult]:
     """Pass 1 counts lines per source over ``items`` (plus ``history``), pass 2 cleans each item."""
     counter = LineCounter()
-    for item in items:
-        counter.add(item.source, item.text)
+    for start in range(0, len(items), batch_docs):
+        counter.add_many([(item.source, item.text) for item in items[start:start + batch_docs]])
     tables = [counter.to_table()]
     stats = LineStats.from_tables(tables)
     if history is not None:

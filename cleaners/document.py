@@ -7,13 +7,16 @@ A line no rule names is kept.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from cleaners.boilerplate import Evidence, LineStats
-from cleaners.normalize import normalize_characters, normalize_layout
+import numpy as np
+
+from cleaners.boilerplate import LineStats, text_line_keys
+from cleaners.normalize import normalize_characters, normalize_layout, normalize_newlines
 from cleaners.rulepack import Action, Rule, RuleProgram, RuleSet, canonical_line
 from cleaners.types import CleanResult, RemovedLine
 
@@ -45,14 +48,27 @@ class _Lines:
     """The document's lines and the decision taken on each; indices are 0-based."""
 
     lines: list[str]
+    stripped: list[str]  # each line without surrounding whitespace, computed once
     removed: dict[int, RemovedLine]
+
+    @classmethod
+    def of(cls, text: str) -> _Lines:
+        lines = text.split("\n")
+        return cls(lines, [line.strip() for line in lines], {})
 
     def remove(self, index: int, rule: str, reason: str) -> None:
         if index not in self.removed:
-            self.removed[index] = RemovedLine(index + 1, self.lines[index].strip(), rule, reason)
+            self.removed[index] = RemovedLine(index + 1, self.stripped[index], rule, reason)
 
     def nonblank(self) -> list[int]:
-        return [i for i, line in enumerate(self.lines) if line.strip() and i not in self.removed]
+        return [i for i, line in enumerate(self.stripped) if line and i not in self.removed]
+
+    def alive(self) -> np.ndarray:
+        """Mask of the lines still in the text: not blank, not removed."""
+        mask = np.fromiter(map(bool, self.stripped), bool, len(self.stripped))
+        if self.removed:
+            mask[list(self.removed)] = False
+        return mask
 
 
 def _looks_like_title(line: str, config: CleanConfig) -> bool:
@@ -66,8 +82,9 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig) -> str
     metadata) when it is printed at the top; a line printed twice at the top (page <title> plus
     headline); the first line when it is short, does not end like a sentence, and more text follows.
     """
-    top = doc.nonblank()[: config.title_zone_lines]
-    if len(doc.nonblank()) < 2 or not top:
+    nonblank = doc.nonblank()
+    top = nonblank[: config.title_zone_lines]
+    if len(nonblank) < 2 or not top:
         return known_title
     canon = {i: canonical_line(doc.lines[i]) for i in top}
     title: str | None = None
@@ -83,17 +100,17 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig) -> str
         prefixed = [
             i for i in top[1:]
             if len(canon[i]) >= 15 and canon[first].startswith(canon[i])
-            and _TITLE_SEPARATORS.match(doc.lines[first].strip()[len(doc.lines[i].strip()):] + " ")
+            and _TITLE_SEPARATORS.match(doc.stripped[first][len(doc.stripped[i]):] + " ")
         ]
-        if _looks_like_title(doc.lines[first].strip(), config) and (repeats or prefixed):
+        if _looks_like_title(doc.stripped[first], config) and (repeats or prefixed):
             if prefixed:
                 doc.remove(first, "structure.page-title",
                            "page <title> with the site name; the headline below is kept as title")
-                title = doc.lines[prefixed[0]].strip()
+                title = doc.stripped[prefixed[0]]
             else:
-                title = doc.lines[first].strip()
-        elif _looks_like_title(doc.lines[first].strip(), config) and not _SENTENCE_END.search(doc.lines[first].strip()):
-            title = doc.lines[first].strip()
+                title = doc.stripped[first]
+        elif _looks_like_title(doc.stripped[first], config) and not _SENTENCE_END.search(doc.stripped[first]):
+            title = doc.stripped[first]
     if title is None:
         return known_title
     wanted = canonical_line(title)
@@ -108,19 +125,26 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig) -> str
     return title
 
 
-def apply_rules(doc: _Lines, program: RuleProgram) -> dict[str, str]:
-    """Drop the lines that rule-pack rules match; return metadata values the rules extracted."""
+def apply_rules(doc: _Lines, program: RuleProgram, screened: Sequence[int] | None = None) -> dict[str, str]:
+    """Drop the lines that rule-pack rules match; return metadata values the rules extracted.
+
+    ``screened``: the indices of the lines that passed ``program``'s combined screen, when the caller
+    screened a whole batch at once (:meth:`RuleProgram.screen_many`); otherwise each line is screened here.
+    """
     metadata: dict[str, str] = {}
     if program.screen is None:
         return metadata
     ranks = doc.nonblank()
     n = len(ranks)
-    cut_from: tuple[int, Rule] | None = None
-    for rank, i in enumerate(ranks):
-        line = doc.lines[i].strip()
+    if screened is None:
         # Most prose lines are longer than any rule allows; the rest are screened in one regex call.
-        if len(line) > program.longest or not program.screens(line):
-            continue
+        hits = [(rank, i) for rank, i in enumerate(ranks)
+                if len(doc.stripped[i]) <= program.longest and program.screens(doc.stripped[i])]
+    else:
+        hits = [(bisect.bisect_left(ranks, i), i) for i in screened if i not in doc.removed]
+    cut_from: tuple[int, Rule] | None = None
+    for rank, i in hits:
+        line = doc.stripped[i]
         for rule in program.rules:
             if not rule.in_zone(rank, n - 1 - rank):
                 continue
@@ -151,22 +175,36 @@ LEARNED_RULE = "learned.source-boilerplate"
 MODEL_RULE = "learned.line-classifier"
 
 
-def line_evidence(lines: Sequence[str], source: str, stats: LineStats | None,
-                  config: CleanConfig) -> list[Evidence | None] | None:
-    """Each line's count among its source's documents, looked up once per document (the template
-    step and the classifier's template-share feature both use it). None for small or unknown sources."""
+@dataclass(frozen=True, slots=True)
+class TemplateCounts:
+    """On how many of its source's documents each line of a document is (0: not counted)."""
+
+    n_docs: np.ndarray
+    source_docs: int
+
+    def share_of_others(self) -> np.ndarray:
+        """Per line: the share of the source's *other* documents it appears on."""
+        if self.source_docs <= 1:
+            return np.zeros(len(self.n_docs))
+        return np.where(self.n_docs > 0, (self.n_docs - 1) / (self.source_docs - 1), 0.0)
+
+
+def template_counts(keys: np.ndarray, countable: np.ndarray, source: str, stats: LineStats | None,
+                    config: CleanConfig) -> TemplateCounts | None:
+    """Each line's count among its source's documents, looked up once per document (the template step
+    and the classifier's template-share feature both use it). None for small or unknown sources."""
     if stats is None or stats.source_docs.get(source, 0) < config.min_source_docs:
         return None
-    return [stats.evidence(source, line) if line.strip() else None for line in lines]
+    return TemplateCounts(np.where(countable, stats.n_docs(source, keys), 0), stats.source_docs[source])
 
 
-def remove_source_boilerplate(doc: _Lines, source: str, evidence: Sequence[Evidence | None],
-                              config: CleanConfig) -> None:
+def remove_source_boilerplate(doc: _Lines, source: str, counts: TemplateCounts, config: CleanConfig) -> None:
     """Drop lines that recur on a large share of this source's documents (its page template)."""
-    for i in doc.nonblank():
-        found = evidence[i]
-        if found is not None and found.n_docs >= 2 and found.share >= config.boilerplate_share:
-            doc.remove(i, LEARNED_RULE, f"on {found.share:.0%} of {found.source_docs} documents of "
+    common = (counts.n_docs >= 2) & (counts.n_docs >= config.boilerplate_share * counts.source_docs)
+    for i in np.flatnonzero(common).tolist():
+        if doc.stripped[i] and i not in doc.removed:
+            share = int(counts.n_docs[i]) / counts.source_docs
+            doc.remove(i, LEARNED_RULE, f"on {share:.0%} of {counts.source_docs} documents of "
                                         f"source {source!r}: part of its page template")
 
 
@@ -175,10 +213,10 @@ def _words(text: str) -> int:
 
 
 class Judgement(Protocol):
-    probabilities: list[list[float]]  # junk probability of every line of every document
+    probabilities: Sequence[np.ndarray]  # junk probability of every line of every document
 
-    def explain(self, doc_index: int, line_indices: Sequence[int]) -> list[str]:
-        """A short reason for each named line: the features that decided."""
+    def explain_many(self, lines: Sequence[tuple[int, int]]) -> list[str]:
+        """A short reason for each named (document, line): the features that decided. One call per batch."""
         ...
 
 
@@ -191,8 +229,8 @@ class LineJudge(Protocol):
         """Judge every line of every document (blank lines included)."""
         ...
 
-    def decide(self, probabilities: Sequence[float], conservative: bool) -> list[bool]:
-        """Which lines to drop, at the normal or the conservative threshold."""
+    def decide(self, probabilities: np.ndarray, conservative: bool) -> np.ndarray:
+        """Which lines to drop (a boolean mask), at the normal or the conservative threshold."""
         ...
 
 
@@ -212,20 +250,56 @@ class _Prepared:
     normalized: str
     mojibake_fixed: bool
     source: str
-    evidence: list[Evidence | None] | None
+    template: TemplateCounts | None
 
 
-def _prepare(item: DocumentInput, rules: RuleSet, config: CleanConfig, line_stats: LineStats | None) -> _Prepared:
-    """The explicit steps: characters, title, rule packs, then learned per-source template lines."""
-    normalized, mojibake_fixed = normalize_characters(item.text)
-    doc = _Lines(lines=normalized.split("\n"), removed={})
-    title = take_title(doc, item.known_title, config)
-    metadata = apply_rules(doc, rules.program_for(item.source))
-    explicit = dict(doc.removed)
-    evidence = line_evidence(doc.lines, item.source, line_stats, config)
-    if evidence is not None:
-        remove_source_boilerplate(doc, item.source, evidence, config)
-    return _Prepared(doc, title, metadata, explicit, normalized, mojibake_fixed, item.source, evidence)
+def _prepare_batch(items: Sequence[DocumentInput], rules: RuleSet, config: CleanConfig,
+                   line_stats: LineStats | None) -> list[_Prepared]:
+    """The explicit steps: characters, title, rule packs, then learned per-source template lines.
+
+    The rule packs' screen runs once per batch and rule program over all lines (vectorized); the
+    per-rule checks run only on the few lines that pass it.
+    """
+    docs: list[_Lines] = []
+    titles: list[str | None] = []
+    normalized_texts: list[tuple[str, bool]] = []
+    for item in items:
+        normalized = normalize_characters(item.text)
+        doc = _Lines.of(normalized[0])
+        titles.append(take_title(doc, item.known_title, config))
+        docs.append(doc)
+        normalized_texts.append(normalized)
+    programs = [rules.program_for(item.source) for item in items]
+    screened: list[list[int]] = [[] for _ in items]
+    by_program: dict[int, list[int]] = {}
+    for index, program in enumerate(programs):
+        by_program.setdefault(id(program), []).append(index)
+    for members in by_program.values():
+        program = programs[members[0]]
+        lines = [line for index in members for line in docs[index].stripped]
+        hits = np.flatnonzero(program.screen_many(lines))
+        if not len(hits):
+            continue
+        starts = np.cumsum([0] + [len(docs[index].stripped) for index in members])
+        owner = np.searchsorted(starts, hits, side="right") - 1
+        for k, line in zip(owner.tolist(), (hits - starts[owner]).tolist(), strict=True):
+            screened[members[k]].append(line)
+    # Template evidence: keys of the lines as pass 1 saw them (newlines normalized only); normalization
+    # keeps the lines where they are, so line i is the same line in both.
+    keyed = text_line_keys([normalize_newlines(item.text) for item in items]) if line_stats is not None \
+        else [None] * len(items)
+    prepared = []
+    for item, doc, title, program, hits, (normalized, fixed), line_keys in zip(
+            items, docs, titles, programs, screened, normalized_texts, keyed, strict=True):
+        metadata = apply_rules(doc, program, hits)
+        explicit = dict(doc.removed)
+        template = None
+        if line_keys is not None and len(line_keys[0]) == len(doc.lines):
+            template = template_counts(*line_keys, item.source, line_stats, config)
+        if template is not None:
+            remove_source_boilerplate(doc, item.source, template, config)
+        prepared.append(_Prepared(doc, title, metadata, explicit, normalized, fixed, item.source, template))
+    return prepared
 
 
 def _template_share(prepared: _Prepared) -> list[float]:
@@ -234,10 +308,15 @@ def _template_share(prepared: _Prepared) -> list[float]:
     The classifier was trained with this feature computed within the training batch; here it comes
     from the run's and earlier runs' counts, so a daily batch of ten still sees the template.
     """
-    if prepared.evidence is None:
+    if prepared.template is None:
         return [0.0] * len(prepared.doc.lines)
-    return [(e.n_docs - 1) / (e.source_docs - 1) if e is not None and e.source_docs > 1 else 0.0
-            for e in prepared.evidence]
+    return prepared.template.share_of_others().tolist()
+
+
+def _kept_text(doc: _Lines) -> str:
+    if not doc.removed:
+        return "\n".join(doc.lines)
+    return "\n".join([line for i, line in enumerate(doc.lines) if i not in doc.removed])
 
 
 def _finalize(prepared: _Prepared, config: CleanConfig, learned_drop: dict[int, RemovedLine] | None,
@@ -249,15 +328,15 @@ def _finalize(prepared: _Prepared, config: CleanConfig, learned_drop: dict[int, 
             doc.removed.setdefault(i, removed)
     total_words = _words(prepared.normalized) - (_words(prepared.title) if prepared.title else 0)
     low_confidence = False
-    if len(doc.removed) > len(prepared.explicit) and total_words:
-        kept_words = sum(_words(line) for i, line in enumerate(doc.lines) if i not in doc.removed)
-        if kept_words / total_words < config.min_kept_share:
-            # The learned steps would eat the document: keep the conservative result and say so.
-            doc.removed = dict(prepared.explicit)
-            for i, removed in (conservative_drop or {}).items():
-                doc.removed.setdefault(i, removed)
-            low_confidence = True
-    kept = "\n".join(line for i, line in enumerate(doc.lines) if i not in doc.removed)
+    kept = _kept_text(doc)
+    if len(doc.removed) > len(prepared.explicit) and total_words \
+            and _words(kept) / total_words < config.min_kept_share:
+        # The learned steps would eat the document: keep the conservative result and say so.
+        doc.removed = dict(prepared.explicit)
+        for i, removed in (conservative_drop or {}).items():
+            doc.removed.setdefault(i, removed)
+        low_confidence = True
+        kept = _kept_text(doc)
     clean = normalize_layout(kept)
     return CleanResult(
         text=clean,
@@ -273,12 +352,19 @@ def _finalize(prepared: _Prepared, config: CleanConfig, learned_drop: dict[int, 
 _SENTENCE_FINAL = re.compile(r"[.!?…][\"'”’)\]]*$")
 
 
-def _keep_sandwiched_sentences(doc: _Lines, drop: list[bool]) -> None:
+def _keep_sandwiched_sentences(doc: _Lines, alive: np.ndarray, drop: np.ndarray) -> None:
     """Context smoothing (as in jusText): a short sentence the classifier would drop between two lines
-    that stay is article text ("Good." between two paragraphs of a review), so it stays too."""
-    kept = [i for i, line in enumerate(doc.lines) if line.strip() and i not in doc.removed]
-    for before, here, after in zip(kept, kept[1:], kept[2:], strict=False):
-        if drop[here] and not drop[before] and not drop[after] and _SENTENCE_FINAL.search(doc.lines[here].strip()):
+    that stay is article text ("Good." between two paragraphs of a review), so it stays too.
+
+    Vectorized over the lines still in the text (``alive``); sparing one line never makes its neighbour
+    a candidate (that needs the neighbour kept already), so one pass equals the line-by-line rule."""
+    kept = np.flatnonzero(alive)
+    if len(kept) < 3:
+        return
+    dropped = drop[kept]
+    between = np.flatnonzero(dropped[1:-1] & ~dropped[:-2] & ~dropped[2:]) + 1
+    for here in kept[between].tolist():
+        if _SENTENCE_FINAL.search(doc.stripped[here]):
             drop[here] = False
 
 
@@ -296,22 +382,29 @@ def clean_documents(
     the line classifier on what is left, the safety valve, layout. Every removal names its rule.
     """
     config = config or CleanConfig()
-    prepared = [_prepare(item, rules, config, line_stats) for item in items]
+    prepared = _prepare_batch(items, rules, config, line_stats)
     if judge is None:
         return [_finalize(p, config, None, None) for p in prepared]
     docs = [p.doc.lines for p in prepared]
     shares = [_template_share(p) for p in prepared]
     judgement = judge.judge(docs, shares)
-    results = []
+    decisions: list[tuple[list[int], np.ndarray]] = []
+    wanted: list[tuple[int, int]] = []
     for index, (p, probs) in enumerate(zip(prepared, judgement.probabilities, strict=True)):
         normal, conservative = judge.decide(probs, False), judge.decide(probs, True)
-        _keep_sandwiched_sentences(p.doc, normal)
-        candidates = [i for i, line in enumerate(p.doc.lines)
-                      if line.strip() and i not in p.doc.removed and (normal[i] or conservative[i])]
-        reasons = dict(zip(candidates, judgement.explain(index, candidates), strict=True)) if candidates else {}
-
-        removals = {i: RemovedLine(i + 1, p.doc.lines[i].strip(), MODEL_RULE,
-                                   f"line classifier {judge.version}: p(junk)={probs[i]:.2f}; {reasons[i]}")
+        alive = p.doc.alive()
+        _keep_sandwiched_sentences(p.doc, alive, normal)
+        candidates = np.flatnonzero(alive & (normal | conservative)).tolist()
+        decisions.append((candidates, normal, conservative))
+        wanted.extend((index, i) for i in candidates)
+    # One explanation call for the whole batch (the attributions are vectorized).
+    reasons = iter(judgement.explain_many(wanted))
+    prefix = f"line classifier {judge.version}: "
+    results = []
+    for p, probs, (candidates, normal, conservative) in zip(prepared, judgement.probabilities, decisions,
+                                                             strict=True):
+        stripped = p.doc.stripped
+        removals = {i: RemovedLine(i + 1, stripped[i], MODEL_RULE, f"{prefix}p(junk)={probs[i]:.2f}; {next(reasons)}")
                     for i in candidates}
         learned = {i: removals[i] for i in candidates if normal[i]}
         cautious = {i: removals[i] for i in candidates if conservative[i]}

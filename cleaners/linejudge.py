@@ -456,6 +456,16 @@ def to_matrix(F, names):
     return np.column_stack([np.asarray(F[k], np.float32) for k in names]) if names else None
 
 
+def to_columns(F, names):
+    """Feature-major (n_features, n_rows) float32 matrix: what the tree evaluator reads, built without
+    the row-major copy and transpose of ``to_matrix``."""
+    n = len(F[names[0]])
+    out = np.empty((len(names), n), np.float32)
+    for i, k in enumerate(names):
+        out[i] = F[k]
+    return out
+
+
 # ---------------------------------------------------------------- oblivious tree ensemble
 class Oblivious:
     """numpy evaluator for a CatBoost-style oblivious tree ensemble."""
@@ -469,10 +479,13 @@ class Oblivious:
         self.weights = [np.asarray(t, np.float32) for t in d.get("weights", [[]] * len(self.leaves))]
 
     def raw(self, X, block=16384):
-        """X: (n, F) matrix.  Evaluated in row blocks on a feature-major copy so that
-        every comparison runs over a contiguous, cache-resident vector."""
-        n = X.shape[0]
-        XT = np.ascontiguousarray(np.asarray(X, np.float32).T)
+        """X: (n, F) matrix."""
+        return self.raw_columns(np.ascontiguousarray(np.asarray(X, np.float32).T), block)
+
+    def raw_columns(self, XT, block=16384):
+        """XT: feature-major (F, n) float32 matrix, evaluated in row blocks so that every comparison
+        runs over a contiguous, cache-resident vector."""
+        n = XT.shape[1]
         out = np.empty(n, np.float64)
         trees = [(sf.tolist(), sb.tolist(), lv) for sf, sb, lv in zip(self.split_f, self.split_b, self.leaves, strict=False)]
         for s in range(0, n, block):
@@ -568,20 +581,21 @@ class LineJudge:
         F = base_features(batch)
         if not batch.lines:
             return batch, F, None, None, np.zeros(0)
-        X1 = to_matrix(F, self.s1.features)
-        p1 = sigmoid(self.s1.raw(X1))
+        C1 = to_columns(F, self.s1.features)
+        p1 = sigmoid(self.s1.raw_columns(C1))
+        batch.p1 = p1  # the line-alone probability, kept for explanations
         if self.s2 is None:
-            return batch, F, X1, None, p1
+            return batch, F, C1, None, p1
         G = stage2_features(F, p1)
-        X2 = to_matrix(G, self.s2.features)
-        p2 = sigmoid(self.s2.raw(X2))
-        return batch, F, X1, X2, p2
+        C2 = to_columns(G, self.s2.features)
+        p2 = sigmoid(self.s2.raw_columns(C2))
+        return batch, F, C1, C2, p2
 
     def judge_flat(self, docs, source_frac=None, sources=None):
         """returns (batch, probs) flat over non-blank lines (fast path).
         sources: optional list (one per doc) of source keys; when given, the per-source
         line-recurrence feature is computed over this batch (sources with >= 5 docs)."""
-        batch, _F, _X1, _X2, p = self._run(docs, source_frac, sources)
+        batch, _F, _C1, _C2, p = self._run(docs, source_frac, sources)
         return batch, p
 
     def judge_documents(self, docs, source_frac=None, sources=None):
@@ -596,17 +610,17 @@ class LineJudge:
         contributions (stage 2 contributions; stage-1 contributions are folded into
         the 'p1...' entries and listed separately) and the raw feature values."""
         fr = [source_frac] if source_frac is not None else None
-        batch, F, X1, X2, p = self._run([doc], fr)
+        batch, F, C1, C2, p = self._run([doc], fr)
         rows = np.flatnonzero(batch.line_ix == line_index)
         if len(rows) == 0:
             return {"line": line_index, "p_junk": 1.0, "reason": "blank line"}
         r = int(rows[0])
-        c1 = self.s1.contributions(X1[r])
+        c1 = self.s1.contributions(C1[:, r])
         res = {"line": line_index, "text": batch.lines[r][:120], "p_junk": float(p[r]),
                "junk": bool(p[r] >= self.threshold),
                "stage1_top": sorted(((k, round(v, 3)) for k, v in c1.items()), key=lambda t: -abs(t[1]))[:top]}
         if self.s2 is not None:
-            c2 = self.s2.contributions(X2[r])
+            c2 = self.s2.contributions(C2[:, r])
             res["stage2_top"] = sorted(((k, round(v, 3)) for k, v in c2.items()), key=lambda t: -abs(t[1]))[:top]
         res["values"] = {k: round(float(F[k][r]), 3) for k, _ in res["stage1_top"]}
         return res

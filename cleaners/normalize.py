@@ -36,6 +36,9 @@ _RARE_BREAKS = ("\r", "\u2028", "\u2029", "\u0085")
 # ftfy runs at ~2.5 MB/s, so it is gated: only text containing a pair that UTF-8 read as Latin-1 or
 # cp1252 produces ("Ã©", "â€™", "Â ", C1 controls) is checked with ftfy's own badness heuristic.
 _MOJIBAKE_HINT = re.compile("[ÂÃÅÐÑ][\u0080-\u00bf]|â€|[\u0080-\u009f]")
+# Every hint starts with one of these characters. Substring checks on them first are 15x faster than the
+# regex's search over clean text (measured on the dev set: 0.04 s against 0.65 s).
+_MOJIBAKE_LEADS = tuple("ÂÃÅÐÑâ" + "".join(chr(c) for c in range(0x80, 0xA0)))
 
 FTFY_CONFIG = ftfy.TextFixerConfig(uncurl_quotes=False, fix_line_breaks=False, normalization="NFC")
 
@@ -48,10 +51,30 @@ def normalize_newlines(text: str) -> str:
 
 
 def fix_mojibake(text: str) -> tuple[str, bool]:
-    """Repair mojibake with ftfy when the text looks broken; return the text and whether it changed."""
-    if not _MOJIBAKE_HINT.search(text) or not is_bad(text):
+    """Repair mojibake with ftfy on the lines that look broken; return the text and whether it changed.
+
+    Only those lines go through ftfy (it works line by line anyway): whole documents were 10 ms each,
+    3% of the cleaner's time on the dev set, for the few lines that needed it.
+    """
+    if not any(lead in text for lead in _MOJIBAKE_LEADS):
         return text, False
-    fixed = ftfy.fix_text(text, config=FTFY_CONFIG)
+    spans: list[tuple[int, int]] = []
+    for found in _MOJIBAKE_HINT.finditer(text):
+        if spans and found.start() < spans[-1][1]:
+            continue  # another hint on a line already taken
+        start = text.rfind("\n", 0, found.start()) + 1
+        end = text.find("\n", found.start())
+        spans.append((start, len(text) if end < 0 else end))
+    if not spans:
+        return text, False
+    parts: list[str] = []
+    last = 0
+    for start, end in spans:
+        line = text[start:end]
+        parts += [text[last:start], ftfy.fix_text(line, config=FTFY_CONFIG) if is_bad(line) else line]
+        last = end
+    parts.append(text[last:])
+    fixed = "".join(parts)
     return fixed, fixed != text
 
 

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from cleaners.boilerplate import LineCounter, LineStats
+from cleaners.boilerplate import COUNT_BATCH_DOCS, LineCounter, LineStats
 from cleaners.document import CleanConfig, DocumentInput, LineJudge, clean_documents
 from cleaners.readers import DEFAULT_MAX_DOC_BYTES, InputFile, read_file
 from cleaners.rulepack import RuleSet
@@ -23,7 +23,7 @@ from cleaners.schema import ARTICLES_SCHEMA, REJECTS_SCHEMA
 from cleaners.store import OutputStore
 from cleaners.types import CleanResult, RawDocument, Reject, RejectReason
 
-PIPELINE_VERSION = "0.3.0"  # bump when cleaning changes: every input is processed again
+PIPELINE_VERSION = "0.4.0"  # bump when cleaning changes: every input is processed again
 # A shard should be seconds of work: ~8 MB of text is a few seconds of cleaning on one core.
 DEFAULT_SHARD_BYTES = 8 * 1024 * 1024
 DEFAULT_SHARD_FILES = 2000
@@ -165,10 +165,15 @@ def clean_raw(doc: RawDocument, rules: RuleSet, ingested_at: datetime, config: C
 def count_shard(shard: Shard, store: OutputStore, max_doc_bytes: int = DEFAULT_MAX_DOC_BYTES) -> int:
     """Pass 1: count the shard's short lines per source into ``_state/line_counts``; returns rows written."""
     counter = LineCounter()
+    batch: list[tuple[str, str]] = []
     for f in shard.files:
         for item in read_file(f, max_doc_bytes):
             if isinstance(item, RawDocument):
-                counter.add(item.source, item.text)
+                batch.append((item.source, item.text))
+                if len(batch) >= COUNT_BATCH_DOCS:
+                    counter.add_many(batch)
+                    batch.clear()
+    counter.add_many(batch)
     table = counter.to_table()
     store.write_line_counts(shard.shard_id, table)
     return table.num_rows

@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
-from cleaners.boilerplate import LINE_COUNTS_SCHEMA, LineStats
+from cleaners.boilerplate import LINE_COUNTS_SCHEMA, LineStats, is_current
 from cleaners.parquet import AtomicParquetWriter
 
 STATE_VERSION = "1"
@@ -167,6 +167,8 @@ class OutputStore:
         if not self.fs.exists(self.merged_line_stats_path):
             return self.line_stats()
         table = self.read_table(self.merged_line_stats_path)
+        if not is_current(table):
+            return self.line_stats()
         docs = dict(zip(*(table.group_by("source").aggregate([("source_docs", "max")])[c].to_pylist()
                           for c in ("source", "source_docs_max")), strict=True))
         counts: dict[str, dict[int, int]] = {}
