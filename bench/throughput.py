@@ -15,6 +15,7 @@ its whole process tree sampled with psutil, CPU seconds from ``getrusage(RUSAGE_
 - ``library``: ``cleaners.shard`` alone, one process, no Prefect: plan shards, ``count_shard`` every
   shard (pass 1), load the line statistics once, ``process_shard`` every shard (pass 2).
 - ``flow-threads``: ``boilerstrip run`` (the ``clean-articles`` flow) with the default task runner.
+- ``flow-processes``: the same with ``--task-runner processes`` (one process per core; for information).
 - ``flow-dask2`` / ``flow-dask1``: the flow on a Dask cluster (``dask scheduler`` + ``dask worker
   --nworkers 2|1 --nthreads 1`` on 127.0.0.1, started fresh for each measurement, ``--dask-address``).
 - ``datatrove``: datatrove's ``JsonlReader -> C4QualityFilter (line rules, as bench/baselines.py) ->
@@ -59,8 +60,8 @@ sys.path.insert(0, str(ROOT))
 
 DEFAULT_EVAL_DIR = Path(os.environ.get("EVAL_DIR", ROOT.parent / "shared" / "eval"))
 BIN = Path(sys.executable).parent
-MEASUREMENTS = ("copy", "library", "flow-threads", "flow-dask2", "flow-dask1", "datatrove")
-SKIP_ALIASES = {"dask": ("flow-dask2", "flow-dask1"), "flow": ("flow-threads", "flow-dask2", "flow-dask1"),
+MEASUREMENTS = ("copy", "library", "flow-threads", "flow-processes", "flow-dask2", "flow-dask1", "datatrove")
+SKIP_ALIASES = {"dask": ("flow-dask2", "flow-dask1"), "flow": ("flow-threads", "flow-processes", "flow-dask2", "flow-dask1"),
                 "threads": ("flow-threads",), "copy-through": ("copy",)}
 # (name, numerator, denominator, kind, target, comparison); kind: throughput ratio, time ratio, memory ratio
 TARGETS = [
@@ -407,7 +408,7 @@ def run_flow_measurement(kind: str, corpus: Path, out: Path, logs: Path, server:
             cpu0 += tree_cpu(roots)  # the cluster's startup is not the flow's work
             cmd += ["--task-runner", "dask", "--dask-address", cluster.address]
         else:
-            cmd += ["--task-runner", "threads"]
+            cmd += ["--task-runner", kind.removeprefix("flow-")]
         wall0 = time.perf_counter()
         with (logs / f"{out.name}.log").open("w") as log:
             proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)

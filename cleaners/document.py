@@ -215,8 +215,9 @@ def _words(text: str) -> int:
 class Judgement(Protocol):
     probabilities: Sequence[np.ndarray]  # junk probability of every line of every document
 
-    def explain_many(self, lines: Sequence[tuple[int, int]]) -> list[str]:
-        """A short reason for each named (document, line): the features that decided. One call per batch."""
+    def explain_many(self, doc_indices: np.ndarray, line_indices: np.ndarray) -> list[str]:
+        """The reason for each named (document, line): the model, p(junk) and the features that decided.
+        One call per batch."""
         ...
 
 
@@ -329,14 +330,15 @@ def _finalize(prepared: _Prepared, config: CleanConfig, learned_drop: dict[int, 
     total_words = _words(prepared.normalized) - (_words(prepared.title) if prepared.title else 0)
     low_confidence = False
     kept = _kept_text(doc)
-    if len(doc.removed) > len(prepared.explicit) and total_words \
-            and _words(kept) / total_words < config.min_kept_share:
+    kept_words = _words(kept)  # layout changes no words: this is also the clean text's count
+    if len(doc.removed) > len(prepared.explicit) and total_words and kept_words / total_words < config.min_kept_share:
         # The learned steps would eat the document: keep the conservative result and say so.
         doc.removed = dict(prepared.explicit)
         for i, removed in (conservative_drop or {}).items():
             doc.removed.setdefault(i, removed)
         low_confidence = True
         kept = _kept_text(doc)
+        kept_words = _words(kept)
     clean = normalize_layout(kept)
     return CleanResult(
         text=clean,
@@ -344,7 +346,7 @@ def _finalize(prepared: _Prepared, config: CleanConfig, learned_drop: dict[int, 
         metadata=prepared.metadata,
         removed=tuple(doc.removed[i] for i in sorted(doc.removed)),
         mojibake_fixed=prepared.mojibake_fixed,
-        kept_ratio=_words(clean) / total_words if total_words > 0 else 0.0,
+        kept_ratio=kept_words / total_words if total_words > 0 else 0.0,
         low_confidence=low_confidence,
     )
 
@@ -388,26 +390,26 @@ def clean_documents(
     docs = [p.doc.lines for p in prepared]
     shares = [_template_share(p) for p in prepared]
     judgement = judge.judge(docs, shares)
-    decisions: list[tuple[list[int], np.ndarray]] = []
-    wanted: list[tuple[int, int]] = []
+    decisions: list[tuple[list[int], list[bool], list[bool]]] = []
+    wanted_docs: list[np.ndarray] = []
+    wanted_lines: list[np.ndarray] = []
     for index, (p, probs) in enumerate(zip(prepared, judgement.probabilities, strict=True)):
         normal, conservative = judge.decide(probs, False), judge.decide(probs, True)
         alive = p.doc.alive()
         _keep_sandwiched_sentences(p.doc, alive, normal)
-        candidates = np.flatnonzero(alive & (normal | conservative)).tolist()
-        decisions.append((candidates, normal, conservative))
-        wanted.extend((index, i) for i in candidates)
-    # One explanation call for the whole batch (the attributions are vectorized).
-    reasons = iter(judgement.explain_many(wanted))
-    prefix = f"line classifier {judge.version}: "
+        candidates = np.flatnonzero(alive & (normal | conservative))
+        decisions.append((candidates.tolist(), normal[candidates].tolist(), conservative[candidates].tolist()))
+        wanted_docs.append(np.full(len(candidates), index))
+        wanted_lines.append(candidates)
+    # One explanation call for the whole batch (attributions and their text are vectorized).
+    reasons = iter(judgement.explain_many(np.concatenate(wanted_docs) if wanted_docs else np.zeros(0, np.int64),
+                                          np.concatenate(wanted_lines) if wanted_lines else np.zeros(0, np.int64)))
     results = []
-    for p, probs, (candidates, normal, conservative) in zip(prepared, judgement.probabilities, decisions,
-                                                             strict=True):
+    for p, (candidates, normal, conservative) in zip(prepared, decisions, strict=True):
         stripped = p.doc.stripped
-        removals = {i: RemovedLine(i + 1, stripped[i], MODEL_RULE, f"{prefix}p(junk)={probs[i]:.2f}; {next(reasons)}")
-                    for i in candidates}
-        learned = {i: removals[i] for i in candidates if normal[i]}
-        cautious = {i: removals[i] for i in candidates if conservative[i]}
+        removals = [RemovedLine(i + 1, stripped[i], MODEL_RULE, next(reasons)) for i in candidates]
+        learned = {i: r for i, r, drop in zip(candidates, removals, normal, strict=True) if drop}
+        cautious = {i: r for i, r, drop in zip(candidates, removals, conservative, strict=True) if drop}
         results.append(_finalize(p, config, learned, cautious))
     return results
 
