@@ -61,7 +61,8 @@ sys.path.insert(0, str(ROOT))
 DEFAULT_EVAL_DIR = Path(os.environ.get("EVAL_DIR", ROOT.parent / "shared" / "eval"))
 BIN = Path(sys.executable).parent
 MEASUREMENTS = ("copy", "library", "flow-threads", "flow-processes", "flow-dask2", "flow-dask1", "datatrove")
-SKIP_ALIASES = {"dask": ("flow-dask2", "flow-dask1"), "flow": ("flow-threads", "flow-processes", "flow-dask2", "flow-dask1"),
+SKIP_ALIASES = {"dask": ("flow-dask2", "flow-dask1"),
+                "flow": ("flow-threads", "flow-processes", "flow-dask2", "flow-dask1"),
                 "threads": ("flow-threads",), "copy-through": ("copy",)}
 # (name, numerator, denominator, kind, target, comparison); kind: throughput ratio, time ratio, memory ratio
 TARGETS = [
