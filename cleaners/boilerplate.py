@@ -167,18 +167,40 @@ class Evidence:
         return self.n_docs / self.source_docs if self.source_docs else 0.0
 
 
+_NO_LINES = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+
+
 @dataclass(frozen=True, slots=True)
 class LineStats:
-    """Merged line counts of many shards (this run and earlier ones), looked up per source."""
+    """Merged line counts of many shards (this run and earlier ones), looked up per source.
+
+    Held as numpy arrays per source (sorted line keys, document counts), never as Python objects per
+    line: at 10,000 documents the counts are ~100,000 lines, and Python dicts of them were most of the
+    growth of the flow's memory with the corpus (docs/performance.md).
+    """
 
     source_docs: dict[str, int]
-    counts: dict[str, dict[int, int]]
-    # Per source: sorted keys and their counts, built on first lookup (vectorized searches).
-    _sorted: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, compare=False, repr=False)
+    per_source: dict[str, tuple[np.ndarray, np.ndarray]]  # source -> (sorted keys, n_docs)
 
     @classmethod
     def empty(cls) -> LineStats:
         return cls({}, {})
+
+    @classmethod
+    def from_table(cls, table: pa.Table, source_docs: dict[str, int]) -> LineStats:
+        """From a table with one row per (source, line_hash): ``source``, ``line_hash`` and ``n_docs``."""
+        if not table.num_rows:
+            return cls(dict(source_docs), {})
+        table = table.sort_by([("source", "ascending"), ("line_hash", "ascending")]).combine_chunks()
+        runs = pc.value_counts(table["source"])  # in order of first appearance: the sorted order
+        keys = table["line_hash"].to_numpy()
+        counts = table["n_docs"].to_numpy()
+        per_source: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        start = 0
+        for source, length in zip(runs.field("values").to_pylist(), runs.field("counts").to_pylist(), strict=True):
+            per_source[source] = (keys[start:start + length], counts[start:start + length])
+            start += length
+        return cls(dict(source_docs), per_source)
 
     @classmethod
     def from_tables(cls, tables: Iterable[pa.Table], min_n_docs: int = 2,
@@ -198,47 +220,43 @@ class LineStats:
                                  strict=True):
                 docs[source] += n
         summed = table.group_by(["source", "line_hash"]).aggregate([("n_docs", "sum")])
-        # Filter in Arrow before making Python objects: most lines occur once, and converting them all
-        # was a temporary 449 MB at 10,000 documents (bench/throughput.py), growing with the corpus.
+        # Filter in Arrow: most lines occur once, and turning them all into Python objects was a
+        # temporary 449 MB at 10,000 documents (bench/throughput.py), growing with the corpus.
         summed = summed.filter(pc.greater_equal(summed["n_docs_sum"], min_n_docs))
-        counts: dict[str, dict[int, int]] = {}
-        for source, key, n in zip(summed["source"].to_pylist(), summed["line_hash"].to_pylist(),
-                                  summed["n_docs_sum"].to_pylist(), strict=True):
-            counts.setdefault(source, {})[key] = n
-        return cls(dict(docs), counts)
+        summed = summed.select(["source", "line_hash", "n_docs_sum"]).rename_columns(["source", "line_hash", "n_docs"])
+        return cls.from_table(summed, dict(docs))
 
     @classmethod
     def merge(cls, *parts: LineStats) -> LineStats:
         docs: Counter[str] = Counter()
-        counts: dict[str, Counter[int]] = {}
+        pieces: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
         for part in parts:
             docs.update(part.source_docs)
-            for source, per_source in part.counts.items():
-                counts.setdefault(source, Counter()).update(per_source)
-        return cls(dict(docs), {source: dict(c) for source, c in counts.items()})
+            for source, arrays in part.per_source.items():
+                pieces.setdefault(source, []).append(arrays)
+        per_source = {}
+        for source, arrays in pieces.items():
+            keys, inverse = np.unique(np.concatenate([k for k, _ in arrays]), return_inverse=True)
+            counts = np.bincount(inverse, weights=np.concatenate([n for _, n in arrays])).astype(np.int64)
+            per_source[source] = (keys, counts)
+        return cls(dict(docs), per_source)
 
     def to_table(self) -> pa.Table:
         """The merged counts as one table (``LINE_COUNTS_SCHEMA``): written once per run for the tasks."""
-        rows: dict[str, list] = {name: [] for name in LINE_COUNTS_SCHEMA.names}
-        for source in sorted(self.counts):
-            for key, n in sorted(self.counts[source].items()):
-                rows["source"].append(source)
-                rows["line_hash"].append(key)
-                rows["line"].append("")
-                rows["n_docs"].append(n)
-                rows["source_docs"].append(self.source_docs.get(source, 0))
-        return pa.table(rows, schema=LINE_COUNTS_SCHEMA)
+        names = sorted(self.per_source)
+        sizes = [len(self.per_source[name][0]) for name in names]
+        sources = pa.DictionaryArray.from_arrays(
+            pa.array(np.repeat(np.arange(len(names), dtype=np.int32), sizes)), pa.array(names, pa.string()))
+        keys = np.concatenate([self.per_source[name][0] for name in names]) if names else np.zeros(0, np.int64)
+        counts = np.concatenate([self.per_source[name][1] for name in names]) if names else np.zeros(0, np.int64)
+        total = np.repeat(np.array([self.source_docs.get(name, 0) for name in names], np.int64), sizes)
+        return pa.Table.from_arrays(
+            [sources.cast(pa.string()), pa.array(keys, pa.int64()), pa.array([""] * len(keys), pa.string()),
+             pa.array(counts, pa.int64()), pa.array(total, pa.int64())], schema=LINE_COUNTS_SCHEMA)
 
     def n_docs(self, source: str, keys: np.ndarray) -> np.ndarray:
         """For each line key: on how many of ``source``'s documents the line is (0: unknown)."""
-        index = self._sorted.get(source)
-        if index is None:
-            per_source = self.counts.get(source, {})
-            known = np.fromiter(per_source.keys(), np.int64, len(per_source))
-            counted = np.fromiter(per_source.values(), np.int64, len(per_source))
-            order = np.argsort(known)
-            index = self._sorted[source] = (known[order], counted[order])
-        known, counted = index
+        known, counted = self.per_source.get(source, _NO_LINES)
         out = np.zeros(len(keys), np.int64)
         if len(known) and len(keys):
             at = np.minimum(np.searchsorted(known, keys), len(known) - 1)

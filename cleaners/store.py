@@ -171,11 +171,7 @@ class OutputStore:
             return self.line_stats()
         docs = dict(zip(*(table.group_by("source").aggregate([("source_docs", "max")])[c].to_pylist()
                           for c in ("source", "source_docs_max")), strict=True))
-        counts: dict[str, dict[int, int]] = {}
-        for source, key, n in zip(table["source"].to_pylist(), table["line_hash"].to_pylist(),
-                                  table["n_docs"].to_pylist(), strict=True):
-            counts.setdefault(source, {})[key] = n
-        return LineStats(docs, counts)
+        return LineStats.from_table(table, docs)
 
     # -- writing state ----------------------------------------------------------------------------
     def write_ledger(self, partition: str, shard_id: str, rows: list[dict[str, Any]]) -> None:

@@ -1,0 +1,77 @@
+"""Per-source line counts (learned template lines): keys, counting, merging, storage round trip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from cleaners.boilerplate import (
+    LINE_COUNTS_SCHEMA,
+    MAX_COUNTED_CHARS,
+    LineCounter,
+    LineStats,
+    line_hash,
+    line_keys,
+)
+from cleaners.rulepack import canonical_line
+
+TEMPLATE = "Home | News | Sport\nShare this article\n"
+
+
+def _counter(docs: list[tuple[str, str]]) -> LineCounter:
+    counter = LineCounter()
+    counter.add_many(docs)
+    return counter
+
+
+def test_line_keys_fold_case_and_whitespace_and_skip_blank_or_long_lines() -> None:
+    lines = ["Share  THIS\u00a0article", "share this article", "", "x" * (MAX_COUNTED_CHARS + 1)]
+    keys, countable = line_keys(lines)
+    assert countable.tolist() == [True, True, False, False]
+    assert keys[0] == keys[1] == line_hash(canonical_line("share this article"))
+    assert keys[2] == keys[3] == 0
+
+
+def test_counts_are_documents_per_source_and_duplicates_count_once() -> None:
+    docs = [("a.example", TEMPLATE + f"Story {i} text.\nShare this article") for i in range(4)]
+    docs += [("a.example", docs[0][1]), ("b.example", TEMPLATE + "Other story.")]
+    table = _counter(docs).to_table()
+    rows = {(r["source"], r["line"]): (r["n_docs"], r["source_docs"]) for r in table.to_pylist()}
+    assert rows[("a.example", "Share this article")] == (4, 4)  # twice in a document, and a repeated document: once
+    assert rows[("b.example", "Home | News | Sport")] == (1, 1)
+    assert table.schema.equals(LINE_COUNTS_SCHEMA)
+
+
+def test_stats_sum_shards_drop_single_documents_and_answer_per_source() -> None:
+    shard1 = _counter([("a.example", TEMPLATE + f"Story {i}.") for i in range(3)]).to_table()
+    shard2 = _counter([("a.example", TEMPLATE + f"Story {i}.") for i in range(3, 5)]).to_table()
+    stats = LineStats.from_tables([shard1, shard2])
+    assert stats.source_docs == {"a.example": 5}
+    keys, _ = line_keys(["HOME | news | sport", "Story 1.", "never seen"])
+    assert stats.n_docs("a.example", keys).tolist() == [5, 0, 0]  # "Story 1." is on one document: dropped
+    assert stats.n_docs("b.example", keys).tolist() == [0, 0, 0]
+    evidence = stats.evidence("a.example", "Share this article")
+    assert evidence is not None and evidence.share == 1.0
+
+
+def test_merge_and_table_round_trip_keep_the_counts() -> None:
+    one = LineStats.from_tables([_counter([("a.example", TEMPLATE + f"S{i}.") for i in range(2)]).to_table()])
+    two = LineStats.from_tables([_counter([("a.example", TEMPLATE), ("c.example", TEMPLATE),
+                                           ("c.example", TEMPLATE + "x")]).to_table()])
+    merged = LineStats.merge(one, two)
+    keys, _ = line_keys(["Share this article"])
+    assert merged.n_docs("a.example", keys).tolist() == [2]  # `two` saw it on one a.example document: dropped there
+    assert merged.n_docs("c.example", keys).tolist() == [2]
+    assert merged.source_docs == {"a.example": 3, "c.example": 2}
+    again = LineStats.from_table(merged.to_table(), merged.source_docs)
+    for source in ("a.example", "c.example"):
+        assert np.array_equal(again.per_source[source][0], merged.per_source[source][0])
+        assert np.array_equal(again.per_source[source][1], merged.per_source[source][1])
+
+
+def test_tables_of_another_counts_version_are_ignored() -> None:
+    table = _counter([("a.example", TEMPLATE + f"S{i}.") for i in range(3)]).to_table()
+    old = table.replace_schema_metadata({**table.schema.metadata, b"boilerstrip.schema_version": b"0"})
+    assert LineStats.from_tables([old]).source_docs == {}
+    assert LineStats.from_tables([table, old]).source_docs == {"a.example": 3}
+    assert LineStats.from_tables([pa.Table.from_pylist([], schema=LINE_COUNTS_SCHEMA)]).per_source == {}
