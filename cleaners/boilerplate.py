@@ -168,6 +168,25 @@ class Evidence:
 
 
 _NO_LINES = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+# Rows of summed line counts held before compacting during a merge (~40 MB of Arrow data).
+MERGE_COMPACT_ROWS = 2_000_000
+_RUNNING_SCHEMA = pa.schema([("source", pa.string()), ("line_hash", pa.int64()), ("n_docs", pa.int64())])
+
+
+def _compact(table: pa.Table) -> pa.Table:
+    """Sum ``n_docs`` per (source, line_hash) and keep each source's ``MAX_LINES_PER_SOURCE`` most frequent
+    lines (ties broken by key: the same tables in the same order give the same result; the store reads
+    them in path order)."""
+    summed = table.group_by(["source", "line_hash"]).aggregate([("n_docs", "sum")])
+    summed = summed.select(["source", "line_hash", "n_docs_sum"]).rename_columns(["source", "line_hash", "n_docs"])
+    summed = summed.cast(_RUNNING_SCHEMA)
+    ordered = summed.sort_by([("source", "ascending"), ("n_docs", "descending"), ("line_hash", "ascending")])
+    runs = pc.value_counts(ordered["source"]).field("counts").to_numpy()
+    if not len(runs) or runs.max() <= MAX_LINES_PER_SOURCE:
+        return ordered
+    starts = np.repeat(np.cumsum(runs) - runs, runs)
+    rank = np.arange(ordered.num_rows) - starts
+    return ordered.filter(pa.array(rank < MAX_LINES_PER_SOURCE))
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,26 +224,36 @@ class LineStats:
     @classmethod
     def from_tables(cls, tables: Iterable[pa.Table], min_n_docs: int = 2,
                     sources: set[str] | None = None) -> LineStats:
-        """Sum counts over shard tables; lines seen in fewer than ``min_n_docs`` documents are dropped."""
-        parts = [t.select(LINE_COUNTS_SCHEMA.names) for t in tables if t.num_rows and is_current(t)]
-        if not parts:
-            return cls.empty()
-        table = pa.concat_tables(parts)
-        if sources is not None:
-            table = table.filter(pc.is_in(table["source"], value_set=pa.array(sorted(sources), pa.string())))
-        # Each shard repeats its per-source document total on every row: take it once per (shard, source).
+        """Sum counts over shard tables; lines seen in fewer than ``min_n_docs`` documents are dropped.
+
+        Tables are folded in one at a time and the running sum is compacted (summed, then capped at the
+        ``MAX_LINES_PER_SOURCE`` most frequent lines of each source) whenever it grows past
+        ``MERGE_COMPACT_ROWS``: memory stays bounded however many shards there are. Concatenating every
+        shard first grew the flow's peak memory 3x from 10,000 to 100,000 documents (bench/throughput.py).
+        Template lines are the most frequent ones, so the cap drops only lines seen on few documents.
+        """
         docs: Counter[str] = Counter()
-        for part in parts:
-            per_shard = part.group_by("source").aggregate([("source_docs", "max")])
+        running: pa.Table | None = None
+        wanted = pa.array(sorted(sources), pa.string()) if sources is not None else None
+        for table in tables:
+            if not table.num_rows or not is_current(table):
+                continue
+            if wanted is not None:
+                table = table.filter(pc.is_in(table["source"], value_set=wanted))
+            # Each shard repeats its per-source document total on every row: take it once per (shard, source).
+            per_shard = table.group_by("source").aggregate([("source_docs", "max")])
             for source, n in zip(per_shard["source"].to_pylist(), per_shard["source_docs_max"].to_pylist(),
                                  strict=True):
                 docs[source] += n
-        summed = table.group_by(["source", "line_hash"]).aggregate([("n_docs", "sum")])
-        # Filter in Arrow: most lines occur once, and turning them all into Python objects was a
-        # temporary 449 MB at 10,000 documents (bench/throughput.py), growing with the corpus.
-        summed = summed.filter(pc.greater_equal(summed["n_docs_sum"], min_n_docs))
-        summed = summed.select(["source", "line_hash", "n_docs_sum"]).rename_columns(["source", "line_hash", "n_docs"])
-        return cls.from_table(summed, dict(docs))
+            part = table.select(["source", "line_hash", "n_docs"]).cast(_RUNNING_SCHEMA)
+            running = part if running is None else pa.concat_tables([running, part])
+            if running.num_rows > MERGE_COMPACT_ROWS:
+                running = _compact(running)
+        if running is None:
+            return cls(dict(docs), {})
+        summed = _compact(running)
+        # Filter in Arrow: most lines occur once, and turning them into Python objects would cost memory.
+        return cls.from_table(summed.filter(pc.greater_equal(summed["n_docs"], min_n_docs)), dict(docs))
 
     @classmethod
     def merge(cls, *parts: LineStats) -> LineStats:

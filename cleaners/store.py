@@ -128,9 +128,9 @@ class OutputStore:
                 found[(match["partition"] or "", match["shard"])] = path
         return found
 
-    def read_table(self, path: str) -> pa.Table:
+    def read_table(self, path: str, columns: list[str] | None = None) -> pa.Table:
         with self.fs.open(path, "rb") as handle:
-            return pq.read_table(handle)
+            return pq.read_table(handle, columns=columns)
 
     def ledger(self) -> pa.Table:
         tables = [self.read_table(p) for p in self._parts("_state", "ledger").values()]
@@ -147,7 +147,9 @@ class OutputStore:
 
     def line_stats(self, sources: set[str] | None = None, min_n_docs: int = 2) -> LineStats:
         """All committed and this run's line counts, summed per source (lines on one document dropped)."""
-        tables = (self.read_table(p) for p in self._parts("_state", "line_counts").values())
+        # Without the sample `line` column: the counts do not need it, and it is most of each file.
+        columns = ["source", "line_hash", "n_docs", "source_docs"]
+        tables = (self.read_table(p, columns) for p in self._parts("_state", "line_counts").values())
         return LineStats.from_tables(tables, min_n_docs=min_n_docs, sources=sources)
 
     @property

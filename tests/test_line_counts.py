@@ -75,3 +75,19 @@ def test_tables_of_another_counts_version_are_ignored() -> None:
     assert LineStats.from_tables([old]).source_docs == {}
     assert LineStats.from_tables([table, old]).source_docs == {"a.example": 3}
     assert LineStats.from_tables([pa.Table.from_pylist([], schema=LINE_COUNTS_SCHEMA)]).per_source == {}
+
+
+def test_merge_is_bounded_and_keeps_the_most_frequent_lines(monkeypatch) -> None:
+    import cleaners.boilerplate as boilerplate
+
+    monkeypatch.setattr(boilerplate, "MAX_LINES_PER_SOURCE", 3)
+    monkeypatch.setattr(boilerplate, "MERGE_COMPACT_ROWS", 4)
+    shards = [_counter([("a.example", TEMPLATE + f"Story {shard}-{i}.\nUnique {shard}-{i}") for i in range(3)])
+              .to_table() for shard in range(4)]
+    forward = LineStats.from_tables(shards)
+    backward = LineStats.from_tables(reversed(shards))
+    keys, _ = line_keys(["Home | News | Sport", "Share this article"])
+    assert forward.n_docs("a.example", keys).tolist() == [12, 12]
+    assert len(forward.per_source["a.example"][0]) <= 3
+    assert np.array_equal(forward.per_source["a.example"][0], backward.per_source["a.example"][0])
+    assert forward.source_docs == {"a.example": 12}
