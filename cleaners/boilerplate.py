@@ -234,6 +234,7 @@ class LineStats:
         """
         docs: Counter[str] = Counter()
         running: pa.Table | None = None
+        limit = MERGE_COMPACT_ROWS
         wanted = pa.array(sorted(sources), pa.string()) if sources is not None else None
         for table in tables:
             if not table.num_rows or not is_current(table):
@@ -247,8 +248,11 @@ class LineStats:
                 docs[source] += n
             part = table.select(["source", "line_hash", "n_docs"]).cast(_RUNNING_SCHEMA)
             running = part if running is None else pa.concat_tables([running, part])
-            if running.num_rows > MERGE_COMPACT_ROWS:
+            if running.num_rows > limit:
                 running = _compact(running)
+                # Compact again only once the sum has doubled: compacting after every shard once the
+                # distinct lines alone passed the threshold took 28 s at 30,000 documents (1.4 s at 10,000).
+                limit = max(MERGE_COMPACT_ROWS, 2 * running.num_rows)
         if running is None:
             return cls(dict(docs), {})
         summed = _compact(running)
