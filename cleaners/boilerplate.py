@@ -88,9 +88,6 @@ class LineCounter:
     docs: Counter[str] = field(default_factory=Counter)
     _seen_content: set[tuple[str, bytes]] = field(default_factory=set)
 
-    def add(self, source: str, text: str) -> None:
-        self.add_many([(source, text)])
-
     def add_many(self, docs: Sequence[tuple[str, str]]) -> None:
         """Count a batch of ``(source, text)`` documents; the line keys are computed for all at once."""
         fresh: list[tuple[str, str]] = []

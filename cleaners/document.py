@@ -125,23 +125,18 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig) -> str
     return title
 
 
-def apply_rules(doc: _Lines, program: RuleProgram, screened: Sequence[int] | None = None) -> dict[str, str]:
+def apply_rules(doc: _Lines, program: RuleProgram, screened: Sequence[int]) -> dict[str, str]:
     """Drop the lines that rule-pack rules match; return metadata values the rules extracted.
 
-    ``screened``: the indices of the lines that passed ``program``'s combined screen, when the caller
-    screened a whole batch at once (:meth:`RuleProgram.screen_many`); otherwise each line is screened here.
+    ``screened``: the indices of the lines that passed ``program``'s combined screen, screened for a
+    whole batch at once (:meth:`RuleProgram.screen_many`); the rules are tried on those lines only.
     """
     metadata: dict[str, str] = {}
     if program.screen is None:
         return metadata
     ranks = doc.nonblank()
     n = len(ranks)
-    if screened is None:
-        # Most prose lines are longer than any rule allows; the rest are screened in one regex call.
-        hits = [(rank, i) for rank, i in enumerate(ranks)
-                if len(doc.stripped[i]) <= program.longest and program.screens(doc.stripped[i])]
-    else:
-        hits = [(bisect.bisect_left(ranks, i), i) for i in screened if i not in doc.removed]
+    hits = [(bisect.bisect_left(ranks, i), i) for i in screened if i not in doc.removed]
     cut_from: tuple[int, Rule] | None = None
     for rank, i in hits:
         line = doc.stripped[i]

@@ -145,9 +145,6 @@ class Judgement:
                 out[k] = reason
         return out
 
-    def explain(self, doc_index: int, line_indices: Sequence[int]) -> list[str]:
-        return self.explain_many(np.full(len(line_indices), doc_index), np.asarray(line_indices, np.int64))
-
 
 class LearnedLineJudge:
     """Adapter from ``cleaners.linejudge.LineJudge`` to the cleaner's ``LineJudge`` protocol."""
