@@ -482,9 +482,10 @@ class Oblivious:
         """X: (n, F) matrix."""
         return self.raw_columns(np.ascontiguousarray(np.asarray(X, np.float32).T), block)
 
-    def raw_columns(self, XT, block=16384):
+    def raw_columns(self, XT, block=16384, leaves_out=None):
         """XT: feature-major (F, n) float32 matrix, evaluated in row blocks so that every comparison
-        runs over a contiguous, cache-resident vector."""
+        runs over a contiguous, cache-resident vector. ``leaves_out``: an optional (n_trees, n) uint8
+        array that receives each row's leaf in each tree (for attributions without re-evaluating)."""
         n = XT.shape[1]
         out = np.empty(n, np.float64)
         trees = [(sf.tolist(), sb.tolist(), lv) for sf, sb, lv in zip(self.split_f, self.split_b, self.leaves, strict=False)]
@@ -493,7 +494,7 @@ class Oblivious:
             m = blk.shape[1]
             acc = np.full(m, self.bias, np.float32)
             idx = np.empty(m, np.uint8); tmp = np.empty(m, np.uint8); bt = np.empty(m, bool)
-            for sf, sb, lv in trees:
+            for t, (sf, sb, lv) in enumerate(trees):
                 np.greater(blk[sf[0]], sb[0], out=bt)
                 idx[:] = bt.view(np.uint8)
                 for d in range(1, len(sf)):
@@ -501,6 +502,8 @@ class Oblivious:
                     np.left_shift(bt.view(np.uint8), d, out=tmp)
                     np.bitwise_or(idx, tmp, out=idx)
                 acc += lv.take(idx)
+                if leaves_out is not None:
+                    leaves_out[t, s:s + m] = idx
             out[s:s + m] = acc
         return out
 
@@ -582,7 +585,11 @@ class LineJudge:
         if not batch.lines:
             return batch, F, None, None, np.zeros(0)
         C1 = to_columns(F, self.s1.features)
-        p1 = sigmoid(self.s1.raw_columns(C1))
+        if isinstance(self.s1, Oblivious):
+            batch.leaves1 = np.empty((len(self.s1.leaves), C1.shape[1]), np.uint8)
+            p1 = sigmoid(self.s1.raw_columns(C1, leaves_out=batch.leaves1))
+        else:
+            p1 = sigmoid(self.s1.raw_columns(C1))
         batch.p1 = p1  # the line-alone probability, kept for explanations
         if self.s2 is None:
             return batch, F, C1, None, p1

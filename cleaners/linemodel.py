@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,10 @@ DEFAULT_MODEL = Path(__file__).parent / "models" / "line_model.json"
 # by the safety valve when the normal decision would remove most of a document.
 CONSERVATIVE_THRESHOLD = 0.95
 TOP_FEATURES = 3
+# Lines scored per feature pass. Features are per document, so any split gives the same probabilities;
+# ~16,000 lines keep numpy's temporaries in cache: the judge ran 1.5x faster than on 256 whole documents
+# (~60,000 lines) and 2.7x faster than on 1,024 (dev set, best of 5).
+JUDGE_CHUNK_LINES = 16_384
 
 
 def _leaf_deltas(evaluator: linejudge.Oblivious) -> list[np.ndarray]:
@@ -49,24 +54,14 @@ def _leaf_deltas(evaluator: linejudge.Oblivious) -> list[np.ndarray]:
     return tables
 
 
-def _contributions(evaluator: linejudge.Oblivious, deltas: list[np.ndarray], columns: np.ndarray) -> np.ndarray:
-    """Saabas path attributions, (n_features, n_rows), for feature-major ``columns`` (n_features, n_rows).
-    Each tree costs one leaf-index pass and one table lookup per depth."""
-    n = columns.shape[1]
-    out = np.zeros((len(evaluator.features), n), np.float32)
-    leaf = np.empty(n, np.uint8)
-    bit = np.empty(n, bool)
-    shifted = np.empty(n, np.uint8)
-    pushed = np.empty(n, np.float32)
-    for split_f, split_b, delta in zip(evaluator.split_f, evaluator.split_b, deltas, strict=True):
-        split_f = split_f.tolist()
-        leaf[:] = 0
-        for depth, (feature, border) in enumerate(zip(split_f, split_b.tolist(), strict=True)):
-            np.greater(columns[feature], border, out=bit)
-            np.left_shift(bit.view(np.uint8), depth, out=shifted)
-            np.bitwise_or(leaf, shifted, out=leaf)
+def _contributions(evaluator: linejudge.Oblivious, deltas: list[np.ndarray], leaves: np.ndarray) -> np.ndarray:
+    """Saabas path attributions, (n_features, n_rows), from each row's leaf in each tree (``leaves``:
+    (n_trees, n_rows), recorded when the rows were scored): one table lookup per tree and depth."""
+    out = np.zeros((len(evaluator.features), leaves.shape[1]), np.float32)
+    pushed = np.empty(leaves.shape[1], np.float32)
+    for split_f, delta, leaf in zip(evaluator.split_f, deltas, leaves, strict=True):
         leaf_index = leaf.astype(np.intp)  # once per tree: take() would convert a uint8 index on every call
-        for depth, feature in enumerate(split_f):
+        for depth, feature in enumerate(split_f.tolist()):
             np.take(delta[depth], leaf_index, out=pushed)
             out[feature] += pushed
     return out
@@ -84,12 +79,21 @@ def _top_k(contributions: np.ndarray, k: int) -> np.ndarray:
     return top
 
 
+def _chunks(offsets: np.ndarray, target_lines: int) -> list[tuple[int, int]]:
+    """Consecutive document ranges of about ``target_lines`` lines each (a longer document alone)."""
+    bounds = [0]
+    for index in range(1, len(offsets)):
+        if offsets[index] - offsets[bounds[-1]] >= target_lines or index == len(offsets) - 1:
+            bounds.append(index)
+    return list(itertools.pairwise(bounds))
+
+
 def _fmt(values: np.ndarray, digits: int) -> pa.Array:
     return pc.cast(pc.round(pa.array(values.astype(np.float64)), digits), pa.string())
 
 
-def _reasons(model: LearnedLineJudge, columns: np.ndarray, p1: np.ndarray, rows: np.ndarray, p: np.ndarray,
-             block: int = 8192) -> list[str]:
+def _reasons(model: LearnedLineJudge, columns: np.ndarray, leaves: np.ndarray, p1: np.ndarray, rows: np.ndarray,
+             p: np.ndarray, block: int = 8192) -> list[str]:
     """The reason of each requested row, formatted for the whole batch at once with Arrow: per-row Python
     formatting was a quarter of the cleaner's time (measured on the dev set). Attributions run in
     cache-sized blocks of rows."""
@@ -100,13 +104,13 @@ def _reasons(model: LearnedLineJudge, columns: np.ndarray, p1: np.ndarray, rows:
     values = np.empty((k, len(rows)), np.float32)
     pushes = np.empty((k, len(rows)), np.float32)
     for start in range(0, len(rows), block):
-        part = columns[:, rows[start:start + block]]
-        contributions = _contributions(model.stage1, model.deltas, part)
-        picked = np.arange(part.shape[1])
+        wanted = rows[start:start + block]
+        contributions = _contributions(model.stage1, model.deltas, leaves[:, wanted])
+        picked = np.arange(len(wanted))
         chosen = _top_k(contributions, k)
         top[:, start:start + block] = chosen
         for j in range(k):
-            values[j, start:start + block] = part[chosen[j], picked]
+            values[j, start:start + block] = columns[chosen[j], wanted]
             pushes[j, start:start + block] = contributions[chosen[j], picked]
     names = pa.array(model.stage1.features)
     parts: list[pa.Array | str] = [f"line classifier {model.version}: p(junk)=", _fmt(p, 2),
@@ -126,6 +130,7 @@ class Judgement:
     probabilities: list[np.ndarray]  # per document, every line (blank lines: 1.0)
     _model: LearnedLineJudge
     _columns: np.ndarray | None      # stage-1 features, feature-major, one column per non-blank line
+    _leaves: np.ndarray | None       # (n_trees, n_columns): each line's stage-1 leaf in each tree
     _p1: np.ndarray                  # stage-1 (line alone) probability per non-blank line
     _row_of: np.ndarray              # flat line position (document offset + line) -> column, -1 if blank
     _offsets: np.ndarray             # flat position of each document's first line
@@ -138,9 +143,9 @@ class Judgement:
         rows = self._row_of[flat]
         out = ["blank line"] * len(rows)
         known = np.flatnonzero(rows >= 0)
-        if len(known) and self._columns is not None:
+        if len(known) and self._columns is not None and self._leaves is not None:
             p = self._flat[flat[known]]
-            reasons = _reasons(self._model, self._columns, self._p1, rows[known], p)
+            reasons = _reasons(self._model, self._columns, self._leaves, self._p1, rows[known], p)
             for k, reason in zip(known.tolist(), reasons, strict=True):
                 out[k] = reason
         return out
@@ -158,17 +163,31 @@ class LearnedLineJudge:
         self.deltas = _leaf_deltas(self.stage1) if isinstance(self.stage1, linejudge.Oblivious) else []
 
     def judge(self, docs: Sequence[Sequence[str]], template_share: Sequence[Sequence[float]]) -> Judgement:
-        batch, _features, c1, _, p = self.model._run([list(d) for d in docs], [list(s) for s in template_share])
         sizes = np.fromiter((len(d) for d in docs), np.int64, len(docs))
         offsets = np.concatenate([[0], np.cumsum(sizes)])
-        flat_position = offsets[batch.doc_id] + batch.line_ix
         flat = np.ones(int(offsets[-1]), np.float64)
-        flat[flat_position] = p
         row_of = np.full(int(offsets[-1]), -1, np.int64)
-        row_of[flat_position] = np.arange(len(flat_position))
+        columns: list[np.ndarray] = []
+        p1_parts: list[np.ndarray] = []
+        leaves: list[np.ndarray] = []
+        rows = 0
+        for first, last in _chunks(offsets, JUDGE_CHUNK_LINES):
+            batch, _features, c1, _, p = self.model._run([list(d) for d in docs[first:last]],
+                                                         [list(s) for s in template_share[first:last]])
+            flat_position = offsets[first:last][batch.doc_id] + batch.line_ix
+            flat[flat_position] = p
+            row_of[flat_position] = np.arange(rows, rows + len(flat_position))
+            rows += len(flat_position)
+            if c1 is not None:
+                columns.append(c1)
+                p1_parts.append(getattr(batch, "p1", p))
+                if hasattr(batch, "leaves1"):
+                    leaves.append(batch.leaves1)
         probabilities = np.split(flat, offsets[1:-1]) if len(docs) else []
-        p1 = getattr(batch, "p1", p)
-        return Judgement(probabilities, self, c1, p1, row_of, offsets[:-1], flat)
+        c1_all = (columns[0] if len(columns) == 1 else np.concatenate(columns, axis=1)) if columns else None
+        p1_all = np.concatenate(p1_parts) if p1_parts else np.zeros(0)
+        leaves_all = np.concatenate(leaves, axis=1) if leaves and len(leaves) == len(columns) else None
+        return Judgement(probabilities, self, c1_all, leaves_all, p1_all, row_of, offsets[:-1], flat)
 
     def decide(self, probabilities: np.ndarray, conservative: bool) -> np.ndarray:
         threshold = CONSERVATIVE_THRESHOLD if conservative else self.threshold

@@ -36,3 +36,21 @@ def test_explanations_name_the_model_probability_and_three_model_features() -> N
         assert abs(p - judgement.probabilities[0][line]) <= 0.005
         names = [part.split("=")[0] for part in found.group(1).split(", ")]
         assert len(names) == 3 and set(names) <= set(judge.stage1.features)
+
+
+def test_judging_in_chunks_gives_the_same_probabilities_and_reasons(monkeypatch) -> None:
+    from cleaners import linemodel
+
+    judge = default_judge()
+    docs = [["Home | News | Sport", "", f"Article {k} says the council met on Tuesday to discuss the budget.",
+             "Share on Facebook", "Comments (3)"] for k in range(12)]
+    shares = [[0.0] * len(doc) for doc in docs]
+    whole = judge.judge(docs, shares)
+    monkeypatch.setattr(linemodel, "JUDGE_CHUNK_LINES", 7)  # about one and a half documents per chunk
+    assert len(linemodel._chunks(np.cumsum([0] + [len(d) for d in docs]), 7)) > 5
+    chunked = judge.judge(docs, shares)
+    for a, b in zip(whole.probabilities, chunked.probabilities, strict=True):
+        assert np.array_equal(a, b)
+    doc_index = np.repeat(np.arange(len(docs)), 5)
+    line_index = np.tile(np.arange(5), len(docs))
+    assert whole.explain_many(doc_index, line_index) == chunked.explain_many(doc_index, line_index)
