@@ -8,6 +8,7 @@ A line no rule names is kept.
 from __future__ import annotations
 
 import bisect
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from cleaners.boilerplate import LineStats, text_line_keys
+from cleaners.boilerplate import LineStats, line_keys
 from cleaners.normalize import normalize_characters, normalize_layout, normalize_newlines
 from cleaners.rulepack import Action, Rule, RuleProgram, RuleSet, canonical_line
 from cleaners.types import CleanResult, RemovedLine
@@ -249,6 +250,15 @@ class _Prepared:
     template: TemplateCounts | None
 
 
+def _batch_line_keys(texts: Sequence[list[str] | str]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:func:`~cleaners.boilerplate.line_keys` per document, in one call; a document is given as its
+    stripped lines or as its text."""
+    per_text = [text if isinstance(text, list) else [line.strip() for line in text.split("\n")] for text in texts]
+    keys, countable = line_keys([line for lines in per_text for line in lines])
+    bounds = np.cumsum([0, *map(len, per_text)]).tolist()
+    return [(keys[a:b], countable[a:b]) for a, b in itertools.pairwise(bounds)]
+
+
 def _prepare_batch(items: Sequence[DocumentInput], rules: RuleSet, config: CleanConfig,
                    line_stats: LineStats | None) -> list[_Prepared]:
     """The explicit steps: characters, title, rule packs, then learned per-source template lines.
@@ -281,17 +291,22 @@ def _prepare_batch(items: Sequence[DocumentInput], rules: RuleSet, config: Clean
         for k, line in zip(owner.tolist(), (hits - starts[owner]).tolist(), strict=True):
             screened[members[k]].append(line)
     # Template evidence: keys of the lines as pass 1 saw them (newlines normalized only); normalization
-    # keeps the lines where they are, so line i is the same line in both.
-    keyed = text_line_keys([normalize_newlines(item.text) for item in items]) if line_stats is not None \
-        else [None] * len(items)
+    # keeps the lines where they are, so line i is the same line in both. Most texts need no character
+    # normalization: their lines are already split and stripped.
+    keyed: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(items)
+    if line_stats is not None:
+        as_counted = [normalize_newlines(item.text) for item in items]
+        keyed = list(_batch_line_keys([doc.stripped if text == normalized[0] else text
+                                       for doc, text, normalized in zip(docs, as_counted, normalized_texts,
+                                                                        strict=True)]))
     prepared = []
-    for item, doc, title, program, hits, (normalized, fixed), line_keys in zip(
+    for item, doc, title, program, hits, (normalized, fixed), doc_keys in zip(
             items, docs, titles, programs, screened, normalized_texts, keyed, strict=True):
         metadata = apply_rules(doc, program, hits)
         explicit = dict(doc.removed)
         template = None
-        if line_keys is not None and len(line_keys[0]) == len(doc.lines):
-            template = template_counts(*line_keys, item.source, line_stats, config)
+        if doc_keys is not None and len(doc_keys[0]) == len(doc.lines):
+            template = template_counts(*doc_keys, item.source, line_stats, config)
         if template is not None:
             remove_source_boilerplate(doc, item.source, template, config)
         prepared.append(_Prepared(doc, title, metadata, explicit, normalized, fixed, item.source, template))

@@ -118,9 +118,7 @@ def _article_row(doc: RawDocument, result: CleanResult, rules: RuleSet, ingested
         "published": doc.published,
         "region": result.metadata.get("region"),
         "text": result.text,
-        "removed": [
-            {"line_no": r.line_no, "text": r.text, "rule": r.rule, "reason": r.reason} for r in result.removed
-        ],
+        "removed": result.removed,  # RemovedLine tuples, in the field order of the struct
         "kept_ratio": round(result.kept_ratio, 4),
         "low_confidence": result.low_confidence,
         "n_chars_raw": len(doc.text),
@@ -209,8 +207,8 @@ def process_shard(shard: Shard, store: OutputStore, rules: RuleSet, ingested_at:
             per_file[outcome["input_file"]]["articles"] += 1
             stats.n_low_confidence += outcome["low_confidence"]
             for removed in outcome["removed"]:
-                removed_by_rule[removed["rule"]] += 1
-                removed_lines[removed["text"][:200]] += 1
+                removed_by_rule[removed.rule] += 1
+                removed_lines[removed.text[:200]] += 1
             if len(removed_lines) > MAX_TRACKED_REMOVED_LINES:  # bounded memory on huge shards
                 removed_lines = Counter(dict(removed_lines.most_common(MAX_TRACKED_REMOVED_LINES // 4)))
 

@@ -43,3 +43,11 @@ def test_every_column_is_in_the_data_dictionary() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for name, _, _ in ARTICLES + REJECTS:
         assert f"`{name}`" in readme, f"column {name} is not documented in the README data dictionary"
+
+
+def test_removed_line_fields_are_in_the_order_of_the_parquet_struct() -> None:
+    # Rows carry RemovedLine tuples straight to pyarrow, which fills the struct by position.
+    from cleaners.schema import REMOVED_LINE
+    from cleaners.types import RemovedLine
+
+    assert RemovedLine._fields == tuple(field.name for field in REMOVED_LINE)
