@@ -61,6 +61,16 @@ class _Lines:
         if index not in self.removed:
             self.removed[index] = RemovedLine(index + 1, self.stripped[index], rule, reason)
 
+    def first_nonblank(self, k: int) -> list[int]:
+        """The first ``k`` indices of :meth:`nonblank` (the title zone), without scanning the whole text."""
+        found: list[int] = []
+        for i, line in enumerate(self.stripped):
+            if line and i not in self.removed:
+                found.append(i)
+                if len(found) == k:
+                    break
+        return found
+
     def nonblank(self) -> list[int]:
         return [i for i, line in enumerate(self.stripped) if line and i not in self.removed]
 
@@ -83,9 +93,11 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig) -> str
     metadata) when it is printed at the top; a line printed twice at the top (page <title> plus
     headline); the first line when it is short, does not end like a sentence, and more text follows.
     """
-    nonblank = doc.nonblank()
-    top = nonblank[: config.title_zone_lines]
-    if len(nonblank) < 2 or not top:
+    top = doc.first_nonblank(max(config.title_zone_lines, 2))
+    if len(top) < 2:
+        return known_title
+    top = top[: config.title_zone_lines]
+    if not top:
         return known_title
     canon = {i: canonical_line(doc.lines[i]) for i in top}
     title: str | None = None
@@ -133,7 +145,7 @@ def apply_rules(doc: _Lines, program: RuleProgram, screened: Sequence[int]) -> d
     whole batch at once (:meth:`RuleProgram.screen_many`); the rules are tried on those lines only.
     """
     metadata: dict[str, str] = {}
-    if program.screen is None:
+    if program.screen is None or not screened:
         return metadata
     ranks = doc.nonblank()
     n = len(ranks)
@@ -416,8 +428,11 @@ def clean_documents(
                                           np.concatenate(wanted_lines) if wanted_lines else np.zeros(0, np.int64)))
     results = []
     for p, (candidates, normal, conservative) in zip(prepared, decisions, strict=True):
-        stripped = p.doc.stripped
-        removals = [RemovedLine(i + 1, stripped[i], MODEL_RULE, next(reasons)) for i in candidates]
+        # Built through the tuple constructor in C (`_make`): the named tuple's Python __new__ was 5% of
+        # the cleaner's profile for ~400,000 removals on the dev set.
+        texts = map(p.doc.stripped.__getitem__, candidates)
+        removals = list(map(RemovedLine._make, zip([i + 1 for i in candidates], texts, itertools.repeat(MODEL_RULE),
+                                                   itertools.islice(reasons, len(candidates)))))
         learned = {i: r for i, r, drop in zip(candidates, removals, normal, strict=True) if drop}
         cautious = {i: r for i, r, drop in zip(candidates, removals, conservative, strict=True) if drop}
         results.append(_finalize(p, config, learned, cautious))
