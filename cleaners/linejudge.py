@@ -493,14 +493,17 @@ class Oblivious:
             blk = XT[:, s:s + block]
             m = blk.shape[1]
             acc = np.full(m, self.bias, np.float32)
-            idx = np.empty(m, np.uint8); tmp = np.empty(m, np.uint8); bt = np.empty(m, bool)
+            idx = np.empty(m, np.uint8); bt = np.empty(m, bool)
             for t, (sf, sb, lv) in enumerate(trees):
-                np.greater(blk[sf[0]], sb[0], out=bt)
+                # Leaf index: bit d is split d's outcome. Built from the deepest split down by doubling
+                # (idx + idx, then | bit): numpy's uint8 left_shift was 10x slower than add here.
+                last = len(sf) - 1
+                np.greater(blk[sf[last]], sb[last], out=bt)
                 idx[:] = bt.view(np.uint8)
-                for d in range(1, len(sf)):
+                for d in range(last - 1, -1, -1):
                     np.greater(blk[sf[d]], sb[d], out=bt)
-                    np.left_shift(bt.view(np.uint8), d, out=tmp)
-                    np.bitwise_or(idx, tmp, out=idx)
+                    np.add(idx, idx, out=idx)
+                    np.bitwise_or(idx, bt.view(np.uint8), out=idx)
                 acc += lv.take(idx)
                 if leaves_out is not None:
                     leaves_out[t, s:s + m] = idx
