@@ -118,7 +118,7 @@ def _article_row(doc: RawDocument, result: CleanResult, rules: RuleSet, ingested
         "published": doc.published,
         "region": result.metadata.get("region"),
         "text": result.text,
-        "removed": result.removed,  # RemovedLine tuples, in the field order of the struct
+        "removed": result.removed_rows,  # (line_no, text, rule, reason) tuples: the struct's field order
         "kept_ratio": round(result.kept_ratio, 4),
         "low_confidence": result.low_confidence,
         "n_chars_raw": len(doc.text),
@@ -148,7 +148,7 @@ def clean_raw_batch(docs: Sequence[RawDocument], rules: RuleSet, ingested_at: da
             out.append(Reject(
                 input_id=doc.input_id, source=doc.source, input_file=doc.input_file,
                 reason_code=RejectReason.NOTHING_LEFT,
-                reason=f"every line was removed as boilerplate ({len(result.removed)} lines)",
+                reason=f"every line was removed as boilerplate ({len(result.removed_rows)} lines)",
                 line_no=doc.line_no, n_bytes=doc.n_bytes,
             ))
     return out
@@ -206,9 +206,9 @@ def process_shard(shard: Shard, store: OutputStore, rules: RuleSet, ingested_at:
             articles.write(outcome)
             per_file[outcome["input_file"]]["articles"] += 1
             stats.n_low_confidence += outcome["low_confidence"]
-            for removed in outcome["removed"]:
-                removed_by_rule[removed.rule] += 1
-                removed_lines[removed.text[:200]] += 1
+            for _line_no, text, rule, _reason in outcome["removed"]:
+                removed_by_rule[rule] += 1
+                removed_lines[text[:200]] += 1
             if len(removed_lines) > MAX_TRACKED_REMOVED_LINES:  # bounded memory on huge shards
                 removed_lines = Counter(dict(removed_lines.most_common(MAX_TRACKED_REMOVED_LINES // 4)))
 
