@@ -346,6 +346,11 @@ def _kept_text(doc: _Lines) -> str:
     return "\n".join([line for i, line in enumerate(doc.lines) if i not in doc.removed])
 
 
+def _removed_words(doc: _Lines) -> int:
+    stripped = doc.stripped
+    return sum([len(stripped[i].split()) for i in doc.removed])
+
+
 def _finalize(prepared: _Prepared, config: CleanConfig, learned_drop: dict[int, Removal] | None,
               conservative_drop: dict[int, Removal] | None) -> CleanResult:
     """Apply the learned removals unless they would eat the document (safety valve), then lay out."""
@@ -353,19 +358,20 @@ def _finalize(prepared: _Prepared, config: CleanConfig, learned_drop: dict[int, 
     if learned_drop:
         for i, removed in learned_drop.items():
             doc.removed.setdefault(i, removed)
-    total_words = _words(prepared.normalized) - (_words(prepared.title) if prepared.title else 0)
+    all_words = _words(prepared.normalized)
+    total_words = all_words - (_words(prepared.title) if prepared.title else 0)
     low_confidence = False
-    kept = _kept_text(doc)
-    kept_words = _words(kept)  # layout changes no words: this is also the clean text's count
+    # Words never span lines, so the kept text's words are all words minus the removed lines' words
+    # (cheaper than splitting the kept text again). Layout changes no words: this is the clean text's count.
+    kept_words = all_words - _removed_words(doc)
     if len(doc.removed) > len(prepared.explicit) and total_words and kept_words / total_words < config.min_kept_share:
         # The learned steps would eat the document: keep the conservative result and say so.
         doc.removed = dict(prepared.explicit)
         for i, removed in (conservative_drop or {}).items():
             doc.removed.setdefault(i, removed)
         low_confidence = True
-        kept = _kept_text(doc)
-        kept_words = _words(kept)
-    clean = normalize_layout(kept)
+        kept_words = all_words - _removed_words(doc)
+    clean = normalize_layout(_kept_text(doc))
     return CleanResult(
         text=clean,
         title=prepared.title,
