@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 import uuid
 from collections import Counter
@@ -20,6 +21,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.futures import as_completed
 from pydantic import Field
 
+from cleaners.boilerplate import LineStats
 from cleaners.linemodel import default_judge
 from cleaners.readers import InputFile, discover, open_input
 from cleaners.rulepack import load_rules
@@ -43,6 +45,35 @@ def _load_plan(plan_path: str, output: str) -> tuple[OutputStore, Shard, dict[st
     return store, shard, plan
 
 
+_merged_lock = threading.Lock()
+_merged: dict[str, tuple[tuple[Any, ...], LineStats]] = {}  # the last merged file loaded in this process
+
+
+def _merged_line_stats(store: OutputStore) -> LineStats:
+    """The run's merged line counts, loaded once per process and shared by its clean tasks.
+
+    Each task loading its own copy cost ~1 s and ~0.17 GB of peak memory per task at 100,000 documents
+    (1.1 million lines), growing with the corpus. The file is written once per run (``clean_shards``);
+    a new run's file has another identity (inode, size, mtime), so it is loaded again.
+    """
+    path = store.merged_line_stats_path
+    try:
+        info = store.fs.info(path)
+    except FileNotFoundError:
+        return store.merged_line_stats()
+    stamp = tuple(info.get(k) for k in ("ino", "size", "mtime", "LastModified", "ETag"))
+    if not any(stamp[2:]):  # nothing that changes with the content: do not cache
+        return store.merged_line_stats()
+    with _merged_lock:  # the second thread waits for the first one's load instead of loading a copy
+        cached = _merged.get(path)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        _merged.clear()
+        stats = store.merged_line_stats()
+        _merged[path] = (stamp, stats)
+        return stats
+
+
 @task(name="count-lines", persist_result=False, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS)
 def count_lines_task(plan_path: str, output: str, max_doc_bytes: int) -> int:
     """Pass 1 for one shard: per-source line counts into the output's state."""
@@ -56,7 +87,7 @@ def clean_shard_task(plan_path: str, output: str, rules: list[str] | None, max_d
     store, shard, plan = _load_plan(plan_path, output)
     ingested_at = datetime.fromisoformat(plan["ingested_at"])
     stats = process_shard(shard, store, load_rules(rules), ingested_at, partition_of(ingested_at),
-                          plan["fingerprints"], line_stats=store.merged_line_stats(), judge=default_judge(),
+                          plan["fingerprints"], line_stats=_merged_line_stats(store), judge=default_judge(),
                           max_doc_bytes=max_doc_bytes)
     return stats.to_dict()
 
