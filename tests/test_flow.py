@@ -108,3 +108,31 @@ def test_rerun_adds_no_rows_and_a_changed_file_replaces_its_rows(prefect_backend
     assert len(manifests) == 4
     manifest = json.loads(manifests[-1].read_text())
     assert manifest["inputs"] == manifest["articles"] + manifest["rejects"] and manifest["accounting_ok"]
+
+
+def test_clean_tasks_share_one_load_of_the_merged_line_stats_per_file(tmp_path: Path, monkeypatch) -> None:
+    """Loaded once per process and file (each task loading its own copy grew the flow's peak with the
+    corpus), and loaded again when a new run rewrites the file."""
+    import os
+
+    import flows.clean as clean
+    from cleaners.boilerplate import LineCounter
+    from cleaners.store import OutputStore
+
+    store = OutputStore.open(str(tmp_path / "out"))
+    counter = LineCounter()
+    counter.add_many([("a.example", f"Menu\nStory {i}.") for i in range(3)])
+    store.write_line_counts("0" * 16, counter.to_table())
+    store.write_merged_line_stats()
+    loads: list[int] = []
+    load = OutputStore.merged_line_stats
+    monkeypatch.setattr(OutputStore, "merged_line_stats", lambda self: loads.append(1) or load(self))
+    first = clean._merged_line_stats(store)
+    assert clean._merged_line_stats(OutputStore.open(str(tmp_path / "out"))) is first
+    assert len(loads) == 1 and first.source_docs == {"a.example": 3}
+    counter.add_many([("a.example", "Menu\nStory 9.")])
+    store.write_line_counts("0" * 16, counter.to_table())
+    store.write_merged_line_stats()
+    os.utime(store.merged_line_stats_path, ns=(1, 1))  # even with the old file's mtime: another inode
+    again = clean._merged_line_stats(store)
+    assert len(loads) == 2 and again.source_docs == {"a.example": 4}
