@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -165,25 +165,68 @@ class Evidence:
 
 
 _NO_LINES = (np.zeros(0, np.int64), np.zeros(0, np.int64))
-# Rows of summed line counts held before compacting during a merge (~40 MB of Arrow data).
-MERGE_COMPACT_ROWS = 2_000_000
-_RUNNING_SCHEMA = pa.schema([("source", pa.string()), ("line_hash", pa.int64()), ("n_docs", pa.int64())])
 
 
-def _compact(table: pa.Table) -> pa.Table:
-    """Sum ``n_docs`` per (source, line_hash) and keep each source's ``MAX_LINES_PER_SOURCE`` most frequent
-    lines (ties broken by key: the same tables in the same order give the same result; the store reads
-    them in path order)."""
-    summed = table.group_by(["source", "line_hash"]).aggregate([("n_docs", "sum")])
-    summed = summed.select(["source", "line_hash", "n_docs_sum"]).rename_columns(["source", "line_hash", "n_docs"])
-    summed = summed.cast(_RUNNING_SCHEMA)
-    ordered = summed.sort_by([("source", "ascending"), ("n_docs", "descending"), ("line_hash", "ascending")])
-    runs = pc.value_counts(ordered["source"]).field("counts").to_numpy()
-    if not len(runs) or runs.max() <= MAX_LINES_PER_SOURCE:
-        return ordered
-    starts = np.repeat(np.cumsum(runs) - runs, runs)
-    rank = np.arange(ordered.num_rows) - starts
-    return ordered.filter(pa.array(rank < MAX_LINES_PER_SOURCE))
+def _sum_keys(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sum the counts of equal keys: (sorted distinct keys, int64 sums)."""
+    if not len(keys):
+        return _NO_LINES
+    order = np.argsort(keys, kind="stable")
+    keys, counts = keys[order], counts[order]
+    starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
+    return keys[starts], np.add.reduceat(counts, starts)
+
+
+def _cap(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A source's ``MAX_LINES_PER_SOURCE`` most frequent lines (ties: the smaller key), still sorted by key:
+    the same lines in any order of the shards."""
+    if len(keys) <= MAX_LINES_PER_SOURCE:
+        return keys, counts
+    top = np.sort(np.lexsort((keys, -counts))[:MAX_LINES_PER_SOURCE])
+    return keys[top], counts[top]
+
+
+def _by_source(table: pa.Table) -> Iterator[tuple[str, np.ndarray, np.ndarray, int]]:
+    """A counts table's rows per source, as numpy: (source, line keys, n_docs, largest ``source_docs``).
+
+    Sorts the dictionary codes of the source column, not the strings: Arrow's sort and group_by over the
+    string column held several copies of the table (1.6 GB peak for 6 million rows at 100,000 documents).
+    """
+    encoded = table["source"].combine_chunks().dictionary_encode()
+    codes = encoded.indices.to_numpy()
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(encoded.dictionary) + 1)).tolist()
+    keys = table["line_hash"].to_numpy()[order]
+    counts = table["n_docs"].to_numpy()[order].astype(np.int64, copy=False)
+    totals = (np.maximum.reduceat(table["source_docs"].to_numpy()[order], bounds[:-1]).tolist()
+              if "source_docs" in table.column_names else [0] * (len(bounds) - 1))
+    for name, a, b, total in zip(encoded.dictionary.to_pylist(), bounds[:-1], bounds[1:], totals, strict=True):
+        yield name, keys[a:b].copy(), counts[a:b].copy(), total
+
+
+@dataclass(slots=True)
+class _SourceSum:
+    """One source's running sum during a merge: folded (summed, capped) arrays plus shard pieces not yet
+    folded in. Folding once the pieces reach the cap bounds a source at ~2 caps plus one shard's rows."""
+
+    keys: np.ndarray = field(default_factory=lambda: _NO_LINES[0])
+    counts: np.ndarray = field(default_factory=lambda: _NO_LINES[1])
+    pieces: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    pending: int = 0
+
+    def add(self, keys: np.ndarray, counts: np.ndarray) -> None:
+        self.pieces.append((keys, counts))
+        self.pending += len(keys)
+        if self.pending > MAX_LINES_PER_SOURCE:
+            self.fold()
+
+    def fold(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.pieces:
+            summed = _sum_keys(np.concatenate([self.keys, *(k for k, _ in self.pieces)]),
+                               np.concatenate([self.counts, *(n for _, n in self.pieces)]))
+            self.keys, self.counts = _cap(*summed)
+            self.pieces, self.pending = [], 0
+        return self.keys, self.counts
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,58 +246,51 @@ class LineStats:
         return cls({}, {})
 
     @classmethod
-    def from_table(cls, table: pa.Table, source_docs: dict[str, int]) -> LineStats:
-        """From a table with one row per (source, line_hash): ``source``, ``line_hash`` and ``n_docs``."""
-        if not table.num_rows:
-            return cls(dict(source_docs), {})
-        table = table.sort_by([("source", "ascending"), ("line_hash", "ascending")]).combine_chunks()
-        runs = pc.value_counts(table["source"])  # in order of first appearance: the sorted order
-        keys = table["line_hash"].to_numpy()
-        counts = table["n_docs"].to_numpy()
+    def from_table(cls, table: pa.Table, source_docs: dict[str, int] | None = None) -> LineStats:
+        """From a table with one row per (source, line_hash): ``source``, ``line_hash``, ``n_docs`` and
+        ``source_docs``. Without ``source_docs``, each source's total is read from the table (the merged file)."""
+        docs: dict[str, int] = {}
         per_source: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        start = 0
-        for source, length in zip(runs.field("values").to_pylist(), runs.field("counts").to_pylist(), strict=True):
-            per_source[source] = (keys[start:start + length], counts[start:start + length])
-            start += length
-        return cls(dict(source_docs), per_source)
+        if table.num_rows:
+            for name, keys, counts, total in _by_source(table):
+                order = np.argsort(keys, kind="stable")
+                per_source[name] = (keys[order], counts[order])
+                docs[name] = total
+        return cls(dict(docs if source_docs is None else source_docs), per_source)
 
     @classmethod
     def from_tables(cls, tables: Iterable[pa.Table], min_n_docs: int = 2,
                     sources: set[str] | None = None) -> LineStats:
         """Sum counts over shard tables; lines seen in fewer than ``min_n_docs`` documents are dropped.
 
-        Tables are folded in one at a time and the running sum is compacted (summed, then capped at the
-        ``MAX_LINES_PER_SOURCE`` most frequent lines of each source) whenever it grows past
-        ``MERGE_COMPACT_ROWS``: memory stays bounded however many shards there are. Concatenating every
-        shard first grew the flow's peak memory 3x from 10,000 to 100,000 documents (bench/throughput.py).
-        Template lines are the most frequent ones, so the cap drops only lines seen on few documents.
+        Each table is split by source into numpy arrays (16 bytes a line) and folded into that source's
+        running sum, capped at its ``MAX_LINES_PER_SOURCE`` most frequent lines: memory is bounded by
+        sources x cap however many shards there are. Template lines are the most frequent ones, so the cap
+        drops only lines seen on few documents. The previous merge (Arrow group_by/sort over a running
+        table with a string source column) peaked at 0.43 GB of RSS at 10,000 documents and 1.6 GB at
+        100,000 (6 million rows held), for a result of 2 to 18 MB (docs/performance.md).
         """
         docs: Counter[str] = Counter()
-        running: pa.Table | None = None
-        limit = MERGE_COMPACT_ROWS
+        sums: dict[str, _SourceSum] = {}
         wanted = pa.array(sorted(sources), pa.string()) if sources is not None else None
         for table in tables:
             if not table.num_rows or not is_current(table):
                 continue
             if wanted is not None:
                 table = table.filter(pc.is_in(table["source"], value_set=wanted))
-            # Each shard repeats its per-source document total on every row: take it once per (shard, source).
-            per_shard = table.group_by("source").aggregate([("source_docs", "max")])
-            for source, n in zip(per_shard["source"].to_pylist(), per_shard["source_docs_max"].to_pylist(),
-                                 strict=True):
-                docs[source] += n
-            part = table.select(["source", "line_hash", "n_docs"]).cast(_RUNNING_SCHEMA)
-            running = part if running is None else pa.concat_tables([running, part])
-            if running.num_rows > limit:
-                running = _compact(running)
-                # Compact again only once the sum has doubled: compacting after every shard once the
-                # distinct lines alone passed the threshold took 28 s at 30,000 documents (1.4 s at 10,000).
-                limit = max(MERGE_COMPACT_ROWS, 2 * running.num_rows)
-        if running is None:
-            return cls(dict(docs), {})
-        summed = _compact(running)
-        # Filter in Arrow: most lines occur once, and turning them into Python objects would cost memory.
-        return cls.from_table(summed.filter(pc.greater_equal(summed["n_docs"], min_n_docs)), dict(docs))
+                if not table.num_rows:
+                    continue
+            for name, keys, counts, total in _by_source(table):
+                # Each shard repeats its per-source document total on every row: taken once per (shard, source).
+                docs[name] += total
+                sums.setdefault(name, _SourceSum()).add(keys, counts)
+        per_source: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for name in sorted(sums):
+            keys, counts = sums.pop(name).fold()
+            frequent = counts >= min_n_docs
+            if frequent.any():
+                per_source[name] = (keys[frequent], counts[frequent])
+        return cls(dict(docs), per_source)
 
     @classmethod
     def merge(cls, *parts: LineStats) -> LineStats:

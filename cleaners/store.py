@@ -171,9 +171,7 @@ class OutputStore:
         table = self.read_table(self.merged_line_stats_path)
         if not is_current(table):
             return self.line_stats()
-        docs = dict(zip(*(table.group_by("source").aggregate([("source_docs", "max")])[c].to_pylist()
-                          for c in ("source", "source_docs_max")), strict=True))
-        return LineStats.from_table(table, docs)
+        return LineStats.from_table(table)  # each source's total is on its rows
 
     # -- writing state ----------------------------------------------------------------------------
     def write_ledger(self, partition: str, shard_id: str, rows: list[dict[str, Any]]) -> None:

@@ -81,7 +81,6 @@ def test_merge_is_bounded_and_keeps_the_most_frequent_lines(monkeypatch) -> None
     import cleaners.boilerplate as boilerplate
 
     monkeypatch.setattr(boilerplate, "MAX_LINES_PER_SOURCE", 3)
-    monkeypatch.setattr(boilerplate, "MERGE_COMPACT_ROWS", 4)
     shards = [_counter([("a.example", TEMPLATE + f"Story {shard}-{i}.\nUnique {shard}-{i}") for i in range(3)])
               .to_table() for shard in range(4)]
     forward = LineStats.from_tables(shards)
@@ -91,3 +90,54 @@ def test_merge_is_bounded_and_keeps_the_most_frequent_lines(monkeypatch) -> None
     assert len(forward.per_source["a.example"][0]) <= 3
     assert np.array_equal(forward.per_source["a.example"][0], backward.per_source["a.example"][0])
     assert forward.source_docs == {"a.example": 12}
+
+
+def _shard_table(source_rows: dict[str, dict[int, int]], docs: int) -> pa.Table:
+    rows = [{"source": source, "line_hash": key, "line": "", "n_docs": n, "source_docs": docs}
+            for source, counts in source_rows.items() for key, n in counts.items()]
+    return pa.Table.from_pylist(rows, schema=LINE_COUNTS_SCHEMA)
+
+
+def test_merge_holds_at_most_two_caps_and_one_shard_per_source(monkeypatch) -> None:
+    """The merge's memory bound: a source never holds more than its capped sum, plus the pieces not yet
+    folded (fewer than one cap), plus one shard's rows; however many shards there are."""
+    import cleaners.boilerplate as boilerplate
+
+    cap = 50
+    monkeypatch.setattr(boilerplate, "MAX_LINES_PER_SOURCE", cap)
+    held: list[int] = []
+    add = boilerplate._SourceSum.add
+
+    def watched(self: boilerplate._SourceSum, keys: np.ndarray, counts: np.ndarray) -> None:
+        add(self, keys, counts)
+        held.append(len(self.keys) + self.pending)
+
+    monkeypatch.setattr(boilerplate._SourceSum, "add", watched)
+    rng = np.random.default_rng(7)
+    shards = [_shard_table({s: {int(k): int(rng.integers(1, 4)) for k in rng.integers(0, 10**6, cap)}
+                            | {-1: 5, -2: 5} for s in ("a.example", "b.example")}, docs=5) for _ in range(40)]
+    stats = LineStats.from_tables(shards)
+    assert held and max(held) <= 2 * cap + (cap + 2)
+    for source in ("a.example", "b.example"):
+        keys, counts = stats.per_source[source]
+        assert len(keys) <= cap and np.all(np.diff(keys) > 0)
+        assert dict(zip(keys.tolist(), counts.tolist(), strict=True))[-1] == 200  # template lines: exact
+    assert stats.source_docs == {"a.example": 200, "b.example": 200}
+
+
+def test_merge_is_the_exact_sum_while_sources_stay_under_the_cap() -> None:
+    rng = np.random.default_rng(11)
+    tables, expected = [], {}
+    for _ in range(12):
+        rows = {s: {int(k): int(rng.integers(1, 5)) for k in rng.integers(0, 400, 60)}
+                for s in rng.choice(["a.example", "b.example", "c.example"], 2, replace=False).tolist()}
+        for source, counts in rows.items():
+            for key, n in counts.items():
+                expected.setdefault(source, {}).setdefault(key, 0)
+                expected[source][key] += n
+        tables.append(_shard_table(rows, docs=9))
+    stats = LineStats.from_tables(tables)
+    for source, counts in expected.items():
+        frequent = {k: n for k, n in sorted(counts.items()) if n >= 2}
+        keys, summed = stats.per_source[source]
+        assert dict(zip(keys.tolist(), summed.tolist(), strict=True)) == frequent
