@@ -85,16 +85,24 @@ def text_line_keys(texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
 
 @dataclass(slots=True)
 class LineCounter:
-    """Accumulates per-source line document counts over a stream of documents (pass 1)."""
+    """Accumulates per-source line document counts over a stream of documents (pass 1).
 
-    per_source: dict[str, Counter[int]] = field(default_factory=dict)
-    samples: dict[int, str] = field(default_factory=dict)
+    Counted per batch in numpy: each document's distinct line keys join its source's pieces, which are
+    folded into a running (keys, counts) sum once they pass ``MAX_LINES_PER_SOURCE`` rows. A source with
+    more than four caps of distinct lines keeps its most frequent ones (ties: the smaller key). Python
+    Counters updated per document were a third of pass 1 on the dev set.
+    """
+
     docs: Counter[str] = field(default_factory=Counter)
+    samples: dict[int, str] = field(default_factory=dict)  # line key -> the line as first seen
+    _folded: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    _pieces: dict[str, list[np.ndarray]] = field(default_factory=dict)
     _seen_content: set[tuple[str, bytes]] = field(default_factory=set)
 
     def add_many(self, docs: Sequence[tuple[str, str]]) -> None:
         """Count a batch of ``(source, text)`` documents; the line keys are computed for all at once."""
-        fresh: list[tuple[str, str]] = []
+        sources: list[str] = []
+        per_text: list[list[str]] = []
         for source, text in docs:
             normalized = normalize_newlines(text)
             # The same document twice (syndication, re-scrapes) would make its whole text look like template.
@@ -103,39 +111,77 @@ class LineCounter:
             if fingerprint in self._seen_content:
                 continue
             self._seen_content.add(fingerprint)
-            fresh.append((source, normalized))
-        for (source, text), (keys, countable) in zip(fresh, text_line_keys([t for _, t in fresh]), strict=True):
-            self._count(source, text, keys, countable)
+            sources.append(source)
+            per_text.append([line.strip() for line in normalized.split("\n")])
         if len(self._seen_content) > MAX_TRACKED_DOCUMENTS:
             self._seen_content.clear()  # duplicates further apart than this are counted twice
+        if not sources:
+            return
+        lines = [line for doc_lines in per_text for line in doc_lines]
+        keys, countable = line_keys(lines)
+        at = np.flatnonzero(countable)  # line positions of the countable lines, in stream order
+        keys = keys[at]
+        doc_of = np.repeat(np.arange(len(per_text)), [len(doc_lines) for doc_lines in per_text])[at]
+        # Each line's sample: its first occurrence in the stream (np.unique returns first indices).
+        distinct, first = np.unique(keys, return_index=True)
+        setdefault = self.samples.setdefault
+        for key, position in zip(distinct.tolist(), at[first].tolist(), strict=True):
+            setdefault(key, lines[position])
+        # Each document's distinct keys: sorted by (document, key), the first of each run.
+        order = np.lexsort((keys, doc_of))
+        keys, doc_of = keys[order], doc_of[order]
+        fresh = np.ones(len(keys), bool)
+        fresh[1:] = (keys[1:] != keys[:-1]) | (doc_of[1:] != doc_of[:-1])
+        keys, doc_of = keys[fresh], doc_of[fresh]
+        bounds = np.searchsorted(doc_of, np.arange(len(per_text) + 1)).tolist()
+        touched: set[str] = set()
+        for index, source in enumerate(sources):
+            self.docs[source] += 1
+            self._pieces.setdefault(source, []).append(keys[bounds[index]:bounds[index + 1]])
+            touched.add(source)
+        for source in touched:
+            if sum(map(len, self._pieces[source])) > MAX_LINES_PER_SOURCE:
+                self._fold(source)
 
-    def _count(self, source: str, text: str, keys: np.ndarray, countable: np.ndarray) -> None:
-        self.docs[source] += 1
-        where = np.flatnonzero(countable)
-        distinct, first = np.unique(keys[where], return_index=True)
-        counts = self.per_source.setdefault(source, Counter())
-        distinct_keys = distinct.tolist()
-        counts.update(distinct_keys)
-        new = [k for k, key in enumerate(distinct_keys) if key not in self.samples]
-        if new:
-            lines = text.split("\n")
-            for k in new:
-                self.samples[distinct_keys[k]] = lines[int(where[first[k]])].strip()
-        if len(counts) > 4 * MAX_LINES_PER_SOURCE:  # bounded memory: keep the most frequent lines
-            self.per_source[source] = Counter(dict(counts.most_common(MAX_LINES_PER_SOURCE)))
-            alive = set().union(*(c.keys() for c in self.per_source.values()))
-            self.samples = {key: text for key, text in self.samples.items() if key in alive}
+    def _fold(self, source: str) -> None:
+        """Sum the source's pieces into its running counts; cap a source past four caps of lines."""
+        pieces = self._pieces.pop(source, [])
+        folded_keys, folded_counts = self._folded.get(source, _NO_LINES)
+        keys = np.concatenate([folded_keys, *pieces])
+        counts = np.concatenate([folded_counts, np.ones(len(keys) - len(folded_keys), np.int64)])
+        keys, counts = _sum_keys(keys, counts)
+        if len(keys) > 4 * MAX_LINES_PER_SOURCE:  # bounded memory: keep the most frequent lines
+            keys, counts = _cap(keys, counts)
+            self._folded[source] = (keys, counts)
+            self._drop_unused_samples()
+        else:
+            self._folded[source] = (keys, counts)
+
+    def _drop_unused_samples(self) -> None:
+        alive = {key for keys, _ in self._folded.values() for key in keys.tolist()}
+        alive.update(key for pieces in self._pieces.values() for piece in pieces for key in piece.tolist())
+        self.samples = {key: line for key, line in self.samples.items() if key in alive}
+
+    def counts(self, source: str) -> tuple[np.ndarray, np.ndarray]:
+        """The source's (sorted line keys, document counts) so far."""
+        self._fold(source)
+        return self._folded.get(source, _NO_LINES)
 
     def to_table(self) -> pa.Table:
-        rows: dict[str, list] = {name: [] for name in LINE_COUNTS_SCHEMA.names}
-        for source in sorted(self.per_source):
-            for key, n in sorted(self.per_source[source].most_common(MAX_LINES_PER_SOURCE)):
-                rows["source"].append(source)
-                rows["line_hash"].append(key)
-                rows["line"].append(self.samples[key])
-                rows["n_docs"].append(n)
-                rows["source_docs"].append(self.docs[source])
-        return pa.table(rows, schema=LINE_COUNTS_SCHEMA)
+        """One row per (source, line): at most ``MAX_LINES_PER_SOURCE`` per source, sorted by source and key."""
+        names = sorted(self.docs)
+        parts = [_cap(*self.counts(name)) for name in names]
+        sizes = [len(keys) for keys, _ in parts]
+        keys = np.concatenate([np.zeros(0, np.int64), *[k for k, _ in parts]])
+        counts = np.concatenate([np.zeros(0, np.int64), *[c for _, c in parts]])
+        samples = self.samples
+        return pa.Table.from_arrays([
+            pa.array(np.repeat(np.array(names, dtype=object), sizes).tolist() if names else [], pa.string()),
+            pa.array(keys, pa.int64()),
+            pa.array([samples[key] for key in keys.tolist()], pa.string()),
+            pa.array(counts, pa.int64()),
+            pa.array(np.repeat(np.array([self.docs[name] for name in names], np.int64), sizes), pa.int64()),
+        ], schema=LINE_COUNTS_SCHEMA)
 
 
 def count_lines(docs: Iterable[tuple[str, str]]) -> pa.Table:

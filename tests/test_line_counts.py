@@ -141,3 +141,25 @@ def test_merge_is_the_exact_sum_while_sources_stay_under_the_cap() -> None:
         frequent = {k: n for k, n in sorted(counts.items()) if n >= 2}
         keys, summed = stats.per_source[source]
         assert dict(zip(keys.tolist(), summed.tolist(), strict=True)) == frequent
+
+
+
+def test_counter_is_bounded_per_source_and_keeps_the_most_frequent_lines(monkeypatch) -> None:
+    import cleaners.boilerplate as boilerplate
+
+    monkeypatch.setattr(boilerplate, "MAX_LINES_PER_SOURCE", 3)
+    counter = LineCounter()
+    for batch in range(6):  # 20 new distinct lines per batch: past four caps, so the counter caps itself
+        counter.add_many([("a.example", TEMPLATE + "\n".join(f"Unique {batch}-{i}-{j}" for j in range(10)))
+                          for i in range(2)] + [("b.example", f"Only line of b\nStory {batch}")])
+    rows = counter.to_table().to_pylist()
+    a_rows = [(row["line"], row["n_docs"], row["source_docs"]) for row in rows if row["source"] == "a.example"]
+    assert len(a_rows) == 3  # the cap
+    assert ("Home | News | Sport", 12, 12) in a_rows and ("Share this article", 12, 12) in a_rows
+    b_rows = [(row["line"], row["n_docs"]) for row in rows if row["source"] == "b.example"]
+    assert ("Only line of b", 6) in b_rows and len(b_rows) == 3
+    assert [row["source"] for row in rows] == sorted(row["source"] for row in rows)
+    for source in ("a.example", "b.example"):
+        keys = [row["line_hash"] for row in rows if row["source"] == source]
+        assert keys == sorted(keys)
+    assert len(counter.samples) < 6 * 22  # the samples of dropped lines went with them
