@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
 import time
 import uuid
 from collections import Counter
@@ -21,13 +20,12 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.futures import as_completed
 from pydantic import Field
 
-from cleaners.boilerplate import LineStats
 from cleaners.linemodel import default_judge
 from cleaners.readers import InputFile, discover, open_input
 from cleaners.rulepack import load_rules
 from cleaners.shard import DEFAULT_SHARD_BYTES, PIPELINE_VERSION, Shard, count_shard, plan_shards, process_shard
 from cleaners.store import OutputStore, partition_of, rows_in
-from flows import progress
+from flows import progress, worker_cache
 from flows.runners import make_task_runner
 
 # Delays between the two retries of a shard's I/O (seconds); BOILERSTRIP_RETRY_DELAYS="2,10" to change.
@@ -52,29 +50,13 @@ def count_lines_task(plan_path: str, output: str, max_doc_bytes: int) -> int:
     return count_shard(shard, store, max_doc_bytes)
 
 
-# The run's merged line counts, loaded once per worker process rather than once per shard: re-reading and
-# re-indexing them for each of ~160 shards was most of the flow's extra time over the library at 100,000
-# documents (bench/throughput.py). Keyed by output and run token; holds one run's counts at a time.
-_LINE_STATS_LOCK = threading.Lock()
-_LINE_STATS: dict[tuple[str, str], LineStats] = {}
-
-
-def _run_line_stats(output: str, stats_token: str) -> LineStats:
-    with _LINE_STATS_LOCK:
-        stats = _LINE_STATS.get((output, stats_token))
-        if stats is None:
-            _LINE_STATS.clear()
-            stats = _LINE_STATS[(output, stats_token)] = OutputStore.open(output).merged_line_stats()
-        return stats
-
-
 @task(name="clean-shard", persist_result=False, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS)
 def clean_shard_task(plan_path: str, output: str, rules: list[str] | None, max_doc_bytes: int,
                      stats_token: str = "") -> dict[str, Any]:
     """Pass 2 for one shard: clean into ``articles/`` and ``rejects/``, commit the ledger part."""
     store, shard, plan = _load_plan(plan_path, output)
     ingested_at = datetime.fromisoformat(plan["ingested_at"])
-    line_stats = _run_line_stats(output, stats_token) if stats_token else store.merged_line_stats()
+    line_stats = worker_cache.run_line_stats(output, stats_token) if stats_token else store.merged_line_stats()
     stats = process_shard(shard, store, load_rules(rules), ingested_at, partition_of(ingested_at),
                           plan["fingerprints"], line_stats=line_stats, judge=default_judge(),
                           max_doc_bytes=max_doc_bytes)
@@ -107,8 +89,7 @@ def clean_shards(plan_paths: list[str], output: str, rules: list[str] | None,
             continue
         results.append(stats)
         reporter.advance(stats["n_inputs"], stats["n_bytes"])
-    with _LINE_STATS_LOCK:
-        _LINE_STATS.clear()  # this process's copy; worker processes drop theirs when the next run starts
+    worker_cache.forget()
     if failed:
         missing = sorted(set(names) - {r["shard_id"] for r in results})
         raise RuntimeError(f"{len(missing)} shard(s) failed after retries: {', '.join(missing)}; first error: "

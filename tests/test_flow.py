@@ -108,3 +108,17 @@ def test_rerun_adds_no_rows_and_a_changed_file_replaces_its_rows(prefect_backend
     assert len(manifests) == 4
     manifest = json.loads(manifests[-1].read_text())
     assert manifest["inputs"] == manifest["articles"] + manifest["rejects"] and manifest["accounting_ok"]
+
+
+def test_process_pool_runner_writes_the_same_rows_as_threads(prefect_backend, corpus: Path, tmp_path: Path) -> None:
+    """The process pool pickles the tasks (and the flow's globals): a lock in them failed every run."""
+    from flows.clean import clean_articles
+    from tests.helpers import comparable, read_articles
+
+    threads = clean_articles(input=[str(corpus)], output=str(tmp_path / "threads"), shard_mb=0.002)
+    processes = clean_articles(input=[str(corpus)], output=str(tmp_path / "processes"), shard_mb=0.002,
+                               task_runner="processes")
+    assert processes["shards"] == threads["shards"] >= 2
+    assert (processes["articles"], processes["rejects"]) == (threads["articles"], threads["rejects"]) == (3, 2)
+    assert comparable(read_articles(tmp_path / "processes" / "articles")) == \
+        comparable(read_articles(tmp_path / "threads" / "articles"))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from cleaners.boilerplate import LineCounter
 from cleaners.store import OutputStore
-from flows import clean
+from flows import worker_cache
 
 
 def _write_counts(output: Path, docs: list[tuple[str, str]]) -> None:
@@ -20,10 +20,10 @@ def _write_counts(output: Path, docs: list[tuple[str, str]]) -> None:
 def test_merged_line_counts_are_read_once_per_run_token(tmp_path: Path) -> None:
     template = "Home | News | Sport\nShare this article\n"
     _write_counts(tmp_path, [("a.example", template + f"Story {i}.") for i in range(6)])
-    first = clean._run_line_stats(str(tmp_path), "run-1")
-    assert clean._run_line_stats(str(tmp_path), "run-1") is first  # the same run: not read again
+    first = worker_cache.run_line_stats(str(tmp_path), "run-1")
+    assert worker_cache.run_line_stats(str(tmp_path), "run-1") is first  # the same run: not read again
     assert first.source_docs == {"a.example": 6}
     _write_counts(tmp_path, [("a.example", template + f"Story {i}.") for i in range(9)])
-    second = clean._run_line_stats(str(tmp_path), "run-2")  # the next run's merge is read anew
+    second = worker_cache.run_line_stats(str(tmp_path), "run-2")  # the next run's merge is read anew
     assert second is not first and second.source_docs == {"a.example": 9}
-    assert list(clean._LINE_STATS) == [(str(tmp_path), "run-2")]  # one run's counts held at a time
+    assert worker_cache.held() == [(str(tmp_path), "run-2")]  # one run's counts held at a time
