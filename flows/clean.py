@@ -26,7 +26,7 @@ from cleaners.rulepack import load_rules
 from cleaners.shard import DEFAULT_SHARD_BYTES, PIPELINE_VERSION, Shard, count_shard, plan_shards, process_shard
 from cleaners.store import OutputStore, partition_of, rows_in
 from flows import progress, worker_cache
-from flows.runners import make_task_runner
+from flows.runners import make_task_runner, resolve_runner_name
 
 # Delays between the two retries of a shard's I/O (seconds); BOILERSTRIP_RETRY_DELAYS="2,10" to change.
 RETRY_DELAYS = [float(x) for x in os.environ.get("BOILERSTRIP_RETRY_DELAYS", "2,10").split(",") if x.strip()]
@@ -170,8 +170,9 @@ def clean_articles(
     """Clean raw scraped articles under ``input`` (files, folders, globs, fsspec URLs) into ``output``.
 
     Only inputs not yet ingested as they are now are processed; ``reprocess`` redoes everything.
-    ``task_runner``: threads (default), processes or dask (``dask_address`` of a scheduler, else a
-    local cluster); also settable with BOILERSTRIP_TASK_RUNNER / BOILERSTRIP_DASK_ADDRESS.
+    ``task_runner``: threads, processes or dask (``dask_address`` of a scheduler, else a local cluster);
+    also settable with BOILERSTRIP_TASK_RUNNER / BOILERSTRIP_DASK_ADDRESS. Default: processes for runs of
+    32 MiB of input or more on a multi-core machine, else threads (``flows.runners``).
     """
     logger = get_run_logger()
     started = time.perf_counter()
@@ -192,6 +193,7 @@ def clean_articles(
         logger.info("%d files seen, %d to process in %d shards -> %s (rules %s)",
                     len(files), len(todo), len(shards), output, ruleset.version)
         results: list[dict[str, Any]] = []
+        runner_name = "none"  # no shards: nothing ran
         run_id = f"{ingested_at:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}"
         if shards:
             plan_paths = [store.write_plan(run_id, s.shard_id, {
@@ -199,7 +201,9 @@ def clean_articles(
                 "files": [_file_dict(f) for f in s.files],
                 "fingerprints": {f.path: fingerprints.get(f.path, "") for f in s.files},
             }) for s in shards]
-            runner = make_task_runner(task_runner, dask_address)
+            runner_name = resolve_runner_name(task_runner, sum(f.size for f in todo))
+            logger.info("task runner: %s", runner_name)
+            runner = make_task_runner(runner_name, dask_address)
             with progress.reporting_to(reporter):
                 results = clean_shards.with_options(task_runner=runner)(plan_paths, output, rules, max_doc_bytes)
             store.remove_plans(run_id)
@@ -225,7 +229,7 @@ def clean_articles(
         "rules_version": ruleset.version, "pipeline_version": PIPELINE_VERSION,
         "reject_reasons": dict(reasons), "removed_by_rule": dict(removed),
         "ingested_at": ingested_at.isoformat(), "seconds": round(time.perf_counter() - started, 3),
-        "task_runner": task_runner or "default",
+        "task_runner": runner_name,
         "shard_files": [{"shard_id": s["shard_id"], "partition": s["partition"], "inputs": s["n_inputs"],
                          "articles": s["n_articles"], "rejects": s["n_rejects"], "seconds": round(s["seconds"], 3)}
                         for s in sorted(results, key=lambda s: s["shard_id"])],

@@ -47,8 +47,9 @@ def run(
     shard_mb: Annotated[float, typer.Option(help="Input megabytes per task (a shard).", min=0.01)] = 8.0,
     reprocess: Annotated[bool, typer.Option("--reprocess", help="Process every input again, even those "
                          "already ingested with the current rules (their old rows are replaced).")] = False,
-    task_runner: Annotated[str | None, typer.Option(help="threads (default), processes or dask; or set "
-                           "BOILERSTRIP_TASK_RUNNER.")] = None,
+    task_runner: Annotated[str | None, typer.Option(help="threads, processes or dask; or set "
+                           "BOILERSTRIP_TASK_RUNNER. Default: processes from 32 MiB of input on a multi-core "
+                           "machine, else threads.")] = None,
     dask_address: Annotated[str | None, typer.Option(help="Dask scheduler address (tcp://host:port) for "
                             "--task-runner dask; default: a temporary local cluster.")] = None,
     max_doc_mb: Annotated[float, typer.Option(help="Documents larger than this become rejects "

@@ -1,4 +1,4 @@
-"""Task runners by name: the default thread pool, a process pool, or a Dask cluster."""
+"""Task runners by name: a thread pool, a process pool, or a Dask cluster; by default chosen by the work."""
 
 from __future__ import annotations
 
@@ -10,13 +10,28 @@ from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTa
 RunnerName = Literal["threads", "processes", "dask"]
 DEFAULT_RUNNER_ENV = "BOILERSTRIP_TASK_RUNNER"
 DASK_ADDRESS_ENV = "BOILERSTRIP_DASK_ADDRESS"
+# Below this much input the default is threads: a process pool costs 2-9 s to start (docs/performance.md)
+# and small runs (a daily batch, the sample data, tests) finish sooner without it. Above it, processes:
+# the cleaner is CPU-bound Python, and two threads under the GIL used 1.2 cores where two processes used
+# 1.7 (flow 287 -> 398 documents/s at 10,000 documents, bench/throughput.py).
+PROCESSES_FROM_BYTES = 32 * 2**20
+
+
+def resolve_runner_name(name: str | None, work_bytes: int) -> str:
+    """The runner a run uses: ``name``, else $BOILERSTRIP_TASK_RUNNER, else processes for runs of at least
+    ``PROCESSES_FROM_BYTES`` of input on a machine with more than one CPU, else threads."""
+    name = name or os.environ.get(DEFAULT_RUNNER_ENV) or None
+    if name:
+        return name
+    return "processes" if (os.cpu_count() or 1) > 1 and work_bytes >= PROCESSES_FROM_BYTES else "threads"
 
 
 def make_task_runner(name: str | None = None, dask_address: str | None = None,
-                     workers: int | None = None) -> TaskRunner:
-    """``threads`` (default), ``processes`` or ``dask``; Dask connects to ``dask_address`` when given,
-    else starts a temporary local cluster. Environment: BOILERSTRIP_TASK_RUNNER, BOILERSTRIP_DASK_ADDRESS."""
-    name = name or os.environ.get(DEFAULT_RUNNER_ENV) or "threads"
+                     workers: int | None = None, work_bytes: int = 0) -> TaskRunner:
+    """``threads``, ``processes`` or ``dask`` (default: :func:`resolve_runner_name`); Dask connects to
+    ``dask_address`` when given, else starts a temporary local cluster. Environment:
+    BOILERSTRIP_TASK_RUNNER, BOILERSTRIP_DASK_ADDRESS."""
+    name = resolve_runner_name(name, work_bytes)
     dask_address = dask_address or os.environ.get(DASK_ADDRESS_ENV) or None
     if name == "threads":
         # Cleaning is CPU-bound under the GIL: more threads add memory (one batch each), not speed.

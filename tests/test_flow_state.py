@@ -27,3 +27,18 @@ def test_merged_line_counts_are_read_once_per_run_token(tmp_path: Path) -> None:
     second = worker_cache.run_line_stats(str(tmp_path), "run-2")  # the next run's merge is read anew
     assert second is not first and second.source_docs == {"a.example": 9}
     assert worker_cache.held() == [(str(tmp_path), "run-2")]  # one run's counts held at a time
+
+
+def test_default_runner_is_threads_for_small_runs_and_processes_for_large(monkeypatch) -> None:
+    from flows.runners import PROCESSES_FROM_BYTES, resolve_runner_name
+
+    monkeypatch.delenv("BOILERSTRIP_TASK_RUNNER", raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert resolve_runner_name(None, PROCESSES_FROM_BYTES - 1) == "threads"
+    assert resolve_runner_name(None, PROCESSES_FROM_BYTES) == "processes"
+    assert resolve_runner_name("dask", PROCESSES_FROM_BYTES) == "dask"  # an explicit choice wins
+    monkeypatch.setenv("BOILERSTRIP_TASK_RUNNER", "threads")
+    assert resolve_runner_name(None, 10 * PROCESSES_FROM_BYTES) == "threads"
+    monkeypatch.delenv("BOILERSTRIP_TASK_RUNNER")
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    assert resolve_runner_name(None, 10 * PROCESSES_FROM_BYTES) == "threads"  # one core: no pool
