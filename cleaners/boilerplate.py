@@ -89,7 +89,8 @@ class LineCounter:
 
     Counted per batch in numpy: each document's distinct line keys join its source's pieces, which are
     folded into a running (keys, counts) sum once they pass ``MAX_LINES_PER_SOURCE`` rows. A source with
-    more than four caps of distinct lines keeps its most frequent ones (ties: the smaller key). Python
+    more than four caps of distinct lines is reduced to four caps by :func:`_misra_gries`, and the table
+    keeps each source's ``MAX_LINES_PER_SOURCE`` most frequent lines (ties: the smaller key). Python
     Counters updated per document were a third of pass 1 on the dev set.
     """
 
@@ -144,15 +145,14 @@ class LineCounter:
                 self._fold(source)
 
     def _fold(self, source: str) -> None:
-        """Sum the source's pieces into its running counts; cap a source past four caps of lines."""
+        """Sum the source's pieces into its running counts; reduce a source past four caps of lines."""
         pieces = self._pieces.pop(source, [])
         folded_keys, folded_counts = self._folded.get(source, _NO_LINES)
         keys = np.concatenate([folded_keys, *pieces])
         counts = np.concatenate([folded_counts, np.ones(len(keys) - len(folded_keys), np.int64)])
         keys, counts = _sum_keys(keys, counts)
-        if len(keys) > 4 * MAX_LINES_PER_SOURCE:  # bounded memory: keep the most frequent lines
-            keys, counts = _cap(keys, counts)
-            self._folded[source] = (keys, counts)
+        if len(keys) > 4 * MAX_LINES_PER_SOURCE:  # bounded memory, with bounded undercounts
+            self._folded[source] = _misra_gries(keys, counts, 4 * MAX_LINES_PER_SOURCE)
             self._drop_unused_samples()
         else:
             self._folded[source] = (keys, counts)
@@ -227,6 +227,22 @@ def _sum_keys(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndar
     return keys[starts], np.add.reduceat(counts, starts)
 
 
+def _misra_gries(keys: np.ndarray, counts: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Reduce summed (keys, counts) to at most ``k`` lines the Misra-Gries way: subtract the (k+1)-th
+    largest count from every line and drop those left at zero (Agarwal et al., "Mergeable summaries").
+
+    Over any number of such reductions a line's count falls short of its true count by at most N/(k+1),
+    N being the source's (document, line) pairs counted: with k = 20,000 and ~150 lines a document, under
+    1% of the source's documents, so a line on half of them always stays. Cutting to the k most frequent at
+    each fold instead could drop a line seen on one document per shard at every fold, so it never added up.
+    Keys stay sorted."""
+    if len(keys) <= k:
+        return keys, counts
+    threshold = np.partition(counts, len(counts) - k - 1)[len(counts) - k - 1]
+    kept = counts > threshold
+    return keys[kept], counts[kept] - threshold
+
+
 def _cap(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A source's ``MAX_LINES_PER_SOURCE`` most frequent lines (ties: the smaller key), still sorted by key:
     the same lines in any order of the shards."""
@@ -256,8 +272,9 @@ def _by_source(table: pa.Table) -> Iterator[tuple[str, np.ndarray, np.ndarray, i
 
 @dataclass(slots=True)
 class _SourceSum:
-    """One source's running sum during a merge: folded (summed, capped) arrays plus shard pieces not yet
-    folded in. Folding once the pieces reach the cap bounds a source at ~2 caps plus one shard's rows."""
+    """One source's running sum during a merge: folded (summed, reduced by :func:`_misra_gries`) arrays plus
+    shard pieces not yet folded in. Folding once the pieces reach the cap bounds a source at ~2 caps plus
+    one shard's rows."""
 
     keys: np.ndarray = field(default_factory=lambda: _NO_LINES[0])
     counts: np.ndarray = field(default_factory=lambda: _NO_LINES[1])
@@ -274,7 +291,7 @@ class _SourceSum:
         if self.pieces:
             summed = _sum_keys(np.concatenate([self.keys, *(k for k, _ in self.pieces)]),
                                np.concatenate([self.counts, *(n for _, n in self.pieces)]))
-            self.keys, self.counts = _cap(*summed)
+            self.keys, self.counts = _misra_gries(*summed, MAX_LINES_PER_SOURCE)
             self.pieces, self.pending = [], 0
         return self.keys, self.counts
 
@@ -314,11 +331,12 @@ class LineStats:
         """Sum counts over shard tables; lines seen in fewer than ``min_n_docs`` documents are dropped.
 
         Each table is split by source into numpy arrays (16 bytes a line) and folded into that source's
-        running sum, capped at its ``MAX_LINES_PER_SOURCE`` most frequent lines: memory is bounded by
-        sources x cap however many shards there are. Template lines are the most frequent ones, so the cap
-        drops only lines seen on few documents. The previous merge (Arrow group_by/sort over a running
-        table with a string source column) peaked at 0.43 GB of RSS at 10,000 documents and 1.6 GB at
-        100,000 (6 million rows held), for a result of 2 to 18 MB (docs/performance.md).
+        running sum, reduced to ``MAX_LINES_PER_SOURCE`` lines by :func:`_misra_gries`: memory is
+        bounded by sources x cap however many shards there are, and a count falls short by at most
+        1/(cap+1) of the source's (document, line) pairs, so template lines always stay. The previous
+        merge (Arrow group_by/sort over a running table with a string source column) peaked at 0.43 GB of
+        RSS at 10,000 documents and 1.6 GB at 100,000 (6 million rows held), for a result of 2 to 18 MB
+        (docs/performance.md).
         """
         docs: Counter[str] = Counter()
         sums: dict[str, _SourceSum] = {}
