@@ -470,6 +470,14 @@ def ratio_rows(results: dict[int, dict[str, dict[str, Any]]], sizes: list[int]) 
             rows.append({"size": size, "ratio": label, "value": value, "target": f"{op} {target:g}",
                          "judged": size == sizes[-1], "pass": None if value is None else
                          (value >= target if op == ">=" else value <= target)})
+    for size in sizes:  # for information: the default flow runs two processes, the library one
+        lib = results.get(size, {}).get("library")
+        for label, name, field in (("flow-threads time / library time", "flow-threads", "seconds"),
+                                   ("flow CPU seconds / library CPU seconds", "flow", "cpu_seconds")):
+            r = results.get(size, {}).get(name)
+            value = r[field] / lib[field] if r and lib and field in r and field in lib else None
+            rows.append({"size": size, "ratio": label, "value": value, "target": "info", "judged": False,
+                         "pass": None})
     if len(sizes) > 1:
         for name in ("flow", "flow-threads", "library", "flow-dask2"):
             big = results.get(sizes[-1], {}).get(name, {}).get("peak_rss")

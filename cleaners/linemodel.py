@@ -143,7 +143,10 @@ class Judgement:
         rows = self._row_of[flat]
         out = ["blank line"] * len(rows)
         known = np.flatnonzero(rows >= 0)
-        if len(known) and self._columns is not None and self._leaves is not None:
+        if len(known) and self._columns is not None:
+            if self._leaves is None or not self._model.deltas:
+                raise TypeError("explanations need an oblivious-tree stage 1 (leaf attributions); "
+                                f"{type(self._model.stage1).__name__} has none")
             p = self._flat[flat[known]]
             reasons = _reasons(self._model, self._columns, self._leaves, self._p1, rows[known], p)
             for k, reason in zip(known.tolist(), reasons, strict=True):

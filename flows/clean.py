@@ -201,7 +201,7 @@ def clean_articles(
                 "files": [_file_dict(f) for f in s.files],
                 "fingerprints": {f.path: fingerprints.get(f.path, "") for f in s.files},
             }) for s in shards]
-            runner_name = resolve_runner_name(task_runner, sum(f.size for f in todo))
+            runner_name = resolve_runner_name(task_runner, sum(f.size for f in todo), len(shards))
             logger.info("task runner: %s", runner_name)
             runner = make_task_runner(runner_name, dask_address)
             with progress.reporting_to(reporter):

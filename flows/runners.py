@@ -17,13 +17,23 @@ DASK_ADDRESS_ENV = "BOILERSTRIP_DASK_ADDRESS"
 PROCESSES_FROM_BYTES = 32 * 2**20
 
 
-def resolve_runner_name(name: str | None, work_bytes: int) -> str:
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity: a container's limit, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
+def resolve_runner_name(name: str | None, work_bytes: int, shards: int = 2) -> str:
     """The runner a run uses: ``name``, else $BOILERSTRIP_TASK_RUNNER, else processes for runs of at least
-    ``PROCESSES_FROM_BYTES`` of input on a machine with more than one CPU, else threads."""
+    ``PROCESSES_FROM_BYTES`` of input in more than one shard on a machine with more than one usable CPU,
+    else threads."""
     name = name or os.environ.get(DEFAULT_RUNNER_ENV) or None
     if name:
         return name
-    return "processes" if (os.cpu_count() or 1) > 1 and work_bytes >= PROCESSES_FROM_BYTES else "threads"
+    parallel = usable_cpus() > 1 and shards > 1
+    return "processes" if parallel and work_bytes >= PROCESSES_FROM_BYTES else "threads"
 
 
 def make_task_runner(name: str | None = None, dask_address: str | None = None,
@@ -37,7 +47,7 @@ def make_task_runner(name: str | None = None, dask_address: str | None = None,
         # Cleaning is CPU-bound under the GIL: more threads add memory (one batch each), not speed.
         return ThreadPoolTaskRunner(max_workers=workers or 2)
     if name == "processes":
-        return ProcessPoolTaskRunner(max_workers=workers or os.cpu_count() or 2)
+        return ProcessPoolTaskRunner(max_workers=workers or usable_cpus())
     if name == "dask":
         from prefect_dask import DaskTaskRunner
 

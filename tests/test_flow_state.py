@@ -33,12 +33,13 @@ def test_default_runner_is_threads_for_small_runs_and_processes_for_large(monkey
     from flows.runners import PROCESSES_FROM_BYTES, resolve_runner_name
 
     monkeypatch.delenv("BOILERSTRIP_TASK_RUNNER", raising=False)
-    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    monkeypatch.setattr("flows.runners.usable_cpus", lambda: 2)
     assert resolve_runner_name(None, PROCESSES_FROM_BYTES - 1) == "threads"
     assert resolve_runner_name(None, PROCESSES_FROM_BYTES) == "processes"
     assert resolve_runner_name("dask", PROCESSES_FROM_BYTES) == "dask"  # an explicit choice wins
     monkeypatch.setenv("BOILERSTRIP_TASK_RUNNER", "threads")
     assert resolve_runner_name(None, 10 * PROCESSES_FROM_BYTES) == "threads"
     monkeypatch.delenv("BOILERSTRIP_TASK_RUNNER")
-    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    assert resolve_runner_name(None, 10 * PROCESSES_FROM_BYTES, shards=1) == "threads"  # one shard: no pool
+    monkeypatch.setattr("flows.runners.usable_cpus", lambda: 1)
     assert resolve_runner_name(None, 10 * PROCESSES_FROM_BYTES) == "threads"  # one core: no pool
