@@ -75,9 +75,10 @@ def line_keys(stripped: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     return keys, countable
 
 
-def text_line_keys(texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """:func:`line_keys` of the lines of many texts (newlines already normalized), in one call."""
-    per_text = [[line.strip() for line in text.split("\n")] for text in texts]
+def text_line_keys(texts: Sequence[str | list[str]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:func:`line_keys` per document, in one call; a document is its text (newlines already normalized)
+    or, when the caller has them, its lines already stripped."""
+    per_text = [text if isinstance(text, list) else [line.strip() for line in text.split("\n")] for text in texts]
     keys, countable = line_keys([line for lines in per_text for line in lines])
     bounds = np.cumsum([0, *map(len, per_text)]).tolist()
     return [(keys[a:b], countable[a:b]) for a, b in itertools.pairwise(bounds)]
@@ -87,17 +88,16 @@ def text_line_keys(texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
 class LineCounter:
     """Accumulates per-source line document counts over a stream of documents (pass 1).
 
-    Counted per batch in numpy: each document's distinct line keys join its source's pieces, which are
-    folded into a running (keys, counts) sum once they pass ``MAX_LINES_PER_SOURCE`` rows. A source with
-    more than four caps of distinct lines is reduced to four caps by :func:`_misra_gries`, and the table
+    Counted per batch in numpy: each document's distinct line keys go into its source's running sum
+    (:class:`_SourceSum`, the same as the merge's), which a source with more than four caps of distinct
+    lines keeps at four caps by :func:`_misra_gries`; the table
     keeps each source's ``MAX_LINES_PER_SOURCE`` most frequent lines (ties: the smaller key). Python
     Counters updated per document were a third of pass 1 on the dev set.
     """
 
     docs: Counter[str] = field(default_factory=Counter)
     samples: dict[int, str] = field(default_factory=dict)  # line key -> the line as first seen
-    _folded: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
-    _pieces: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    _sums: dict[str, _SourceSum] = field(default_factory=dict)
     _seen_content: set[tuple[str, bytes]] = field(default_factory=set)
 
     def add_many(self, docs: Sequence[tuple[str, str]]) -> None:
@@ -135,37 +135,20 @@ class LineCounter:
         fresh[1:] = (keys[1:] != keys[:-1]) | (doc_of[1:] != doc_of[:-1])
         keys, doc_of = keys[fresh], doc_of[fresh]
         bounds = np.searchsorted(doc_of, np.arange(len(per_text) + 1)).tolist()
-        touched: set[str] = set()
+        reduced = False
         for index, source in enumerate(sources):
             self.docs[source] += 1
-            self._pieces.setdefault(source, []).append(keys[bounds[index]:bounds[index + 1]])
-            touched.add(source)
-        for source in touched:
-            if sum(map(len, self._pieces[source])) > MAX_LINES_PER_SOURCE:
-                self._fold(source)
-
-    def _fold(self, source: str) -> None:
-        """Sum the source's pieces into its running counts; reduce a source past four caps of lines."""
-        pieces = self._pieces.pop(source, [])
-        folded_keys, folded_counts = self._folded.get(source, _NO_LINES)
-        keys = np.concatenate([folded_keys, *pieces])
-        counts = np.concatenate([folded_counts, np.ones(len(keys) - len(folded_keys), np.int64)])
-        keys, counts = _sum_keys(keys, counts)
-        if len(keys) > 4 * MAX_LINES_PER_SOURCE:  # bounded memory, with bounded undercounts
-            self._folded[source] = _misra_gries(keys, counts, 4 * MAX_LINES_PER_SOURCE)
-            self._drop_unused_samples()
-        else:
-            self._folded[source] = (keys, counts)
-
-    def _drop_unused_samples(self) -> None:
-        alive = {key for keys, _ in self._folded.values() for key in keys.tolist()}
-        alive.update(key for pieces in self._pieces.values() for piece in pieces for key in piece.tolist())
-        self.samples = {key: line for key, line in self.samples.items() if key in alive}
+            piece = keys[bounds[index]:bounds[index + 1]]
+            summed = self._sums.setdefault(source, _SourceSum(reduce_to_caps=4))
+            reduced |= summed.add(piece, np.ones(len(piece), np.int64))
+        if reduced:  # bounded memory: the samples of lines reduced away go with them
+            held = {key for summed in self._sums.values() for key in summed.held_keys().tolist()}
+            self.samples = {key: line for key, line in self.samples.items() if key in held}
 
     def counts(self, source: str) -> tuple[np.ndarray, np.ndarray]:
         """The source's (sorted line keys, document counts) so far."""
-        self._fold(source)
-        return self._folded.get(source, _NO_LINES)
+        summed = self._sums.get(source)
+        return summed.fold() if summed is not None else _NO_LINES
 
     def to_table(self) -> pa.Table:
         """One row per (source, line): at most ``MAX_LINES_PER_SOURCE`` per source, sorted by source and key."""
@@ -272,28 +255,39 @@ def _by_source(table: pa.Table) -> Iterator[tuple[str, np.ndarray, np.ndarray, i
 
 @dataclass(slots=True)
 class _SourceSum:
-    """One source's running sum during a merge: folded (summed, reduced by :func:`_misra_gries`) arrays plus
-    shard pieces not yet folded in. Folding once the pieces reach the cap bounds a source at ~2 caps plus
-    one shard's rows."""
+    """One source's running sum of line counts: folded arrays (summed, kept at ``reduce_to_caps`` x
+    ``MAX_LINES_PER_SOURCE`` lines by :func:`_misra_gries`) plus pieces not yet folded in. Folding once
+    the pieces pass the cap bounds a source at that many caps, plus one cap, plus one piece."""
 
+    reduce_to_caps: int = 1
     keys: np.ndarray = field(default_factory=lambda: _NO_LINES[0])
     counts: np.ndarray = field(default_factory=lambda: _NO_LINES[1])
     pieces: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
     pending: int = 0
 
-    def add(self, keys: np.ndarray, counts: np.ndarray) -> None:
+    def add(self, keys: np.ndarray, counts: np.ndarray) -> bool:
+        """Add a piece; returns whether a fold dropped lines."""
         self.pieces.append((keys, counts))
         self.pending += len(keys)
         if self.pending > MAX_LINES_PER_SOURCE:
-            self.fold()
+            return self._fold()
+        return False
 
     def fold(self) -> tuple[np.ndarray, np.ndarray]:
-        if self.pieces:
-            summed = _sum_keys(np.concatenate([self.keys, *(k for k, _ in self.pieces)]),
-                               np.concatenate([self.counts, *(n for _, n in self.pieces)]))
-            self.keys, self.counts = _misra_gries(*summed, MAX_LINES_PER_SOURCE)
-            self.pieces, self.pending = [], 0
+        self._fold()
         return self.keys, self.counts
+
+    def held_keys(self) -> np.ndarray:
+        return np.concatenate([self.keys, *(k for k, _ in self.pieces)])
+
+    def _fold(self) -> bool:
+        if not self.pieces:
+            return False
+        keys, counts = _sum_keys(np.concatenate([self.keys, *(k for k, _ in self.pieces)]),
+                                 np.concatenate([self.counts, *(n for _, n in self.pieces)]))
+        self.keys, self.counts = _misra_gries(keys, counts, self.reduce_to_caps * MAX_LINES_PER_SOURCE)
+        self.pieces, self.pending = [], 0
+        return len(self.keys) < len(keys)
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,11 +362,9 @@ class LineStats:
             docs.update(part.source_docs)
             for source, arrays in part.per_source.items():
                 pieces.setdefault(source, []).append(arrays)
-        per_source = {}
-        for source, arrays in pieces.items():
-            keys, inverse = np.unique(np.concatenate([k for k, _ in arrays]), return_inverse=True)
-            counts = np.bincount(inverse, weights=np.concatenate([n for _, n in arrays])).astype(np.int64)
-            per_source[source] = (keys, counts)
+        per_source = {source: _sum_keys(np.concatenate([k for k, _ in arrays]),
+                                        np.concatenate([n for _, n in arrays]).astype(np.int64, copy=False))
+                      for source, arrays in pieces.items()}
         return cls(dict(docs), per_source)
 
     def to_table(self) -> pa.Table:

@@ -16,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from cleaners.boilerplate import LineStats, line_keys
+from cleaners.boilerplate import LineStats, text_line_keys
 from cleaners.normalize import normalize_characters, normalize_layout, normalize_newlines
 from cleaners.rulepack import Action, Rule, RuleProgram, RuleSet, canonical_line
 from cleaners.types import CleanResult
@@ -266,15 +266,6 @@ class _Prepared:
     template: TemplateCounts | None
 
 
-def _batch_line_keys(texts: Sequence[list[str] | str]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """:func:`~cleaners.boilerplate.line_keys` per document, in one call; a document is given as its
-    stripped lines or as its text."""
-    per_text = [text if isinstance(text, list) else [line.strip() for line in text.split("\n")] for text in texts]
-    keys, countable = line_keys([line for lines in per_text for line in lines])
-    bounds = np.cumsum([0, *map(len, per_text)]).tolist()
-    return [(keys[a:b], countable[a:b]) for a, b in itertools.pairwise(bounds)]
-
-
 def _prepare_batch(items: Sequence[DocumentInput], rules: RuleSet, config: CleanConfig,
                    line_stats: LineStats | None) -> list[_Prepared]:
     """The explicit steps: characters, title, rule packs, then learned per-source template lines.
@@ -312,7 +303,7 @@ def _prepare_batch(items: Sequence[DocumentInput], rules: RuleSet, config: Clean
     keyed: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(items)
     if line_stats is not None:
         as_counted = [normalize_newlines(item.text) for item in items]
-        keyed = list(_batch_line_keys([doc.stripped if text == normalized[0] else text
+        keyed = list(text_line_keys([doc.stripped if text == normalized[0] else text
                                        for doc, text, normalized in zip(docs, as_counted, normalized_texts,
                                                                         strict=True)]))
     prepared = []

@@ -36,12 +36,9 @@ def resolve_runner_name(name: str | None, work_bytes: int, shards: int = 2) -> s
     return "processes" if parallel and work_bytes >= PROCESSES_FROM_BYTES else "threads"
 
 
-def make_task_runner(name: str | None = None, dask_address: str | None = None,
-                     workers: int | None = None, work_bytes: int = 0) -> TaskRunner:
-    """``threads``, ``processes`` or ``dask`` (default: :func:`resolve_runner_name`); Dask connects to
-    ``dask_address`` when given, else starts a temporary local cluster. Environment:
-    BOILERSTRIP_TASK_RUNNER, BOILERSTRIP_DASK_ADDRESS."""
-    name = resolve_runner_name(name, work_bytes)
+def make_task_runner(name: str, dask_address: str | None = None, workers: int | None = None) -> TaskRunner:
+    """``threads``, ``processes`` or ``dask`` (the flow picks one with :func:`resolve_runner_name`); Dask
+    connects to ``dask_address`` (or $BOILERSTRIP_DASK_ADDRESS) when given, else starts a local cluster."""
     dask_address = dask_address or os.environ.get(DASK_ADDRESS_ENV) or None
     if name == "threads":
         # Cleaning is CPU-bound under the GIL: more threads add memory (one batch each), not speed.

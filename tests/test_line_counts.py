@@ -190,6 +190,5 @@ def test_counter_is_bounded_per_source_and_keeps_the_most_frequent_lines(monkeyp
         keys = [row["line_hash"] for row in rows if row["source"] == source]
         assert keys == sorted(keys)
     # The samples of reduced-away lines went with them: what is left is what the counts still hold.
-    held = {key for keys, _ in counter._folded.values() for key in keys.tolist()}
-    held |= {key for pieces in counter._pieces.values() for piece in pieces for key in piece.tolist()}
+    held = {key for summed in counter._sums.values() for key in summed.held_keys().tolist()}
     assert set(counter.samples) == held
