@@ -216,6 +216,10 @@ class Batch:
             self.line_ix = np.concatenate([np.arange(c) if p is None else np.asarray(p, np.int64)
                                            for c, p in zip(counts, ix_parts, strict=False)]) if len(counts) else np.zeros(0, np.int64)
         self.src = np.asarray(fr, np.float32) if source_frac is not None else np.zeros(len(lines), np.float32)
+        # Filled by LineJudge._run: the stage-1 probabilities, and for oblivious trees each line's stage-1
+        # leaf per tree (the explanations' attributions are table lookups on them).
+        self.p1 = None
+        self.leaves1 = None
 
 
 _SYM2 = {(0xC2, x) for x in (0xBB, 0xAB, 0xB7, 0xA9, 0xAE)}          # » « · © ®

@@ -183,8 +183,8 @@ class LearnedLineJudge:
             rows += len(flat_position)
             if c1 is not None:
                 columns.append(c1)
-                p1_parts.append(getattr(batch, "p1", p))
-                if hasattr(batch, "leaves1"):
+                p1_parts.append(batch.p1 if batch.p1 is not None else p)
+                if batch.leaves1 is not None:
                     leaves.append(batch.leaves1)
         probabilities = np.split(flat, offsets[1:-1]) if len(docs) else []
         c1_all = (columns[0] if len(columns) == 1 else np.concatenate(columns, axis=1)) if columns else None

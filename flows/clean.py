@@ -81,15 +81,17 @@ def clean_shards(plan_paths: list[str], output: str, rules: list[str] | None,
                for name, path in zip(names, plan_paths, strict=True)]
     results: list[dict[str, Any]] = []
     failed: list[str] = []
-    for future in as_completed(futures):
-        try:
-            stats = future.result()
-        except Exception as exc:  # named below; the shards that succeeded are committed and kept
-            failed.append(f"{exc}")
-            continue
-        results.append(stats)
-        reporter.advance(stats["n_inputs"], stats["n_bytes"])
-    worker_cache.forget()
+    try:
+        for future in as_completed(futures):
+            try:
+                stats = future.result()
+            except Exception as exc:  # named below; the shards that succeeded are committed and kept
+                failed.append(f"{exc}")
+                continue
+            results.append(stats)
+            reporter.advance(stats["n_inputs"], stats["n_bytes"])
+    finally:
+        worker_cache.forget()  # this process's copy; also when the run is cancelled or interrupted
     if failed:
         missing = sorted(set(names) - {r["shard_id"] for r in results})
         raise RuntimeError(f"{len(missing)} shard(s) failed after retries: {', '.join(missing)}; first error: "
