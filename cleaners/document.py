@@ -12,6 +12,7 @@ import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Protocol
 
 import numpy as np
@@ -36,6 +37,10 @@ class CleanConfig:
     # Safety valve: when learned steps would leave less than this share of the words, they are undone
     # and the row is flagged `low_confidence`; rule-pack removals (explicit) stay.
     min_kept_share: float = 0.15
+    # Uncertainty valve: when the lines the classifier drops with middling confidence (between its normal
+    # and its cautious threshold) hold more than this share of the words, only the confident drops stay.
+    # Chosen out of fold on the dev set with the other decision settings (docs/line-classifier.md).
+    max_uncertain_share: float = 0.2
 
 
 # A page <title> is often "Headline - Site Name"; these separate the headline from the site name.
@@ -224,6 +229,14 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
+class Caution(IntEnum):
+    """How sure the classifier must be to drop a line; each level drops a subset of the one before."""
+
+    NORMAL = 0        # the model's own threshold
+    CAUTIOUS = 1      # when much of a document would go on uncertain evidence
+    CONSERVATIVE = 2  # the safety valve: the document would be eaten
+
+
 class Judgement(Protocol):
     probabilities: Sequence[np.ndarray]  # junk probability of every line of every document
 
@@ -242,8 +255,8 @@ class LineJudge(Protocol):
         """Judge every line of every document (blank lines included)."""
         ...
 
-    def decide(self, probabilities: np.ndarray, conservative: bool) -> np.ndarray:
-        """Which lines to drop (a boolean mask), at the normal or the conservative threshold."""
+    def decide(self, probabilities: np.ndarray, caution: Caution) -> np.ndarray:
+        """Which lines to drop (a boolean mask) at the threshold of this level of caution."""
         ...
 
 
@@ -342,26 +355,37 @@ def _removed_words(doc: _Lines) -> int:
     return sum([len(stripped[i].split()) for i in doc.removed])
 
 
-def _finalize(prepared: _Prepared, config: CleanConfig, learned_drop: dict[int, Removal] | None,
-              conservative_drop: dict[int, Removal] | None) -> CleanResult:
-    """Apply the learned removals unless they would eat the document (safety valve), then lay out."""
+def _finalize(prepared: _Prepared, config: CleanConfig,
+              learned_drops: tuple[dict[int, Removal], dict[int, Removal], dict[int, Removal]] | None) -> CleanResult:
+    """Apply the learned removals at the level of caution the document needs (uncertainty and safety
+    valves), then lay out. ``learned_drops``: the classifier's drops at each :class:`Caution` level."""
     doc = prepared.doc
-    if learned_drop:
-        for i, removed in learned_drop.items():
-            doc.removed.setdefault(i, removed)
     all_words = _words(prepared.normalized)
     total_words = all_words - (_words(prepared.title) if prepared.title else 0)
     low_confidence = False
+    if learned_drops:
+        normal, cautious, conservative = learned_drops
+        stripped = doc.stripped
+        uncertain_words = sum([len(stripped[i].split()) for i in normal if i not in cautious])
+        chosen = cautious if uncertain_words > config.max_uncertain_share * total_words else normal
+        for i, removed in chosen.items():
+            doc.removed.setdefault(i, removed)
+    else:
+        conservative = {}
     # Words never span lines, so the kept text's words are all words minus the removed lines' words
     # (cheaper than splitting the kept text again). Layout changes no words: this is the clean text's count.
     kept_words = all_words - _removed_words(doc)
     if len(doc.removed) > len(prepared.explicit) and total_words and kept_words / total_words < config.min_kept_share:
-        # The learned steps would eat the document: keep the conservative result and say so.
-        doc.removed = dict(prepared.explicit)
-        for i, removed in (conservative_drop or {}).items():
-            doc.removed.setdefault(i, removed)
+        # The learned steps would eat the document: keep the conservative result and say so; when even
+        # that would eat it, only the rule packs' removals.
         low_confidence = True
+        doc.removed = dict(prepared.explicit)
+        for i, removed in conservative.items():
+            doc.removed.setdefault(i, removed)
         kept_words = all_words - _removed_words(doc)
+        if len(doc.removed) > len(prepared.explicit) and kept_words / total_words < config.min_kept_share:
+            doc.removed = dict(prepared.explicit)
+            kept_words = all_words - _removed_words(doc)
     clean = normalize_layout(_kept_text(doc))
     return CleanResult(
         text=clean,
@@ -409,32 +433,36 @@ def clean_documents(
     config = config or CleanConfig()
     prepared = _prepare_batch(items, rules, config, line_stats)
     if judge is None:
-        return [_finalize(p, config, None, None) for p in prepared]
+        return [_finalize(p, config, None) for p in prepared]
     docs = [p.doc.lines for p in prepared]
     shares = [_template_share(p) for p in prepared]
     judgement = judge.judge(docs, shares)
-    decisions: list[tuple[list[int], list[bool], list[bool]]] = []
+    decisions: list[tuple[list[int], np.ndarray]] = []
     wanted_docs: list[np.ndarray] = []
     wanted_lines: list[np.ndarray] = []
     for index, (p, probs) in enumerate(zip(prepared, judgement.probabilities, strict=True)):
-        normal, conservative = judge.decide(probs, False), judge.decide(probs, True)
+        normal = judge.decide(probs, Caution.NORMAL)
         alive = p.doc.alive()
         _keep_sandwiched_sentences(p.doc, alive, normal)
-        candidates = np.flatnonzero(alive & (normal | conservative))
-        decisions.append((candidates.tolist(), normal[candidates].tolist(), conservative[candidates].tolist()))
+        candidates = np.flatnonzero(alive & normal)
+        # Levels nest: a line spared at one level is spared at the more cautious ones.
+        level = (judge.decide(probs[candidates], Caution.CAUTIOUS).astype(np.int8)
+                 + judge.decide(probs[candidates], Caution.CONSERVATIVE))
+        decisions.append((candidates.tolist(), level))
         wanted_docs.append(np.full(len(candidates), index))
         wanted_lines.append(candidates)
     # One explanation call for the whole batch (attributions and their text are vectorized).
     reasons = iter(judgement.explain_many(np.concatenate(wanted_docs) if wanted_docs else np.zeros(0, np.int64),
                                           np.concatenate(wanted_lines) if wanted_lines else np.zeros(0, np.int64)))
     results = []
-    for p, (candidates, normal, conservative) in zip(prepared, decisions, strict=True):
+    for p, (candidates, level) in zip(prepared, decisions, strict=True):
         texts = map(p.doc.stripped.__getitem__, candidates)
         removals = list(zip([i + 1 for i in candidates], texts, itertools.repeat(MODEL_RULE),
                             itertools.islice(reasons, len(candidates))))
-        learned = {i: r for i, r, drop in zip(candidates, removals, normal, strict=True) if drop}
-        cautious = {i: r for i, r, drop in zip(candidates, removals, conservative, strict=True) if drop}
-        results.append(_finalize(p, config, learned, cautious))
+        normal_drop = dict(zip(candidates, removals, strict=True))
+        cautious_drop = {i: r for i, r, at in zip(candidates, removals, level.tolist(), strict=True) if at >= 1}
+        conservative_drop = {i: r for i, r, at in zip(candidates, removals, level.tolist(), strict=True) if at >= 2}
+        results.append(_finalize(p, config, (normal_drop, cautious_drop, conservative_drop)))
     return results
 
 

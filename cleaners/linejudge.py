@@ -648,16 +648,30 @@ def clean_documents(judge: LineJudge, docs, source_frac=None, sources=None, max_
     return assemble(batch, p, len(docs), judge.threshold, max_removed_share, fallback_threshold)
 
 
-def assemble(batch, p, ndocs, thr, max_removed_share=None, fallback_threshold=None):
+def assemble(batch, p, ndocs, thr, max_removed_share=None, fallback_threshold=None, cautious_threshold=None,
+             max_uncertain_share=None, keep_all_if_eaten=False):
+    """Joined kept lines per document, with the cleaner's valves in its order (cleaners.document._finalize):
+    drops at `thr`; at `cautious_threshold` instead when the lines dropped below it hold more than
+    `max_uncertain_share` of the words; at `fallback_threshold` when more than `max_removed_share` would go;
+    and (keep_all_if_eaten) nothing when even that would remove more than `max_removed_share`."""
     keep = p < thr
+    nw = np.fromiter((len(l.split()) for l in batch.lines), np.float64, count=len(batch.lines))
+    tot = np.bincount(batch.doc_id, weights=nw, minlength=ndocs)
+
+    def words_in(mask):
+        return np.bincount(batch.doc_id, weights=nw * mask, minlength=ndocs)
+
+    def removed(kept):
+        return tot - words_in(kept)
+
+    if max_uncertain_share is not None:
+        unsure = words_in(~keep & (p < cautious_threshold)) > max_uncertain_share * tot
+        keep = np.where(unsure[batch.doc_id], p < cautious_threshold, keep)
     if max_removed_share is not None:
-        nw = np.fromiter((len(l.split()) for l in batch.lines), np.float64, count=len(batch.lines))
-        tot = np.bincount(batch.doc_id, weights=nw, minlength=ndocs)
-        kept = np.bincount(batch.doc_id, weights=nw * keep, minlength=ndocs)
-        bad = (tot - kept) > max_removed_share * tot
-        if bad.any():
-            fb = bad[batch.doc_id]
-            keep = np.where(fb, p < fallback_threshold, keep)
+        bad = removed(keep) > max_removed_share * tot
+        keep = np.where(bad[batch.doc_id], p < fallback_threshold, keep)
+        if keep_all_if_eaten:
+            keep |= (removed(keep) > max_removed_share * tot)[batch.doc_id]
     out = [[] for _ in range(ndocs)]
     for d, l, k in zip(batch.doc_id.tolist(), batch.lines, keep.tolist(), strict=False):
         if k:

@@ -20,10 +20,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cleaners import linejudge
+from cleaners.document import Caution
 
 DEFAULT_MODEL = Path(__file__).parent / "models" / "line_model.json"
-# Decision thresholds on p(junk): the normal one is stored in the model; the conservative one is used
-# by the safety valve when the normal decision would remove most of a document.
+# Decision thresholds on p(junk), one per Caution level: the normal one is stored in the model; the
+# cautious one is used when much of a document would go on middling evidence (CleanConfig.max_uncertain_share),
+# the conservative one by the safety valve when a document would be eaten. Chosen out of fold on the dev set
+# (docs/line-classifier.md).
+CAUTIOUS_THRESHOLD = 0.8
 CONSERVATIVE_THRESHOLD = 0.95
 TOP_FEATURES = 3
 # Lines scored per feature pass. Features are per document, so any split gives the same probabilities;
@@ -192,8 +196,9 @@ class LearnedLineJudge:
         leaves_all = np.concatenate(leaves, axis=1) if leaves and len(leaves) == len(columns) else None
         return Judgement(probabilities, self, c1_all, leaves_all, p1_all, row_of, offsets[:-1], flat)
 
-    def decide(self, probabilities: np.ndarray, conservative: bool) -> np.ndarray:
-        threshold = CONSERVATIVE_THRESHOLD if conservative else self.threshold
+    def decide(self, probabilities: np.ndarray, caution: Caution) -> np.ndarray:
+        threshold = {Caution.NORMAL: self.threshold, Caution.CAUTIOUS: max(self.threshold, CAUTIOUS_THRESHOLD),
+                     Caution.CONSERVATIVE: max(self.threshold, CONSERVATIVE_THRESHOLD)}[caution]
         return np.asarray(probabilities) >= threshold
 
 

@@ -23,14 +23,6 @@ ARTICLES = sorted(ARTICLES_DIR.glob("*.txt"))
 
 # file name -> which line a rule wrongly removes
 KNOWN_FAILURES: dict[str, str] = {
-    "recipe-red-lentil-soup.txt": (
-        "learned.line-classifier drops the one-word last line 'Enjoy.' (p(junk) 0.6-0.7): a lone short "
-        "sentence at the very end looks like a sign-off; the sandwich guard only protects lines with kept text "
-        "on both sides"
-    ),
-    "review-salt-and-lanterns.txt": (
-        "learned.line-classifier drops the one-word last line 'Good.' (p(junk) 0.67), as above"
-    ),
     "results-nordlicht-q3.txt": (
         "nav.pipe-menu eats the three lines of the figures table (lines 7-9, 'Quarter | Passengers | Revenue | "
         "Operating profit', 'Q3 2023 | 2.9 million | €371m | €41m', ...): a pipe table within the top zone reads "

@@ -88,7 +88,10 @@ def test_catastrophic_backtracking_rules_finish_in_seconds_through_the_flow(pref
     assert elapsed < 30, f"{elapsed:.1f} s"
     rows = {r["input_id"]: r for r in _rows(tmp_path / "out", "articles")}
     hostile = rows["hostile.txt"]["text"].split("\n")
-    assert long_a in hostile and long_x in hostile and long_w in hostile  # none of them matches
+    removed = {r["text"]: r["rule"] for r in rows["hostile.txt"]["removed"]}
+    # No rule matches them (the line classifier, a later step, may still judge them), and each is accounted for.
+    assert not [rule for rule in removed.values() if rule.startswith("redos.")]
+    assert all(line in hostile or line in removed for line in (long_a, long_x, long_w))
     matching = rows["matching.txt"]
     assert "a" * 200_000 not in matching["text"].split("\n")
     assert [r["rule"] for r in matching["removed"] if r["rule"].startswith("redos.")] == ["redos.nested-plus"]

@@ -1,7 +1,11 @@
 """Score saved OOF probabilities (oof_<tag>.npz from train.py) with different decision
 thresholds and safety-valve settings.  One global setting for all datasets/renderings.
 
-    python eval_oof.py TAG [--stage p2] [--grid "thr,valve,fallback;..."]
+    python eval_oof.py TAG [--stage p2] [--grid "thr,valve,fallback[,cautious,uncertain_share[,keep_all]];..."]
+
+The cleaner's own setting: "0.6,0.85,0.95,0.8,0.2,keep_all" (threshold 0.6; uncertainty valve: cautious
+threshold 0.8 when uncertain drops hold > 20 % of the words; safety valve at 85 % removed: threshold 0.95,
+then nothing removed).
 """
 import argparse
 import json
@@ -21,7 +25,7 @@ EVAL_DIR = os.environ.get("EVAL_DIR", os.path.join(os.path.dirname(ROOT), "share
 ap = argparse.ArgumentParser()
 ap.add_argument("tag")
 ap.add_argument("--stage", default="p2")
-ap.add_argument("--grid", default="0.5,none,none;0.5,0.8,0.9;0.5,0.9,0.9;0.5,0.9,0.97;0.6,none,none;0.6,0.9,0.97")
+ap.add_argument("--grid", default="0.6,none,none;0.6,0.85,0.95;0.6,0.85,0.95,0.8,0.2,keep_all")
 args = ap.parse_args()
 
 docs = pickle.load(open(os.path.join(HERE, "lines.pkl"), "rb"))
@@ -29,9 +33,9 @@ oof = np.load(os.path.join(HERE, f"oof_{args.tag}.npz"))
 batches = {r: lj.Batch([d[r] for d in docs]) for r in ("A", "B")}
 
 
-def run(r, thr, valve, fb):
+def run(r, thr, valve, fb, cautious=None, uncertain=None, keep_all=False):
     b = batches[r]
-    texts = lj.assemble(b, oof[f"{args.stage}_{r}"], len(docs), thr, valve, fb)
+    texts = lj.assemble(b, oof[f"{args.stage}_{r}"], len(docs), thr, valve, fb, cautious, uncertain, keep_all)
     path = f"/tmp/oofeval_{args.tag}_{r}.jsonl"
     with open(path, "w") as f:
         for d, t in zip(docs, texts, strict=False):
@@ -43,11 +47,14 @@ def run(r, thr, valve, fb):
 
 
 for g in args.grid.split(";"):
-    thr, valve, fb = g.split(",")
+    thr, valve, fb, *more = g.split(",")
     thr = float(thr); valve = None if valve == "none" else float(valve); fb = None if fb == "none" else float(fb)
+    cautious, uncertain = (float(more[0]), float(more[1])) if more else (None, None)
+    keep_all = len(more) > 2 and more[2] == "keep_all"
     res = []
     for r in ("A", "B"):
-        f1, cat, s = run(r, thr, valve, fb)
+        f1, cat, s = run(r, thr, valve, fb, cautious, uncertain, keep_all)
         per = " ".join(f"{k}={v['f1']:.3f}" for k, v in s["datasets"].items())
         res.append(f"{r}: F1={f1:.4f} cat={cat} [{per}]")
-    print(f"thr={thr} valve={valve} fallback={fb} | " + " | ".join(res), flush=True)
+    print(f"thr={thr} valve={valve} fallback={fb} cautious={cautious} uncertain={uncertain} keep_all={keep_all} | "
+          + " | ".join(res), flush=True)

@@ -40,8 +40,15 @@ ap.add_argument("--hidden1", default="64,32")
 ap.add_argument("--hidden2", default="32")
 ap.add_argument("--epochs", type=int, default=12)
 ap.add_argument("--threshold", type=float, default=0.5)
+ap.add_argument("--weight", choices=["line", "words", "doc", "mix"], default="line",
+                help="training weight of a line: 1 (line), its words (words), or its share of its document's words "
+                     "with every document weighing the same (doc; the scorer averages F1 over documents), or the mean "
+                     "of line and doc (mix)")
 ap.add_argument("--nested", action="store_true", help="stage-2 trained on inner-OOF stage-1 probs (fully honest)")
 ap.add_argument("--no-final", action="store_true")
+ap.add_argument("--final-from-oof", metavar="TAG",
+                help="skip the out-of-fold runs: train only the final model, its stage 2 on the stage-1 OOF "
+                     "probabilities saved by an earlier run with the same settings (oof_TAG.npz)")
 ap.add_argument("--no-score", action="store_true", help="skip scoring here (use eval_oof.py on oof_<tag>.npz)")
 ap.add_argument("--out", default=os.path.join(ROOT, "cleaners", "models", "line_model.json"))
 ap.add_argument("--tag", default="run")
@@ -59,7 +66,18 @@ for rend in ("A", "B"):
     F = lj.base_features(b)
     y = np.concatenate([np.asarray(d["y" + rend]) for d in docs])
     assert len(y) == len(b.lines), (len(y), len(b.lines))
-    R[rend] = dict(batch=b, F=F, y=y)
+    words = np.fromiter((len(line.split()) for line in b.lines), np.float64, len(b.lines))
+    if args.weight == "line":
+        wt = np.ones(len(y))
+    elif args.weight == "words":
+        wt = np.maximum(words, 1.0)
+    else:  # each document weighs the same; within it, lines by their words (mean weight 1 over all lines)
+        doc_words = np.bincount(b.doc_id, weights=words * (y >= 0), minlength=ndoc)
+        wt = np.maximum(words, 1.0) / np.maximum(doc_words[b.doc_id], 1.0)
+        wt *= (y >= 0).sum() / wt[y >= 0].sum()
+        if args.weight == "mix":
+            wt = 0.5 * wt + 0.5
+    R[rend] = dict(batch=b, F=F, y=y, w=wt)
     print(f"features {rend}: {len(y)} lines in {time.time()-t:.1f}s", flush=True)
 names1 = [k for k in R["A"]["F"] if not k.startswith("_")]
 
@@ -108,13 +126,13 @@ class MLPWrap:
         return np.column_stack([1 - p, p])
 
 
-def fit(X, y, iters, depth, seed=SEED):
+def fit(X, y, iters, depth, seed=SEED, w=None):
     if args.model == "mlp":
         hid = tuple(int(x) for x in (args.hidden1 if depth == args.depth1 and iters == args.iters1 else args.hidden2).split(","))
         return MLPWrap(hid).fit(X, y)
     m = CatBoostClassifier(iterations=iters, depth=depth, learning_rate=args.lr, border_count=64,
                            random_seed=seed, thread_count=2, verbose=0, allow_writing_files=False)
-    m.fit(X, y)
+    m.fit(X, y, sample_weight=w)
     return m
 
 
@@ -129,7 +147,8 @@ def stage1_oof(folds_subset):
     for k in folds_subset:
         trX = np.vstack([X1[r][train_rows(r, np.isin(fold_row[r], folds_subset) & (fold_row[r] != k))] for r in R])
         trY = np.concatenate([R[r]["y"][train_rows(r, np.isin(fold_row[r], folds_subset) & (fold_row[r] != k))] for r in R])
-        m = fit(trX, trY, args.iters1, args.depth1)
+        trW = np.concatenate([R[r]["w"][train_rows(r, np.isin(fold_row[r], folds_subset) & (fold_row[r] != k))] for r in R])
+        m = fit(trX, trY, args.iters1, args.depth1, w=trW)
         for r in R:
             te = fold_row[r] == k
             P[r][te] = m.predict_proba(X1[r][te])[:, 1]
@@ -142,29 +161,36 @@ def X2_of(rend, p1):
     return lj.to_matrix(G, names2), names2
 
 
-t0 = time.time()
-allf = list(range(args.folds))
-P1 = stage1_oof(allf)  # OOF stage-1 for all rows
-print(f"stage1 OOF done {time.time()-t0:.0f}s", flush=True)
-P2 = {r: np.full(len(R[r]["y"]), np.nan) for r in R}
-for k in allf:
-    if args.nested:
-        inner = [f for f in allf if f != k]
-        Pin = stage1_oof(inner)
-        src_p = {r: np.where(fold_row[r] == k, P1[r], Pin[r]) for r in R}
-    else:
-        src_p = P1
-    X2 = {}
-    for r in R:
-        X2[r], names2 = X2_of(r, src_p[r])
-    trX = np.vstack([X2[r][train_rows(r, fold_row[r] != k)] for r in R])
-    trY = np.concatenate([R[r]["y"][train_rows(r, fold_row[r] != k)] for r in R])
-    m2 = fit(trX, trY, args.iters2, args.depth2)
-    for r in R:
-        te = fold_row[r] == k
-        P2[r][te] = m2.predict_proba(X2[r][te])[:, 1]
-print(f"stage2 OOF done {time.time()-t0:.0f}s", flush=True)
-np.savez_compressed(os.path.join(HERE, f"oof_{args.tag}.npz"), **{f"p1_{r}": P1[r] for r in R}, **{f"p2_{r}": P2[r] for r in R})
+if args.final_from_oof:
+    saved = np.load(os.path.join(HERE, f"oof_{args.final_from_oof}.npz"))
+    P1 = {r: saved[f"p1_{r}"] for r in R}
+    P2 = {r: saved[f"p2_{r}"] for r in R}
+    args.no_score = True
+else:
+    t0 = time.time()
+    allf = list(range(args.folds))
+    P1 = stage1_oof(allf)  # OOF stage-1 for all rows
+    print(f"stage1 OOF done {time.time()-t0:.0f}s", flush=True)
+    P2 = {r: np.full(len(R[r]["y"]), np.nan) for r in R}
+    for k in allf:
+        if args.nested:
+            inner = [f for f in allf if f != k]
+            Pin = stage1_oof(inner)
+            src_p = {r: np.where(fold_row[r] == k, P1[r], Pin[r]) for r in R}
+        else:
+            src_p = P1
+        X2 = {}
+        for r in R:
+            X2[r], names2 = X2_of(r, src_p[r])
+        trX = np.vstack([X2[r][train_rows(r, fold_row[r] != k)] for r in R])
+        trY = np.concatenate([R[r]["y"][train_rows(r, fold_row[r] != k)] for r in R])
+        trW = np.concatenate([R[r]["w"][train_rows(r, fold_row[r] != k)] for r in R])
+        m2 = fit(trX, trY, args.iters2, args.depth2, w=trW)
+        for r in R:
+            te = fold_row[r] == k
+            P2[r][te] = m2.predict_proba(X2[r][te])[:, 1]
+    print(f"stage2 OOF done {time.time()-t0:.0f}s", flush=True)
+    np.savez_compressed(os.path.join(HERE, f"oof_{args.tag}.npz"), **{f"p1_{r}": P1[r] for r in R}, **{f"p2_{r}": P2[r] for r in R})
 
 
 def score(rend, p, thr, tag, valve=None):
@@ -211,12 +237,12 @@ if args.no_final:
     sys.exit(0)
 # ---------------------------------------------------------------- final model on all data
 m1 = fit(np.vstack([X1[r][R[r]["y"] >= 0] for r in R]), np.concatenate([R[r]["y"][R[r]["y"] >= 0] for r in R]),
-         args.iters1, args.depth1)
+         args.iters1, args.depth1, w=np.concatenate([R[r]["w"][R[r]["y"] >= 0] for r in R]))
 X2 = {}
 for r in R:
     X2[r], names2 = X2_of(r, P1[r])  # stage 2 trained on OOF stage-1 probs (stacking)
 m2 = fit(np.vstack([X2[r][R[r]["y"] >= 0] for r in R]), np.concatenate([R[r]["y"][R[r]["y"] >= 0] for r in R]),
-         args.iters2, args.depth2)
+         args.iters2, args.depth2, w=np.concatenate([R[r]["w"][R[r]["y"] >= 0] for r in R]))
 
 
 def export(m, names):

@@ -1,0 +1,101 @@
+"""The classifier's decisions per document: normal, uncertainty valve, safety valve (cleaners.document).
+
+A scripted judge gives each line a chosen p(junk), so each valve is tested on its own, with the shipped
+thresholds (normal 0.6, cautious 0.8, conservative 0.95).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from cleaners.document import MODEL_RULE, Caution, CleanConfig, clean_document
+from cleaners.linemodel import CAUTIOUS_THRESHOLD, CONSERVATIVE_THRESHOLD
+
+TITLE = "Harbour ferry timetable changes from Monday"
+# Ordinary prose lines of ten words each: no rule pack names them.
+PROSE = [f"Line {n} of the report says the ferry will run later today." for n in range(10)]
+
+
+@dataclass
+class _ScriptedJudgement:
+    probabilities: list[np.ndarray]
+
+    def explain_many(self, doc_indices: np.ndarray, line_indices: np.ndarray) -> list[str]:
+        return [f"scripted p={self.probabilities[d][i]:.2f}" for d, i in zip(doc_indices, line_indices, strict=True)]
+
+
+class ScriptedJudge:
+    """p(junk) by line text (default 0.05); blank lines 1.0, as the real judge gives them."""
+
+    version = "scripted"
+
+    def __init__(self, p_of: dict[str, float]) -> None:
+        self.p_of = p_of
+
+    def judge(self, docs: Sequence[Sequence[str]], template_share: Sequence[Sequence[float]]) -> _ScriptedJudgement:
+        return _ScriptedJudgement([np.array([self.p_of.get(line.strip(), 0.05) if line.strip() else 1.0
+                                             for line in doc]) for doc in docs])
+
+    def decide(self, probabilities: np.ndarray, caution: Caution) -> np.ndarray:
+        threshold = {Caution.NORMAL: 0.6, Caution.CAUTIOUS: CAUTIOUS_THRESHOLD,
+                     Caution.CONSERVATIVE: CONSERVATIVE_THRESHOLD}[caution]
+        return np.asarray(probabilities) >= threshold
+
+
+def _clean(rules, p_of: dict[str, float], lines: list[str] = PROSE):
+    text = "\n\n".join([TITLE, *lines]) + "\n"
+    return clean_document(text, rules, judge=ScriptedJudge(p_of))
+
+
+def _by_classifier(result) -> list[str]:
+    return [r.text for r in result.removed if r.rule == MODEL_RULE]
+
+
+def test_shipped_thresholds_nest() -> None:
+    assert 0.6 < CAUTIOUS_THRESHOLD < CONSERVATIVE_THRESHOLD < 1.0
+
+
+def test_a_few_uncertain_drops_go(rules) -> None:
+    """One line of ten at p=0.7 is 10% of the words: below the uncertainty valve's 20%, it goes."""
+    result = _clean(rules, {PROSE[9]: 0.7})
+    assert _by_classifier(result) == [PROSE[9]]
+    assert not result.low_confidence
+    assert result.removed[-1].reason == "scripted p=0.70"
+
+
+def test_many_uncertain_drops_leave_only_the_confident(rules) -> None:
+    """Three lines at p=0.7 (30% of the words) are too much to cut on middling evidence: only the
+    line at p=0.9 goes, and the row is not flagged (nothing was eaten)."""
+    p_of = {PROSE[0]: 0.7, PROSE[1]: 0.7, PROSE[2]: 0.7, PROSE[9]: 0.9}
+    result = _clean(rules, p_of)
+    assert _by_classifier(result) == [PROSE[9]]
+    assert not result.low_confidence
+    assert PROSE[0] in result.text
+
+
+def test_the_uncertainty_share_is_a_setting(rules) -> None:
+    p_of = {PROSE[0]: 0.7, PROSE[1]: 0.7, PROSE[2]: 0.7}
+    text = "\n\n".join([TITLE, *PROSE]) + "\n"
+    lenient = clean_document(text, rules, judge=ScriptedJudge(p_of), config=CleanConfig(max_uncertain_share=0.5))
+    assert _by_classifier(lenient) == PROSE[:3]
+
+
+def test_safety_valve_keeps_the_conservative_result(rules) -> None:
+    """Nine lines of ten at p=0.9 would leave 10% of the words: only the line at p=0.99 goes, flagged."""
+    p_of = {line: 0.9 for line in PROSE[:9]} | {PROSE[9]: 0.99}
+    result = _clean(rules, p_of)
+    assert _by_classifier(result) == [PROSE[9]]
+    assert result.low_confidence
+    assert result.kept_ratio == pytest.approx(0.9)
+
+
+def test_safety_valve_keeps_everything_when_even_the_conservative_result_eats_the_document(rules) -> None:
+    result = _clean(rules, {line: 0.99 for line in PROSE})
+    assert _by_classifier(result) == []
+    assert result.low_confidence
+    assert result.text.split("\n\n") == PROSE
+    assert [r.rule for r in result.removed] == ["structure.title"]
