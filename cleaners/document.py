@@ -140,7 +140,7 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig) -> str
     for i in top:
         if canon[i] == wanted and i not in doc.removed:
             if first_copy:
-                doc.remove(i, "structure.title", "the title: moved to the `title` column")
+                doc.remove(i, TITLE_RULE, "the title: moved to the `title` column")
                 first_copy = False
             else:
                 doc.remove(i, "structure.title-repeat", "the title printed again at the top")
@@ -190,6 +190,7 @@ def apply_rules(doc: _Lines, program: RuleProgram, screened: Sequence[int]) -> d
 
 LEARNED_RULE = "learned.source-boilerplate"
 MODEL_RULE = "learned.line-classifier"
+TITLE_RULE = "structure.title"
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,7 +362,10 @@ def _finalize(prepared: _Prepared, config: CleanConfig,
     valves), then lay out. ``learned_drops``: the classifier's drops at each :class:`Caution` level."""
     doc = prepared.doc
     all_words = _words(prepared.normalized)
-    total_words = all_words - (_words(prepared.title) if prepared.title else 0)
+    # The title's words, when it was taken out of the text (a declared title absent from it has none here).
+    title_words = sum([len(doc.stripped[i].split()) for i, removal in prepared.explicit.items()
+                       if removal[2] == TITLE_RULE])
+    total_words = all_words - title_words
     low_confidence = False
     if learned_drops:
         normal, cautious, conservative = learned_drops
@@ -428,7 +432,8 @@ def clean_documents(
     """Clean a batch of documents. The learned line classifier (``judge``) runs once over the batch.
 
     Order of steps per document: characters, title, rule packs, learned per-source template lines,
-    the line classifier on what is left, the safety valve, layout. Every removal names its rule.
+    the line classifier on what is left, the uncertainty and safety valves, layout. Every removal names
+    its rule.
     """
     config = config or CleanConfig()
     prepared = _prepare_batch(items, rules, config, line_stats)

@@ -650,10 +650,14 @@ def clean_documents(judge: LineJudge, docs, source_frac=None, sources=None, max_
 
 def assemble(batch, p, ndocs, thr, max_removed_share=None, fallback_threshold=None, cautious_threshold=None,
              max_uncertain_share=None, keep_all_if_eaten=False):
-    """Joined kept lines per document, with the cleaner's valves in its order (cleaners.document._finalize):
+    """Joined kept lines per document, with the cleaner's valve settings in its order (cleaners.document._finalize;
+    the classifier alone: no rule packs, template lines, title or short-sentence rule):
     drops at `thr`; at `cautious_threshold` instead when the lines dropped below it hold more than
     `max_uncertain_share` of the words; at `fallback_threshold` when more than `max_removed_share` would go;
     and (keep_all_if_eaten) nothing when even that would remove more than `max_removed_share`."""
+    if (max_uncertain_share is None) != (cautious_threshold is None) or \
+            (max_removed_share is None) != (fallback_threshold is None):
+        raise ValueError("give max_uncertain_share with cautious_threshold, max_removed_share with fallback_threshold")
     keep = p < thr
     nw = np.fromiter((len(l.split()) for l in batch.lines), np.float64, count=len(batch.lines))
     tot = np.bincount(batch.doc_id, weights=nw, minlength=ndocs)

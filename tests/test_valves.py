@@ -6,13 +6,14 @@ thresholds (normal 0.6, cautious 0.8, conservative 0.95).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
 
-from cleaners.document import MODEL_RULE, Caution, CleanConfig, clean_document
+from cleaners.document import MODEL_RULE, Caution, CleanConfig, DocumentInput, clean_document, clean_documents
 from cleaners.linemodel import CAUTIOUS_THRESHOLD, CONSERVATIVE_THRESHOLD
 
 TITLE = "Harbour ferry timetable changes from Monday"
@@ -55,8 +56,16 @@ def _by_classifier(result) -> list[str]:
     return [r.text for r in result.removed if r.rule == MODEL_RULE]
 
 
-def test_shipped_thresholds_nest() -> None:
-    assert 0.6 < CAUTIOUS_THRESHOLD < CONSERVATIVE_THRESHOLD < 1.0
+def test_the_shipped_judge_drops_at_each_level_from_its_threshold(judge) -> None:
+    """Levels nest, and a model whose own threshold is above a level's uses its own (never drops more)."""
+    p = np.array([0.59, 0.6, 0.79, 0.8, 0.94, 0.95, 1.0])
+    assert judge.threshold == 0.6
+    assert judge.decide(p, Caution.NORMAL).tolist() == [False, True, True, True, True, True, True]
+    assert judge.decide(p, Caution.CAUTIOUS).tolist() == [False, False, False, True, True, True, True]
+    assert judge.decide(p, Caution.CONSERVATIVE).tolist() == [False, False, False, False, False, True, True]
+    strict = copy.copy(judge)
+    strict.threshold = 0.9
+    assert strict.decide(p, Caution.CAUTIOUS).tolist() == strict.decide(p, Caution.NORMAL).tolist()
 
 
 def test_a_few_uncertain_drops_go(rules) -> None:
@@ -99,3 +108,15 @@ def test_safety_valve_keeps_everything_when_even_the_conservative_result_eats_th
     assert result.low_confidence
     assert result.text.split("\n\n") == PROSE
     assert [r.rule for r in result.removed] == ["structure.title"]
+
+
+def test_a_declared_title_missing_from_the_text_does_not_shrink_the_document(rules) -> None:
+    """The valves count the words of the text without its title line; a declared title that is not
+    printed at the top has no line to subtract. Two lines of ten at p=0.7 are 20% of the words, not more."""
+    p_of = {PROSE[0]: 0.7, PROSE[1]: 0.7}
+    body = "\n\n".join(PROSE) + "\n"
+    declared = "An entirely different declared headline with many words in it, longer than one line of the text"
+    [result] = clean_documents([DocumentInput(body, known_title=declared)], rules, judge=ScriptedJudge(p_of))
+    assert result.title == declared
+    assert _by_classifier(result) == PROSE[:2]
+    assert result.kept_ratio == pytest.approx(0.8)

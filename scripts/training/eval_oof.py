@@ -49,6 +49,8 @@ def run(r, thr, valve, fb, cautious=None, uncertain=None, keep_all=False):
 for g in args.grid.split(";"):
     thr, valve, fb, *more = g.split(",")
     thr = float(thr); valve = None if valve == "none" else float(valve); fb = None if fb == "none" else float(fb)
+    if len(more) == 1:
+        raise SystemExit(f"grid entry {g!r}: give the cautious threshold and the uncertain share together")
     cautious, uncertain = (float(more[0]), float(more[1])) if more else (None, None)
     keep_all = len(more) > 2 and more[2] == "keep_all"
     res = []

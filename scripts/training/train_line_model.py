@@ -71,7 +71,7 @@ for rend in ("A", "B"):
         wt = np.ones(len(y))
     elif args.weight == "words":
         wt = np.maximum(words, 1.0)
-    else:  # each document weighs the same; within it, lines by their words (mean weight 1 over all lines)
+    else:  # each document weighs the same; within it, lines by their words (mean weight 1 over this rendering's lines)
         doc_words = np.bincount(b.doc_id, weights=words * (y >= 0), minlength=ndoc)
         wt = np.maximum(words, 1.0) / np.maximum(doc_words[b.doc_id], 1.0)
         wt *= (y >= 0).sum() / wt[y >= 0].sum()
@@ -161,8 +161,18 @@ def X2_of(rend, p1):
     return lj.to_matrix(G, names2), names2
 
 
+# What the OOF probabilities depend on: a final model may reuse them only with the same settings and lines.
+OOF_SETTINGS = json.dumps({k: getattr(args, k) for k in ("folds", "iters1", "depth1", "iters2", "depth2", "lr", "model",
+                                                          "hidden1", "hidden2", "epochs", "weight", "nested")}
+                          | {"lines": {r: len(R[r]["y"]) for r in R}, "labels": {r: int(R[r]["y"].sum()) for r in R}},
+                          sort_keys=True)
+if args.model == "mlp" and args.weight != "line":
+    sys.exit("--weight is only implemented for CatBoost (--model cb)")
 if args.final_from_oof:
     saved = np.load(os.path.join(HERE, f"oof_{args.final_from_oof}.npz"))
+    if "settings" not in saved.files or str(saved["settings"]) != OOF_SETTINGS:
+        sys.exit(f"oof_{args.final_from_oof}.npz was made with other settings or lines; run the OOF step again.\n"
+                 f"  saved: {saved['settings'] if 'settings' in saved.files else 'none'}\n  now:   {OOF_SETTINGS}")
     P1 = {r: saved[f"p1_{r}"] for r in R}
     P2 = {r: saved[f"p2_{r}"] for r in R}
     args.no_score = True
@@ -190,7 +200,8 @@ else:
             te = fold_row[r] == k
             P2[r][te] = m2.predict_proba(X2[r][te])[:, 1]
     print(f"stage2 OOF done {time.time()-t0:.0f}s", flush=True)
-    np.savez_compressed(os.path.join(HERE, f"oof_{args.tag}.npz"), **{f"p1_{r}": P1[r] for r in R}, **{f"p2_{r}": P2[r] for r in R})
+    np.savez_compressed(os.path.join(HERE, f"oof_{args.tag}.npz"), settings=np.array(OOF_SETTINGS),
+                        **{f"p1_{r}": P1[r] for r in R}, **{f"p2_{r}": P2[r] for r in R})
 
 
 def score(rend, p, thr, tag, valve=None):
@@ -263,11 +274,12 @@ def export(m, names):
     return d
 
 
+TRAIN_SETTINGS = {k: v for k, v in vars(args).items() if k != "out"}  # no machine paths in the shipped file
 if args.model == "mlp":
-    model = {"version": 1, "threshold": args.threshold, "stage1": m1.export(names1), "stage2": m2.export(names2), "train": vars(args)}
+    model = {"version": 1, "threshold": args.threshold, "stage1": m1.export(names1), "stage2": m2.export(names2), "train": TRAIN_SETTINGS}
 else:
     model = {"version": 1, "threshold": args.threshold, "stage1": export(m1, names1), "stage2": export(m2, names2),
-             "train": vars(args)}
+             "train": TRAIN_SETTINGS}
     # verify numpy evaluator == catboost
     ev = lj.Oblivious(model["stage1"])
     chk = X1["A"][:5000]
