@@ -357,9 +357,10 @@ def _removed_words(doc: _Lines) -> int:
 
 
 def _finalize(prepared: _Prepared, config: CleanConfig,
-              learned_drops: tuple[dict[int, Removal], dict[int, Removal], dict[int, Removal]] | None) -> CleanResult:
+              learned_drops: Sequence[tuple[int, Removal, int]] = ()) -> CleanResult:
     """Apply the learned removals at the level of caution the document needs (uncertainty and safety
-    valves), then lay out. ``learned_drops``: the classifier's drops at each :class:`Caution` level."""
+    valves), then lay out. ``learned_drops``: the classifier's drops at its normal threshold, each with
+    the most cautious :class:`Caution` level that still drops it."""
     doc = prepared.doc
     all_words = _words(prepared.normalized)
     # The title's words, when it was taken out of the text (a declared title absent from it has none here).
@@ -368,14 +369,12 @@ def _finalize(prepared: _Prepared, config: CleanConfig,
     total_words = all_words - title_words
     low_confidence = False
     if learned_drops:
-        normal, cautious, conservative = learned_drops
         stripped = doc.stripped
-        uncertain_words = sum([len(stripped[i].split()) for i in normal if i not in cautious])
-        chosen = cautious if uncertain_words > config.max_uncertain_share * total_words else normal
-        for i, removed in chosen.items():
-            doc.removed.setdefault(i, removed)
-    else:
-        conservative = {}
+        uncertain_words = sum([len(stripped[i].split()) for i, _, level in learned_drops if level == Caution.NORMAL])
+        floor = Caution.CAUTIOUS if uncertain_words > config.max_uncertain_share * total_words else Caution.NORMAL
+        for i, removed, level in learned_drops:
+            if level >= floor:
+                doc.removed.setdefault(i, removed)
     # Words never span lines, so the kept text's words are all words minus the removed lines' words
     # (cheaper than splitting the kept text again). Layout changes no words: this is the clean text's count.
     kept_words = all_words - _removed_words(doc)
@@ -384,8 +383,9 @@ def _finalize(prepared: _Prepared, config: CleanConfig,
         # that would eat it, only the rule packs' removals.
         low_confidence = True
         doc.removed = dict(prepared.explicit)
-        for i, removed in conservative.items():
-            doc.removed.setdefault(i, removed)
+        for i, removed, level in learned_drops:
+            if level == Caution.CONSERVATIVE:
+                doc.removed.setdefault(i, removed)
         kept_words = all_words - _removed_words(doc)
         if len(doc.removed) > len(prepared.explicit) and kept_words / total_words < config.min_kept_share:
             doc.removed = dict(prepared.explicit)
@@ -438,7 +438,7 @@ def clean_documents(
     config = config or CleanConfig()
     prepared = _prepare_batch(items, rules, config, line_stats)
     if judge is None:
-        return [_finalize(p, config, None) for p in prepared]
+        return [_finalize(p, config) for p in prepared]
     docs = [p.doc.lines for p in prepared]
     shares = [_template_share(p) for p in prepared]
     judgement = judge.judge(docs, shares)
@@ -464,10 +464,7 @@ def clean_documents(
         texts = map(p.doc.stripped.__getitem__, candidates)
         removals = list(zip([i + 1 for i in candidates], texts, itertools.repeat(MODEL_RULE),
                             itertools.islice(reasons, len(candidates))))
-        normal_drop = dict(zip(candidates, removals, strict=True))
-        cautious_drop = {i: r for i, r, at in zip(candidates, removals, level.tolist(), strict=True) if at >= 1}
-        conservative_drop = {i: r for i, r, at in zip(candidates, removals, level.tolist(), strict=True) if at >= 2}
-        results.append(_finalize(p, config, (normal_drop, cautious_drop, conservative_drop)))
+        results.append(_finalize(p, config, list(zip(candidates, removals, level.tolist(), strict=True))))
     return results
 
 
