@@ -312,14 +312,10 @@ def _prepare_batch(items: Sequence[DocumentInput], rules: RuleSet, config: Clean
         for k, line in zip(owner.tolist(), (hits - starts[owner]).tolist(), strict=True):
             screened[members[k]].append(line)
     # Template evidence: keys of the lines as pass 1 saw them (newlines normalized only); normalization
-    # keeps the lines where they are, so line i is the same line in both. Most texts need no character
-    # normalization: their lines are already split and stripped.
+    # keeps the lines where they are, so line i is the same line in both.
     keyed: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(items)
     if line_stats is not None:
-        as_counted = [normalize_newlines(item.text) for item in items]
-        keyed = list(text_line_keys([doc.stripped if text == normalized[0] else text
-                                       for doc, text, normalized in zip(docs, as_counted, normalized_texts,
-                                                                        strict=True)]))
+        keyed = list(text_line_keys([normalize_newlines(item.text) for item in items]))
     prepared = []
     for item, doc, title, program, hits, (normalized, fixed), doc_keys in zip(
             items, docs, titles, programs, screened, normalized_texts, keyed, strict=True):

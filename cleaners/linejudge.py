@@ -1,6 +1,6 @@
 """linejudge: fast line-level junk classifier for scraped article text.
 
-Inference needs numpy + stdlib only.  Batch API:
+Inference needs numpy and numba (cleaners.kernels).  Batch API:
 
     from linejudge import LineJudge, clean_documents
     judge = LineJudge.load("linejudge_model.json")
@@ -25,6 +25,8 @@ import re
 from collections import Counter, defaultdict
 
 import numpy as np
+
+from cleaners import kernels
 
 # ---------------------------------------------------------------- lexicons
 STOPWORDS = ["the", "of", "and", "to", "a", "in", "is", "that", "for", "it", "on", "with", "as", "was", "at", "by", "be", "this", "from", "or", "an", "are", "have", "has", "not", "but", "they", "which", "you", "his", "her", "he", "she", "we", "their", "its", "were", "been", "will", "would", "there", "can", "more", "one", "all", "also", "had", "who", "said", "if", "about", "than", "what", "when", "into", "after", "so", "them", "our", "i", "do", "out", "up", "some", "could", "other", "these", "time", "only", "new", "just", "over", "most", "may", "no", "because", "how", "those", "while", "him", "my", "your", "us", "me", "did", "such", "even", "where", "between", "then", "being", "very", "both", "much", "many", "any", "should", "through", "before"]
@@ -242,53 +244,13 @@ def base_features(batch: Batch):
     nlpos = np.flatnonzero(b == 10)
     lstart = np.concatenate([[0], nlpos + 1])
     lend = np.concatenate([nlpos, [N]])          # exclusive; lines are non-empty
-    cls = _LUT[b]
-    lid = np.repeat(np.arange(n, dtype=np.int32), lend - lstart + 1)[:N]
-    cnt = np.bincount(lid * K + cls, minlength=n * K)[: n * K].reshape(n, K).astype(np.float32)
-    w = _WORDISH[b]
-    start = w.copy(); start[1:] &= ~w[:-1]
-    sidx = np.flatnonzero(start)
-    slid = lid[sidx]; scls = cls[sidx]
-    nw = np.bincount(slid, minlength=n).astype(np.float32)
-    nupw = np.bincount(slid[scls == 2], minlength=n).astype(np.float32)
-    ndw = np.bincount(slid[scls == 3], minlength=n).astype(np.float32)
+    # Byte classes, words, letter-run hashes and separator symbols per line: one compiled pass
+    # (cleaners.kernels.line_byte_stats; the same numbers as the numpy passes it replaced).
+    cnt, nw, nupw, ndw, nsym, wh, wl = kernels.line_byte_stats(b, lstart, lend, _LUT, _WORDISH, _POW32,
+                                                               _SYM2_K, _SYM3_K, K)
     nbytes = (lend - lstart).astype(np.float32)
     nchars = nbytes - cnt[:, 9]
-    # words: ASCII-letter runs hashed in numpy (lowercased)
-    letter = (cls == 1) | (cls == 2)
-    li_ = np.flatnonzero(letter)
-    ws = np.ones(len(li_), bool)
-    ws[1:] = li_[1:] != li_[:-1] + 1
-    wsi = np.flatnonzero(ws)
-    wstart_pos = li_[wsi]
-    wlen = np.diff(np.append(wsi, len(li_)))
-    k = np.arange(len(li_), dtype=np.int32) - np.repeat(wsi.astype(np.int32), wlen)
-    contrib = (b[li_] | np.uint8(32)).astype(np.uint32) * _POW32[k & 31]
-    wh = (np.add.reduceat(contrib, wsi).astype(np.uint64) & np.uint64(0xFFFFFFFF)) if len(li_) else np.zeros(0, np.uint64)
-    wl = lid[wstart_pos]
-    cand = _BLOOM[(wh & np.uint64(4095)).astype(np.int64)]
-    ci = np.flatnonzero(cand)
-    whc = wh[ci]; wlc = wl[ci]
-    is_stop, _ = _lookup(_STOP_H, whc)
-    nstop = np.bincount(wlc[is_stop], minlength=n).astype(np.float32)
-    kw = np.zeros((len(KW_NAMES), n), np.float32)
-    m_u, pu = _lookup(_UNI_H, whc)
-    if m_u.any():
-        np.add.at(kw, (_UNI_C[pu[m_u]], wlc[m_u]), 1.0)
-    bi = ci[ci < len(wh) - 1]
-    if len(bi):
-        bh = wh[bi] * _Q + wh[bi + 1]
-        m_b, pb = _lookup(_BI_H, bh)
-        m_b &= wl[bi] == wl[bi + 1]
-        if m_b.any():
-            np.add.at(kw, (_BI_C[pb[m_b]], wl[bi][m_b]), 1.0)
-    # non-ASCII separator symbols
-    c2 = np.flatnonzero(b[:-2] >= 0xC2) if N > 2 else np.zeros(0, np.int64)
-    nsym = np.zeros(n, np.float32)
-    if len(c2):
-        b0 = b[c2].astype(np.int64); b1 = b[c2 + 1].astype(np.int64); b2 = b[c2 + 2].astype(np.int64)
-        hit = ((b0 == 0xC2) & np.isin(b0 * 256 + b1, _SYM2_K)) | ((b0 == 0xE2) & np.isin(b1 * 256 + b2, _SYM3_K))
-        nsym = np.bincount(lid[c2[hit]], minlength=n).astype(np.float32)
+    nstop, kw = kernels.word_lexicon_counts(wh, wl, n, _BLOOM, _STOP_H, _UNI_H, _UNI_C, _BI_H, _BI_C, len(KW_NAMES), _Q)
     fb = b[lstart]; lbt = b[lend - 1]
     f_cls = _LUT[fb]
     l3 = np.where(lend - lstart >= 3, b[np.maximum(lend - 2, 0)].astype(np.int64) * 256 + lbt, 0)
@@ -481,38 +443,26 @@ class Oblivious:
         self.split_b = [np.asarray(t, np.float32) for t in d["split_b"]]
         self.leaves = [np.asarray(t, np.float32) for t in d["leaves"]]
         self.weights = [np.asarray(t, np.float32) for t in d.get("weights", [[]] * len(self.leaves))]
+        depths = {len(t) for t in self.split_f}
+        if len(depths) > 1:
+            raise ValueError(f"oblivious trees of one depth expected, got depths {sorted(depths)}")
+        # The same trees as (n_trees, depth) and (n_trees, leaves) tables for the compiled evaluator.
+        self.split_f_table = np.asarray(self.split_f, np.int64).reshape(len(self.split_f), -1)
+        self.split_b_table = np.asarray(self.split_b, np.float32).reshape(len(self.split_b), -1)
+        self.leaf_table = np.asarray(self.leaves, np.float32).reshape(len(self.leaves), -1)
 
     def raw(self, X, block=16384):
         """X: (n, F) matrix."""
         return self.raw_columns(np.ascontiguousarray(np.asarray(X, np.float32).T), block)
 
-    def raw_columns(self, XT, block=16384, leaves_out=None):
-        """XT: feature-major (F, n) float32 matrix, evaluated in row blocks so that every comparison
-        runs over a contiguous, cache-resident vector. ``leaves_out``: an optional (n_trees, n) uint8
-        array that receives each row's leaf in each tree (for attributions without re-evaluating)."""
-        n = XT.shape[1]
-        out = np.empty(n, np.float64)
-        trees = [(sf.tolist(), sb.tolist(), lv) for sf, sb, lv in zip(self.split_f, self.split_b, self.leaves, strict=False)]
-        for s in range(0, n, block):
-            blk = XT[:, s:s + block]
-            m = blk.shape[1]
-            acc = np.full(m, self.bias, np.float32)
-            idx = np.empty(m, np.uint8); bt = np.empty(m, bool)
-            for t, (sf, sb, lv) in enumerate(trees):
-                # Leaf index: bit d is split d's outcome. Built from the deepest split down by doubling
-                # (idx + idx, then | bit): numpy's uint8 left_shift was 10x slower than add here.
-                last = len(sf) - 1
-                np.greater(blk[sf[last]], sb[last], out=bt)
-                idx[:] = bt.view(np.uint8)
-                for d in range(last - 1, -1, -1):
-                    np.greater(blk[sf[d]], sb[d], out=bt)
-                    np.add(idx, idx, out=idx)
-                    np.bitwise_or(idx, bt.view(np.uint8), out=idx)
-                acc += lv.take(idx)
-                if leaves_out is not None:
-                    leaves_out[t, s:s + m] = idx
-            out[s:s + m] = acc
-        return out
+    def raw_columns(self, XT, block=None, leaves_out=None):
+        """XT: feature-major (F, n) float32 matrix (compiled: cleaners.kernels.oblivious_scores). ``leaves_out``:
+        an optional (n_trees, n) uint8 array that receives each row's leaf in each tree (for attributions
+        without re-evaluating). ``block`` is accepted for compatibility and unused."""
+        XT = np.ascontiguousarray(XT, np.float32)
+        record = leaves_out if leaves_out is not None else np.zeros((0, 0), np.uint8)
+        return kernels.oblivious_scores(XT, self.split_f_table, self.split_b_table, self.leaf_table,
+                                        self.bias, record)
 
     def contributions(self, x):
         """Saabas-style path attribution for one row: dict feature -> logit contribution."""

@@ -1,0 +1,381 @@
+"""Compiled inner loops (numba): the line classifier's byte-level features, tree scoring and attributions,
+and the line keys of the learned per-source step.
+
+Why compiled: the numpy forms made one pass over memory per elementary operation (a comparison, a shift,
+a gather per tree and depth, a class per byte) and wrote a temporary for each; the line keys were Python
+string work per line. Fused into one loop, each runs from registers. Each kernel gives exactly what the
+form it replaced gave (float32 additions in the same order), so probabilities, explanations and line keys
+are unchanged; ``tests/test_kernels.py`` checks them against plain reference forms. What each step took
+before and after, on the dev set: docs/performance.md.
+
+``cache=True`` compiles once per installation (a few seconds on first use, then loaded from numba's cache
+next to this file or in the user's cache directory); ``nogil=True`` lets threads score shards at once.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+_JIT = {"cache": True, "nogil": True, "nopython": True}
+
+
+@numba.jit(**_JIT)
+def oblivious_scores(columns: np.ndarray, split_features: np.ndarray, split_borders: np.ndarray,
+                     leaf_values: np.ndarray, bias: float, leaves_out: np.ndarray) -> np.ndarray:
+    """Raw scores of an oblivious-tree ensemble.
+
+    ``columns``: (n_features, n_rows) float32; ``split_features``/``split_borders``: (n_trees, depth);
+    ``leaf_values``: (n_trees, 2**depth) float32. Leaf index bit d is split d's outcome (value > border).
+    ``leaves_out``: (n_trees, n_rows) uint8 that receives each row's leaf per tree, or a (0, 0) array.
+    Returns float64 scores, summed in float32 from ``bias`` in tree order (as the numpy evaluator did).
+    Rows go in blocks of 2,048, so each tree's comparisons run over short contiguous vectors (branch-free,
+    vectorized by LLVM) and the block's leaf indices stay in L1 cache.
+    """
+    n_trees, depth = split_features.shape
+    n_rows = columns.shape[1]
+    record = leaves_out.shape[0] > 0
+    out = np.empty(n_rows, np.float64)
+    block = 2048
+    acc = np.empty(block, np.float32)
+    index = np.empty(block, np.uint8)
+    for start in range(0, n_rows, block):
+        stop = min(start + block, n_rows)
+        m = stop - start
+        acc[:m] = np.float32(bias)
+        for t in range(n_trees):
+            row = columns[split_features[t, 0], start:stop]
+            border = split_borders[t, 0]
+            for r in range(m):
+                index[r] = np.uint8(row[r] > border)
+            for d in range(1, depth):
+                row = columns[split_features[t, d], start:stop]
+                border = split_borders[t, d]
+                shift = np.uint8(d)
+                for r in range(m):
+                    index[r] |= np.uint8(row[r] > border) << shift
+            values = leaf_values[t]
+            for r in range(m):
+                acc[r] += values[index[r]]
+            if record:
+                leaves_out[t, start:stop] = index[:m]
+        out[start:stop] = acc[:m]
+    return out
+
+
+@numba.jit(**_JIT)
+def top_attributions(leaves: np.ndarray, rows: np.ndarray, split_features: np.ndarray, deltas: np.ndarray,
+                     n_features: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``rows``: the ``k`` features with the largest Saabas path attribution, largest first.
+
+    ``leaves``: (n_trees, n_all_rows) uint8, each row's leaf per tree; ``deltas``: (n_trees, depth, 2**depth)
+    float32, how much split d moved the expected leaf value on the path to each leaf. Attributions add up
+    in float32 in tree, then depth order; ties go to the lower feature index (as numpy's argmax).
+    Returns (top feature indices (k, n), their attributions (k, n)). Rows go in blocks of 512 whose
+    (features, rows) sums stay in cache; one row at a time read the leaves 3x slower (a cache miss per tree).
+    """
+    n_trees, depth = split_features.shape
+    n = len(rows)
+    top = np.empty((k, n), np.int64)
+    pushes = np.empty((k, n), np.float32)
+    block = 512
+    work = np.zeros((n_features, block), np.float32)
+    leaf = np.empty(block, np.int64)
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        m = stop - start
+        work[:, :m] = 0.0
+        for t in range(n_trees):
+            tree_leaves = leaves[t]
+            for r in range(m):
+                leaf[r] = tree_leaves[rows[start + r]]
+            for d in range(depth):
+                delta = deltas[t, d]
+                sums = work[split_features[t, d]]
+                for r in range(m):
+                    sums[r] += delta[leaf[r]]
+        for r in range(m):
+            for i in range(k):
+                best = 0
+                for f in range(1, n_features):
+                    if work[f, r] > work[best, r]:
+                        best = f
+                top[i, start + r] = best
+                pushes[i, start + r] = work[best, r]
+                work[best, r] = -np.inf
+    return top, pushes
+
+
+# Per BMP code point, how a line's canonical form (cleaners.rulepack.canonical_line: str.split, then
+# str.casefold) treats it: KEEP as it is, SPACE (str.split splits there), or FOLD (casefold changes it: the
+# line goes through Python). Code points above U+FFFF are FOLD too (rare; emoji, old scripts).
+CHAR_KEEP, CHAR_SPACE, CHAR_FOLD = 0, 1, 2
+
+
+def char_classes() -> np.ndarray:
+    """The per-code-point table of :func:`canonical_line_keys` (built once at import, ~30 ms)."""
+    table = np.zeros(0x10000, np.uint8)
+    for code in range(0x10000):
+        char = chr(code)
+        if char.isspace():
+            table[code] = CHAR_SPACE
+        elif char.casefold() != char:
+            table[code] = CHAR_FOLD
+    return table
+
+
+CHAR_CLASSES = char_classes()
+_K1 = np.uint64(0x9E3779B97F4A7C15)
+_K2 = np.uint64(0xC2B2AE3D27D4EB4F)
+
+
+@numba.jit(**_JIT)
+def _mix(h: np.uint64, word: np.uint64) -> np.uint64:
+    h ^= word * _K1
+    h = (h << np.uint64(31)) | (h >> np.uint64(33))
+    return h * _K2
+
+
+@numba.jit(**_JIT)
+def _decode(buf: np.ndarray, p: int, end: int) -> tuple[int, int]:
+    """The code point starting at ``buf[p]`` (0x10000 for any above U+FFFF) and its width in bytes."""
+    c = buf[p]
+    if c < 0x80:
+        return np.int64(c), 1
+    if c >= 0xF0:
+        return 0x10000, 4
+    if c >= 0xE0 and p + 2 < end:
+        return ((np.int64(c) & 0x0F) << 12) | ((np.int64(buf[p + 1]) & 0x3F) << 6) | (np.int64(buf[p + 2]) & 0x3F), 3
+    if c >= 0xC0 and p + 1 < end:
+        return ((np.int64(c) & 0x1F) << 6) | (np.int64(buf[p + 1]) & 0x3F), 2
+    return np.int64(c), 1
+
+
+@numba.jit(**_JIT)
+def _stripped_chars(buf: np.ndarray, start: int, end: int, classes: np.ndarray) -> int:
+    """How many code points ``buf[start:end]`` has without the whitespace at its edges."""
+    chars = 0
+    for p in range(start, end):
+        chars += (buf[p] & 0xC0) != 0x80
+    p = start
+    while p < end:  # leading whitespace
+        code, width = _decode(buf, p, end)
+        if code >= 0x10000 or classes[code] != CHAR_SPACE:
+            break
+        chars -= 1
+        p += width
+    if p == end:
+        return 0
+    q = end
+    while q > p:  # trailing whitespace: back to the last character's first byte
+        first = q - 1
+        while first > p and (buf[first] & 0xC0) == 0x80:
+            first -= 1
+        code, _ = _decode(buf, first, q)
+        if code >= 0x10000 or classes[code] != CHAR_SPACE:
+            break
+        chars -= 1
+        q = first
+    return chars
+
+
+@numba.jit(**_JIT)
+def canonical_line_keys(buf: np.ndarray, max_chars: int, classes: np.ndarray, folded: bool, keys: np.ndarray,
+                        starts: np.ndarray, ends: np.ndarray, countable: np.ndarray, needs_python: np.ndarray) -> None:
+    """64-bit keys of the canonical forms of the lines ``buf[starts[i]:ends[i]]`` of UTF-8 ``buf``.
+
+    Canonical form (as cleaners.rulepack.canonical_line): split at whitespace (``classes`` == CHAR_SPACE,
+    the characters ``str.split`` and ``str.strip`` see), joined by one space, ASCII letters lower-cased.
+    A line is ``countable`` when its stripped form has 1 to ``max_chars`` code points; only those get a key.
+    A line with a character that case folding changes (``classes`` == CHAR_FOLD, or above U+FFFF) is marked
+    ``needs_python``: the caller folds it with ``str.casefold`` and keys the folded form with this kernel
+    again, ``folded=True`` (every character taken as it is: a canonical form keys as itself).
+    The canonical bytes go into the hash 8 at a time (a multiply per word, not per byte), then the length
+    and the SplitMix64 finalizer.
+    """
+    for i in range(len(starts)):
+        position = starts[i]
+        end = ends[i]
+        if _stripped_chars(buf, position, end, classes) > max_chars:
+            continue  # too long to count (most of the bytes are in such paragraphs): not hashed
+        h = np.uint64(0x243F6A8885A308D3)
+        word = np.uint64(0)
+        filled = 0
+        total = 0
+        chars = 0
+        stripped_chars = 0
+        pending_space = False
+        hashing = True
+        p = position
+        while p < end:
+            c = buf[p]
+            width = 1
+            if c < 128:
+                kind = classes[c]
+                b = np.uint64(c + 32) if 65 <= c <= 90 else np.uint64(c)
+                if kind == CHAR_SPACE:
+                    pending_space = chars > 0
+                    if chars > 0:
+                        chars += 1
+                    p += 1
+                    continue
+            else:
+                code, width = _decode(buf, p, end)
+                kind = CHAR_FOLD if code >= 0x10000 else classes[code]
+                if kind == CHAR_SPACE:
+                    pending_space = chars > 0
+                    if chars > 0:
+                        chars += 1
+                    p += width
+                    continue
+                if kind == CHAR_FOLD and not folded:
+                    needs_python[i] = True
+                    hashing = False
+                b = np.uint64(c)
+            chars += 1
+            stripped_chars = chars
+            if hashing:
+                if pending_space:
+                    word = (word << np.uint64(8)) | np.uint64(32)
+                    filled += 1
+                    total += 1
+                    if filled == 8:
+                        h = _mix(h, word)
+                        word = np.uint64(0)
+                        filled = 0
+                word = (word << np.uint64(8)) | b
+                filled += 1
+                total += 1
+                if filled == 8:
+                    h = _mix(h, word)
+                    word = np.uint64(0)
+                    filled = 0
+                for q in range(p + 1, min(p + width, end)):
+                    word = (word << np.uint64(8)) | np.uint64(buf[q])
+                    filled += 1
+                    total += 1
+                    if filled == 8:
+                        h = _mix(h, word)
+                        word = np.uint64(0)
+                        filled = 0
+            pending_space = False
+            p += width
+        countable[i] = 0 < stripped_chars <= max_chars
+        if countable[i] and hashing:
+            if filled:
+                h = _mix(h, word)
+            h ^= np.uint64(total)
+            h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+            h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+            h = h ^ (h >> np.uint64(31))
+            keys[i] = np.int64(h)
+
+
+@numba.jit(**_JIT)
+def line_byte_stats(b: np.ndarray, line_starts: np.ndarray, line_ends: np.ndarray, byte_class: np.ndarray,
+                    wordish: np.ndarray, powers: np.ndarray, symbols2: np.ndarray, symbols3: np.ndarray,
+                    n_classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                             np.ndarray]:
+    """The byte-level counts of the line classifier's features, in one pass over the batch's UTF-8 bytes
+    ``b`` (lines ``b[line_starts[i]:line_ends[i]]``, one ``\\n`` between them).
+
+    Per line: bytes per ``byte_class`` (the newline after a line counts in it), words (runs of ``wordish``
+    bytes) and those starting upper-case (class 2) or with a digit (class 3), and non-ASCII separator
+    symbols (2-byte sequences in ``symbols2``, 3-byte ones by their last two bytes in ``symbols3``, never in
+    the buffer's last two bytes). Per run of ASCII letters: its line and its 32-bit hash, the sum of each
+    lower-cased byte times ``powers[k % 32]`` modulo 2**32 (k: the byte's place in the run).
+    Returns (counts (n, n_classes) float32, words, upper words, digit words, symbols (n,) float32,
+    letter-run hashes uint64, letter-run lines int64).
+    """
+    n = len(line_starts)
+    total = len(b)
+    counts = np.zeros((n, n_classes), np.float32)
+    words = np.zeros(n, np.float32)
+    upper_words = np.zeros(n, np.float32)
+    digit_words = np.zeros(n, np.float32)
+    symbols = np.zeros(n, np.float32)
+    run_hash = np.empty(total // 2 + 1, np.uint64)
+    run_line = np.empty(total // 2 + 1, np.int64)
+    runs = 0
+    mask32 = np.uint64(0xFFFFFFFF)
+    for i in range(n):
+        start = line_starts[i]
+        end = min(line_ends[i] + 1, total)  # with the newline after it
+        previous_wordish = False
+        previous_letter = False
+        h = np.uint64(0)
+        k = 0
+        for p in range(start, end):
+            c = b[p]
+            kind = byte_class[c]
+            counts[i, kind] += 1
+            is_wordish = wordish[c]
+            if is_wordish and not previous_wordish:
+                words[i] += 1
+                if kind == 2:
+                    upper_words[i] += 1
+                elif kind == 3:
+                    digit_words[i] += 1
+            previous_wordish = is_wordish
+            is_letter = kind == 1 or kind == 2
+            if is_letter:
+                if not previous_letter:
+                    h = np.uint64(0)
+                    k = 0
+                    run_line[runs] = i
+                    runs += 1
+                h += (np.uint64(c | 32) * powers[k & 31]) & mask32
+                k += 1
+                run_hash[runs - 1] = h & mask32
+            previous_letter = is_letter
+            if c >= 0xC2 and p + 2 < total:
+                b1 = np.int64(b[p + 1])
+                b2 = np.int64(b[p + 2])
+                hit = False
+                if c == 0xC2:
+                    for s in symbols2:
+                        hit |= s == 0xC2 * 256 + b1
+                elif c == 0xE2:
+                    for s in symbols3:
+                        hit |= s == b1 * 256 + b2
+                if hit:
+                    symbols[i] += 1
+    return counts, words, upper_words, digit_words, symbols, run_hash[:runs].copy(), run_line[:runs].copy()
+
+
+@numba.jit(**_JIT)
+def _member(sorted_values: np.ndarray, value: np.uint64) -> int:
+    """Index of ``value`` in ``sorted_values``, or -1."""
+    at = np.searchsorted(sorted_values, value)
+    if at < len(sorted_values) and sorted_values[at] == value:
+        return at
+    return -1
+
+
+@numba.jit(**_JIT)
+def word_lexicon_counts(run_hash: np.ndarray, run_line: np.ndarray, n_lines: int, bloom: np.ndarray,
+                        stop_hashes: np.ndarray, unigram_hashes: np.ndarray, unigram_lexicon: np.ndarray,
+                        bigram_hashes: np.ndarray, bigram_lexicon: np.ndarray, n_lexicons: int,
+                        bigram_multiplier: np.uint64) -> tuple[np.ndarray, np.ndarray]:
+    """Per line: stopwords, and words or two-word phrases of each keyword lexicon, from the letter-run hashes
+    of :func:`line_byte_stats`. A word whose hash misses the Bloom filter is in no lexicon (most are not).
+    A phrase's hash is ``first * bigram_multiplier + second`` (uint64, wrapping), both words on one line.
+    Returns (stopwords (n_lines,), lexicon counts (n_lexicons, n_lines)), float32."""
+    stops = np.zeros(n_lines, np.float32)
+    lexicons = np.zeros((n_lexicons, n_lines), np.float32)
+    n = len(run_hash)
+    for i in range(n):
+        h = run_hash[i]
+        if not bloom[np.int64(h & np.uint64(4095))]:
+            continue
+        line = run_line[i]
+        if _member(stop_hashes, h) >= 0:
+            stops[line] += 1
+        at = _member(unigram_hashes, h)
+        if at >= 0:
+            lexicons[unigram_lexicon[at], line] += 1
+        if i + 1 < n and run_line[i + 1] == line:
+            at = _member(bigram_hashes, h * bigram_multiplier + run_hash[i + 1])
+            if at >= 0:
+                lexicons[bigram_lexicon[at], line] += 1
+    return stops, lexicons

@@ -1,0 +1,143 @@
+"""The compiled kernels give exactly what the plain numpy / Python forms they replaced gave."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cleaners import kernels
+from cleaners import linejudge as lj
+from cleaners.boilerplate import MAX_COUNTED_CHARS, line_hash, line_keys, text_line_keys
+from cleaners.rulepack import canonical_line
+
+TRICKY_LINES = [
+    "Share  THIS\u00a0article", "share this article", "", "   ", "x" * MAX_COUNTED_CHARS, "x" * (MAX_COUNTED_CHARS + 1),
+    "  padded  " + "y" * (MAX_COUNTED_CHARS - 1) + "\u3000 ", "a\x1cb", "A \t B", "ǅ x", "Straße", "STRASSE", "x\x85y",
+    "😀 Share", "😀 Other", "ÀB\u00a0c", "x\u3000y", "Ωmega ΣΑΣ", "é" * MAX_COUNTED_CHARS, "ﬁne", "Home | News | Sport",
+    "“Quoted” — dash…", "tab\tend\t", "İstanbul", "\u200bzero width",
+]
+
+
+def _reference_key(canonical: str) -> int:
+    """The kernel's hash written plainly: 8-byte big-endian words mixed in, then the length and SplitMix64."""
+    mask = (1 << 64) - 1
+    data = canonical.encode("utf-8", "surrogatepass")
+    h = 0x243F6A8885A308D3
+    for start in range(0, len(data), 8):
+        word = int.from_bytes(data[start:start + 8], "big")
+        h ^= (word * 0x9E3779B97F4A7C15) & mask
+        h = (((h << 31) | (h >> 33)) & mask) * 0xC2B2AE3D27D4EB4F & mask
+    h ^= len(data)
+    h = ((h ^ (h >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    h = ((h ^ (h >> 27)) * 0x94D049BB133111EB) & mask
+    h ^= h >> 31
+    return h - (1 << 64) if h >= 1 << 63 else h
+
+
+def test_line_keys_hash_the_canonical_form_and_count_only_short_lines() -> None:
+    lines = [line.strip() for line in TRICKY_LINES]
+    keys, countable = line_keys(lines)
+    for line, key, counted in zip(lines, keys.tolist(), countable.tolist(), strict=True):
+        assert counted == (0 < len(line) <= MAX_COUNTED_CHARS), line
+        assert key == (_reference_key(canonical_line(line)) if counted else 0), line
+    assert line_hash("share this article") == keys[1] == keys[0]
+    assert keys[TRICKY_LINES.index("Straße")] == keys[TRICKY_LINES.index("STRASSE")]  # case folding, in Python
+    assert keys[TRICKY_LINES.index("😀 Share")] != keys[TRICKY_LINES.index("😀 Other")]
+
+
+def test_text_line_keys_strip_each_line_as_str_strip_does() -> None:
+    text = "\n".join(TRICKY_LINES)
+    (keys, countable), = text_line_keys([text])
+    expected_keys, expected_countable = line_keys([line.strip() for line in TRICKY_LINES])
+    assert np.array_equal(keys, expected_keys) and np.array_equal(countable, expected_countable)
+    with pytest.raises(ValueError, match="newline"):
+        line_keys(["two\nlines"])
+
+
+def _random_model(rng: np.random.Generator, n_features: int, n_trees: int, depth: int) -> lj.Oblivious:
+    return lj.Oblivious({
+        "features": [f"f{i}" for i in range(n_features)], "bias": 0.25,
+        "split_f": rng.integers(0, n_features, (n_trees, depth)).tolist(),
+        "split_b": rng.normal(size=(n_trees, depth)).astype(np.float32).tolist(),
+        "leaves": rng.normal(size=(n_trees, 1 << depth)).astype(np.float32).tolist(),
+        "weights": rng.integers(1, 50, (n_trees, 1 << depth)).tolist(),
+    })
+
+
+def test_tree_scores_and_leaves_match_a_plain_evaluation() -> None:
+    rng = np.random.default_rng(7)
+    model = _random_model(rng, n_features=9, n_trees=40, depth=5)
+    columns = rng.normal(size=(9, 3000)).astype(np.float32)
+    columns[2, ::7] = np.nan
+    leaves = np.empty((40, 3000), np.uint8)
+    scores = model.raw_columns(columns, leaves_out=leaves)
+    expected = np.full(3000, np.float32(model.bias), np.float32)
+    for t, (features, borders, values) in enumerate(zip(model.split_f, model.split_b, model.leaves, strict=True)):
+        index = sum((columns[f] > b).astype(np.int64) << d for d, (f, b) in enumerate(zip(features, borders,
+                                                                                          strict=True)))
+        assert np.array_equal(leaves[t], index)
+        expected += values[index]
+    assert np.array_equal(scores, expected.astype(np.float64))
+
+
+def test_top_attributions_match_summing_every_feature_and_sorting() -> None:
+    from cleaners.linemodel import _leaf_deltas
+
+    rng = np.random.default_rng(11)
+    model = _random_model(rng, n_features=12, n_trees=30, depth=4)
+    columns = rng.normal(size=(12, 700)).astype(np.float32)
+    leaves = np.empty((30, 700), np.uint8)
+    model.raw_columns(columns, leaves_out=leaves)
+    deltas = _leaf_deltas(model)
+    rows = np.arange(3, 700, 5)
+    top, pushes = kernels.top_attributions(leaves, rows, model.split_f_table, deltas, 12, 3)
+    sums = np.zeros((12, len(rows)), np.float32)
+    for t in range(30):
+        for d, feature in enumerate(model.split_f[t].tolist()):
+            sums[feature] += deltas[t, d][leaves[t, rows]]
+    order = np.argsort(-sums, axis=0, kind="stable")[:3]
+    assert np.array_equal(top, order)
+    assert np.array_equal(pushes, np.take_along_axis(sums, order, axis=0))
+
+
+def _reference_byte_stats(b: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The numpy passes the byte kernel replaced (class histogram, words, letter-run hashes, symbols)."""
+    n, size = len(starts), len(b)
+    classes = lj._LUT[b]
+    line_of = np.repeat(np.arange(n), ends - starts + 1)[:size]
+    counts = np.bincount(line_of * lj.K + classes, minlength=n * lj.K).reshape(n, lj.K).astype(np.float32)
+    wordish = lj._WORDISH[b]
+    first = wordish.copy()
+    first[1:] &= ~wordish[:-1]
+    at = np.flatnonzero(first)
+    words = np.bincount(line_of[at], minlength=n).astype(np.float32)
+    upper = np.bincount(line_of[at][classes[at] == 2], minlength=n).astype(np.float32)
+    letters = np.flatnonzero((classes == 1) | (classes == 2))
+    run_starts = np.flatnonzero(np.concatenate([[True], letters[1:] != letters[:-1] + 1]))
+    place = np.arange(len(letters)) - np.repeat(run_starts, np.diff(np.append(run_starts, len(letters))))
+    contrib = (b[letters] | np.uint8(32)).astype(np.uint32) * lj._POW32[place & 31]
+    hashes = np.add.reduceat(contrib, run_starts).astype(np.uint64) & np.uint64(0xFFFFFFFF)
+    return counts, words, upper, hashes, line_of[letters[run_starts]]
+
+
+def test_byte_stats_match_the_numpy_passes() -> None:
+    lines = [line.strip() for line in TRICKY_LINES if line.strip()] + ["Hello World 42 times • menu » next", "ab\u00a9"]
+    b = np.frombuffer("\n".join(lines).encode("utf-8", "surrogatepass"), np.uint8)
+    breaks = np.flatnonzero(b == 10)
+    starts, ends = np.concatenate([[0], breaks + 1]), np.concatenate([breaks, [len(b)]])
+    counts, words, upper, _digits, symbols, hashes, run_lines = kernels.line_byte_stats(
+        b, starts, ends, lj._LUT, lj._WORDISH, lj._POW32, lj._SYM2_K, lj._SYM3_K, lj.K)
+    ref_counts, ref_words, ref_upper, ref_hashes, ref_lines = _reference_byte_stats(b, starts, ends)
+    assert np.array_equal(counts, ref_counts) and np.array_equal(words, ref_words)
+    assert np.array_equal(upper, ref_upper)
+    assert np.array_equal(hashes, ref_hashes) and np.array_equal(run_lines, ref_lines)
+    menu = len(lines) - 2
+    assert symbols[menu] == 2 and symbols[-1] == 0  # • and », not the © in the buffer's last two bytes
+
+
+def test_lexicon_counts_find_stopwords_keywords_and_phrases() -> None:
+    lines = ["Share this on Facebook", "Sign up for our newsletter", "the cat sat", "sign", "up now"]
+    features = lj.base_features(lj.Batch([lines], None))
+    assert features["nstop"].tolist() == [2, 3, 1, 0, 1]  # this on | up for our | the | - | up
+    assert features["kw_share"].tolist() == [2, 0, 0, 0, 0]  # share, facebook
+    assert features["kw_subscribe"].tolist() == [0, 2, 0, 0, 0]  # "sign up" and newsletter; not across lines
