@@ -13,7 +13,6 @@ the keys agree without normalizing twice.
 from __future__ import annotations
 
 import hashlib
-import itertools
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cleaners import kernels
+from cleaners import kernels, textbytes
 from cleaners.normalize import normalize_newlines
 from cleaners.rulepack import canonical_line
 
@@ -53,7 +52,7 @@ def line_hash(canonical: str) -> int:
     """A stable signed 64-bit hash of a canonical line (Python's ``hash`` is salted per process)."""
     if "\n" in canonical:
         raise ValueError("a canonical line has no newline in it")
-    return int(key_buffer(_encode(canonical), max_chars=len(canonical)).keys[0])
+    return int(key_buffer(textbytes.encode(canonical), max_chars=len(canonical)).keys[0])
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,13 +70,6 @@ class KeyedLines:
         return self.buf[self.starts[index]:self.ends[index]].decode("utf-8", "surrogatepass").strip()
 
 
-def _line_bounds(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Byte offsets where each ``\\n``-separated line of ``data`` starts and ends (numpy finds the newlines
-    with SIMD; a compiled byte loop was 4x slower)."""
-    breaks = np.flatnonzero(data == 10)
-    return np.concatenate([[0], breaks + 1]), np.concatenate([breaks, [len(data)]])
-
-
 def key_buffer(buf: bytes, max_chars: int = MAX_COUNTED_CHARS) -> KeyedLines:
     """Key every line of ``buf`` (UTF-8, lines separated by ``\\n``): the 64-bit key of the canonical form
     (:func:`~cleaners.rulepack.canonical_line`) of each line, stripped, and whether it is countable (not blank,
@@ -89,7 +81,7 @@ def key_buffer(buf: bytes, max_chars: int = MAX_COUNTED_CHARS) -> KeyedLines:
     2.3 s; this takes ~0.3 s.
     """
     data = np.frombuffer(buf, np.uint8)
-    starts, ends = _line_bounds(data)
+    starts, ends = textbytes.line_bounds(data)
     n = len(starts)
     keys = np.zeros(n, np.int64)
     countable = np.zeros(n, bool)
@@ -105,13 +97,9 @@ def key_buffer(buf: bytes, max_chars: int = MAX_COUNTED_CHARS) -> KeyedLines:
         m = len(lines)
         folded_keys = np.zeros(m, np.int64)
         kernels.canonical_line_keys(canonical, len(canonical) + 1, kernels.CHAR_CLASSES, True, folded_keys,
-                                    *_line_bounds(canonical), np.zeros(m, bool), np.zeros(m, bool))
+                                    *textbytes.line_bounds(canonical), np.zeros(m, bool), np.zeros(m, bool))
         keys[folded] = np.where(countable[folded], folded_keys, 0)
     return keyed
-
-
-def _encode(text: str) -> bytes:
-    return text.encode("utf-8", "surrogatepass")
 
 
 def line_keys(lines: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -120,19 +108,16 @@ def line_keys(lines: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(0, np.int64), np.zeros(0, bool)
     if any("\n" in line for line in lines):
         raise ValueError("line_keys takes lines without newlines in them; key a whole text with text_line_keys")
-    keyed = key_buffer(b"\n".join(map(_encode, lines)))
+    keyed = key_buffer(textbytes.join(lines))
     return keyed.keys, keyed.countable
 
 
 def text_line_keys(texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(keys, countable) of the lines of each text (newlines already normalized), in one pass over the batch.
-    Texts are encoded one by one and joined as bytes: joining them as str first widens every character to
-    the widest text's width."""
+    """(keys, countable) of the lines of each text (newlines already normalized), in one pass over the batch."""
     if not texts:
         return []
-    keyed = key_buffer(b"\n".join(map(_encode, texts)))
-    bounds = np.cumsum([0, *[text.count("\n") + 1 for text in texts]]).tolist()
-    return [(keyed.keys[a:b], keyed.countable[a:b]) for a, b in itertools.pairwise(bounds)]
+    keyed = key_buffer(textbytes.join(texts))
+    return list(zip(textbytes.per_text(keyed.keys, texts), textbytes.per_text(keyed.countable, texts), strict=True))
 
 
 @dataclass(slots=True)
@@ -158,7 +143,7 @@ class LineCounter:
         sizes: list[int] = []
         for source, text in docs:
             normalized = normalize_newlines(text)
-            data = _encode(normalized)
+            data = textbytes.encode(normalized)
             # The same document twice (syndication, re-scrapes) would make its whole text look like template.
             fingerprint = (source, hashlib.blake2b(data, digest_size=16).digest())
             if fingerprint in self._seen_content:

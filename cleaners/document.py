@@ -10,15 +10,16 @@ from __future__ import annotations
 import bisect
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Protocol
 
 import numpy as np
 
+from cleaners import textbytes
 from cleaners.boilerplate import LineStats, text_line_keys
-from cleaners.normalize import normalize_characters, normalize_layout, normalize_newlines
+from cleaners.normalize import normalize_characters, normalize_newlines
 from cleaners.rulepack import Action, Rule, RuleProgram, RuleSet, canonical_line
 from cleaners.types import CleanResult
 
@@ -226,10 +227,6 @@ def remove_source_boilerplate(doc: _Lines, source: str, counts: TemplateCounts, 
                                         f"source {source!r}: part of its page template")
 
 
-def _words(text: str) -> int:
-    return len(text.split())
-
-
 class Caution(IntEnum):
     """How sure the classifier must be to drop a line; each level drops a subset of the one before."""
 
@@ -278,6 +275,7 @@ class _Prepared:
     mojibake_fixed: bool
     source: str
     template: TemplateCounts | None
+    line_words: np.ndarray  # len(line.split()) of each line of the normalized text
 
 
 def _prepare_batch(items: Sequence[DocumentInput], rules: RuleSet, config: CleanConfig,
@@ -316,9 +314,10 @@ def _prepare_batch(items: Sequence[DocumentInput], rules: RuleSet, config: Clean
     keyed: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(items)
     if line_stats is not None:
         keyed = list(text_line_keys([normalize_newlines(item.text) for item in items]))
+    word_counts = textbytes.line_word_counts([normalized for normalized, _ in normalized_texts])
     prepared = []
-    for item, doc, title, program, hits, (normalized, fixed), doc_keys in zip(
-            items, docs, titles, programs, screened, normalized_texts, keyed, strict=True):
+    for item, doc, title, program, hits, (normalized, fixed), doc_keys, line_words in zip(
+            items, docs, titles, programs, screened, normalized_texts, keyed, word_counts, strict=True):
         metadata = apply_rules(doc, program, hits)
         explicit = dict(doc.removed)
         template = None
@@ -326,7 +325,8 @@ def _prepare_batch(items: Sequence[DocumentInput], rules: RuleSet, config: Clean
             template = template_counts(*doc_keys, item.source, line_stats, config)
         if template is not None:
             remove_source_boilerplate(doc, item.source, template, config)
-        prepared.append(_Prepared(doc, title, metadata, explicit, normalized, fixed, item.source, template))
+        prepared.append(_Prepared(doc, title, metadata, explicit, normalized, fixed, item.source, template,
+                                  line_words))
     return prepared
 
 
@@ -341,15 +341,25 @@ def _template_share(prepared: _Prepared) -> list[float]:
     return prepared.template.share_of_others().tolist()
 
 
-def _kept_text(doc: _Lines) -> str:
-    if not doc.removed:
-        return "\n".join(doc.lines)
-    return "\n".join([line for i, line in enumerate(doc.lines) if i not in doc.removed])
-
-
-def _removed_words(doc: _Lines) -> int:
-    stripped = doc.stripped
-    return sum([len(stripped[i].split()) for i in doc.removed])
+def _laid_out_text(doc: _Lines) -> str:
+    """The lines not removed, laid out as :func:`~cleaners.normalize.normalize_layout` lays out their text
+    (trailing spaces out, one blank line between paragraphs, none at the edges), without rebuilding the
+    text first: normalized text holds no whitespace but spaces and newlines, so a blank line is one whose
+    stripped form is empty."""
+    n = len(doc.lines)
+    removed = np.zeros(n, bool)
+    if doc.removed:
+        removed[list(doc.removed)] = True
+    blank = ~np.fromiter(map(bool, doc.stripped), bool, n)
+    kept = np.flatnonzero(~removed & ~blank)
+    if not len(kept):
+        return ""
+    blanks_before = np.cumsum(~removed & blank)
+    gap = np.zeros(len(kept), bool)
+    gap[1:] = blanks_before[kept[1:]] > blanks_before[kept[:-1]]
+    lines = doc.lines
+    return "".join([("\n\n" if g else "\n") + lines[i].rstrip(" ")
+                    for i, g in zip(kept.tolist(), gap.tolist(), strict=True)])[1:]
 
 
 def _finalize(prepared: _Prepared, config: CleanConfig,
@@ -358,22 +368,24 @@ def _finalize(prepared: _Prepared, config: CleanConfig,
     valves), then lay out. ``learned_drops``: the classifier's drops at its normal threshold, each with
     the most cautious :class:`Caution` level that still drops it."""
     doc = prepared.doc
-    all_words = _words(prepared.normalized)
+    line_words = prepared.line_words
+    all_words = int(line_words.sum())
+
+    def words_of(indices: Iterable[int]) -> int:
+        return int(line_words[list(indices)].sum())
+
     # The title's words, when it was taken out of the text (a declared title absent from it has none here).
-    title_words = sum([len(doc.stripped[i].split()) for i, removal in prepared.explicit.items()
-                       if removal[2] == TITLE_RULE])
-    total_words = all_words - title_words
+    total_words = all_words - words_of(i for i, removal in prepared.explicit.items() if removal[2] == TITLE_RULE)
     low_confidence = False
     if learned_drops:
-        stripped = doc.stripped
-        uncertain_words = sum([len(stripped[i].split()) for i, _, level in learned_drops if level == Caution.NORMAL])
+        uncertain_words = words_of(i for i, _, level in learned_drops if level == Caution.NORMAL)
         floor = Caution.CAUTIOUS if uncertain_words > config.max_uncertain_share * total_words else Caution.NORMAL
         for i, removed, level in learned_drops:
             if level >= floor:
                 doc.removed.setdefault(i, removed)
-    # Words never span lines, so the kept text's words are all words minus the removed lines' words
-    # (cheaper than splitting the kept text again). Layout changes no words: this is the clean text's count.
-    kept_words = all_words - _removed_words(doc)
+    # Words never span lines, so the kept text's words are all words minus the removed lines' words.
+    # Layout changes no words: this is the clean text's count.
+    kept_words = all_words - words_of(doc.removed)
     if len(doc.removed) > len(prepared.explicit) and total_words and kept_words / total_words < config.min_kept_share:
         # The learned steps would eat the document: keep the conservative result and say so; when even
         # that would eat it, only the rule packs' removals.
@@ -382,11 +394,11 @@ def _finalize(prepared: _Prepared, config: CleanConfig,
         for i, removed, level in learned_drops:
             if level == Caution.CONSERVATIVE:
                 doc.removed.setdefault(i, removed)
-        kept_words = all_words - _removed_words(doc)
+        kept_words = all_words - words_of(doc.removed)
         if len(doc.removed) > len(prepared.explicit) and kept_words / total_words < config.min_kept_share:
             doc.removed = dict(prepared.explicit)
-            kept_words = all_words - _removed_words(doc)
-    clean = normalize_layout(_kept_text(doc))
+            kept_words = all_words - words_of(doc.removed)
+    clean = _laid_out_text(doc)
     return CleanResult(
         text=clean,
         title=prepared.title,

@@ -379,3 +379,89 @@ def word_lexicon_counts(run_hash: np.ndarray, run_line: np.ndarray, n_lines: int
             if at >= 0:
                 lexicons[bigram_lexicon[at], line] += 1
     return stops, lexicons
+
+
+@numba.jit(**_JIT)
+def replace_odd_characters(data: np.ndarray, out: np.ndarray) -> int:
+    """Copy UTF-8 ``data`` into ``out`` (as long) with odd spaces as one space each and invisible or control
+    characters left out (cleaners.normalize: ``_ODD_SPACES`` plus NUL, ``_INVISIBLE``, ``_CONTROLS``);
+    ``\\n`` stays. Returns the length written, or -1 when nothing changed (``out`` is then not filled)."""
+    n = len(data)
+    p = 0
+    w = 0
+    changed = False
+    while p < n:
+        c = data[p]
+        width = 1
+        action = 0  # 0 keep, 1 space, 2 drop
+        if c < 0x80:
+            if c == 9 or c == 0:
+                action = 1
+            elif (c < 0x20 and c != 10 and c != 13) or c == 0x7F:
+                action = 2
+        elif c == 0xC2 and p + 1 < n:
+            width = 2
+            d = data[p + 1]
+            if d == 0xA0:
+                action = 1
+            elif d < 0xA0 or d == 0xAD:  # C1 controls U+0080-009F; soft hyphen U+00AD
+                action = 2
+        elif c == 0xE1 and p + 2 < n and data[p + 1] == 0x9A and data[p + 2] == 0x80:
+            width = 3
+            action = 1  # U+1680
+        elif c == 0xE2 and p + 2 < n:
+            width = 3
+            d = data[p + 1]
+            e = data[p + 2]
+            if d == 0x80 and (e <= 0x8A or e == 0xAF):  # U+2000-200A, U+202F
+                action = 1
+            elif d == 0x80 and 0x8B <= e <= 0x8D:  # U+200B-200D
+                action = 2
+            elif d == 0x81 and e == 0x9F:  # U+205F
+                action = 1
+            elif d == 0x81 and e == 0xA0:  # U+2060
+                action = 2
+        elif c == 0xE3 and p + 2 < n and data[p + 1] == 0x80 and data[p + 2] == 0x80:
+            width = 3
+            action = 1  # U+3000
+        elif c == 0xEF and p + 2 < n and data[p + 1] == 0xBB and data[p + 2] == 0xBF:
+            width = 3
+            action = 2  # U+FEFF
+        if action == 1:
+            out[w] = 32
+            w += 1
+            changed = True
+        elif action == 2:
+            changed = True
+        else:
+            for q in range(p, min(p + width, n)):
+                out[w] = data[q]
+                w += 1
+        p += width
+    return w if changed else -1
+
+
+@numba.jit(**_JIT)
+def line_word_counts(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Per line ``buf[starts[i]:ends[i]]`` of UTF-8 ``buf``: ``len(line.split())``, the words as Python's
+    ``str.split`` counts them (runs of characters that are not ``classes`` == CHAR_SPACE)."""
+    counts = np.zeros(len(starts), np.int64)
+    for i in range(len(starts)):
+        words = 0
+        in_word = False
+        p = starts[i]
+        end = ends[i]
+        while p < end:
+            c = buf[p]
+            if c < 0x80:
+                space = classes[c] == CHAR_SPACE
+                p += 1
+            else:
+                code, width = _decode(buf, p, end)
+                space = code < 0x10000 and classes[code] == CHAR_SPACE
+                p += width
+            if not space and not in_word:
+                words += 1
+            in_word = not space
+        counts[i] = words
+    return counts

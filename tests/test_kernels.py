@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -141,3 +143,20 @@ def test_lexicon_counts_find_stopwords_keywords_and_phrases() -> None:
     assert features["nstop"].tolist() == [2, 3, 1, 0, 1]  # this on | up for our | the | - | up
     assert features["kw_share"].tolist() == [2, 0, 0, 0, 0]  # share, facebook
     assert features["kw_subscribe"].tolist() == [0, 2, 0, 0, 0]  # "sign up" and newsletter; not across lines
+
+
+def test_odd_characters_as_the_regex_form_replaced_them() -> None:
+    from cleaners.normalize import _CONTROLS, _INVISIBLE, _ODD_SPACES, replace_odd_characters
+
+    spaces = frozenset(_ODD_SPACES + "\x00")
+    odd = re.compile(f"[{re.escape(_ODD_SPACES + _INVISIBLE + _CONTROLS)}]+")
+
+    def reference(text: str) -> str:
+        return odd.sub(lambda found: " " * sum(1 for c in found.group() if c in spaces), text)
+
+    every_bmp_character = "".join(chr(c) for c in range(0x10000) if not 0xD800 <= c <= 0xDFFF)
+    samples = [every_bmp_character, "plain text\nnext line", "a\u00a0\u200b\u00a0b\tc\x00d\x7f\x85e\ufeff",
+               "\u3000\u1680\u205f\u2060\u202f\u00ad end", "emoji 😀\u200d😀 and \ud800 surrogate", "", "\r\n"]
+    for text in samples:
+        assert replace_odd_characters(text) == reference(text)
+    assert replace_odd_characters("nothing odd") == "nothing odd"

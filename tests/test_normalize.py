@@ -36,3 +36,15 @@ def test_clean_text_does_not_go_through_ftfy() -> None:
 def test_layout() -> None:
     assert normalize_layout("\n\n  \na  \n\n\n\nb\n \nc\n\n") == "a\n\nb\n\nc"
     assert normalize_layout("a\nb") == "a\nb"
+
+
+def test_the_cleaners_layout_of_kept_lines_is_normalize_layout_of_their_text() -> None:
+    from cleaners.document import _laid_out_text, _Lines
+
+    text = "\n\n  \nTitle  \n  indented line \n\n\n\nremoved\nb\n \n\nc\nremoved too\n\nd  \n\n"
+    for removed in ([], [9], [9, 14], [3, 4, 9, 10, 14, 16], list(range(18))):
+        doc = _Lines.of(text)
+        for i in removed:
+            doc.remove(i, "test", "test")
+        kept = "\n".join(line for i, line in enumerate(doc.lines) if i not in doc.removed)
+        assert _laid_out_text(doc) == normalize_layout(kept), removed
