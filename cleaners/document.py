@@ -7,7 +7,6 @@ A line no rule names is kept.
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import re
 from collections.abc import Iterable, Sequence
@@ -65,7 +64,7 @@ class _Lines:
     @classmethod
     def of(cls, text: str) -> _Lines:
         lines = text.split("\n")
-        return cls(lines, [line.strip() for line in lines], {})
+        return cls(lines, list(map(str.strip, lines)), {})
 
     def remove(self, index: int, rule: str, reason: str) -> None:
         if index not in self.removed:
@@ -80,9 +79,6 @@ class _Lines:
                 if len(found) == k:
                     break
         return found
-
-    def nonblank(self) -> list[int]:
-        return [i for i, line in enumerate(self.stripped) if line and i not in self.removed]
 
     def alive(self) -> np.ndarray:
         """Mask of the lines still in the text: not blank, not removed."""
@@ -157,20 +153,19 @@ def apply_rules(doc: _Lines, program: RuleProgram, screened: Sequence[int]) -> d
     metadata: dict[str, str] = {}
     if program.screen is None or not screened:
         return metadata
-    ranks = doc.nonblank()
-    n = len(ranks)
-    hits = [(bisect.bisect_left(ranks, i), i) for i in screened if i not in doc.removed]
+    # Each line's rank among the lines still in the text (its distance from the edges, for rule zones).
+    alive = doc.alive()
+    before = np.cumsum(alive) - alive
+    n = int(before[-1] + alive[-1]) if len(alive) else 0
+    hits = [(int(before[i]), i) for i in screened if i not in doc.removed]
     cut_from: tuple[int, Rule] | None = None
     for rank, i in hits:
         line = doc.stripped[i]
-        for rule in program.rules:
+        for rule in program.matching_rules(line):
             if not rule.in_zone(rank, n - 1 - rank):
                 continue
-            found = rule.matches(line)
-            if found is None:
-                continue
             if rule.action is Action.METADATA and rule.metadata_column:
-                value = found.group("value").strip()
+                value = rule.matches(line).group("value").strip()
                 metadata.setdefault(rule.metadata_column, value)
                 doc.remove(i, rule.id, f"{rule.why} (moved to `{rule.metadata_column}`: {value!r})")
             elif rule.action is Action.CUT_REST:
@@ -249,8 +244,9 @@ class LineJudge(Protocol):
 
     version: str
 
-    def judge(self, docs: Sequence[Sequence[str]], template_share: Sequence[Sequence[float]]) -> Judgement:
-        """Judge every line of every document (blank lines included)."""
+    def judge(self, docs: Sequence[Sequence[str]], template_share: Sequence[Sequence[float] | np.ndarray],
+              stripped: bool = False) -> Judgement:
+        """Judge every line of every document (blank lines included); ``stripped``: the lines are stripped."""
         ...
 
     def decide(self, probabilities: np.ndarray, caution: Caution) -> np.ndarray:
@@ -330,15 +326,15 @@ def _prepare_batch(items: Sequence[DocumentInput], rules: RuleSet, config: Clean
     return prepared
 
 
-def _template_share(prepared: _Prepared) -> list[float]:
+def _template_share(prepared: _Prepared) -> np.ndarray:
     """Per line: the share of the source's *other* documents it appears on (0 for small sources).
 
     The classifier was trained with this feature computed within the training batch; here it comes
     from the run's and earlier runs' counts, so a daily batch of ten still sees the template.
     """
     if prepared.template is None:
-        return [0.0] * len(prepared.doc.lines)
-    return prepared.template.share_of_others().tolist()
+        return np.zeros(len(prepared.doc.lines))
+    return prepared.template.share_of_others()
 
 
 def _laid_out_text(doc: _Lines) -> str:
@@ -447,9 +443,9 @@ def clean_documents(
     prepared = _prepare_batch(items, rules, config, line_stats)
     if judge is None:
         return [_finalize(p, config) for p in prepared]
-    docs = [p.doc.lines for p in prepared]
+    docs = [p.doc.stripped for p in prepared]
     shares = [_template_share(p) for p in prepared]
-    judgement = judge.judge(docs, shares)
+    judgement = judge.judge(docs, shares, stripped=True)
     decisions: list[tuple[list[int], np.ndarray]] = []
     wanted_docs: list[np.ndarray] = []
     wanted_lines: list[np.ndarray] = []

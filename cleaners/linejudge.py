@@ -20,6 +20,7 @@ ignored: they get probability 1.0 = junk and carry no text).
 """
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections import Counter, defaultdict
@@ -192,32 +193,25 @@ def _seg_cumsum_excl(x, doc_start_per_line, idx_global):
 class Batch:
     """Flattened batch of documents (non-blank, stripped lines)."""
 
-    def __init__(self, docs, source_frac=None, sources=None):
+    def __init__(self, docs, source_frac=None, sources=None, stripped=False):
+        """docs: per document its lines (``stripped=True``: already stripped); source_frac: per document,
+        a sequence (or array) of one value per line."""
         self.sources = sources
-        lines, counts, ix_parts, fr = [], [], [], []
-        strip = str.strip
-        for d, doc in enumerate(docs):
-            st = list(map(strip, doc))
-            if all(st):
-                lines.extend(st); counts.append(len(st)); ix_parts.append(None)
-                if source_frac is not None:
-                    fr.extend(source_frac[d])
-            else:
-                keep = [j for j, x in enumerate(st) if x]
-                lines.extend([st[j] for j in keep]); counts.append(len(keep)); ix_parts.append(keep)
-                if source_frac is not None:
-                    fr.extend([source_frac[d][j] for j in keep])
+        per_doc = docs if stripped else [list(map(str.strip, doc)) for doc in docs]
+        sizes = np.fromiter(map(len, per_doc), np.int64, len(per_doc))
+        flat = [line for doc in per_doc for line in doc]
+        nonblank = np.fromiter(map(bool, flat), bool, len(flat))
+        keep = np.flatnonzero(nonblank)
         self.ndocs = len(docs)
-        self.lines = lines
-        counts = np.asarray(counts, np.int64)
-        self.doc_id = np.repeat(np.arange(len(docs)), counts)
-        if all(p is None for p in ix_parts):
-            starts = np.concatenate([[0], np.cumsum(counts)[:-1]]) if len(counts) else np.zeros(0, np.int64)
-            self.line_ix = np.arange(len(lines)) - np.repeat(starts, counts)
+        self.lines = flat if len(keep) == len(flat) else list(itertools.compress(flat, nonblank))
+        doc_of = np.repeat(np.arange(len(docs)), sizes)
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64) if len(sizes) else np.zeros(0, np.int64)
+        self.doc_id = doc_of[keep]
+        self.line_ix = keep - starts[self.doc_id]
+        if source_frac is not None and len(flat):
+            self.src = np.concatenate([np.asarray(f, np.float32) for f in source_frac])[keep]
         else:
-            self.line_ix = np.concatenate([np.arange(c) if p is None else np.asarray(p, np.int64)
-                                           for c, p in zip(counts, ix_parts, strict=False)]) if len(counts) else np.zeros(0, np.int64)
-        self.src = np.asarray(fr, np.float32) if source_frac is not None else np.zeros(len(lines), np.float32)
+            self.src = np.zeros(len(self.lines), np.float32)
         # Filled by LineJudge._run: the stage-1 probabilities, and for oblivious trees each line's stage-1
         # leaf per tree (the explanations' attributions are table lookups on them).
         self.p1 = None
@@ -536,8 +530,8 @@ class LineJudge:
         with open(path) as f:
             return cls(json.load(f))
 
-    def _run(self, docs, source_frac, sources=None):
-        batch = Batch(docs, source_frac, sources)
+    def _run(self, docs, source_frac, sources=None, stripped=False):
+        batch = Batch(docs, source_frac, sources, stripped)
         F = base_features(batch)
         if not batch.lines:
             return batch, F, None, None, np.zeros(0)

@@ -140,7 +140,8 @@ class LearnedLineJudge:
         self.stage1 = self.model.s1
         self.deltas = _leaf_deltas(self.stage1) if isinstance(self.stage1, linejudge.Oblivious) else None
 
-    def judge(self, docs: Sequence[Sequence[str]], template_share: Sequence[Sequence[float]]) -> Judgement:
+    def judge(self, docs: Sequence[Sequence[str]], template_share: Sequence[Sequence[float] | np.ndarray],
+              stripped: bool = False) -> Judgement:
         sizes = np.fromiter((len(d) for d in docs), np.int64, len(docs))
         offsets = np.concatenate([[0], np.cumsum(sizes)])
         flat = np.ones(int(offsets[-1]), np.float64)
@@ -150,8 +151,8 @@ class LearnedLineJudge:
         leaves: list[np.ndarray] = []
         rows = 0
         for first, last in _chunks(offsets, JUDGE_CHUNK_LINES):
-            batch, _features, c1, _, p = self.model._run([list(d) for d in docs[first:last]],
-                                                         [list(s) for s in template_share[first:last]])
+            batch, _features, c1, _, p = self.model._run(docs[first:last], template_share[first:last],
+                                                         stripped=stripped)
             flat_position = offsets[first:last][batch.doc_id] + batch.line_ix
             flat[flat_position] = p
             row_of[flat_position] = np.arange(rows, rows + len(flat_position))

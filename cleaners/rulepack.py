@@ -107,6 +107,7 @@ class RuleProgram:
     screen: Any  # a compiled RE2 pattern, or None when no rule applies
     longest: int
     _memo: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
+    _matching: dict[str, tuple[Rule, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, rules: tuple[Rule, ...]) -> RuleProgram:
@@ -133,6 +134,18 @@ class RuleProgram:
             matched = pc.match_substring_regex(array.take(pa.array(short)), f"^(?:{self.screen.pattern})$")
             out[short[matched.to_numpy(zero_copy_only=False)]] = True
         return out
+
+    def matching_rules(self, line: str) -> tuple[Rule, ...]:
+        """The rules whose pattern and length limit match the stripped ``line``, in order, zones aside.
+
+        Memoized (bounded): the lines that pass the screen are mostly template lines, repeated across a
+        source's documents; trying the rules one by one on each was 0.3 s of the dev set's cleaning."""
+        found = self._matching.get(line)
+        if found is None:
+            if len(self._matching) >= _MEMO_LIMIT:
+                self._matching.clear()
+            found = self._matching[line] = tuple(rule for rule in self.rules if rule.matches(line) is not None)
+        return found
 
     def screens(self, line: str) -> bool:
         """Whether any rule could match the stripped ``line`` (memoized; the memo is bounded)."""

@@ -37,7 +37,8 @@ class ScriptedJudge:
     def __init__(self, p_of: dict[str, float]) -> None:
         self.p_of = p_of
 
-    def judge(self, docs: Sequence[Sequence[str]], template_share: Sequence[Sequence[float]]) -> _ScriptedJudgement:
+    def judge(self, docs: Sequence[Sequence[str]], template_share: Sequence[Sequence[float] | np.ndarray],
+              stripped: bool = False) -> _ScriptedJudgement:
         return _ScriptedJudgement([np.array([self.p_of.get(line.strip(), 0.05) if line.strip() else 1.0
                                              for line in doc]) for doc in docs])
 
