@@ -163,14 +163,16 @@ class LineCounter:
         # Each line's sample: its first occurrence in the stream (np.unique returns first indices).
         distinct, first = np.unique(keys, return_index=True)
         samples = self.samples
-        new = [(key, position) for key, position in zip(distinct.tolist(), at[first].tolist(), strict=True)
-               if key not in samples]
-        if new:
-            positions = np.array([position for _, position in new], np.int64)
+        distinct_keys = distinct.tolist()
+        unseen = np.flatnonzero(np.fromiter(map(samples.__contains__, distinct_keys), bool, len(distinct_keys)) == 0)
+        if len(unseen):
+            # The unseen lines' bytes, decoded in one call (one decode per line was 0.25 s of the dev set's pass 1).
+            positions = at[first[unseen]]
             buf = keyed.buf
-            for (key, _), start, end in zip(new, keyed.starts[positions].tolist(), keyed.ends[positions].tolist(),
-                                            strict=True):
-                samples[key] = buf[start:end].decode("utf-8", "surrogatepass").strip()
+            chunks = b"\n".join([buf[start:end] for start, end in zip(keyed.starts[positions].tolist(),
+                                                                     keyed.ends[positions].tolist(), strict=True)])
+            lines = chunks.decode("utf-8", "surrogatepass").split("\n")
+            samples.update(zip(distinct[unseen].tolist(), map(str.strip, lines), strict=True))
         # Each document's distinct keys: sorted by (document, key), the first of each run.
         order = np.lexsort((keys, doc_of))
         keys, doc_of = keys[order], doc_of[order]
@@ -202,9 +204,9 @@ class LineCounter:
         counts = np.concatenate([np.zeros(0, np.int64), *[c for _, c in parts]])
         samples = self.samples
         return pa.Table.from_arrays([
-            pa.array(np.repeat(np.array(names, dtype=object), sizes).tolist() if names else [], pa.string()),
+            pa.array(names, pa.string()).take(pa.array(np.repeat(np.arange(len(names)), sizes))),
             pa.array(keys, pa.int64()),
-            pa.array([samples[key] for key in keys.tolist()], pa.string()),
+            pa.array(list(map(samples.__getitem__, keys.tolist())), pa.string()),
             pa.array(counts, pa.int64()),
             pa.array(np.repeat(np.array([self.docs[name] for name in names], np.int64), sizes), pa.int64()),
         ], schema=LINE_COUNTS_SCHEMA)
