@@ -58,20 +58,22 @@ class _Lines:
     """The document's lines and the decision taken on each; indices are 0-based."""
 
     lines: list[str]
-    stripped: list[str]  # each line without surrounding whitespace, computed once
+    stripped: list[str]     # each line without surrounding whitespace, computed once
     removed: dict[int, Removal]
+    nonblank: np.ndarray    # mask of the lines with text, computed once
 
     @classmethod
     def of(cls, text: str) -> _Lines:
         lines = text.split("\n")
-        return cls(lines, list(map(str.strip, lines)), {})
+        stripped = list(map(str.strip, lines))
+        return cls(lines, stripped, {}, np.fromiter(map(bool, stripped), bool, len(stripped)))
 
     def remove(self, index: int, rule: str, reason: str) -> None:
         if index not in self.removed:
             self.removed[index] = (index + 1, self.stripped[index], rule, reason)
 
     def first_nonblank(self, k: int) -> list[int]:
-        """The first ``k`` indices of :meth:`nonblank` (the title zone), without scanning the whole text."""
+        """The first ``k`` lines still in the text (the title zone), without scanning the whole text."""
         found: list[int] = []
         for i, line in enumerate(self.stripped):
             if line and i not in self.removed:
@@ -82,7 +84,7 @@ class _Lines:
 
     def alive(self) -> np.ndarray:
         """Mask of the lines still in the text: not blank, not removed."""
-        mask = np.fromiter(map(bool, self.stripped), bool, len(self.stripped))
+        mask = self.nonblank.copy()
         if self.removed:
             mask[list(self.removed)] = False
         return mask
@@ -346,7 +348,7 @@ def _laid_out_text(doc: _Lines) -> str:
     removed = np.zeros(n, bool)
     if doc.removed:
         removed[list(doc.removed)] = True
-    blank = ~np.fromiter(map(bool, doc.stripped), bool, n)
+    blank = ~doc.nonblank
     kept = np.flatnonzero(~removed & ~blank)
     if not len(kept):
         return ""

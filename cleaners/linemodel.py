@@ -97,6 +97,17 @@ def _reasons(model: LearnedLineJudge, columns: np.ndarray, leaves: np.ndarray, p
     return pc.binary_join_element_wise(*parts, "").to_pylist()
 
 
+@dataclass(frozen=True, slots=True)
+class _ScoredChunk:
+    """What one feature pass kept for explanations: its lines' stage-1 features (feature-major), each line's
+    stage-1 leaf per tree, and stage-1 probability. Kept per chunk: concatenating them for a whole batch
+    copied ~100 MB per 512 documents."""
+
+    columns: np.ndarray
+    leaves: np.ndarray | None
+    p1: np.ndarray
+
+
 @dataclass
 class Judgement:
     """Probabilities for one batch; the attributions that explain junk lines are computed on request,
@@ -104,10 +115,9 @@ class Judgement:
 
     probabilities: list[np.ndarray]  # per document, every line (blank lines: 1.0)
     _model: LearnedLineJudge
-    _columns: np.ndarray | None      # stage-1 features, feature-major, one column per non-blank line
-    _leaves: np.ndarray | None       # (n_trees, n_columns): each line's stage-1 leaf in each tree
-    _p1: np.ndarray                  # stage-1 (line alone) probability per non-blank line
-    _row_of: np.ndarray              # flat line position (document offset + line) -> column, -1 if blank
+    _chunks: list[_ScoredChunk]
+    _chunk_starts: np.ndarray        # the first row (non-blank line of the batch) of each chunk
+    _row_of: np.ndarray              # flat line position (document offset + line) -> row, -1 if blank
     _offsets: np.ndarray             # flat position of each document's first line
     _flat: np.ndarray                # the probabilities of all documents, end to end
 
@@ -118,13 +128,18 @@ class Judgement:
         rows = self._row_of[flat]
         out = ["blank line"] * len(rows)
         known = np.flatnonzero(rows >= 0)
-        if len(known) and self._columns is not None:
-            if self._leaves is None or self._model.deltas is None:
-                raise TypeError("explanations need an oblivious-tree stage 1 (leaf attributions); "
-                                f"{type(self._model.stage1).__name__} has none")
-            p = self._flat[flat[known]]
-            reasons = _reasons(self._model, self._columns, self._leaves, self._p1, rows[known], p)
-            for k, reason in zip(known.tolist(), reasons, strict=True):
+        if not len(known):
+            return out
+        if self._model.deltas is None or any(chunk.leaves is None for chunk in self._chunks):
+            raise TypeError("explanations need an oblivious-tree stage 1 (leaf attributions); "
+                            f"{type(self._model.stage1).__name__} has none")
+        owner = np.searchsorted(self._chunk_starts, rows[known], side="right") - 1
+        for index in np.unique(owner).tolist():
+            mine = known[owner == index]
+            chunk = self._chunks[index]
+            reasons = _reasons(self._model, chunk.columns, chunk.leaves, chunk.p1,
+                               rows[mine] - self._chunk_starts[index], self._flat[flat[mine]])
+            for k, reason in zip(mine.tolist(), reasons, strict=True):
                 out[k] = reason
         return out
 
@@ -146,9 +161,8 @@ class LearnedLineJudge:
         offsets = np.concatenate([[0], np.cumsum(sizes)])
         flat = np.ones(int(offsets[-1]), np.float64)
         row_of = np.full(int(offsets[-1]), -1, np.int64)
-        columns: list[np.ndarray] = []
-        p1_parts: list[np.ndarray] = []
-        leaves: list[np.ndarray] = []
+        chunks: list[_ScoredChunk] = []
+        starts: list[int] = []
         rows = 0
         for first, last in _chunks(offsets, JUDGE_CHUNK_LINES):
             batch, _features, c1, _, p = self.model._run(docs[first:last], template_share[first:last],
@@ -156,17 +170,12 @@ class LearnedLineJudge:
             flat_position = offsets[first:last][batch.doc_id] + batch.line_ix
             flat[flat_position] = p
             row_of[flat_position] = np.arange(rows, rows + len(flat_position))
-            rows += len(flat_position)
             if c1 is not None:
-                columns.append(c1)
-                p1_parts.append(batch.p1 if batch.p1 is not None else p)
-                if batch.leaves1 is not None:
-                    leaves.append(batch.leaves1)
+                starts.append(rows)
+                chunks.append(_ScoredChunk(c1, batch.leaves1, batch.p1 if batch.p1 is not None else p))
+            rows += len(flat_position)
         probabilities = np.split(flat, offsets[1:-1]) if len(docs) else []
-        c1_all = (columns[0] if len(columns) == 1 else np.concatenate(columns, axis=1)) if columns else None
-        p1_all = np.concatenate(p1_parts) if p1_parts else np.zeros(0)
-        leaves_all = np.concatenate(leaves, axis=1) if leaves and len(leaves) == len(columns) else None
-        return Judgement(probabilities, self, c1_all, leaves_all, p1_all, row_of, offsets[:-1], flat)
+        return Judgement(probabilities, self, chunks, np.asarray(starts, np.int64), row_of, offsets[:-1], flat)
 
     def decide(self, probabilities: np.ndarray, caution: Caution) -> np.ndarray:
         threshold = {Caution.NORMAL: self.threshold, Caution.CAUTIOUS: max(self.threshold, CAUTIOUS_THRESHOLD),
