@@ -352,29 +352,52 @@ def _member(sorted_values: np.ndarray, value: np.uint64) -> int:
     return -1
 
 
+def word_table(stop_hashes: set[int], unigram_lexicon: dict[int, int], bigram_first: set[int],
+               size: int = 8192) -> tuple[np.ndarray, ...]:
+    """An open-addressing table of the lexicons' word hashes for :func:`word_lexicon_counts`: (keys, used,
+    is stopword, unigram lexicon or -1, starts a phrase), ``size`` slots, slot ``hash % size`` then the next."""
+    keys = np.zeros(size, np.uint64)
+    used = np.zeros(size, bool)
+    stop = np.zeros(size, bool)
+    unigram = np.full(size, -1, np.int64)
+    first = np.zeros(size, bool)
+    for h in sorted(stop_hashes | set(unigram_lexicon) | bigram_first):
+        slot = h % size
+        while used[slot]:
+            slot = (slot + 1) % size
+        keys[slot], used[slot] = h, True
+        stop[slot] = h in stop_hashes
+        unigram[slot] = unigram_lexicon.get(h, -1)
+        first[slot] = h in bigram_first
+    return keys, used, stop, unigram, first
+
+
 @numba.jit(**_JIT)
-def word_lexicon_counts(run_hash: np.ndarray, run_line: np.ndarray, n_lines: int, bloom: np.ndarray,
-                        stop_hashes: np.ndarray, unigram_hashes: np.ndarray, unigram_lexicon: np.ndarray,
-                        bigram_hashes: np.ndarray, bigram_lexicon: np.ndarray, n_lexicons: int,
-                        bigram_multiplier: np.uint64) -> tuple[np.ndarray, np.ndarray]:
+def word_lexicon_counts(run_hash: np.ndarray, run_line: np.ndarray, n_lines: int, table_keys: np.ndarray,
+                        table_used: np.ndarray, table_stop: np.ndarray, table_unigram: np.ndarray,
+                        table_phrase_first: np.ndarray, bigram_hashes: np.ndarray, bigram_lexicon: np.ndarray,
+                        n_lexicons: int, bigram_multiplier: np.uint64) -> tuple[np.ndarray, np.ndarray]:
     """Per line: stopwords, and words or two-word phrases of each keyword lexicon, from the letter-run hashes
-    of :func:`line_byte_stats`. A word whose hash misses the Bloom filter is in no lexicon (most are not).
+    of :func:`line_byte_stats`, looked up in a :func:`word_table` (most words are in no lexicon: one probe).
     A phrase's hash is ``first * bigram_multiplier + second`` (uint64, wrapping), both words on one line.
     Returns (stopwords (n_lines,), lexicon counts (n_lexicons, n_lines)), float32."""
     stops = np.zeros(n_lines, np.float32)
     lexicons = np.zeros((n_lexicons, n_lines), np.float32)
     n = len(run_hash)
+    size = np.uint64(len(table_keys))
     for i in range(n):
         h = run_hash[i]
-        if not bloom[np.int64(h & np.uint64(4095))]:
+        slot = np.int64(h % size)
+        while table_used[slot] and table_keys[slot] != h:
+            slot = (slot + 1) % len(table_keys)
+        if not table_used[slot]:
             continue
         line = run_line[i]
-        if _member(stop_hashes, h) >= 0:
+        if table_stop[slot]:
             stops[line] += 1
-        at = _member(unigram_hashes, h)
-        if at >= 0:
-            lexicons[unigram_lexicon[at], line] += 1
-        if i + 1 < n and run_line[i + 1] == line:
+        if table_unigram[slot] >= 0:
+            lexicons[table_unigram[slot], line] += 1
+        if table_phrase_first[slot] and i + 1 < n and run_line[i + 1] == line:
             at = _member(bigram_hashes, h * bigram_multiplier + run_hash[i + 1])
             if at >= 0:
                 lexicons[bigram_lexicon[at], line] += 1

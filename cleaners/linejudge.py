@@ -70,22 +70,11 @@ for _i, (_k, _v) in enumerate(KEYWORDS.items()):
     for _ph in _parts[1:]:
         _a, _b = _ph.split()[:2]
         _bi[(_whash(_a) * int(_Q) + _whash(_b)) & _M64] = _i
-_UNI_H = np.array(sorted(_uni), dtype=np.uint64); _UNI_C = np.array([_uni[h] for h in sorted(_uni)], np.int64)
 _BI_H = np.array(sorted(_bi), dtype=np.uint64); _BI_C = np.array([_bi[h] for h in sorted(_bi)], np.int64)
 _POWW = np.array([pow(1469598103934665603, k + 1, 1 << 64) for k in range(64)], dtype=np.uint64)
-_STOP_H = np.array(sorted({_whash(w) for w in STOPWORDS}), dtype=np.uint64)
-
-
-_BLOOM = np.zeros(4096, bool)
-_BI_FIRST = [_whash(_ph.split()[0]) for _v in KEYWORDS.values() for _ph in _v.split('|')[1:]]
-for _h in list(_uni) + [_whash(w) for w in STOPWORDS] + _BI_FIRST:
-    _BLOOM[_h & 4095] = True
-
-
-def _lookup(sorted_h, h):
-    pos = np.searchsorted(sorted_h, h)
-    pos = np.minimum(pos, len(sorted_h) - 1)
-    return sorted_h[pos] == h, pos
+_BI_FIRST = {_whash(_ph.split()[0]) for _v in KEYWORDS.values() for _ph in _v.split('|')[1:]}
+# Stopwords, keyword words and first words of keyword phrases, by word hash (cleaners.kernels.word_table).
+_WORD_TABLE = kernels.word_table({_whash(w) for w in STOPWORDS}, _uni, _BI_FIRST)
 
 
 SYM_RE = re.compile(r"[|•»«·›‹►▶→©®™@#>/\\]")
@@ -244,7 +233,7 @@ def base_features(batch: Batch):
                                                                _SYM2_K, _SYM3_K, K)
     nbytes = (lend - lstart).astype(np.float32)
     nchars = nbytes - cnt[:, 9]
-    nstop, kw = kernels.word_lexicon_counts(wh, wl, n, _BLOOM, _STOP_H, _UNI_H, _UNI_C, _BI_H, _BI_C, len(KW_NAMES), _Q)
+    nstop, kw = kernels.word_lexicon_counts(wh, wl, n, *_WORD_TABLE, _BI_H, _BI_C, len(KW_NAMES), _Q)
     fb = b[lstart]; lbt = b[lend - 1]
     f_cls = _LUT[fb]
     l3 = np.where(lend - lstart >= 3, b[np.maximum(lend - 2, 0)].astype(np.int64) * 256 + lbt, 0)
