@@ -4,7 +4,8 @@ For each rendering (``raw_text``: block lines; ``raw_text_alt``: one text node p
 every dev record as one batch (``site`` is the source, as a real run's folders or URLs would be),
 scores it, and prints a table next to the baselines: keep-everything and datatrove's C4 line rules
 (``pip install 'boilerstrip[bench]'``; skipped with a note when missing). Speed is documents per second
-of the whole cleaner (both passes) on one core. The prediction for a document is its title and text,
+of the whole cleaner (both passes) on one core, after the compiled kernels are loaded (once per process,
+~0.7 s). The prediction for a document is its title and text,
 as an analyst reads the row.
 
     python bench/quality.py [--eval-dir DIR] [--rendering raw_text|raw_text_alt|both] [--limit N]
@@ -28,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.baselines import BASELINES, MissingBenchDependencyError
 from cleaners import load_rules
-from cleaners.batch import BatchItem, clean_batch
+from cleaners.batch import BatchItem, clean_batch, warm_up
 from cleaners.linemodel import default_judge
 
 DEFAULT_EVAL_DIR = Path(os.environ.get("EVAL_DIR", Path(__file__).resolve().parents[2] / "shared" / "eval"))
@@ -80,6 +81,7 @@ def main() -> None:
     methods: dict[str, Callable[[list[dict], str], list[str]]] = {"boilerstrip": boilerstrip}
     if not args.no_baselines:
         methods.update({name: per_document(fn) for name, fn in BASELINES.items()})
+    warm_up()  # numba's compilation or cache load, once per process: not in the documents/s
     rows = []
     per_dataset: dict[tuple[str, str], dict] = {}
     for rendering in renderings:

@@ -169,6 +169,15 @@ def explain(
             console.print(Text(f"        [{line.rule}] {line.reason}", style="dim"))
 
 
+@app.command("warm-up")
+def warm_up() -> None:
+    """Compile the cleaner's numba kernels once (or load them from numba's cache): the first run after
+    installing otherwise spends ~10 s doing it."""
+    from cleaners.batch import warm_up as compile_kernels
+
+    typer.echo(f"kernels ready in {compile_kernels():.1f} s")
+
+
 def main() -> None:
     app()
 

@@ -160,3 +160,14 @@ def test_odd_characters_as_the_regex_form_replaced_them() -> None:
     for text in samples:
         assert replace_odd_characters(text) == reference(text)
     assert replace_odd_characters("nothing odd") == "nothing odd"
+
+
+def test_warm_up_command_compiles_or_loads_the_kernels() -> None:
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    result = CliRunner().invoke(app, ["warm-up"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("kernels ready in ")
+    assert kernels.canonical_line_keys.signatures  # compiled (or loaded) for the types the cleaner uses
