@@ -44,7 +44,7 @@ def run(
                       "Parquet datasets are written under it.")],
     rules: Annotated[list[str] | None, typer.Option("--rules", help="Rule-pack file or folder to use "
                      "instead of the shipped packs (repeatable).")] = None,
-    shard_mb: Annotated[float, typer.Option(help="Input megabytes per task (a shard).", min=0.01)] = 8.0,
+    shard_mb: Annotated[float, typer.Option(help="Input megabytes per task (a shard).", min=0.01)] = 16.0,
     reprocess: Annotated[bool, typer.Option("--reprocess", help="Process every input again, even those "
                          "already ingested with the current rules (their old rows are replaced).")] = False,
     task_runner: Annotated[str | None, typer.Option(help="threads, processes or dask; or set "
