@@ -180,6 +180,23 @@ def _stripped_chars(buf: np.ndarray, start: int, end: int, classes: np.ndarray) 
 
 
 @numba.jit(**_JIT)
+def _hash_bytes(data: np.ndarray, size: int) -> np.int64:
+    """64-bit hash of ``data[:size]``: 8 bytes at a time (big-endian words; a multiply per word, not per
+    byte), then the length and the SplitMix64 finalizer."""
+    h = np.uint64(0x243F6A8885A308D3)
+    for start in range(0, size, 8):
+        word = np.uint64(0)
+        for q in range(start, min(start + 8, size)):
+            word = (word << np.uint64(8)) | np.uint64(data[q])
+        h = _mix(h, word)
+    h ^= np.uint64(size)
+    h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    h = h ^ (h >> np.uint64(31))
+    return np.int64(h)
+
+
+@numba.jit(**_JIT)
 def canonical_line_keys(buf: np.ndarray, max_chars: int, classes: np.ndarray, folded: bool, keys: np.ndarray,
                         starts: np.ndarray, ends: np.ndarray, countable: np.ndarray, needs_python: np.ndarray) -> None:
     """64-bit keys of the canonical forms of the lines ``buf[starts[i]:ends[i]]`` of UTF-8 ``buf``.
@@ -190,85 +207,48 @@ def canonical_line_keys(buf: np.ndarray, max_chars: int, classes: np.ndarray, fo
     A line with a character that case folding changes (``classes`` == CHAR_FOLD, or above U+FFFF) is marked
     ``needs_python``: the caller folds it with ``str.casefold`` and keys the folded form with this kernel
     again, ``folded=True`` (every character taken as it is: a canonical form keys as itself).
-    The canonical bytes go into the hash 8 at a time (a multiply per word, not per byte), then the length
-    and the SplitMix64 finalizer.
+    Each line's canonical bytes are written to a scratch buffer, then hashed by :func:`_hash_bytes`.
     """
+    longest = 0
     for i in range(len(starts)):
-        position = starts[i]
+        longest = max(longest, ends[i] - starts[i])
+    canonical = np.empty(longest + 1, np.uint8)  # never longer than the line: a space replaces >= 1 byte
+    for i in range(len(starts)):
         end = ends[i]
-        if _stripped_chars(buf, position, end, classes) > max_chars:
+        if _stripped_chars(buf, starts[i], end, classes) > max_chars:
             continue  # too long to count (most of the bytes are in such paragraphs): not hashed
-        h = np.uint64(0x243F6A8885A308D3)
-        word = np.uint64(0)
-        filled = 0
-        total = 0
-        chars = 0
-        stripped_chars = 0
+        size = 0
+        chars = 0  # code points since the first non-space one
+        stripped_chars = 0  # ... up to the last non-space one
         pending_space = False
-        hashing = True
-        p = position
+        p = starts[i]
         while p < end:
-            c = buf[p]
-            width = 1
-            if c < 128:
-                kind = classes[c]
-                b = np.uint64(c + 32) if 65 <= c <= 90 else np.uint64(c)
-                if kind == CHAR_SPACE:
-                    pending_space = chars > 0
-                    if chars > 0:
-                        chars += 1
-                    p += 1
-                    continue
-            else:
-                code, width = _decode(buf, p, end)
-                kind = CHAR_FOLD if code >= 0x10000 else classes[code]
-                if kind == CHAR_SPACE:
-                    pending_space = chars > 0
-                    if chars > 0:
-                        chars += 1
-                    p += width
-                    continue
-                if kind == CHAR_FOLD and not folded:
-                    needs_python[i] = True
-                    hashing = False
-                b = np.uint64(c)
+            code, width = _decode(buf, p, end)
+            kind = CHAR_FOLD if code >= 0x10000 else classes[code]
+            if kind == CHAR_SPACE:
+                pending_space = chars > 0
+                chars += chars > 0
+                p += width
+                continue
+            if kind == CHAR_FOLD and code >= 0x80 and not folded:
+                needs_python[i] = True  # the caller keys it (and decides whether it is countable)
+                break
             chars += 1
             stripped_chars = chars
-            if hashing:
-                if pending_space:
-                    word = (word << np.uint64(8)) | np.uint64(32)
-                    filled += 1
-                    total += 1
-                    if filled == 8:
-                        h = _mix(h, word)
-                        word = np.uint64(0)
-                        filled = 0
-                word = (word << np.uint64(8)) | b
-                filled += 1
-                total += 1
-                if filled == 8:
-                    h = _mix(h, word)
-                    word = np.uint64(0)
-                    filled = 0
-                for q in range(p + 1, min(p + width, end)):
-                    word = (word << np.uint64(8)) | np.uint64(buf[q])
-                    filled += 1
-                    total += 1
-                    if filled == 8:
-                        h = _mix(h, word)
-                        word = np.uint64(0)
-                        filled = 0
-            pending_space = False
+            if pending_space:
+                canonical[size] = 32
+                size += 1
+                pending_space = False
+            for q in range(p, min(p + width, end)):
+                byte = buf[q]
+                canonical[size] = byte + 32 if 65 <= byte <= 90 else byte
+                size += 1
             p += width
+        if needs_python[i]:
+            continue
         countable[i] = 0 < stripped_chars <= max_chars
-        if countable[i] and hashing:
-            if filled:
-                h = _mix(h, word)
-            h ^= np.uint64(total)
-            h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-            h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-            h = h ^ (h >> np.uint64(31))
-            keys[i] = np.int64(h)
+        if countable[i]:
+            keys[i] = _hash_bytes(canonical, size)
 
 
 @numba.jit(**_JIT)

@@ -434,14 +434,14 @@ class Oblivious:
         self.split_b_table = np.asarray(self.split_b, np.float32).reshape(len(self.split_b), -1)
         self.leaf_table = np.asarray(self.leaves, np.float32).reshape(len(self.leaves), -1)
 
-    def raw(self, X, block=16384):
+    def raw(self, X):
         """X: (n, F) matrix."""
-        return self.raw_columns(np.ascontiguousarray(np.asarray(X, np.float32).T), block)
+        return self.raw_columns(np.ascontiguousarray(np.asarray(X, np.float32).T))
 
-    def raw_columns(self, XT, block=None, leaves_out=None):
+    def raw_columns(self, XT, leaves_out=None):
         """XT: feature-major (F, n) float32 matrix (compiled: cleaners.kernels.oblivious_scores). ``leaves_out``:
         an optional (n_trees, n) uint8 array that receives each row's leaf in each tree (for attributions
-        without re-evaluating). ``block`` is accepted for compatibility and unused."""
+        without re-evaluating)."""
         XT = np.ascontiguousarray(XT, np.float32)
         record = leaves_out if leaves_out is not None else np.zeros((0, 0), np.uint8)
         return kernels.oblivious_scores(XT, self.split_f_table, self.split_b_table, self.leaf_table,

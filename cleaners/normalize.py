@@ -97,19 +97,3 @@ def normalize_characters(text: str) -> tuple[str, bool]:
     if not text.isascii():
         text = unicodedata.normalize("NFC", text)
     return replace_odd_characters(text), fixed
-
-
-def normalize_layout(text: str) -> str:
-    """Trailing spaces out, paragraphs separated by exactly one blank line, no blank edges."""
-    out: list[str] = []
-    blank = False
-    for line in text.split("\n"):
-        line = line.rstrip(" ")
-        if not line.strip():
-            blank = bool(out)
-            continue
-        if blank:
-            out.append("")
-            blank = False
-        out.append(line)
-    return "\n".join(out)

@@ -192,3 +192,13 @@ def test_counter_is_bounded_per_source_and_keeps_the_most_frequent_lines(monkeyp
     # The samples of reduced-away lines went with them: what is left is what the counts still hold.
     held = {key for summed in counter._sums.values() for key in summed.held_keys().tolist()}
     assert set(counter.samples) == held
+
+
+def test_counts_tables_of_another_version_are_not_used() -> None:
+    from cleaners.boilerplate import LINE_COUNTS_VERSION
+
+    table = _counter([("a.example", TEMPLATE + f"Story {i}.") for i in range(3)]).to_table()
+    assert LineStats.from_tables([table]).source_docs == {"a.example": 3}
+    metadata = {**table.schema.metadata, b"boilerstrip.schema_version": b"1"}
+    assert LINE_COUNTS_VERSION != "1"
+    assert LineStats.from_tables([table.replace_schema_metadata(metadata)]).source_docs == {}

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from cleaners.normalize import fix_mojibake, normalize_characters, normalize_layout
+from cleaners.document import _laid_out_text, _Lines
+from cleaners.normalize import fix_mojibake, normalize_characters
 
 
 def test_newlines_become_lf() -> None:
@@ -33,18 +34,34 @@ def test_clean_text_does_not_go_through_ftfy() -> None:
     assert normalize_characters(text) == (text, False)
 
 
+def _layout_reference(text: str) -> str:
+    """Layout written plainly on the kept text: trailing spaces out, one blank line between paragraphs,
+    none at the edges."""
+    out: list[str] = []
+    blank = False
+    for line in text.split("\n"):
+        line = line.rstrip(" ")
+        if not line.strip():
+            blank = bool(out)
+            continue
+        if blank:
+            out.append("")
+            blank = False
+        out.append(line)
+    return "\n".join(out)
+
+
 def test_layout() -> None:
-    assert normalize_layout("\n\n  \na  \n\n\n\nb\n \nc\n\n") == "a\n\nb\n\nc"
-    assert normalize_layout("a\nb") == "a\nb"
+    assert _laid_out_text(_Lines.of("\n\n  \na  \n\n\n\nb\n \nc\n\n")) == "a\n\nb\n\nc"
+    assert _laid_out_text(_Lines.of("a\nb")) == "a\nb"
+    assert _laid_out_text(_Lines.of("\n \n")) == ""
 
 
-def test_the_cleaners_layout_of_kept_lines_is_normalize_layout_of_their_text() -> None:
-    from cleaners.document import _laid_out_text, _Lines
-
+def test_the_layout_of_kept_lines_is_the_plain_layout_of_their_text() -> None:
     text = "\n\n  \nTitle  \n  indented line \n\n\n\nremoved\nb\n \n\nc\nremoved too\n\nd  \n\n"
     for removed in ([], [9], [9, 14], [3, 4, 9, 10, 14, 16], list(range(18))):
         doc = _Lines.of(text)
         for i in removed:
             doc.remove(i, "test", "test")
         kept = "\n".join(line for i, line in enumerate(doc.lines) if i not in doc.removed)
-        assert _laid_out_text(doc) == normalize_layout(kept), removed
+        assert _laid_out_text(doc) == _layout_reference(kept), removed
