@@ -16,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from cleaners import textbytes
+from cleaners import kernels, textbytes
 from cleaners.boilerplate import LineStats, text_line_keys
 from cleaners.normalize import normalize_characters, normalize_newlines
 from cleaners.rulepack import Action, Rule, RuleProgram, RuleSet, canonical_line
@@ -276,6 +276,42 @@ class _Prepared:
     line_words: np.ndarray  # len(line.split()) of each line of the normalized text
 
 
+def _screen_batch(programs: Sequence[RuleProgram], data: np.ndarray, line_starts: np.ndarray,
+                  line_ends: np.ndarray, sizes: np.ndarray, removed: np.ndarray) -> list[list[int]]:
+    """Per document, the lines that passed its rule program's screen (:meth:`RuleProgram.screen_lines`),
+    screened once per program over the batch's bytes.
+
+    A zone rule's zone counts the lines still in the text; only the title step has removed lines before
+    the rules run, so a line within ``zone_reach + removed`` non-blank lines of an edge is a candidate
+    (a superset of the lines any zone reaches: removing lines only brings lines closer to the edges).
+    """
+    starts, ends, chars, surrogate = kernels.strip_spaces(data, line_starts, line_ends)
+    doc_of = np.repeat(np.arange(len(sizes)), sizes)
+    first_line = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    nonblank = chars > 0
+    seen = np.cumsum(nonblank)
+    before_doc = np.concatenate([[0], seen])[first_line][doc_of]
+    rank_from_top = seen - nonblank - before_doc
+    nonblank_lines = np.bincount(doc_of, weights=nonblank, minlength=len(sizes)).astype(np.int64)[doc_of]
+    rank_from_bottom = nonblank_lines - 1 - rank_from_top
+    screened: list[list[int]] = [[] for _ in programs]
+    by_program: dict[int, list[int]] = {}
+    for index, program in enumerate(programs):
+        by_program.setdefault(id(program), []).append(index)
+    for members in by_program.values():
+        program = programs[members[0]]
+        if program.screen is None:
+            continue
+        mine = np.isin(doc_of, members) if len(members) < len(programs) else np.ones(len(doc_of), bool)
+        reach = program.zone_reach + removed[doc_of]
+        near_edge = mine & ((rank_from_top < reach) | (rank_from_bottom < reach))
+        passed = program.screen_lines(data, starts, ends, np.where(mine, chars, 0), surrogate & mine, near_edge)
+        hits = np.flatnonzero(passed)
+        for doc, line in zip(doc_of[hits].tolist(), (hits - first_line[doc_of[hits]]).tolist(), strict=True):
+            screened[doc].append(line)
+    return screened
+
+
 def _prepare_batch(items: Sequence[DocumentInput], rules: RuleSet, config: CleanConfig,
                    line_stats: LineStats | None) -> list[_Prepared]:
     """The explicit steps: characters, title, rule packs, then learned per-source template lines.
@@ -283,6 +319,8 @@ def _prepare_batch(items: Sequence[DocumentInput], rules: RuleSet, config: Clean
     The rule packs' screen runs once per batch and rule program over all lines (vectorized); the
     per-rule checks run only on the few lines that pass it.
     """
+    if not items:
+        return []
     docs: list[_Lines] = []
     titles: list[str | None] = []
     normalized_texts: list[tuple[str, bool]] = []
@@ -293,26 +331,19 @@ def _prepare_batch(items: Sequence[DocumentInput], rules: RuleSet, config: Clean
         docs.append(doc)
         normalized_texts.append(normalized)
     programs = [rules.program_for(item.source) for item in items]
-    screened: list[list[int]] = [[] for _ in items]
-    by_program: dict[int, list[int]] = {}
-    for index, program in enumerate(programs):
-        by_program.setdefault(id(program), []).append(index)
-    for members in by_program.values():
-        program = programs[members[0]]
-        lines = [line for index in members for line in docs[index].stripped]
-        hits = np.flatnonzero(program.screen_many(lines))
-        if not len(hits):
-            continue
-        starts = np.cumsum([0] + [len(docs[index].stripped) for index in members])
-        owner = np.searchsorted(starts, hits, side="right") - 1
-        for k, line in zip(owner.tolist(), (hits - starts[owner]).tolist(), strict=True):
-            screened[members[k]].append(line)
+    # The batch's normalized text as one UTF-8 buffer: the screen and the word counts read it in place.
+    sizes = np.fromiter((len(doc.lines) for doc in docs), np.int64, len(docs))
+    data = np.frombuffer(textbytes.join([normalized for normalized, _ in normalized_texts]), np.uint8)
+    line_starts, line_ends = textbytes.line_bounds(data)
+    word_counts = np.split(kernels.line_word_counts(data, line_starts, line_ends, kernels.CHAR_CLASSES),
+                           np.cumsum(sizes)[:-1])
+    screened = _screen_batch(programs, data, line_starts, line_ends, sizes,
+                             np.fromiter((len(doc.removed) for doc in docs), np.int64, len(docs)))
     # Template evidence: keys of the lines as pass 1 saw them (newlines normalized only); normalization
     # keeps the lines where they are, so line i is the same line in both.
     keyed: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(items)
     if line_stats is not None:
         keyed = list(text_line_keys([normalize_newlines(item.text) for item in items]))
-    word_counts = textbytes.line_word_counts([normalized for normalized, _ in normalized_texts])
     prepared = []
     for item, doc, title, program, hits, (normalized, fixed), doc_keys, line_words in zip(
             items, docs, titles, programs, screened, normalized_texts, keyed, word_counts, strict=True):

@@ -468,3 +468,51 @@ def line_word_counts(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, clas
             in_word = not space
         counts[i] = words
     return counts
+
+
+@numba.jit(**_JIT)
+def strip_spaces(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                                  np.ndarray]:
+    """Per line ``buf[starts[i]:ends[i]]`` of UTF-8 ``buf``: the bounds without the spaces at its edges, its
+    length in code points once stripped, and whether it holds a lone surrogate (``surrogatepass`` bytes
+    ED A0-BF: not UTF-8, so Arrow must not read it). Spaces are the only whitespace left in normalized
+    text (cleaners.normalize turns every other kind into a space or a newline), so this is ``str.strip``."""
+    n = len(starts)
+    first = np.empty(n, np.int64)
+    last = np.empty(n, np.int64)
+    chars = np.zeros(n, np.int64)
+    surrogate = np.zeros(n, np.bool_)
+    for i in range(n):
+        p = starts[i]
+        q = ends[i]
+        while p < q and buf[p] == 32:
+            p += 1
+        while q > p and buf[q - 1] == 32:
+            q -= 1
+        first[i] = p
+        last[i] = q
+        count = 0
+        for r in range(p, q):
+            c = buf[r]
+            count += (c & 0xC0) != 0x80
+            if c == 0xED and r + 1 < q and buf[r + 1] >= 0xA0:
+                surrogate[i] = True
+        chars[i] = count
+    return first, last, chars, surrogate
+
+
+@numba.jit(**_JIT)
+def gather_lines(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray,
+                                                                                                   np.ndarray]:
+    """The lines ``buf[starts[r]:ends[r]]`` for ``r`` in ``rows``, end to end, with int32 offsets: the data and
+    offsets buffers of an Arrow string array (no Python string per line)."""
+    offsets = np.empty(len(rows) + 1, np.int32)
+    offsets[0] = 0
+    total = 0
+    for k in range(len(rows)):
+        total += ends[rows[k]] - starts[rows[k]]
+        offsets[k + 1] = total
+    out = np.empty(total, np.uint8)
+    for k in range(len(rows)):
+        out[offsets[k]:offsets[k + 1]] = buf[starts[rows[k]]:ends[rows[k]]]
+    return out, offsets

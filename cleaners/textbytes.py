@@ -7,8 +7,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cleaners import kernels
-
 
 def encode(text: str) -> bytes:
     """UTF-8, with lone surrogates kept (as the rest of the pipeline keeps them)."""
@@ -33,11 +31,3 @@ def per_text(values: np.ndarray, texts: Sequence[str]) -> list[np.ndarray]:
     bounds = np.cumsum([0, *[text.count("\n") + 1 for text in texts]]).tolist()
     return [values[a:b] for a, b in itertools.pairwise(bounds)]
 
-
-def line_word_counts(texts: Sequence[str]) -> list[np.ndarray]:
-    """Per text, each line's ``len(line.split())``, in one compiled pass over the batch (splitting every
-    line in Python was a third of the cleaner's final step on the dev set)."""
-    if not texts:
-        return []
-    data = np.frombuffer(join(texts), np.uint8)
-    return per_text(kernels.line_word_counts(data, *line_bounds(data), kernels.CHAR_CLASSES), texts)

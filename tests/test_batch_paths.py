@@ -6,19 +6,42 @@ import re
 
 import numpy as np
 
-from cleaners import load_rules
+from cleaners import kernels, load_rules
 from cleaners.linemodel import default_judge
+from cleaners.rulepack import Zone
 
 
-def test_batch_screen_matches_the_per_line_screen() -> None:
+def _rule_could_match(program, line: str, near_edge: bool) -> bool:
+    """The per-rule reference: some rule that may apply at the line's place matches it within its limit."""
+    return any(rule.matches(line) is not None for rule in program.rules if near_edge or rule.zone is Zone.ANY)
+
+
+def test_batch_screen_passes_every_line_a_rule_matches_and_only_lines_the_combined_regex_matches() -> None:
     rules = load_rules()
     lines = [example for rule in rules.all_rules() for example in (*rule.examples_drop, *rule.examples_keep)]
-    lines += ["", "x" * 5000, "A normal sentence of an article, long enough to pass no rule at all."]
+    lines += ["", "x" * 5000, "A normal sentence of an article, long enough to pass no rule at all.",
+              "Share"]
     for source in ("unknown", "420intel.com"):
         program = rules.program_for(source)
-        expected = [bool(line) and len(line) <= program.longest and program.screens(line) for line in lines]
-        assert program.screen_many(lines).tolist() == expected
-        assert any(expected)
+        combined = [bool(line) and len(line) <= program.longest and program.screens(line) for line in lines]
+        surrogate = program.screen_many(["Share", "Share\ud800"]).tolist()
+        assert surrogate == [True, False]  # RE2 cannot read a lone surrogate: not screened, no crash
+        for near_edge in (True, False):
+            data = np.frombuffer("\n".join(lines).encode("utf-8", "surrogatepass"), np.uint8)
+            breaks = np.flatnonzero(data == 10)
+            bounds = kernels.strip_spaces(data, np.concatenate([[0], breaks + 1]),
+                                          np.concatenate([breaks, [len(data)]]))
+            passed = program.screen_lines(data, *bounds, np.full(len(lines), near_edge)).tolist()
+            for line, hit, combined_hit in zip(lines, passed, combined, strict=True):
+                if _rule_could_match(program, line, near_edge):
+                    assert hit, line
+                if hit:
+                    assert combined_hit, line
+            assert any(passed)
+        assert sum(program.screen_lines(data, *bounds, np.zeros(len(lines), bool))) < sum(combined)
+        # screen_many: zones aside, the same as near_edge everywhere.
+        assert program.screen_many(lines).tolist() == program.screen_lines(data, *bounds,
+                                                                           np.ones(len(lines), bool)).tolist()
 
 
 def test_explanations_name_the_model_probability_and_three_model_features() -> None:

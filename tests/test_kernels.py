@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import numpy as np
@@ -171,3 +172,18 @@ def test_warm_up_command_compiles_or_loads_the_kernels() -> None:
     assert result.exit_code == 0, result.output
     assert result.output.startswith("kernels ready in ")
     assert kernels.canonical_line_keys.signatures  # compiled (or loaded) for the types the cleaner uses
+
+
+def test_strip_spaces_bounds_and_lengths_match_str_strip() -> None:
+    lines = ["  two words  ", "", "   ", "é à ", " ☃x", "\ud800 lone", "plain"]
+    data = np.frombuffer("\n".join(lines).encode("utf-8", "surrogatepass"), np.uint8)
+    breaks = np.flatnonzero(data == 10)
+    first, last, chars, surrogate = kernels.strip_spaces(data, np.concatenate([[0], breaks + 1]),
+                                                          np.concatenate([breaks, [len(data)]]))
+    for i, line in enumerate(lines):
+        assert data[first[i]:last[i]].tobytes().decode("utf-8", "surrogatepass") == line.strip(" ")
+        assert chars[i] == len(line.strip(" "))
+        assert surrogate[i] == ("\ud800" in line)
+    out, offsets = kernels.gather_lines(data, first, last, np.array([4, 0, 6], np.int64))
+    assert [out[a:b].tobytes().decode() for a, b in itertools.pairwise(offsets.tolist())] == [
+        "☃x", "two words", "plain"]
