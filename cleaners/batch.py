@@ -26,11 +26,10 @@ def clean_batch(items: Sequence[BatchItem], rules: RuleSet, config: CleanConfig 
                 history: LineStats | None = None, judge: LineJudge | None = None,
                 batch_docs: int = 512) -> list[CleanResult]:
     """Pass 1 counts lines per source over ``items`` (plus ``history``), pass 2 cleans each item."""
-    counter = LineCounter()
+    counter = LineCounter(keep_samples=False)  # the counts are used here, never written: no line samples
     for start in range(0, len(items), batch_docs):
         counter.add_many([(item.source, item.text) for item in items[start:start + batch_docs]])
-    tables = [counter.to_table()]
-    stats = LineStats.from_tables(tables)
+    stats = counter.to_stats()
     if history is not None:
         stats = LineStats.merge(history, stats)
     results: list[CleanResult] = []

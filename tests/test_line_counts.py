@@ -202,3 +202,23 @@ def test_counts_tables_of_another_version_are_not_used() -> None:
     metadata = {**table.schema.metadata, b"boilerstrip.schema_version": b"1"}
     assert LINE_COUNTS_VERSION != "1"
     assert LineStats.from_tables([table.replace_schema_metadata(metadata)]).source_docs == {}
+
+
+def test_counter_stats_without_samples_equal_the_stats_of_its_table(monkeypatch) -> None:
+    import cleaners.boilerplate as boilerplate
+
+    monkeypatch.setattr(boilerplate, "MAX_LINES_PER_SOURCE", 3)  # the cap and the reductions too
+    docs = [("a.example", TEMPLATE + "\n".join(f"Unique {i}-{j}" for j in range(10))) for i in range(12)]
+    docs += [("b.example", f"Only line of b\nStory {i}") for i in range(3)] + [("c.example", "x" * 500)]
+    with_samples, without = LineCounter(), LineCounter(keep_samples=False)
+    for start in range(0, len(docs), 4):
+        with_samples.add_many(docs[start:start + 4])
+        without.add_many(docs[start:start + 4])
+    expected = LineStats.from_tables([with_samples.to_table()])
+    got = without.to_stats()
+    assert not without.samples and got.source_docs == expected.source_docs == {"a.example": 12, "b.example": 3}
+    assert got.per_source.keys() == expected.per_source.keys() == {"a.example", "b.example"}
+    for source, (keys, counts) in expected.per_source.items():
+        assert got.per_source[source][0].tolist() == keys.tolist()
+        assert got.per_source[source][1].tolist() == counts.tolist()
+    assert with_samples.to_stats().per_source.keys() == expected.per_source.keys()
