@@ -525,3 +525,217 @@ def gather_lines(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np
     for k in range(len(rows)):
         out[offsets[k]:offsets[k + 1]] = buf[starts[rows[k]]:ends[rows[k]]]
     return out, offsets
+
+
+@numba.jit(**_JIT)
+def document_context(doc_id: np.ndarray, n_docs: int, nw: np.ndarray, nstop: np.ndarray, endsent: np.ndarray,
+                     starts_lower: np.ndarray, starts_punct: np.ndarray, headers: np.ndarray, run_hash: np.ndarray,
+                     run_line: np.ndarray, powers: np.ndarray) -> tuple:
+    """The line classifier's document-context features (cleaners.linejudge.base_features), for lines grouped by
+    document (``doc_id`` non-decreasing), in one compiled pass per group of features. Each value is computed
+    with the dtypes and the order of additions of the numpy form it replaced, so the features are identical
+    (tests/test_kernels.py compares them); only the per-line loops moved here.
+
+    ``headers``: (4, n) float32, the lines that are section headers of each kind (short, with a keyword).
+    ``run_hash``/``run_line``: the letter-run hashes of :func:`line_byte_stats`; ``powers``: uint64 weights of a
+    run by its place in the line (capped at 63). Returns a tuple of per-line arrays, in the order unpacked by
+    ``base_features``.
+    """
+    n = len(doc_id)
+    doc_start = np.zeros(n_docs, np.int64)
+    doc_end = np.zeros(n_docs, np.int64)
+    for d in range(n_docs):
+        doc_start[d] = n
+    for i in range(n - 1, -1, -1):
+        doc_start[doc_id[i]] = i
+    for i in range(n):
+        doc_end[doc_id[i]] = i + 1
+    for d in range(n_docs):
+        if doc_start[d] == n:  # a document without lines
+            doc_start[d] = 0
+            doc_end[d] = 0
+    pos = np.empty(n, np.float32)
+    pos_rev = np.empty(n, np.float32)
+    rel = np.empty(n, np.float32)
+    nd = np.empty(n, np.float32)
+    doc_words = np.empty(n, np.float32)
+    wrel = np.empty(n, np.float32)
+    wshare = np.empty(n, np.float32)
+    avg_wpl = np.empty(n, np.float32)
+    dens = np.empty(n, np.float32)
+    dist_dense = np.empty(n, np.float32)
+    dist_long = np.empty(n, np.float32)
+    maxw = np.empty(n, np.float32)
+    # Letter-word hashes per line: each run weighted by its place in the line, summed (wrapping uint64).
+    first_run = np.zeros(n + 1, np.int64)
+    for r in range(len(run_line)):
+        first_run[run_line[r] + 1] += 1
+    for i in range(n):
+        first_run[i + 1] += first_run[i]
+    line_hash = np.zeros(n, np.uint64)
+    nwl = np.empty(n, np.int64)
+    for i in range(n):
+        h = np.uint64(0)
+        for r in range(first_run[i], first_run[i + 1]):
+            h += run_hash[r] * powers[min(r - first_run[i], 63)]
+        line_hash[i] = h
+        nwl[i] = first_run[i + 1] - first_run[i]
+    is_title = np.zeros(n, np.float32)
+    eq_title = np.zeros(n, np.float32)
+    in_title = np.zeros(n, np.float32)
+    title_in = np.zeros(n, np.float32)
+    dup = np.ones(n, np.float32)
+    headers_before = np.empty((4, n), np.float32)
+    headers_after = np.empty((4, n), np.float32)
+    for d in range(n_docs):
+        a = doc_start[d]
+        b = doc_end[d]
+        if a == b:
+            continue
+        lines = b - a
+        nd_value = np.float32(lines)
+        words = 0.0  # float64, as np.bincount's weighted sums
+        for i in range(a, b):
+            words += np.float64(nw[i])
+        doc_words_value = np.float32(words)
+        before = 0.0
+        best_dense = -1
+        best_long = -1
+        for i in range(a, b):
+            p = i - a
+            pos[i] = np.float32(p)
+            pos_rev[i] = np.float32(np.float64(nd_value - np.float32(1)) - np.float64(p))
+            rel[i] = np.float32(np.float64(p) / np.float64(max(nd_value - np.float32(1), np.float32(1))))
+            nd[i] = nd_value
+            doc_words[i] = doc_words_value
+            wrel[i] = np.float32(before) / max(doc_words_value, np.float32(1))
+            wshare[i] = nw[i] / max(doc_words_value, np.float32(1))
+            avg_wpl[i] = doc_words_value / max(nd_value, np.float32(1))
+            before += np.float64(nw[i])
+            lo = max(i - 3, a)
+            hi = min(i + 4, b)
+            window = 0.0
+            for j in range(lo, hi):
+                window += np.float64(nw[j])
+            dens[i] = np.float32(window / (hi - lo))
+            if best_dense < 0 or dens[i] > dens[best_dense]:
+                best_dense = i
+            if best_long < 0 or nw[i] > nw[best_long]:
+                best_long = i
+        for i in range(a, b):
+            dist_dense[i] = np.float32(i - best_dense) / max(nd_value, np.float32(1))
+            dist_long[i] = np.float32(i - best_long) / max(nd_value, np.float32(1))
+            maxw[i] = nw[best_long]
+        # The title (first line) against each later line, by letter-word hashes.
+        title_hash = line_hash[a]
+        title_words = nwl[a]
+        is_title[a] = 1.0
+        for i in range(a + 1, b):
+            m = nwl[i]
+            if m == 0:
+                continue
+            if line_hash[i] == title_hash and m == title_words:
+                eq_title[i] = 1.0
+            if 3 <= m < title_words:
+                prefix = np.uint64(0)
+                for k in range(m):
+                    prefix += run_hash[first_run[a] + k] * powers[min(k, 63)]
+                in_title[i] = prefix == line_hash[i]
+            if title_words >= 3 and m > title_words:
+                prefix = np.uint64(0)
+                for k in range(title_words):
+                    prefix += run_hash[first_run[i] + k] * powers[min(k, 63)]
+                title_in[i] = prefix == title_hash
+        # Lines of the document with the same letter-word hash.
+        order = np.argsort(line_hash[a:b])
+        k = 0
+        while k < lines:
+            e = k
+            while e + 1 < lines and line_hash[a + order[e + 1]] == line_hash[a + order[k]]:
+                e += 1
+            for q in range(k, e + 1):
+                i = a + order[q]
+                if nwl[i] > 0:
+                    dup[i] = np.float32(e - k + 1)
+            k = e + 1
+        # Section headers seen before and after each line.
+        for kind in range(4):
+            total = 0.0
+            for i in range(a, b):
+                total += np.float64(headers[kind, i])
+            seen = 0.0
+            for i in range(a, b):
+                h = np.float64(headers[kind, i])
+                headers_before[kind, i] = np.float32(min(seen, 5.0))
+                headers_after[kind, i] = np.float32(min(total - seen - h, 5.0))
+                seen += h
+    # Sentence blocks: a line continues the block above when that one does not end a sentence and this one
+    # starts lower-case or with punctuation.
+    block = np.empty(n, np.int64)
+    current = -1
+    for i in range(n):
+        continues = (pos[i] > 0 and endsent[i - 1] == 0
+                     and (starts_lower[i] == 1 or starts_punct[i] == 1))
+        if not continues:
+            current += 1
+        block[i] = current
+    n_blocks = current + 1
+    block_words = np.zeros(n_blocks, np.float64)
+    block_stops = np.zeros(n_blocks, np.float64)
+    block_lines = np.zeros(n_blocks, np.int64)
+    block_last = np.zeros(n_blocks, np.int64)
+    for i in range(n):
+        block_words[block[i]] += np.float64(nw[i])
+        block_stops[block[i]] += np.float64(nstop[i])
+        block_lines[block[i]] += 1
+        block_last[block[i]] = i
+    blk_w = np.empty(n, np.float32)
+    blk_n = np.empty(n, np.float32)
+    blk_stop = np.empty(n, np.float32)
+    blk_end = np.empty(n, np.float32)
+    for i in range(n):
+        g = block[i]
+        blk_w[i] = np.float32(block_words[g])
+        blk_n[i] = np.float32(block_lines[g])
+        blk_stop[i] = np.float32(block_stops[g] / max(block_words[g], 1.0))
+        blk_end[i] = endsent[block_last[g]]
+    return (doc_start, doc_end, pos, pos_rev, rel, nd, doc_words, wrel, wshare, avg_wpl, line_hash, nwl, is_title,
+            eq_title, in_title, title_in, dup, dens, dist_dense, dist_long, maxw, block, blk_w, blk_n, blk_stop,
+            blk_end, headers_before, headers_after)
+
+
+@numba.jit(**_JIT)
+def neighbour_features(values: np.ndarray, doc_id: np.ndarray, doc_start: np.ndarray, doc_end: np.ndarray,
+                       shifts: np.ndarray, windowed: np.ndarray, widths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row of ``values`` (float32, lines of documents end to end) at each of ``shifts`` within the line's
+    document (-1 outside it), and the rows ``windowed`` averaged over each of ``widths`` lines either side
+    (clipped to the document). The averages take differences of one float64 running sum over all lines, as the
+    numpy form did, so they are identical to it. Returns ((rows x shifts, n), (windowed x widths, n)) float32."""
+    m, n = values.shape
+    shifted = np.empty((m * len(shifts), n), np.float32)
+    for f in range(m):
+        for s in range(len(shifts)):
+            k = shifts[s]
+            out = shifted[f * len(shifts) + s]
+            for i in range(n):
+                j = i + k
+                if 0 <= j < n and doc_id[j] == doc_id[i]:
+                    out[i] = values[f, j]
+                else:
+                    out[i] = np.float32(-1.0)
+    means = np.empty((len(windowed) * len(widths), n), np.float32)
+    running = np.empty(n + 1, np.float64)
+    for w in range(len(windowed)):
+        row = values[windowed[w]]
+        running[0] = 0.0
+        for i in range(n):
+            running[i + 1] = running[i] + np.float64(row[i])
+        for s in range(len(widths)):
+            width = widths[s]
+            out = means[w * len(widths) + s]
+            for i in range(n):
+                d = doc_id[i]
+                lo = max(i - width, doc_start[d])
+                hi = min(i + width + 1, doc_end[d])
+                out[i] = np.float32((running[hi] - running[lo]) / (hi - lo))
+    return shifted, means

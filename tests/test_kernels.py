@@ -187,3 +187,35 @@ def test_strip_spaces_bounds_and_lengths_match_str_strip() -> None:
     out, offsets = kernels.gather_lines(data, first, last, np.array([4, 0, 6], np.int64))
     assert [out[a:b].tobytes().decode() for a, b in itertools.pairwise(offsets.tolist())] == [
         "☃x", "two words", "plain"]
+
+
+def test_document_features_match_the_numpy_passes() -> None:
+    from pathlib import Path
+
+    from tests.feature_reference import reference_base_features
+
+    seed = (Path(__file__).parent.parent / "data" / "raw").glob("*.txt")
+    docs = [path.read_text(encoding="utf-8").split("\n") for path in sorted(seed)]
+    words = ["the", "council", "met", "on", "tuesday", "to", "discuss", "budget", "which", "has", "grown", "by",
+             "four", "percent"]
+    rng = np.random.default_rng(7)
+    for d in range(40):  # titles repeated or prefixed, sentence blocks, section headers, duplicates, blank lines
+        title = " ".join(rng.choice(words, int(rng.integers(1, 9))))
+        lines = [title, "", f"{title} - Example News", title[: len(title) // 2], "Leave a comment", "Related stories"]
+        lines += [" ".join(rng.choice(words, int(rng.integers(0, 30)))) + rng.choice(["", ".", ",", "!"])
+                  for _ in range(int(rng.integers(0, 60)))]
+        lines += ["Share this", "Copyright 2024 Example", lines[-1] if len(lines) > 6 else "x"] * (d % 3)
+        docs.append(lines)
+    docs.insert(3, ["", "  "])  # a document with no text
+    source_share = [np.where(rng.random(len(doc)) < 0.3, rng.random(len(doc)), 0.0) for doc in docs]
+    got = lj.base_features(lj.Batch(docs, source_share))
+    expected = reference_base_features(lj.Batch(docs, source_share))
+    assert got.keys() == expected.keys()
+    for name, values in expected.items():
+        if name == "_ctx":
+            for part, array in values.items():
+                assert np.array_equal(got[name][part], array), part
+        else:
+            assert np.array_equal(np.asarray(got[name], np.float32), np.asarray(values, np.float32)), name
+    assert got["eq_title"].sum() > 0 and got["in_title"].sum() > 0 and got["hdr_cmt_after"].sum() > 0
+    assert got["dup"].max() > 1 and got["blk_n"].max() > 1
