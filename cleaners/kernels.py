@@ -739,3 +739,87 @@ def neighbour_features(values: np.ndarray, doc_id: np.ndarray, doc_start: np.nda
                 hi = min(i + width + 1, doc_end[d])
                 out[i] = np.float32((running[hi] - running[lo]) / (hi - lo))
     return shifted, means
+
+
+@numba.jit(**_JIT)
+def _put_hundredths(out: np.ndarray, w: int, k: int) -> int:
+    """Write the integer ``k`` / 100 in decimal: no trailing zeros or point ("1", "0.5", "-3.14"); zero is "0"."""
+    if k < 0:
+        out[w] = 45  # "-"
+        w += 1
+        k = -k
+    whole = k // 100
+    frac = k % 100
+    size = 1
+    rest = whole // 10
+    while rest:
+        size += 1
+        rest //= 10
+    for q in range(size - 1, -1, -1):  # the integer part's digits, written from the last
+        out[w + q] = 48 + whole % 10
+        whole //= 10
+    w += size
+    if frac:
+        out[w] = 46  # "."
+        out[w + 1] = 48 + frac // 10
+        w += 2
+        if frac % 10:
+            out[w] = 48 + frac % 10
+            w += 1
+    return w
+
+
+@numba.jit(**_JIT)
+def _put(out: np.ndarray, w: int, text: np.ndarray) -> int:
+    """Copy ``text`` to ``out`` at ``w``; returns where it ends."""
+    for q in range(len(text)):
+        out[w + q] = text[q]
+    return w + len(text)
+
+
+@numba.jit(**_JIT)
+def format_reasons(head: np.ndarray, alone: np.ndarray, towards: np.ndarray, names: np.ndarray,
+                   name_offsets: np.ndarray, p: np.ndarray, p_alone: np.ndarray, top: np.ndarray, values: np.ndarray,
+                   pushes: np.ndarray, push_sign: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The line classifier's reasons, as ASCII bytes end to end with offsets (cleaners.linemodel._reasons):
+    ``{head}{p}{alone}{p_alone}{towards}`` then per top feature ``{name}={value} ({+ when push_sign}{push})``,
+    joined by ", ". Numbers come as hundredths (int64: the value rounded to 2 decimals, times 100) and read
+    as decimals without trailing zeros. ``names``: the feature names' bytes end to end, name ``f`` at
+    ``names[name_offsets[f]:name_offsets[f + 1]]``; ``top``/``values``/``pushes``/``push_sign``: (k, n)."""
+    n = len(p)
+    k = top.shape[0]
+    longest = 0
+    for f in range(len(name_offsets) - 1):
+        longest = max(longest, name_offsets[f + 1] - name_offsets[f])
+    per_row = len(head) + len(alone) + len(towards) + 2 * 22 + k * (2 + longest + 1 + 22 + 3 + 22 + 1)
+    out = np.empty(n * per_row, np.uint8)
+    offsets = np.empty(n + 1, np.int64)
+    offsets[0] = 0
+    w = 0
+    for r in range(n):
+        w = _put(out, w, head)
+        w = _put_hundredths(out, w, p[r])
+        w = _put(out, w, alone)
+        w = _put_hundredths(out, w, p_alone[r])
+        w = _put(out, w, towards)
+        for j in range(k):
+            if j:
+                out[w] = 44
+                out[w + 1] = 32
+                w += 2
+            f = top[j, r]
+            w = _put(out, w, names[name_offsets[f]:name_offsets[f + 1]])
+            out[w] = 61  # "="
+            w += 1
+            w = _put_hundredths(out, w, values[j, r])
+            out[w] = 32
+            out[w + 1] = 40  # " ("
+            w += 2
+            if push_sign[j, r]:
+                out[w] = 43  # "+"
+                w += 1
+            w = _put_hundredths(out, w, pushes[j, r])
+            out[w] = 41  # ")"
+            w += 1
+        offsets[r + 1] = w
+    return out[:w], offsets

@@ -219,3 +219,29 @@ def test_document_features_match_the_numpy_passes() -> None:
             assert np.array_equal(np.asarray(got[name], np.float32), np.asarray(values, np.float32)), name
     assert got["eq_title"].sum() > 0 and got["in_title"].sum() > 0 and got["hdr_cmt_after"].sum() > 0
     assert got["dup"].max() > 1 and got["blk_n"].max() > 1
+
+
+def test_reasons_read_hundredths_as_decimals_without_trailing_zeros() -> None:
+    from cleaners.linemodel import _hundredths
+
+    def decimal(value: float) -> str:  # the plain form: 2 decimals, trailing zeros and point dropped, no "-0"
+        text = f"{value:.2f}".rstrip("0").rstrip(".")
+        return "0" if text in ("-0", "") else text
+
+    values = np.array([0.0, -0.0, -0.001, 0.004, 0.005, 0.015, 0.1, 1.0, 12.5, -3.14159, 123456.789, 1e6, 0.996],
+                      np.float64)
+    names = [b"lw", b"kw_share", b"x"]
+    n = len(values)
+    top = np.array([[0] * n, [1] * n, [2] * n], np.int64)
+    cube = np.stack([values, -values, values * 3])
+    data, offsets = kernels.format_reasons(np.frombuffer(b"H:", np.uint8), np.frombuffer(b";A=", np.uint8),
+                                           np.frombuffer(b";T:", np.uint8), np.frombuffer(b"".join(names), np.uint8),
+                                           np.array([0, 2, 10, 11], np.int64), _hundredths(values),
+                                           _hundredths(values[::-1]), top, _hundredths(cube), _hundredths(cube),
+                                           cube >= 0)
+    text = data.tobytes().decode("ascii")
+    for r in range(n):
+        rounded = [float(np.round(v * 100) / 100) for v in (values[r], values[::-1][r], *cube[:, r])]
+        features = ", ".join(f"{name.decode()}={decimal(v)} ({'+' if c >= 0 else ''}{decimal(v)})"
+                             for name, v, c in zip(names, rounded[2:], cube[:, r], strict=True))
+        assert text[offsets[r]:offsets[r + 1]] == f"H:{decimal(rounded[0])};A={decimal(rounded[1])};T:{features}"
