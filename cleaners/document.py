@@ -61,12 +61,21 @@ class _Lines:
     stripped: list[str]     # each line without surrounding whitespace, computed once
     removed: dict[int, Removal]
     nonblank: np.ndarray    # mask of the lines with text, computed once
+    # The text as UTF-8 with each line's byte bounds (a view of the batch's buffer when cleaned in a batch).
+    encoded: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @classmethod
     def of(cls, text: str) -> _Lines:
         lines = text.split("\n")
         stripped = list(map(str.strip, lines))
         return cls(lines, stripped, {}, np.fromiter(map(bool, stripped), bool, len(stripped)))
+
+    def utf8(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(bytes, line starts, line ends) of the text."""
+        if self.encoded is None:
+            data = np.frombuffer(textbytes.encode("\n".join(self.lines)), np.uint8)
+            self.encoded = (data, *textbytes.line_bounds(data))
+        return self.encoded
 
     def remove(self, index: int, rule: str, reason: str) -> None:
         if index not in self.removed:
@@ -339,6 +348,8 @@ def _prepare_batch(items: Sequence[DocumentInput], rules: RuleSet, config: Clean
                            np.cumsum(sizes)[:-1])
     screened = _screen_batch(programs, data, line_starts, line_ends, sizes,
                              np.fromiter((len(doc.removed) for doc in docs), np.int64, len(docs)))
+    for doc, (first, last) in zip(docs, itertools.pairwise(np.cumsum([0, *sizes.tolist()]).tolist()), strict=True):
+        doc.encoded = (data, line_starts[first:last], line_ends[first:last])
     # Template evidence: keys of the lines as pass 1 saw them (newlines normalized only); normalization
     # keeps the lines where they are, so line i is the same line in both.
     keyed: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(items)
@@ -372,30 +383,34 @@ def _template_share(prepared: _Prepared) -> np.ndarray:
 
 def _laid_out_text(doc: _Lines) -> str:
     """The lines not removed, laid out: trailing spaces out, one blank line between paragraphs, none at the
-    edges. Works on the line arrays, without rebuilding the text first (rebuilding and re-splitting it was a
-    third of the final step on the dev set); normalized text holds no whitespace but spaces and newlines, so
-    a blank line is one whose stripped form is empty."""
-    n = len(doc.lines)
-    removed = np.zeros(n, bool)
+    edges. One compiled pass over the text's bytes (cleaners.kernels.lay_out): joining the kept lines in
+    Python was two thirds of the final step on the dev set."""
+    removed = np.zeros(len(doc.lines), bool)
     if doc.removed:
         removed[list(doc.removed)] = True
-    blank = ~doc.nonblank
-    kept = np.flatnonzero(~removed & ~blank)
-    if not len(kept):
-        return ""
-    blanks_before = np.cumsum(~removed & blank)
-    gap = np.zeros(len(kept), bool)
-    gap[1:] = blanks_before[kept[1:]] > blanks_before[kept[:-1]]
-    lines = doc.lines
-    return "".join([("\n\n" if g else "\n") + lines[i].rstrip(" ")
-                    for i, g in zip(kept.tolist(), gap.tolist(), strict=True)])[1:]
+    data, starts, ends = doc.utf8()
+    return kernels.lay_out(data, starts, ends, removed).tobytes().decode("utf-8", "surrogatepass")
 
 
-def _finalize(prepared: _Prepared, config: CleanConfig,
-              learned_drops: Sequence[tuple[int, Removal, int]] = ()) -> CleanResult:
+@dataclass(frozen=True, slots=True)
+class _LearnedDrops:
+    """The classifier's drops in one document at its normal threshold: the lines, each one's most cautious
+    :class:`Caution` level that still drops it, and their removal records."""
+
+    lines: np.ndarray    # int64 line indices, ascending
+    levels: np.ndarray   # int8 Caution values
+    removals: list[Removal]
+
+    def at_least(self, level: int) -> dict[int, Removal]:
+        """The removals of the lines dropped at ``level`` and every more cautious one."""
+        chosen = self.levels >= level
+        return dict(zip(self.lines[chosen].tolist(), itertools.compress(self.removals, chosen.tolist()),
+                        strict=True))
+
+
+def _finalize(prepared: _Prepared, config: CleanConfig, learned: _LearnedDrops | None = None) -> CleanResult:
     """Apply the learned removals at the level of caution the document needs (uncertainty and safety
-    valves), then lay out. ``learned_drops``: the classifier's drops at its normal threshold, each with
-    the most cautious :class:`Caution` level that still drops it."""
+    valves), then lay out. ``learned``: the classifier's drops (its candidates are lines still in the text)."""
     doc = prepared.doc
     line_words = prepared.line_words
     all_words = int(line_words.sum())
@@ -406,12 +421,10 @@ def _finalize(prepared: _Prepared, config: CleanConfig,
     # The title's words, when it was taken out of the text (a declared title absent from it has none here).
     total_words = all_words - words_of(i for i, removal in prepared.explicit.items() if removal[2] == TITLE_RULE)
     low_confidence = False
-    if learned_drops:
-        uncertain_words = words_of(i for i, _, level in learned_drops if level == Caution.NORMAL)
+    if learned is not None and len(learned.lines):
+        uncertain_words = int(line_words[learned.lines[learned.levels == Caution.NORMAL]].sum())
         floor = Caution.CAUTIOUS if uncertain_words > config.max_uncertain_share * total_words else Caution.NORMAL
-        for i, removed, level in learned_drops:
-            if level >= floor:
-                doc.removed.setdefault(i, removed)
+        doc.removed.update(learned.at_least(floor))
     # Words never span lines, so the kept text's words are all words minus the removed lines' words.
     # Layout changes no words: this is the clean text's count.
     kept_words = all_words - words_of(doc.removed)
@@ -420,9 +433,8 @@ def _finalize(prepared: _Prepared, config: CleanConfig,
         # that would eat it, only the rule packs' removals.
         low_confidence = True
         doc.removed = dict(prepared.explicit)
-        for i, removed, level in learned_drops:
-            if level == Caution.CONSERVATIVE:
-                doc.removed.setdefault(i, removed)
+        if learned is not None:
+            doc.removed.update(learned.at_least(Caution.CONSERVATIVE))
         kept_words = all_words - words_of(doc.removed)
         if len(doc.removed) > len(prepared.explicit) and kept_words / total_words < config.min_kept_share:
             doc.removed = dict(prepared.explicit)
@@ -479,7 +491,7 @@ def clean_documents(
     docs = [p.doc.stripped for p in prepared]
     shares = [_template_share(p) for p in prepared]
     judgement = judge.judge(docs, shares, stripped=True)
-    decisions: list[tuple[list[int], np.ndarray]] = []
+    decisions: list[tuple[np.ndarray, np.ndarray]] = []
     wanted_docs: list[np.ndarray] = []
     wanted_lines: list[np.ndarray] = []
     for index, (p, probs) in enumerate(zip(prepared, judgement.probabilities, strict=True)):
@@ -490,7 +502,7 @@ def clean_documents(
         # Levels nest: a line spared at one level is spared at the more cautious ones.
         level = (judge.decide(probs[candidates], Caution.CAUTIOUS).astype(np.int8)
                  + judge.decide(probs[candidates], Caution.CONSERVATIVE))
-        decisions.append((candidates.tolist(), level))
+        decisions.append((candidates, level))
         wanted_docs.append(np.full(len(candidates), index))
         wanted_lines.append(candidates)
     # One explanation call for the whole batch (attributions and their text are vectorized).
@@ -498,10 +510,10 @@ def clean_documents(
                                           np.concatenate(wanted_lines) if wanted_lines else np.zeros(0, np.int64)))
     results = []
     for p, (candidates, level) in zip(prepared, decisions, strict=True):
-        texts = map(p.doc.stripped.__getitem__, candidates)
-        removals = list(zip([i + 1 for i in candidates], texts, itertools.repeat(MODEL_RULE),
-                            itertools.islice(reasons, len(candidates))))
-        results.append(_finalize(p, config, list(zip(candidates, removals, level.tolist(), strict=True))))
+        lines = candidates.tolist()
+        removals = list(zip([i + 1 for i in lines], map(p.doc.stripped.__getitem__, lines),
+                            itertools.repeat(MODEL_RULE), itertools.islice(reasons, len(lines))))
+        results.append(_finalize(p, config, _LearnedDrops(candidates, level, removals)))
     return results
 
 

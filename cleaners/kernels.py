@@ -823,3 +823,38 @@ def format_reasons(head: np.ndarray, alone: np.ndarray, towards: np.ndarray, nam
             w += 1
         offsets[r + 1] = w
     return out[:w], offsets
+
+
+@numba.jit(**_JIT)
+def lay_out(data: np.ndarray, starts: np.ndarray, ends: np.ndarray, removed: np.ndarray) -> np.ndarray:
+    """The UTF-8 text of the lines ``data[starts[i]:ends[i]]`` not ``removed``, laid out: trailing spaces out,
+    blank lines (only spaces: normalized text has no other whitespace) left out at the edges and between two
+    kept lines folded into one (paragraph breaks kept), lines joined by newlines."""
+    size = 0
+    for i in range(len(starts)):
+        size += ends[i] - starts[i] + 2
+    out = np.empty(size, np.uint8)
+    w = 0
+    written = False
+    gap = False
+    for i in range(len(starts)):
+        if removed[i]:
+            continue
+        start = starts[i]
+        end = ends[i]
+        while end > start and data[end - 1] == 32:
+            end -= 1
+        if end == start:
+            gap = True
+            continue
+        if written:
+            out[w] = 10
+            w += 1
+            if gap:
+                out[w] = 10
+                w += 1
+        out[w:w + end - start] = data[start:end]
+        w += end - start
+        written = True
+        gap = False
+    return out[:w]

@@ -386,10 +386,10 @@ def test_sigkill_at_random_moments_never_leaves_a_corrupt_or_duplicated_output(
                 with path.open("a") as handle:
                     handle.write(f"\n{_update_line(path, updates[path])}\n")
             extra, what = [], f"{share:.0%} changed"
-        # A random moment of the run, weighted towards its write phase (the first three quarters of the fixed
+        # A random moment of the run, weighted towards its write phase (the first 90% of the fixed
         # cost are process start, imports and loading the compiled kernels: nothing to break there; with a
         # faster cleaner the write phase is a smaller part of the run, and half of it drew too few hits).
-        delay = rng.uniform(0.75 * startup, startup + share * (full - startup))
+        delay = rng.uniform(0.9 * startup, startup + share * (full - startup))
         proc = start_run(server, [root], out, log, *args, *extra)
         try:
             try:
