@@ -393,24 +393,32 @@ def word_lexicon_counts(run_hash: np.ndarray, run_line: np.ndarray, n_lines: int
     return stops, lexicons
 
 
+# The bytes that may start a character replace_odd_characters changes: controls but LF and CR, DEL, and the
+# lead bytes of the 2- and 3-byte sequences it looks at. Every other byte is copied as it is.
+_MAY_CHANGE = np.zeros(256, np.bool_)
+_MAY_CHANGE[[c for c in range(0x20) if c not in (10, 13)] + [0x7F, 0xC2, 0xE1, 0xE2, 0xE3, 0xEF]] = True
+
+
 @numba.jit(**_JIT)
 def replace_odd_characters(data: np.ndarray, out: np.ndarray) -> int:
     """Copy UTF-8 ``data`` into ``out`` (as long) with odd spaces as one space each and invisible or control
     characters left out (cleaners.normalize: ``_ODD_SPACES`` plus NUL, ``_INVISIBLE``, ``_CONTROLS``);
-    ``\\n`` stays. Returns the length written, or -1 when nothing changed (``out`` is then not filled)."""
+    ``\\n`` stays. Returns the length written, or -1 when nothing changed (``out`` is then not filled).
+    Only the bytes in ``_MAY_CHANGE`` (a constant of the compiled code) are looked at; the runs between
+    changes are copied as slices (byte by byte, the pass took 3 ns a byte on the dev set)."""
     n = len(data)
     p = 0
     w = 0
-    changed = False
+    copied = 0  # data[:copied] is in out[:w]
     while p < n:
         c = data[p]
+        if not _MAY_CHANGE[c]:
+            p += 1
+            continue
         width = 1
         action = 0  # 0 keep, 1 space, 2 drop
         if c < 0x80:
-            if c == 9 or c == 0:
-                action = 1
-            elif (c < 0x20 and c != 10 and c != 13) or c == 0x7F:
-                action = 2
+            action = 1 if c == 9 or c == 0 else 2
         elif c == 0xC2 and p + 1 < n:
             width = 2
             d = data[p + 1]
@@ -439,18 +447,20 @@ def replace_odd_characters(data: np.ndarray, out: np.ndarray) -> int:
         elif c == 0xEF and p + 2 < n and data[p + 1] == 0xBB and data[p + 2] == 0xBF:
             width = 3
             action = 2  # U+FEFF
+        if action == 0:
+            p += width
+            continue
+        out[w:w + p - copied] = data[copied:p]
+        w += p - copied
         if action == 1:
             out[w] = 32
             w += 1
-            changed = True
-        elif action == 2:
-            changed = True
-        else:
-            for q in range(p, min(p + width, n)):
-                out[w] = data[q]
-                w += 1
         p += width
-    return w if changed else -1
+        copied = p
+    if copied == 0:  # set only after a change
+        return -1
+    out[w:w + n - copied] = data[copied:n]
+    return w + n - copied
 
 
 @numba.jit(**_JIT)
