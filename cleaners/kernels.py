@@ -523,9 +523,9 @@ def strip_spaces(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple
 @numba.jit(**_JIT)
 def gather_lines(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray,
                                                                                                    np.ndarray]:
-    """The lines ``buf[starts[r]:ends[r]]`` for ``r`` in ``rows``, end to end, with int32 offsets: the data and
-    offsets buffers of an Arrow string array (no Python string per line)."""
-    offsets = np.empty(len(rows) + 1, np.int32)
+    """The lines ``buf[starts[r]:ends[r]]`` for ``r`` in ``rows``, end to end, with their int64 offsets: the
+    buffers of an Arrow string array (cleaners.textbytes.arrow_strings), no Python string per line."""
+    offsets = np.empty(len(rows) + 1, np.int64)
     offsets[0] = 0
     total = 0
     for k in range(len(rows)):
@@ -868,3 +868,32 @@ def lay_out(data: np.ndarray, starts: np.ndarray, ends: np.ndarray, removed: np.
         written = True
         gap = False
     return out[:w]
+
+
+@numba.jit(**_JIT)
+def strip_whitespace(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray,
+                                                                                                          np.ndarray]:
+    """Per line ``buf[starts[i]:ends[i]]`` of UTF-8 ``buf``: its bounds without the whitespace at its edges, as
+    ``str.strip`` sees whitespace (``classes`` == CHAR_SPACE; nothing above U+FFFF is whitespace)."""
+    first = np.empty(len(starts), np.int64)
+    last = np.empty(len(starts), np.int64)
+    for i in range(len(starts)):
+        p = starts[i]
+        end = ends[i]
+        while p < end:
+            code, width = _decode(buf, p, end)
+            if code >= 0x10000 or classes[code] != CHAR_SPACE:
+                break
+            p += width
+        q = end
+        while q > p:
+            lead = q - 1
+            while lead > p and (buf[lead] & 0xC0) == 0x80:
+                lead -= 1
+            code, _ = _decode(buf, lead, q)
+            if code >= 0x10000 or classes[code] != CHAR_SPACE:
+                break
+            q = lead
+        first[i] = p
+        last[i] = q
+    return first, last

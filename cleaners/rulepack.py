@@ -18,16 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.compute as pc
 import re2
 
-from cleaners import kernels
+from cleaners import kernels, textbytes
 
 DEFAULT_RULES_DIR = Path(__file__).parent / "rules"
 METADATA_COLUMNS = frozenset({"region", "author"})
 _MEMO_LIMIT = 200_000
-# Lines per Arrow call of the screen: their bytes (<= 1,200 each) stay under Arrow's 2 GiB string offsets.
+# Lines per Arrow call of the screen (bounded work per call; <= 1,200 bytes each).
 _SCREEN_ROWS = 1_000_000
 _WHITESPACE = re.compile(r"\s+")
 
@@ -172,8 +171,7 @@ class RuleProgram:
             rows = np.flatnonzero(wanted & ~surrogate)
             for first in range(0, len(rows), _SCREEN_ROWS):
                 part = rows[first:first + _SCREEN_ROWS]
-                buffer, offsets = kernels.gather_lines(data, starts, ends, part)
-                array = pa.StringArray.from_buffers(len(part), pa.py_buffer(offsets), pa.py_buffer(buffer))
+                array = textbytes.arrow_strings(*kernels.gather_lines(data, starts, ends, part))
                 out[part[pc.match_substring_regex(array, pattern).to_numpy(zero_copy_only=False)]] = True
         return out
 

@@ -6,6 +6,7 @@ import itertools
 from collections.abc import Sequence
 
 import numpy as np
+import pyarrow as pa
 
 
 def encode(text: str) -> bytes:
@@ -31,3 +32,12 @@ def per_text(values: np.ndarray, texts: Sequence[str]) -> list[np.ndarray]:
     bounds = np.cumsum([0, *[text.count("\n") + 1 for text in texts]]).tolist()
     return [values[a:b] for a, b in itertools.pairwise(bounds)]
 
+
+
+def arrow_strings(data: np.ndarray, offsets: np.ndarray) -> pa.Array:
+    """An Arrow string array over UTF-8 ``data`` split at int64 ``offsets`` (as kernels.gather_lines gives them),
+    without a Python string per value; large strings past Arrow's 2 GiB of 32-bit offsets. Not validated."""
+    n = len(offsets) - 1
+    if len(data) < 2**31:
+        return pa.StringArray.from_buffers(n, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data))
+    return pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
