@@ -454,19 +454,25 @@ def _finalize(prepared: _Prepared, config: CleanConfig, learned: _LearnedDrops |
 _SENTENCE_FINAL = re.compile(r"[.!?…][\"'”’)\]]*$")
 
 
-def _keep_sandwiched_sentences(doc: _Lines, alive: np.ndarray, drop: np.ndarray) -> None:
+def _keep_sandwiched_sentences(stripped: Sequence[Sequence[str]], offsets: np.ndarray, alive: np.ndarray,
+                               drop: np.ndarray, doc_of: np.ndarray) -> None:
     """Context smoothing (as in jusText): a short sentence the classifier would drop between two lines
     that stay is article text ("Good." between two paragraphs of a review), so it stays too.
 
-    Vectorized over the lines still in the text (``alive``); sparing one line never makes its neighbour
-    a candidate (that needs the neighbour kept already), so one pass equals the line-by-line rule."""
+    Vectorized over the lines still in the text (``alive``) of a batch of documents end to end (``doc_of``:
+    each line's document, ``offsets`` each document's first line; ``stripped``: per document, its lines'
+    text); sparing one line never makes its neighbour a candidate (that needs the neighbour kept already),
+    so one pass equals the line-by-line rule."""
     kept = np.flatnonzero(alive)
     if len(kept) < 3:
         return
     dropped = drop[kept]
-    between = np.flatnonzero(dropped[1:-1] & ~dropped[:-2] & ~dropped[2:]) + 1
+    owner = doc_of[kept]
+    between = np.flatnonzero(dropped[1:-1] & ~dropped[:-2] & ~dropped[2:]
+                             & (owner[:-2] == owner[1:-1]) & (owner[2:] == owner[1:-1])) + 1
     for here in kept[between].tolist():
-        if _SENTENCE_FINAL.search(doc.stripped[here]):
+        doc = int(doc_of[here])
+        if _SENTENCE_FINAL.search(stripped[doc][here - int(offsets[doc])]):
             drop[here] = False
 
 
@@ -491,23 +497,26 @@ def clean_documents(
     docs = [p.doc.stripped for p in prepared]
     shares = [_template_share(p) for p in prepared]
     judgement = judge.judge(docs, shares, stripped=True)
-    decisions: list[tuple[np.ndarray, np.ndarray]] = []
-    wanted_docs: list[np.ndarray] = []
-    wanted_lines: list[np.ndarray] = []
-    for index, (p, probs) in enumerate(zip(prepared, judgement.probabilities, strict=True)):
-        normal = judge.decide(probs, Caution.NORMAL)
-        alive = p.doc.alive()
-        _keep_sandwiched_sentences(p.doc, alive, normal)
-        candidates = np.flatnonzero(alive & normal)
-        # Levels nest: a line spared at one level is spared at the more cautious ones.
-        level = (judge.decide(probs[candidates], Caution.CAUTIOUS).astype(np.int8)
-                 + judge.decide(probs[candidates], Caution.CONSERVATIVE))
-        decisions.append((candidates, level))
-        wanted_docs.append(np.full(len(candidates), index))
-        wanted_lines.append(candidates)
+    # The decisions for the whole batch at once, over its lines end to end.
+    sizes = np.fromiter((len(p.doc.lines) for p in prepared), np.int64, len(prepared))
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    doc_of = np.repeat(np.arange(len(prepared)), sizes)
+    probabilities = np.concatenate([np.zeros(0), *judgement.probabilities])
+    alive = np.concatenate([np.zeros(0, bool), *(p.doc.nonblank for p in prepared)])
+    removed = [offsets[index] + i for index, p in enumerate(prepared) for i in p.doc.removed]
+    alive[np.asarray(removed, np.int64)] = False
+    normal = judge.decide(probabilities, Caution.NORMAL)
+    _keep_sandwiched_sentences(docs, offsets, alive, normal, doc_of)
+    flat_candidates = np.flatnonzero(alive & normal)
+    # Levels nest: a line spared at one level is spared at the more cautious ones.
+    flat_levels = (judge.decide(probabilities[flat_candidates], Caution.CAUTIOUS).astype(np.int8)
+                   + judge.decide(probabilities[flat_candidates], Caution.CONSERVATIVE))
+    owner = doc_of[flat_candidates]
     # One explanation call for the whole batch (attributions and their text are vectorized).
-    reasons = iter(judgement.explain_many(np.concatenate(wanted_docs) if wanted_docs else np.zeros(0, np.int64),
-                                          np.concatenate(wanted_lines) if wanted_lines else np.zeros(0, np.int64)))
+    reasons = iter(judgement.explain_many(owner, flat_candidates - offsets[owner]))
+    bounds = np.searchsorted(owner, np.arange(len(prepared) + 1)).tolist()
+    decisions = [(flat_candidates[a:b] - offsets[index], flat_levels[a:b])
+                 for index, (a, b) in enumerate(itertools.pairwise(bounds))]
     results = []
     for p, (candidates, level) in zip(prepared, decisions, strict=True):
         lines = candidates.tolist()
