@@ -113,12 +113,22 @@ def line_keys(lines: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     return keyed.keys, keyed.countable
 
 
+def _first_lines(keyed: KeyedLines, pieces: Sequence[bytes]) -> np.ndarray:
+    """The index of each piece's first line in ``keyed`` (the pieces joined by newlines), and the line count
+    at the end: found from the byte offsets (counting newlines per text in Python took 0.08 s of the dev set)."""
+    lengths = np.fromiter(map(len, pieces), np.int64, len(pieces))
+    piece_starts = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]])
+    return np.append(np.searchsorted(keyed.starts, piece_starts), len(keyed.keys))
+
+
 def text_line_keys(texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
     """(keys, countable) of the lines of each text (newlines already normalized), in one pass over the batch."""
     if not texts:
         return []
-    keyed = key_buffer(textbytes.join(texts))
-    return list(zip(textbytes.per_text(keyed.keys, texts), textbytes.per_text(keyed.countable, texts), strict=True))
+    pieces = list(map(textbytes.encode, texts))
+    keyed = key_buffer(b"\n".join(pieces))
+    bounds = _first_lines(keyed, pieces).tolist()
+    return [(keyed.keys[a:b], keyed.countable[a:b]) for a, b in itertools.pairwise(bounds)]
 
 
 @dataclass(slots=True)
@@ -218,7 +228,6 @@ class LineCounter:
         """Count a batch of ``(source, text)`` documents; the line keys are computed for all at once."""
         sources: list[str] = []
         encoded: list[bytes] = []
-        sizes: list[int] = []
         for source, text in docs:
             normalized = normalize_newlines(text)
             data = textbytes.encode(normalized)
@@ -229,7 +238,6 @@ class LineCounter:
             self._seen_content.add(fingerprint)
             sources.append(source)
             encoded.append(data)
-            sizes.append(normalized.count("\n") + 1)
         if len(self._seen_content) > MAX_TRACKED_DOCUMENTS:
             self._seen_content.clear()  # duplicates further apart than this are counted twice
         if not sources:
@@ -237,7 +245,7 @@ class LineCounter:
         keyed = key_buffer(b"\n".join(encoded))
         at = np.flatnonzero(keyed.countable)  # line positions of the countable lines, in stream order
         keys = keyed.keys[at]
-        doc_of = np.repeat(np.arange(len(sources)), sizes)[at]
+        doc_of = np.repeat(np.arange(len(sources)), np.diff(_first_lines(keyed, encoded)))[at]
         # Each line's sample: its first occurrence in the stream (np.unique returns first indices).
         distinct, first = np.unique(keys, return_index=True)
         samples = self.samples

@@ -224,13 +224,21 @@ def template_counts(keys: np.ndarray, countable: np.ndarray, source: str, stats:
 
 
 def remove_source_boilerplate(doc: _Lines, source: str, counts: TemplateCounts, config: CleanConfig) -> None:
-    """Drop lines that recur on a large share of this source's documents (its page template)."""
-    common = (counts.n_docs >= 2) & (counts.n_docs >= config.boilerplate_share * counts.source_docs)
-    for i in np.flatnonzero(common).tolist():
-        if doc.stripped[i] and i not in doc.removed:
-            share = int(counts.n_docs[i]) / counts.source_docs
-            doc.remove(i, LEARNED_RULE, f"on {share:.0%} of {counts.source_docs} documents of "
-                                        f"source {source!r}: part of its page template")
+    """Drop lines that recur on a large share of this source's documents (its page template).
+
+    The lines are chosen with array masks and each reason is written once per distinct count (a template
+    has a few): per-line checks and formatting were 0.2 s of the dev set's cleaning."""
+    common = (counts.n_docs >= 2) & (counts.n_docs >= config.boilerplate_share * counts.source_docs) & doc.nonblank
+    if doc.removed:
+        common[list(doc.removed)] = False
+    chosen = np.flatnonzero(common)
+    if not len(chosen):
+        return
+    reasons = {n: f"on {n / counts.source_docs:.0%} of {counts.source_docs} documents of source {source!r}: "
+                  "part of its page template" for n in np.unique(counts.n_docs[chosen]).tolist()}
+    stripped = doc.stripped
+    doc.removed.update((i, (i + 1, stripped[i], LEARNED_RULE, reasons[n]))
+                       for i, n in zip(chosen.tolist(), counts.n_docs[chosen].tolist(), strict=True))
 
 
 class Caution(IntEnum):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -25,13 +24,6 @@ def join(texts: Sequence[str]) -> bytes:
     """The texts encoded one by one and joined by newlines: joining them as str first widens every character
     to the widest text's width."""
     return b"\n".join(map(encode, texts))
-
-
-def per_text(values: np.ndarray, texts: Sequence[str]) -> list[np.ndarray]:
-    """Per-line ``values`` of :func:`join`\\ ed ``texts``, split back per text."""
-    bounds = np.cumsum([0, *[text.count("\n") + 1 for text in texts]]).tolist()
-    return [values[a:b] for a, b in itertools.pairwise(bounds)]
-
 
 
 def arrow_strings(data: np.ndarray, offsets: np.ndarray) -> pa.Array:
