@@ -19,7 +19,7 @@ import numpy as np
 from cleaners import kernels, textbytes
 from cleaners.boilerplate import LineStats, text_line_keys
 from cleaners.normalize import normalize_characters, normalize_newlines
-from cleaners.rulepack import Action, Rule, RuleProgram, RuleSet, canonical_line
+from cleaners.rulepack import Action, Rule, RuleProgram, RuleSet, canonical_line, in_pipe_table
 from cleaners.types import CleanResult
 
 
@@ -174,6 +174,8 @@ def apply_rules(doc: _Lines, program: RuleProgram, screened: Sequence[int]) -> d
         line = doc.stripped[i]
         for rule in program.matching_rules(line):
             if not rule.in_zone(rank, n - 1 - rank):
+                continue
+            if rule.keep_table_rows and in_pipe_table(doc.stripped, i):
                 continue
             if rule.action is Action.METADATA and rule.metadata_column:
                 value = rule.matches(line).group("value").strip()

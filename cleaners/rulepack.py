@@ -64,6 +64,33 @@ def canonical_line(line: str) -> str:
     return " ".join(line.split()).casefold()  # split/join: 3x faster than a regex sub on short lines
 
 
+def _pipe_cells(line: str) -> int:
+    """How many cells a line written as a pipe-separated row has (outer pipes optional); 0 without a pipe."""
+    return line.strip().strip("|").count("|") + 1 if "|" in line else 0
+
+
+def _data_row(line: str) -> bool:
+    """A row whose cells after the first all hold a figure ("Q3 2024 | 3.3 million | €412m")."""
+    cells = line.strip().strip("|").split("|")
+    return all(any(ch.isdigit() for ch in cell) for cell in cells[1:])
+
+
+def in_pipe_table(stripped: Sequence[str], index: int) -> bool:
+    """Whether line ``index`` of a document (its stripped lines) is a row of a table written with pipes: it and
+    the lines next to it (no blank line between) have the same number of cells, at least 3, there are at
+    least two such rows, and one of them holds figures in every cell after the first. A flattened menu is one
+    line, or lines without figures; a table of results has a header and rows of numbers."""
+    cells = _pipe_cells(stripped[index])
+    if cells < 3:
+        return False
+    first = last = index
+    while first > 0 and _pipe_cells(stripped[first - 1]) == cells:
+        first -= 1
+    while last + 1 < len(stripped) and _pipe_cells(stripped[last + 1]) == cells:
+        last += 1
+    return last > first and any(_data_row(stripped[i]) for i in range(first, last + 1))
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     id: str
@@ -80,6 +107,7 @@ class Rule:
     metadata_column: str | None
     examples_drop: tuple[str, ...]
     examples_keep: tuple[str, ...]
+    keep_table_rows: bool = False  # a line that is a row of a pipe table (:func:`in_pipe_table`) is not matched
 
     def matches(self, line: str) -> Any:
         """The match when the stripped ``line`` matches this rule and its length limit (zone aside)."""
@@ -239,7 +267,7 @@ _PACK_KEYS = {"name", "version", "description", "sites"}
 _DEFAULT_KEYS = {"zone_lines", "max_chars"}
 _RULE_KEYS = {
     "id", "concept", "why", "literal", "regex", "match", "zone", "zone_lines", "max_chars",
-    "action", "metadata_column", "case_sensitive", "examples",
+    "action", "metadata_column", "case_sensitive", "examples", "keep_table_rows",
 }
 
 
@@ -325,7 +353,15 @@ def _parse_rule(path: Path, pack_name: str, spec: dict, defaults: dict) -> Rule:
         metadata_column=metadata_column,
         examples_drop=drop,
         examples_keep=keep,
+        keep_table_rows=_flag(path, rule_id, spec, "keep_table_rows"),
     )
+
+
+def _flag(path: Path, rule_id: str, spec: dict, key: str) -> bool:
+    value = spec.get(key, False)
+    if not isinstance(value, bool):
+        raise _fail(path, f"rule {rule_id!r}: {key} must be true or false, not {value!r}")
+    return value
 
 
 def load_pack(path: Path) -> RulePack:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cleaners import clean_document, load_rules
-from cleaners.rulepack import RulePackError
+from cleaners.rulepack import RulePackError, in_pipe_table
 
 ALL_RULES = load_rules().all_rules()
 
@@ -75,6 +75,7 @@ examples.keep = ["Keep me"]
         (RULE.format(pattern='literal = "a"').replace('examples.keep = ["Keep me"]', ""), "examples"),
         (RULE.format(pattern='literal = "a"') + RULE.format(pattern='literal = "b"'), "already defined"),
         (RULE.format(pattern='regex = "a"\naction = "metadata"\nmetadata_column = "region"'), "value"),
+        (RULE.format(pattern='literal = "a"\nkeep_table_rows = "yes"'), "true or false"),
     ],
 )
 def test_broken_packs_are_refused_with_the_file_named(tmp_path: Path, body: str, message: str) -> None:
@@ -110,3 +111,25 @@ def test_lookaround_is_refused_with_a_clear_message(tmp_path: Path) -> None:
     path = _pack(tmp_path, RULE.format(pattern="regex = 'foo(?=bar)'"))
     with pytest.raises(RulePackError, match="RE2"):
         load_rules([path])
+
+
+def test_pipe_tables_are_told_from_menus() -> None:
+    table = ["Results", "Quarter | Passengers | Revenue", "Q3 2023 | 2.9 million | €371m",
+             "Q3 2024 | 3.3 million | €412m", "", "Home | News | Sport", "About | Contact | Jobs",
+             "420 Intel News | 420 Advertising | Cannabis Business News", "", "Archive | 2023 | 2024", "",
+             "| Year | Wins | Losses |", "| 2024 | 12 | 3 |"]
+    assert [in_pipe_table(table, i) for i in range(len(table))] == [
+        False, True, True, True,  # a header and rows of figures
+        False, False, False, False,  # menus: no row with figures after the first cell; a lone footer bar
+        False, False, False,  # a line of years between blank lines is one line, not a table
+        True, True]  # outer pipes
+
+
+def test_the_pipe_menu_rule_keeps_the_rows_of_a_table_near_the_top(rules) -> None:
+    text = ("Ferry operator lifts forecast\n\nQuarter | Passengers | Revenue | Profit\n"
+            "Q3 2023 | 2.9 million | €371m | €41m\nQ3 2024 | 3.3 million | €412m | €63m\n\n"
+            "Home | News | Sport | Contact\n\nThe company raised its forecast on Thursday.")
+    result = clean_document(text, rules)
+    removed = {text: rule for _, text, rule, _ in result.removed_rows}
+    assert "Q3 2024 | 3.3 million | €412m | €63m" in result.text
+    assert removed.get("Home | News | Sport | Contact") == "nav.pipe-menu"
