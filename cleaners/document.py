@@ -158,8 +158,8 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig) -> str
 def apply_rules(doc: _Lines, program: RuleProgram, screened: Sequence[int]) -> dict[str, str]:
     """Drop the lines that rule-pack rules match; return metadata values the rules extracted.
 
-    ``screened``: the indices of the lines that passed ``program``'s combined screen, screened for a
-    whole batch at once (:meth:`RuleProgram.screen_many`); the rules are tried on those lines only.
+    ``screened``: the indices of the lines that passed ``program``'s screens, screened for a whole batch at
+    once (:func:`_screen_batch`, :meth:`RuleProgram.screen_lines`); the rules are tried on those lines only.
     """
     metadata: dict[str, str] = {}
     if program.screen is None or not screened:
