@@ -161,20 +161,15 @@ def _decode(buf: np.ndarray, p: int, end: int) -> tuple[int, int]:
 
 
 @numba.jit(**_JIT)
-def _stripped_chars(buf: np.ndarray, start: int, end: int, classes: np.ndarray) -> int:
-    """How many code points ``buf[start:end]`` has without the whitespace at its edges."""
-    chars = 0
-    for p in range(start, end):
-        chars += (buf[p] & 0xC0) != 0x80
+def _whitespace_bounds(buf: np.ndarray, start: int, end: int, classes: np.ndarray) -> tuple[int, int]:
+    """The bounds of ``buf[start:end]`` without the whitespace at its edges, as ``str.strip`` sees whitespace
+    (``classes`` == CHAR_SPACE; nothing above U+FFFF is whitespace)."""
     p = start
     while p < end:  # leading whitespace
         code, width = _decode(buf, p, end)
         if code >= 0x10000 or classes[code] != CHAR_SPACE:
             break
-        chars -= 1
         p += width
-    if p == end:
-        return 0
     q = end
     while q > p:  # trailing whitespace: back to the last character's first byte
         first = q - 1
@@ -183,8 +178,17 @@ def _stripped_chars(buf: np.ndarray, start: int, end: int, classes: np.ndarray) 
         code, _ = _decode(buf, first, q)
         if code >= 0x10000 or classes[code] != CHAR_SPACE:
             break
-        chars -= 1
         q = first
+    return p, q
+
+
+@numba.jit(**_JIT)
+def _stripped_chars(buf: np.ndarray, start: int, end: int, classes: np.ndarray) -> int:
+    """How many code points ``buf[start:end]`` has without the whitespace at its edges."""
+    p, q = _whitespace_bounds(buf, start, end, classes)
+    chars = 0
+    for r in range(p, q):
+        chars += (buf[r] & 0xC0) != 0x80
     return chars
 
 
@@ -873,27 +877,10 @@ def lay_out(data: np.ndarray, starts: np.ndarray, ends: np.ndarray, removed: np.
 @numba.jit(**_JIT)
 def strip_whitespace(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray,
                                                                                                           np.ndarray]:
-    """Per line ``buf[starts[i]:ends[i]]`` of UTF-8 ``buf``: its bounds without the whitespace at its edges, as
-    ``str.strip`` sees whitespace (``classes`` == CHAR_SPACE; nothing above U+FFFF is whitespace)."""
+    """Per line ``buf[starts[i]:ends[i]]`` of UTF-8 ``buf``: its bounds without the whitespace at its edges
+    (:func:`_whitespace_bounds`)."""
     first = np.empty(len(starts), np.int64)
     last = np.empty(len(starts), np.int64)
     for i in range(len(starts)):
-        p = starts[i]
-        end = ends[i]
-        while p < end:
-            code, width = _decode(buf, p, end)
-            if code >= 0x10000 or classes[code] != CHAR_SPACE:
-                break
-            p += width
-        q = end
-        while q > p:
-            lead = q - 1
-            while lead > p and (buf[lead] & 0xC0) == 0x80:
-                lead -= 1
-            code, _ = _decode(buf, lead, q)
-            if code >= 0x10000 or classes[code] != CHAR_SPACE:
-                break
-            q = lead
-        first[i] = p
-        last[i] = q
+        first[i], last[i] = _whitespace_bounds(buf, starts[i], ends[i], classes)
     return first, last

@@ -222,13 +222,11 @@ _WINDOWED_ROWS = np.array([_SHIFTED.index(name) for name in ("lw", "endsent", "s
 _WIDTHS = np.array([3, 10], np.int64)
 
 
-def base_features(batch: Batch):
-    lines = batch.lines
+def line_values(lines: list[str]) -> tuple[np.ndarray, ...]:
+    """The per-line values the features are made of, each line on its own (non-empty, stripped ``lines``):
+    byte-class counts, words (all, upper-case, digits), separator symbols, letter-run hashes and their lines,
+    characters, stopwords, keyword lexicons, and how the line ends and starts (the names of the return)."""
     n = len(lines)
-    doc_id = batch.doc_id
-    F = {}
-    if n == 0:
-        return F
     text = "\n".join(lines)
     b = np.frombuffer(text.encode("utf-8"), np.uint8)
     N = len(b)
@@ -259,6 +257,18 @@ def base_features(batch: Batch):
     bullet = (np.isin(fb, list(map(ord, "-*>|"))) | ((fb == 0xE2) & (b[np.minimum(lstart + 1, N - 1)] != 0x80)) |
               ((fb == 0xE2) & (b[np.minimum(lstart + 2, N - 1)] == 0xA2)) |
               ((fb == 0xC2) & np.isin(b[np.minimum(lstart + 1, N - 1)], [0xBB, 0xB7]))).astype(np.float32)
+    return (cnt, nw, nupw, ndw, nsym, wh, wl, nchars, nstop, kw, endsent, endstrict, endcolon, endcomma, endlow,
+            startlow, startup, startdig, startpunct, bullet)
+
+
+def base_features(batch: Batch):
+    doc_id = batch.doc_id
+    F = {}
+    n = len(batch.lines)
+    if n == 0:
+        return F
+    (cnt, nw, nupw, ndw, nsym, wh, wl, nchars, nstop, kw, endsent, endstrict, endcolon, endcomma, endlow, startlow,
+     startup, startdig, startpunct, bullet) = line_values(batch.lines)
 
     # Document context (position, title, density, sentence blocks, section headers): one compiled pass
     # (cleaners.kernels.document_context; the same numbers as the numpy passes it replaced, 0.4 s of the

@@ -150,7 +150,6 @@ class RuleProgram:
     near_edges: str | None = None  # ... of the rules held to the top or bottom zone
     near_edges_longest: int = 0
     zone_reach: int = 0            # the widest of those rules' zones, in non-blank lines
-    _memo: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
     _matching: dict[str, tuple[Rule, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -214,15 +213,6 @@ class RuleProgram:
                 self._matching.clear()
             found = self._matching[line] = tuple(rule for rule in self.rules if rule.matches(line) is not None)
         return found
-
-    def screens(self, line: str) -> bool:
-        """Whether any rule could match the stripped ``line`` (memoized; the memo is bounded)."""
-        hit = self._memo.get(line)
-        if hit is None:
-            if len(self._memo) >= _MEMO_LIMIT:
-                self._memo.clear()
-            hit = self._memo[line] = self.screen.fullmatch(line) is not None
-        return hit
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,67 +5,30 @@ from __future__ import annotations
 
 import numpy as np
 
-from cleaners import kernels
 from cleaners.linejudge import (
-    _BI_C,
-    _BI_H,
-    _ENDQ3,
-    _LUT,
-    _POW32,
     _POWW,
     _Q,
-    _SYM2_K,
-    _SYM3_K,
-    _WORD_TABLE,
-    _WORDISH,
     KW_NAMES,
     Batch,
-    K,
     _seg_cumsum_excl,
     _seg_shift,
     _seg_window_mean,
     _source_frac_flat,
+    line_values,
 )
 
 
 def reference_base_features(batch: Batch) -> dict:
-    """The numpy form of ``cleaners.linejudge.base_features`` before its document context was compiled."""
-    lines = batch.lines
-    n = len(lines)
+    """``cleaners.linejudge.base_features`` with its document context in numpy, as it was before that part was
+    compiled (cleaners.kernels.document_context, neighbour_features)."""
+    n = len(batch.lines)
     doc_id = batch.doc_id
     F = {}
     if n == 0:
         return F
-    text = "\n".join(lines)
-    b = np.frombuffer(text.encode("utf-8"), np.uint8)
-    N = len(b)
-    nlpos = np.flatnonzero(b == 10)
-    lstart = np.concatenate([[0], nlpos + 1])
-    lend = np.concatenate([nlpos, [N]])          # exclusive; lines are non-empty
-    # Byte classes, words, letter-run hashes and separator symbols per line: one compiled pass
-    # (cleaners.kernels.line_byte_stats; the same numbers as the numpy passes it replaced).
-    cnt, nw, nupw, ndw, nsym, wh, wl = kernels.line_byte_stats(b, lstart, lend, _LUT, _WORDISH, _POW32,
-                                                               _SYM2_K, _SYM3_K, K)
-    nbytes = (lend - lstart).astype(np.float32)
-    nchars = nbytes - cnt[:, 9]
-    nstop, kw = kernels.word_lexicon_counts(wh, wl, n, *_WORD_TABLE, _BI_H, _BI_C, len(KW_NAMES), _Q)
-    fb = b[lstart]; lbt = b[lend - 1]
-    f_cls = _LUT[fb]
-    l3 = np.where(lend - lstart >= 3, b[np.maximum(lend - 2, 0)].astype(np.int64) * 256 + lbt, 0)
-    endq = ((lend - lstart >= 3) & (b[np.maximum(lend - 3, 0)] == 0xE2) & np.isin(l3, _ENDQ3)) | \
-           ((lend - lstart >= 2) & (b[np.maximum(lend - 2, 0)] == 0xC2) & (lbt == 0xBB))
-    endsent = (np.isin(lbt, list(map(ord, '.!?"\')'))) | endq).astype(np.float32)
-    endstrict = (np.isin(lbt, list(map(ord, ".!?"))) | ((lbt == 0xA6) & endq)).astype(np.float32)
-    endcolon = (lbt == ord(":")).astype(np.float32)
-    endcomma = (lbt == ord(",")).astype(np.float32)
-    endlow = (_LUT[lbt] == 1).astype(np.float32)
-    startlow = (f_cls == 1).astype(np.float32)
-    startup = (f_cls == 2).astype(np.float32)
-    startdig = (f_cls == 3).astype(np.float32)
-    startpunct = np.isin(fb, list(map(ord, ",.;:)!?'\""))).astype(np.float32)
-    bullet = (np.isin(fb, list(map(ord, "-*>|"))) | ((fb == 0xE2) & (b[np.minimum(lstart + 1, N - 1)] != 0x80)) |
-              ((fb == 0xE2) & (b[np.minimum(lstart + 2, N - 1)] == 0xA2)) |
-              ((fb == 0xC2) & np.isin(b[np.minimum(lstart + 1, N - 1)], [0xBB, 0xB7]))).astype(np.float32)
+    # The per-line values are shared with the library; only the document context is written out here.
+    (cnt, nw, nupw, ndw, nsym, wh, wl, nchars, nstop, kw, endsent, endstrict, endcolon, endcomma, endlow, startlow,
+     startup, startdig, startpunct, bullet) = line_values(batch.lines)
 
     # document structure
     counts = np.bincount(doc_id, minlength=batch.ndocs)
