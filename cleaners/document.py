@@ -360,6 +360,12 @@ def _prepare_batch(items: Sequence[DocumentInput], rules: RuleSet, config: Clean
                              np.fromiter((len(doc.removed) for doc in docs), np.int64, len(docs)))
     for doc, (first, last) in zip(docs, itertools.pairwise(np.cumsum([0, *sizes.tolist()]).tolist()), strict=True):
         doc.encoded = (data, line_starts[first:last], line_ends[first:last])
+    # The rules each screened line matches, found per program for the whole batch (RuleProgram.match_lines).
+    screened_lines: dict[int, list[str]] = {}
+    for doc, program, hits in zip(docs, programs, screened, strict=True):
+        screened_lines.setdefault(id(program), []).extend(map(doc.stripped.__getitem__, hits))
+    for program in {id(program): program for program in programs}.values():
+        program.match_lines(screened_lines.get(id(program), ()))
     # Template evidence: keys of the lines as pass 1 saw them (newlines normalized only); normalization
     # keeps the lines where they are, so line i is the same line in both.
     keyed: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(items)

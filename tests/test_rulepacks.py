@@ -133,3 +133,23 @@ def test_the_pipe_menu_rule_keeps_the_rows_of_a_table_near_the_top(rules) -> Non
     removed = {text: rule for _, text, rule, _ in result.removed_rows}
     assert "Q3 2024 | 3.3 million | €412m | €63m" in result.text
     assert removed.get("Home | News | Sport | Contact") == "nav.pipe-menu"
+
+
+def test_batch_matching_agrees_with_each_rule_line_by_line() -> None:
+    """RuleProgram.match_lines (one Arrow RE2 call per rule over a batch) finds, for every line, exactly the
+    rules that Rule.matches finds one by one: on every example, at and past each rule's length limit, with odd
+    whitespace and case, and non-ASCII text. A line with a lone surrogate (never screened: it is not UTF-8)
+    is left out."""
+    from cleaners.rulepack import RuleProgram
+
+    for program_rules in {pack.name: pack.rules for pack in load_rules().packs}.values():
+        examples = [e.strip() for rule in program_rules for e in (*rule.examples_drop, *rule.examples_keep)]
+        lines = [*examples, *(e.upper() for e in examples), *(e.replace(" ", "\u00a0") for e in examples),
+                 *(e + " x" * 150 for e in examples[:5]), "Région : Québec", "", "x"]
+        fresh = RuleProgram.of(program_rules)
+        fresh.match_lines([*lines, "Share \ud800 this"])
+        assert "Share \ud800 this" not in fresh._matching
+        for line in lines:
+            expected = tuple(rule for rule in program_rules if rule.matches(line) is not None)
+            assert line in fresh._matching  # found by the batch form, not by matching_rules' fallback
+            assert fresh.matching_rules(line) == expected, line
