@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cleaners.boilerplate import LineCounter, LineStats, count_lines
+from cleaners.boilerplate import KeyedTexts, LineCounter, LineStats, count_lines
 from cleaners.document import CleanConfig, DocumentInput, LineJudge, clean_documents
 from cleaners.rulepack import RuleSet
 from cleaners.types import CleanResult
@@ -25,17 +25,24 @@ class BatchItem:
 def clean_batch(items: Sequence[BatchItem], rules: RuleSet, config: CleanConfig | None = None,
                 history: LineStats | None = None, judge: LineJudge | None = None,
                 batch_docs: int = 512) -> list[CleanResult]:
-    """Pass 1 counts lines per source over ``items`` (plus ``history``), pass 2 cleans each item."""
+    """Pass 1 counts lines per source over ``items`` (plus ``history``), pass 2 cleans each item.
+
+    Pass 2 looks its lines up with the keys pass 1 computed (kept per batch: 9 bytes a line), instead of keying
+    every text again."""
     counter = LineCounter(keep_samples=False)  # the counts are used here, never written: no line samples
+    keyed: list[KeyedTexts] = []
     for start in range(0, len(items), batch_docs):
-        counter.add_many([(item.source, item.text) for item in items[start:start + batch_docs]])
+        chunk = items[start:start + batch_docs]
+        keyed.append(KeyedTexts.of([item.text for item in chunk]))
+        counter.add_keyed([item.source for item in chunk], keyed[-1])
     stats = counter.to_stats()
     if history is not None:
         stats = LineStats.merge(history, stats)
     results: list[CleanResult] = []
-    for start in range(0, len(items), batch_docs):
+    for start, line_keys in zip(range(0, len(items), batch_docs), keyed, strict=True):
         chunk = [DocumentInput(i.text, i.source, i.title) for i in items[start:start + batch_docs]]
-        results.extend(clean_documents(chunk, rules, config=config, line_stats=stats, judge=judge))
+        results.extend(clean_documents(chunk, rules, config=config, line_stats=stats, judge=judge,
+                                       line_keys=line_keys))
     return results
 
 

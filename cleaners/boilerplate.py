@@ -123,12 +123,29 @@ def _first_lines(keyed: KeyedLines, pieces: Sequence[bytes]) -> np.ndarray:
 
 def text_line_keys(texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
     """(keys, countable) of the lines of each text (newlines already normalized), in one pass over the batch."""
-    if not texts:
-        return []
-    pieces = list(map(textbytes.encode, texts))
-    keyed = key_buffer(b"\n".join(pieces))
-    bounds = _first_lines(keyed, pieces).tolist()
-    return [(keyed.keys[a:b], keyed.countable[a:b]) for a, b in itertools.pairwise(bounds)]
+    return KeyedTexts.of(texts, normalized=True).per_text() if texts else []
+
+
+@dataclass(frozen=True, slots=True)
+class KeyedTexts:
+    """A batch of texts keyed line by line in one pass (:func:`key_buffer` over the texts joined by newlines):
+    what pass 1 counts and pass 2 looks up."""
+
+    pieces: list[bytes]      # each text, newlines normalized, as UTF-8
+    keyed: KeyedLines        # the lines of all of them
+    first_lines: np.ndarray  # the index of each text's first line in ``keyed``, and the line count at the end
+
+    @classmethod
+    def of(cls, texts: Sequence[str], normalized: bool = False) -> KeyedTexts:
+        """``normalized``: the texts' newlines are normalized already (else :func:`normalize_newlines` first)."""
+        pieces = [textbytes.encode(text if normalized else normalize_newlines(text)) for text in texts]
+        keyed = key_buffer(b"\n".join(pieces))
+        return cls(pieces, keyed, _first_lines(keyed, pieces))
+
+    def per_text(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(keys, countable) of each text's lines."""
+        bounds = self.first_lines.tolist()
+        return [(self.keyed.keys[a:b], self.keyed.countable[a:b]) for a, b in itertools.pairwise(bounds)]
 
 
 @dataclass(slots=True)
@@ -226,26 +243,32 @@ class LineCounter:
 
     def add_many(self, docs: Sequence[tuple[str, str]]) -> None:
         """Count a batch of ``(source, text)`` documents; the line keys are computed for all at once."""
-        sources: list[str] = []
-        encoded: list[bytes] = []
-        for source, text in docs:
-            normalized = normalize_newlines(text)
-            data = textbytes.encode(normalized)
+        sources = [source for source, _ in docs]
+        self.add_keyed(sources, KeyedTexts.of([text for _, text in docs]))
+
+    def add_keyed(self, sources: Sequence[str], texts: KeyedTexts) -> None:
+        """Count a batch of documents already keyed (:class:`KeyedTexts`), ``sources[i]`` the source of text i:
+        for callers that use the same keys again (:func:`cleaners.batch.clean_batch` cleans with them)."""
+        selected: list[int] = []
+        for index, (source, data) in enumerate(zip(sources, texts.pieces, strict=True)):
             # The same document twice (syndication, re-scrapes) would make its whole text look like template.
             fingerprint = (source, hashlib.blake2b(data, digest_size=16).digest())
             if fingerprint in self._seen_content:
                 continue
             self._seen_content.add(fingerprint)
-            sources.append(source)
-            encoded.append(data)
+            selected.append(index)
         if len(self._seen_content) > MAX_TRACKED_DOCUMENTS:
             self._seen_content.clear()  # duplicates further apart than this are counted twice
-        if not sources:
+        if not selected:
             return
-        keyed = key_buffer(b"\n".join(encoded))
-        at = np.flatnonzero(keyed.countable)  # line positions of the countable lines, in stream order
+        keyed = texts.keyed
+        sources = [sources[index] for index in selected]
+        line_doc = np.repeat(np.arange(len(texts.pieces)), np.diff(texts.first_lines))
+        rank = np.full(len(texts.pieces), -1, np.int64)
+        rank[selected] = np.arange(len(selected))
+        at = np.flatnonzero(keyed.countable & (rank[line_doc] >= 0))  # countable lines of counted documents
         keys = keyed.keys[at]
-        doc_of = np.repeat(np.arange(len(sources)), np.diff(_first_lines(keyed, encoded)))[at]
+        doc_of = rank[line_doc[at]]
         # Each line's sample: its first occurrence in the stream (np.unique returns first indices).
         distinct, first = np.unique(keys, return_index=True)
         samples = self.samples

@@ -17,8 +17,8 @@ from typing import Protocol
 import numpy as np
 
 from cleaners import kernels, textbytes
-from cleaners.boilerplate import LineStats, text_line_keys
-from cleaners.normalize import normalize_characters, normalize_newlines
+from cleaners.boilerplate import KeyedTexts, LineStats
+from cleaners.normalize import normalize_characters
 from cleaners.rulepack import Action, Rule, RuleProgram, RuleSet, canonical_line, in_pipe_table
 from cleaners.types import CleanResult
 
@@ -332,7 +332,7 @@ def _screen_batch(programs: Sequence[RuleProgram], data: np.ndarray, line_starts
 
 
 def _prepare_batch(items: Sequence[DocumentInput], rules: RuleSet, config: CleanConfig,
-                   line_stats: LineStats | None) -> list[_Prepared]:
+                   line_stats: LineStats | None, line_keys: KeyedTexts | None = None) -> list[_Prepared]:
     """The explicit steps: characters, title, rule packs, then learned per-source template lines.
 
     The rule packs' screen runs once per batch and rule program over all lines (vectorized); the
@@ -370,7 +370,11 @@ def _prepare_batch(items: Sequence[DocumentInput], rules: RuleSet, config: Clean
     # keeps the lines where they are, so line i is the same line in both.
     keyed: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(items)
     if line_stats is not None:
-        keyed = list(text_line_keys([normalize_newlines(item.text) for item in items]))
+        if line_keys is None:
+            line_keys = KeyedTexts.of([item.text for item in items])
+        elif len(line_keys.pieces) != len(items):
+            raise ValueError(f"line_keys holds {len(line_keys.pieces)} texts for {len(items)} documents")
+        keyed = list(line_keys.per_text())
     prepared = []
     for item, doc, title, program, hits, (normalized, fixed), doc_keys, line_words in zip(
             items, docs, titles, programs, screened, normalized_texts, keyed, word_counts, strict=True):
@@ -499,15 +503,17 @@ def clean_documents(
     config: CleanConfig | None = None,
     line_stats: LineStats | None = None,
     judge: LineJudge | None = None,
+    line_keys: KeyedTexts | None = None,
 ) -> list[CleanResult]:
     """Clean a batch of documents. The learned line classifier (``judge``) runs once over the batch.
 
     Order of steps per document: characters, title, rule packs, learned per-source template lines,
     the line classifier on what is left, the uncertainty and safety valves, layout. Every removal names
-    its rule.
+    its rule. ``line_keys``: the items' texts keyed as pass 1 keyed them (``KeyedTexts.of``), when the caller
+    has them (else they are keyed here for ``line_stats``).
     """
     config = config or CleanConfig()
-    prepared = _prepare_batch(items, rules, config, line_stats)
+    prepared = _prepare_batch(items, rules, config, line_stats, line_keys)
     if judge is None:
         return [_finalize(p, config) for p in prepared]
     docs = [p.doc.stripped for p in prepared]

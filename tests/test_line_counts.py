@@ -222,3 +222,28 @@ def test_counter_stats_without_samples_equal_the_stats_of_its_table(monkeypatch)
         assert got.per_source[source][0].tolist() == keys.tolist()
         assert got.per_source[source][1].tolist() == counts.tolist()
     assert with_samples.to_stats().per_source.keys() == expected.per_source.keys()
+
+
+def test_clean_batch_cleans_with_the_keys_pass_one_computed(rules) -> None:
+    """clean_batch hands pass 1's keys to pass 2; cleaning with them equals keying the texts again, and keys
+    for another number of texts are refused."""
+    import pytest
+
+    from cleaners.batch import BatchItem, clean_batch
+    from cleaners.boilerplate import KeyedTexts
+    from cleaners.document import DocumentInput, clean_documents
+
+    texts = [TEMPLATE + f"Story {i} of the day, in a sentence long enough to stay.\r\nMore." for i in range(6)]
+    texts.append(texts[0])  # a duplicate: counted once, cleaned like the others
+    items = [BatchItem("a.example", text) for text in texts]
+    counter = LineCounter(keep_samples=False)
+    counter.add_many([(item.source, item.text) for item in items])
+    stats = counter.to_stats()
+    assert stats.source_docs == {"a.example": 6}
+    inputs = [DocumentInput(text, "a.example") for text in texts]
+    expected = clean_documents(inputs, rules, line_stats=stats)
+    assert clean_documents(inputs, rules, line_stats=stats, line_keys=KeyedTexts.of(texts)) == expected
+    assert clean_batch(items, rules) == expected
+    assert any(row.rule == "learned.source-boilerplate" for row in expected[1].removed)
+    with pytest.raises(ValueError, match="7 documents"):
+        clean_documents(inputs, rules, line_stats=stats, line_keys=KeyedTexts.of(texts[:3]))
