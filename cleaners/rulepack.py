@@ -9,7 +9,6 @@ and missing examples are errors that name the file and the rule, so a broken pac
 from __future__ import annotations
 
 import hashlib
-import itertools
 import re
 import tomllib
 from collections.abc import Iterable, Sequence
@@ -249,8 +248,11 @@ class RuleProgram:
                 continue
             part = array if len(within) == len(todo) else array.take(pa.array(within))
             hits[k, within] = pc.match_substring_regex(part, pattern).to_numpy(zero_copy_only=False)
-        for line, column in zip(todo, hits.T.tolist(), strict=True):
-            self._matching[line] = tuple(itertools.compress(self.rules, column))
+        line_of, rule_of = np.nonzero(hits.T)  # by line, then rule: each line's rules in order
+        bounds = np.searchsorted(line_of, np.arange(len(todo) + 1)).tolist()
+        found = [self.rules[k] for k in rule_of.tolist()]
+        for j, line in enumerate(todo):
+            self._matching[line] = tuple(found[bounds[j]:bounds[j + 1]])
 
 
 @dataclass(frozen=True, slots=True)
