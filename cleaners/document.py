@@ -20,6 +20,7 @@ from cleaners import kernels, textbytes
 from cleaners.boilerplate import KeyedTexts, LineStats
 from cleaners.normalize import normalize_characters
 from cleaners.rulepack import Action, Rule, RuleProgram, RuleSet, canonical_line, in_pipe_table
+from cleaners.textbytes import LineBytes
 from cleaners.types import CleanResult
 
 
@@ -266,8 +267,9 @@ class LineJudge(Protocol):
     version: str
 
     def judge(self, docs: Sequence[Sequence[str]], template_share: Sequence[Sequence[float] | np.ndarray],
-              stripped: bool = False) -> Judgement:
-        """Judge every line of every document (blank lines included); ``stripped``: the lines are stripped."""
+              stripped: bool = False, utf8: LineBytes | None = None) -> Judgement:
+        """Judge every line of every document (blank lines included); ``stripped``: the lines are stripped.
+        ``utf8``: the same stripped lines, end to end, as UTF-8 bytes, for a judge that reads bytes."""
         ...
 
     def decide(self, probabilities: np.ndarray, caution: Caution) -> np.ndarray:
@@ -295,16 +297,17 @@ class _Prepared:
     line_words: np.ndarray  # len(line.split()) of each line of the normalized text
 
 
-def _screen_batch(programs: Sequence[RuleProgram], data: np.ndarray, line_starts: np.ndarray,
-                  line_ends: np.ndarray, sizes: np.ndarray, removed: np.ndarray) -> list[list[int]]:
+def _screen_batch(programs: Sequence[RuleProgram], data: np.ndarray, stripped: tuple[np.ndarray, ...],
+                  sizes: np.ndarray, removed: np.ndarray) -> list[list[int]]:
     """Per document, the lines that passed its rule program's screen (:meth:`RuleProgram.screen_lines`),
-    screened once per program over the batch's bytes.
+    screened once per program over the batch's bytes (``stripped``: its lines' bounds without the spaces at
+    their edges, code points and lone surrogates, as :func:`cleaners.kernels.strip_spaces` gives them).
 
     A zone rule's zone counts the lines still in the text; only the title step has removed lines before
     the rules run, so a line within ``zone_reach + removed`` non-blank lines of an edge is a candidate
     (a superset of the lines any zone reaches: removing lines only brings lines closer to the edges).
     """
-    starts, ends, chars, surrogate = kernels.strip_spaces(data, line_starts, line_ends)
+    starts, ends, chars, surrogate = stripped
     doc_of = np.repeat(np.arange(len(sizes)), sizes)
     first_line = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
     nonblank = chars > 0
@@ -331,15 +334,16 @@ def _screen_batch(programs: Sequence[RuleProgram], data: np.ndarray, line_starts
     return screened
 
 
-def _prepare_batch(items: Sequence[DocumentInput], rules: RuleSet, config: CleanConfig,
-                   line_stats: LineStats | None, line_keys: KeyedTexts | None = None) -> list[_Prepared]:
+def _prepare_batch(items: Sequence[DocumentInput], rules: RuleSet, config: CleanConfig, line_stats: LineStats | None,
+                   line_keys: KeyedTexts | None = None) -> tuple[list[_Prepared], LineBytes | None]:
     """The explicit steps: characters, title, rule packs, then learned per-source template lines.
 
     The rule packs' screen runs once per batch and rule program over all lines (vectorized); the
-    per-rule checks run only on the few lines that pass it.
+    per-rule checks run only on the few lines that pass it. Also returns the batch's lines, stripped, as
+    UTF-8 (what the line classifier reads).
     """
     if not items:
-        return []
+        return [], None
     docs: list[_Lines] = []
     titles: list[str | None] = []
     normalized_texts: list[tuple[str, bool]] = []
@@ -356,7 +360,8 @@ def _prepare_batch(items: Sequence[DocumentInput], rules: RuleSet, config: Clean
     line_starts, line_ends = textbytes.line_bounds(data)
     word_counts = np.split(kernels.line_word_counts(data, line_starts, line_ends, kernels.CHAR_CLASSES),
                            np.cumsum(sizes)[:-1])
-    screened = _screen_batch(programs, data, line_starts, line_ends, sizes,
+    stripped = kernels.strip_spaces(data, line_starts, line_ends)
+    screened = _screen_batch(programs, data, stripped, sizes,
                              np.fromiter((len(doc.removed) for doc in docs), np.int64, len(docs)))
     for doc, (first, last) in zip(docs, itertools.pairwise(np.cumsum([0, *sizes.tolist()]).tolist()), strict=True):
         doc.encoded = (data, line_starts[first:last], line_ends[first:last])
@@ -387,7 +392,7 @@ def _prepare_batch(items: Sequence[DocumentInput], rules: RuleSet, config: Clean
             remove_source_boilerplate(doc, item.source, template, config)
         prepared.append(_Prepared(doc, title, metadata, explicit, normalized, fixed, item.source, template,
                                   line_words))
-    return prepared
+    return prepared, LineBytes(data, stripped[0], stripped[1])
 
 
 def _template_share(prepared: _Prepared) -> np.ndarray:
@@ -513,12 +518,12 @@ def clean_documents(
     has them (else they are keyed here for ``line_stats``).
     """
     config = config or CleanConfig()
-    prepared = _prepare_batch(items, rules, config, line_stats, line_keys)
+    prepared, utf8 = _prepare_batch(items, rules, config, line_stats, line_keys)
     if judge is None:
         return [_finalize(p, config) for p in prepared]
     docs = [p.doc.stripped for p in prepared]
     shares = [_template_share(p) for p in prepared]
-    judgement = judge.judge(docs, shares, stripped=True)
+    judgement = judge.judge(docs, shares, stripped=True, utf8=utf8)
     # The decisions for the whole batch at once, over its lines end to end.
     sizes = np.fromiter((len(p.doc.lines) for p in prepared), np.int64, len(prepared))
     offsets = np.concatenate([[0], np.cumsum(sizes)])

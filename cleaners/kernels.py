@@ -542,6 +542,30 @@ def gather_lines(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np
 
 
 @numba.jit(**_JIT)
+def join_lines(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The lines ``buf[starts[i]:ends[i]]`` joined by ``\\n`` into a new buffer, with each line's start and end
+    in it: the layout the line classifier's byte-level features read (cleaners.linejudge.line_values_utf8)."""
+    n = len(starts)
+    total = max(n - 1, 0)
+    for i in range(n):
+        total += ends[i] - starts[i]
+    out = np.empty(total, np.uint8)
+    first = np.empty(n, np.int64)
+    last = np.empty(n, np.int64)
+    p = 0
+    for i in range(n):
+        if i:
+            out[p] = 10
+            p += 1
+        size = ends[i] - starts[i]
+        first[i] = p
+        out[p:p + size] = buf[starts[i]:ends[i]]
+        p += size
+        last[i] = p
+    return out, first, last
+
+
+@numba.jit(**_JIT)
 def document_context(doc_id: np.ndarray, n_docs: int, nw: np.ndarray, nstop: np.ndarray, endsent: np.ndarray,
                      starts_lower: np.ndarray, starts_punct: np.ndarray, headers: np.ndarray, run_hash: np.ndarray,
                      run_line: np.ndarray, powers: np.ndarray) -> tuple:

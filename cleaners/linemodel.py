@@ -19,6 +19,7 @@ import numpy as np
 
 from cleaners import kernels, linejudge
 from cleaners.document import Caution
+from cleaners.textbytes import LineBytes
 
 DEFAULT_MODEL = Path(__file__).parent / "models" / "line_model.json"
 # Decision thresholds on p(junk), one per Caution level: the normal one is stored in the model; the
@@ -164,17 +165,20 @@ class LearnedLineJudge:
         self.feature_name_offsets = np.cumsum([0, *map(len, names)]).astype(np.int64)
 
     def judge(self, docs: Sequence[Sequence[str]], template_share: Sequence[Sequence[float] | np.ndarray],
-              stripped: bool = False) -> Judgement:
+              stripped: bool = False, utf8: LineBytes | None = None) -> Judgement:
         sizes = np.fromiter((len(d) for d in docs), np.int64, len(docs))
         offsets = np.concatenate([[0], np.cumsum(sizes)])
+        if utf8 is not None and len(utf8.starts) != offsets[-1]:
+            raise ValueError(f"utf8 holds {len(utf8.starts)} lines, the documents {offsets[-1]}")
         flat = np.ones(int(offsets[-1]), np.float64)
         row_of = np.full(int(offsets[-1]), -1, np.int64)
         chunks: list[_ScoredChunk] = []
         starts: list[int] = []
         rows = 0
         for first, last in _chunks(offsets, JUDGE_CHUNK_LINES):
+            lines = utf8.lines(int(offsets[first]), int(offsets[last])) if utf8 is not None else None
             batch, _features, c1, _, p = self.model._run(docs[first:last], template_share[first:last],
-                                                         stripped=stripped)
+                                                         stripped=stripped, utf8=lines)
             flat_position = offsets[first:last][batch.doc_id] + batch.line_ix
             flat[flat_position] = p
             row_of[flat_position] = np.arange(rows, rows + len(flat_position))

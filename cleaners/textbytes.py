@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -33,3 +34,17 @@ def arrow_strings(data: np.ndarray, offsets: np.ndarray) -> pa.Array:
     if len(data) < 2**31:
         return pa.StringArray.from_buffers(n, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data))
     return pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
+
+
+@dataclass(frozen=True, slots=True)
+class LineBytes:
+    """The lines of a batch of documents, end to end, as UTF-8: one buffer and each line's byte bounds in it
+    (a blank line: start == end). Lets a consumer read the lines without a Python string per line."""
+
+    data: np.ndarray    # uint8
+    starts: np.ndarray  # int64 per line
+    ends: np.ndarray
+
+    def lines(self, first: int, last: int) -> LineBytes:
+        """Lines ``first`` to ``last`` (exclusive), over the same buffer."""
+        return LineBytes(self.data, self.starts[first:last], self.ends[first:last])

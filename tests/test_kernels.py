@@ -245,3 +245,31 @@ def test_reasons_read_hundredths_as_decimals_without_trailing_zeros() -> None:
         features = ", ".join(f"{name.decode()}={decimal(v)} ({'+' if c >= 0 else ''}{decimal(v)})"
                              for name, v, c in zip(names, rounded[2:], cube[:, r], strict=True))
         assert text[offsets[r]:offsets[r + 1]] == f"H:{decimal(rounded[0])};A={decimal(rounded[1])};T:{features}"
+
+
+def test_the_judge_reads_the_same_lines_from_bytes_as_from_strings(judge) -> None:
+    """The cleaner hands the classifier its stripped lines as UTF-8 (textbytes.LineBytes, joined by
+    kernels.join_lines); the probabilities and reasons are the ones the strings give."""
+    from cleaners import textbytes
+
+    texts = ["Home | News | Sport\n\n  Story one is told here, with words.  \n   \nShare this\n",
+             "\n".join(line for line in TRICKY_LINES if "\x1c" not in line and "\x85" not in line and "\t" not in line),
+             "", "only line", "\u3000x\u3000\nÀ bientôt “1”. " * 20]
+    texts = [text.replace("\u3000", " ").replace("\u00a0", " ").replace("\u200b", "") for text in texts]
+    docs = [[line.strip() for line in text.split("\n")] for text in texts]
+    data = np.frombuffer(textbytes.join(texts), np.uint8)
+    starts, ends, _, _ = kernels.strip_spaces(data, *textbytes.line_bounds(data))
+    joined, first, last = kernels.join_lines(data, starts, ends)
+    assert joined.tobytes() == "\n".join(line for doc in docs for line in doc).encode("utf-8")
+    assert [joined[a:b].tobytes().decode() for a, b in zip(first, last, strict=True)] == [
+        line for doc in docs for line in doc]
+    shares = [np.linspace(0, 1, len(doc)) for doc in docs]
+    from_strings = judge.judge(docs, shares, stripped=True)
+    from_bytes = judge.judge(docs, shares, stripped=True, utf8=textbytes.LineBytes(data, starts, ends))
+    for a, b in zip(from_strings.probabilities, from_bytes.probabilities, strict=True):
+        assert np.array_equal(a, b)
+    doc_of = np.repeat(np.arange(len(docs)), [len(doc) for doc in docs])
+    line_of = np.concatenate([np.arange(len(doc)) for doc in docs])
+    assert from_strings.explain_many(doc_of, line_of) == from_bytes.explain_many(doc_of, line_of)
+    with pytest.raises(ValueError, match="lines"):
+        judge.judge(docs, shares, stripped=True, utf8=textbytes.LineBytes(data, starts[:-1], ends[:-1]))

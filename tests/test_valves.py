@@ -38,7 +38,7 @@ class ScriptedJudge:
         self.p_of = p_of
 
     def judge(self, docs: Sequence[Sequence[str]], template_share: Sequence[Sequence[float] | np.ndarray],
-              stripped: bool = False) -> _ScriptedJudgement:
+              stripped: bool = False, utf8: object = None) -> _ScriptedJudgement:
         return _ScriptedJudgement([np.array([self.p_of.get(line.strip(), 0.05) if line.strip() else 1.0
                                              for line in doc]) for doc in docs])
 
