@@ -228,7 +228,7 @@ def canonical_line_keys(buf: np.ndarray, max_chars: int, classes: np.ndarray, fo
     canonical = np.empty(longest + 1, np.uint8)  # never longer than the line: a space replaces >= 1 byte
     for i in range(len(starts)):
         end = ends[i]
-        if _stripped_chars(buf, starts[i], end, classes) > max_chars:
+        if end - starts[i] > max_chars and _stripped_chars(buf, starts[i], end, classes) > max_chars:
             continue  # too long to count (most of the bytes are in such paragraphs): not hashed
         size = 0
         chars = 0  # code points since the first non-space one
@@ -236,6 +236,22 @@ def canonical_line_keys(buf: np.ndarray, max_chars: int, classes: np.ndarray, fo
         pending_space = False
         p = starts[i]
         while p < end:
+            c = buf[p]
+            if c < 0x80:  # ASCII, most of the bytes: no decoding (the keys took half the time without this)
+                if classes[c] == CHAR_SPACE:
+                    pending_space = chars > 0
+                    chars += chars > 0
+                else:
+                    chars += 1
+                    stripped_chars = chars
+                    if pending_space:
+                        canonical[size] = 32
+                        size += 1
+                        pending_space = False
+                    canonical[size] = c + 32 if 65 <= c <= 90 else c
+                    size += 1
+                p += 1
+                continue
             code, width = _decode(buf, p, end)
             kind = CHAR_FOLD if code >= 0x10000 else classes[code]
             if kind == CHAR_SPACE:
