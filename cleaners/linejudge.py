@@ -195,7 +195,6 @@ class Batch:
             keep = np.flatnonzero(nonblank)
             self.lines = None
             self.utf8 = kernels.join_lines(utf8.data, utf8.starts[keep], utf8.ends[keep])
-            flat = keep  # only its length is used below
         else:
             per_doc = docs if stripped else [list(map(str.strip, doc)) for doc in docs]
             sizes = np.fromiter(map(len, per_doc), np.int64, len(per_doc))
