@@ -532,12 +532,18 @@ def clean_documents(
     alive = np.concatenate([np.zeros(0, bool), *(p.doc.nonblank for p in prepared)])
     removed = [offsets[index] + i for index, p in enumerate(prepared) for i in p.doc.removed]
     alive[np.asarray(removed, np.int64)] = False
-    normal = judge.decide(probabilities, Caution.NORMAL)
-    _keep_sandwiched_sentences(docs, offsets, alive, normal, doc_of)
-    flat_candidates = np.flatnonzero(alive & normal)
-    # Levels nest: a line spared at one level is spared at the more cautious ones.
-    flat_levels = (judge.decide(probabilities[flat_candidates], Caution.CAUTIOUS).astype(np.int8)
-                   + judge.decide(probabilities[flat_candidates], Caution.CONSERVATIVE))
+    # The drops at each level of caution, each smoothed on its own: at a more cautious level more lines stay,
+    # so a short sentence may be sandwiched between kept lines there and not at the level below.
+    drops = []
+    for level in Caution:
+        drop = judge.decide(probabilities, level)
+        _keep_sandwiched_sentences(docs, offsets, alive, drop, doc_of)
+        drops.append(drop)
+    flat_candidates = np.flatnonzero(alive & drops[Caution.NORMAL])
+    # Levels nest: a line spared at one level is spared at the more cautious ones (a line dropped at a level
+    # has a neighbour dropped there, which the level below drops too, so it is not sandwiched there either).
+    flat_levels = (drops[Caution.CAUTIOUS][flat_candidates].astype(np.int8)
+                   + drops[Caution.CONSERVATIVE][flat_candidates])
     owner = doc_of[flat_candidates]
     # One explanation call for the whole batch (attributions and their text are vectorized).
     reasons = iter(judgement.explain_many(owner, flat_candidates - offsets[owner]))

@@ -121,3 +121,15 @@ def test_a_declared_title_missing_from_the_text_does_not_shrink_the_document(rul
     assert result.title == declared
     assert _by_classifier(result) == PROSE[:2]
     assert result.kept_ratio == pytest.approx(0.8)
+
+
+def test_a_sentence_between_lines_kept_at_the_cautious_level_stays_there(rules) -> None:
+    """Short-sentence smoothing runs at every level of caution. At the normal level line 4's neighbours go,
+    so it is not between kept lines there; the uncertain drops (40% of the words) move the document to the
+    cautious level, where its neighbours stay, so it stays with them."""
+    p_of = {PROSE[0]: 0.7, PROSE[1]: 0.7, PROSE[3]: 0.7, PROSE[4]: 0.85, PROSE[5]: 0.7}
+    result = _clean(rules, p_of)
+    assert _by_classifier(result) == []
+    assert PROSE[4] in result.text
+    alone = _clean(rules, {PROSE[4]: 0.85, PROSE[3]: 0.9})  # a neighbour dropped at that level: it goes
+    assert _by_classifier(alone) == [PROSE[3], PROSE[4]]
