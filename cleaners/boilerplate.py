@@ -108,7 +108,7 @@ def line_keys(lines: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     if not lines:
         return np.zeros(0, np.int64), np.zeros(0, bool)
     if any("\n" in line for line in lines):
-        raise ValueError("line_keys takes lines without newlines in them; key a whole text with text_line_keys")
+        raise ValueError("line_keys takes lines without newlines in them; key whole texts with KeyedTexts.of")
     keyed = key_buffer(textbytes.join(lines))
     return keyed.keys, keyed.countable
 
@@ -121,11 +121,6 @@ def _first_lines(keyed: KeyedLines, pieces: Sequence[bytes]) -> np.ndarray:
     return np.append(np.searchsorted(keyed.starts, piece_starts), len(keyed.keys))
 
 
-def text_line_keys(texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(keys, countable) of the lines of each text (newlines already normalized), in one pass over the batch."""
-    return KeyedTexts.of(texts, normalized=True).per_text() if texts else []
-
-
 @dataclass(frozen=True, slots=True)
 class KeyedTexts:
     """A batch of texts keyed line by line in one pass (:func:`key_buffer` over the texts joined by newlines):
@@ -136,9 +131,9 @@ class KeyedTexts:
     first_lines: np.ndarray  # the index of each text's first line in ``keyed``, and the line count at the end
 
     @classmethod
-    def of(cls, texts: Sequence[str], normalized: bool = False) -> KeyedTexts:
-        """``normalized``: the texts' newlines are normalized already (else :func:`normalize_newlines` first)."""
-        pieces = [textbytes.encode(text if normalized else normalize_newlines(text)) for text in texts]
+    def of(cls, texts: Sequence[str]) -> KeyedTexts:
+        """The texts' lines keyed, their newlines normalized first (:func:`normalize_newlines`)."""
+        pieces = [textbytes.encode(normalize_newlines(text)) for text in texts]
         keyed = key_buffer(b"\n".join(pieces))
         return cls(pieces, keyed, _first_lines(keyed, pieces))
 

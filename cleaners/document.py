@@ -530,8 +530,9 @@ def clean_documents(
     doc_of = np.repeat(np.arange(len(prepared)), sizes)
     probabilities = np.concatenate([np.zeros(0), *judgement.probabilities])
     alive = np.concatenate([np.zeros(0, bool), *(p.doc.nonblank for p in prepared)])
-    removed = [offsets[index] + i for index, p in enumerate(prepared) for i in p.doc.removed]
-    alive[np.asarray(removed, np.int64)] = False
+    for index, p in enumerate(prepared):
+        if p.doc.removed:
+            alive[offsets[index] + np.fromiter(p.doc.removed, np.int64, len(p.doc.removed))] = False
     # The drops at each level of caution, each smoothed on its own: at a more cautious level more lines stay,
     # so a short sentence may be sandwiched between kept lines there and not at the level below.
     drops = []
@@ -540,8 +541,9 @@ def clean_documents(
         _keep_sandwiched_sentences(docs, offsets, alive, drop, doc_of)
         drops.append(drop)
     flat_candidates = np.flatnonzero(alive & drops[Caution.NORMAL])
-    # Levels nest: a line spared at one level is spared at the more cautious ones (a line dropped at a level
-    # has a neighbour dropped there, which the level below drops too, so it is not sandwiched there either).
+    # Levels nest: a line dropped at a level is dropped at the one below. It is not a sentence between two
+    # lines that stay there: not sentence-final, at a document's edge, or next to a line dropped there, which
+    # the level below drops too; so the level below does not spare it either.
     flat_levels = (drops[Caution.CAUTIOUS][flat_candidates].astype(np.int8)
                    + drops[Caution.CONSERVATIVE][flat_candidates])
     owner = doc_of[flat_candidates]

@@ -238,30 +238,19 @@ def canonical_line_keys(buf: np.ndarray, max_chars: int, classes: np.ndarray, fo
         while p < end:
             c = buf[p]
             if c < 0x80:  # ASCII, most of the bytes: no decoding (the keys took half the time without this)
-                if classes[c] == CHAR_SPACE:
-                    pending_space = chars > 0
-                    chars += chars > 0
-                else:
-                    chars += 1
-                    stripped_chars = chars
-                    if pending_space:
-                        canonical[size] = 32
-                        size += 1
-                        pending_space = False
-                    canonical[size] = c + 32 if 65 <= c <= 90 else c
-                    size += 1
-                p += 1
-                continue
-            code, width = _decode(buf, p, end)
-            kind = CHAR_FOLD if code >= 0x10000 else classes[code]
+                width = 1
+                kind = classes[c]
+            else:
+                code, width = _decode(buf, p, end)
+                kind = CHAR_FOLD if code >= 0x10000 else classes[code]
+                if kind == CHAR_FOLD and not folded:
+                    needs_python[i] = True  # the caller keys it (and decides whether it is countable)
+                    break
             if kind == CHAR_SPACE:
                 pending_space = chars > 0
                 chars += chars > 0
                 p += width
                 continue
-            if kind == CHAR_FOLD and code >= 0x80 and not folded:
-                needs_python[i] = True  # the caller keys it (and decides whether it is countable)
-                break
             chars += 1
             stripped_chars = chars
             if pending_space:

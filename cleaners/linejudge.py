@@ -27,7 +27,7 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
-from cleaners import kernels
+from cleaners import kernels, textbytes
 
 # ---------------------------------------------------------------- lexicons
 STOPWORDS = ["the", "of", "and", "to", "a", "in", "is", "that", "for", "it", "on", "with", "as", "was", "at", "by", "be", "this", "from", "or", "an", "are", "have", "has", "not", "but", "they", "which", "you", "his", "her", "he", "she", "we", "their", "its", "were", "been", "will", "would", "there", "can", "more", "one", "all", "also", "had", "who", "said", "if", "about", "than", "what", "when", "into", "after", "so", "them", "our", "i", "do", "out", "up", "some", "could", "other", "these", "time", "only", "new", "just", "over", "most", "may", "no", "because", "how", "those", "while", "him", "my", "your", "us", "me", "did", "such", "even", "where", "between", "then", "being", "very", "both", "much", "many", "any", "should", "through", "before"]
@@ -238,8 +238,7 @@ def line_values(lines: list[str]) -> tuple[np.ndarray, ...]:
     byte-class counts, words (all, upper-case, digits), separator symbols, letter-run hashes and their lines,
     characters, stopwords, keyword lexicons, and how the line ends and starts (the names of the return)."""
     b = np.frombuffer("\n".join(lines).encode("utf-8"), np.uint8)
-    nlpos = np.flatnonzero(b == 10)
-    return line_values_utf8(b, np.concatenate([[0], nlpos + 1]), np.concatenate([nlpos, [len(b)]]))
+    return line_values_utf8(b, *textbytes.line_bounds(b))
 
 
 def line_values_utf8(b: np.ndarray, lstart: np.ndarray, lend: np.ndarray) -> tuple[np.ndarray, ...]:

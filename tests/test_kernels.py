@@ -8,9 +8,9 @@ import re
 import numpy as np
 import pytest
 
-from cleaners import kernels
+from cleaners import kernels, textbytes
 from cleaners import linejudge as lj
-from cleaners.boilerplate import MAX_COUNTED_CHARS, line_hash, line_keys, text_line_keys
+from cleaners.boilerplate import MAX_COUNTED_CHARS, key_buffer, line_hash, line_keys
 from cleaners.rulepack import canonical_line
 
 TRICKY_LINES = [
@@ -48,9 +48,9 @@ def test_line_keys_hash_the_canonical_form_and_count_only_short_lines() -> None:
     assert keys[TRICKY_LINES.index("😀 Share")] != keys[TRICKY_LINES.index("😀 Other")]
 
 
-def test_text_line_keys_strip_each_line_as_str_strip_does() -> None:
-    text = "\n".join(TRICKY_LINES)
-    (keys, countable), = text_line_keys([text])
+def test_keys_of_a_text_strip_each_line_as_str_strip_does() -> None:
+    keyed = key_buffer(textbytes.encode("\n".join(TRICKY_LINES)))
+    keys, countable = keyed.keys, keyed.countable
     expected_keys, expected_countable = line_keys([line.strip() for line in TRICKY_LINES])
     assert np.array_equal(keys, expected_keys) and np.array_equal(countable, expected_countable)
     with pytest.raises(ValueError, match="newline"):
@@ -250,8 +250,6 @@ def test_reasons_read_hundredths_as_decimals_without_trailing_zeros() -> None:
 def test_the_judge_reads_the_same_lines_from_bytes_as_from_strings(judge) -> None:
     """The cleaner hands the classifier its stripped lines as UTF-8 (textbytes.LineBytes, joined by
     kernels.join_lines); the probabilities and reasons are the ones the strings give."""
-    from cleaners import textbytes
-
     texts = ["Home | News | Sport\n\n  Story one is told here, with words.  \n   \nShare this\n",
              "\n".join(line for line in TRICKY_LINES if "\x1c" not in line and "\x85" not in line and "\t" not in line),
              "", "only line", "\u3000x\u3000\nÀ bientôt “1”. " * 20]
