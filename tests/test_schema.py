@@ -51,3 +51,30 @@ def test_removed_line_fields_are_in_the_order_of_the_parquet_struct() -> None:
     from cleaners.types import RemovedLine
 
     assert RemovedLine._fields == tuple(field.name for field in REMOVED_LINE)
+
+
+def test_the_writer_builds_the_same_table_as_from_pylist(tmp_path) -> None:
+    # AtomicParquetWriter fills its batches column by column; rows as the flow writes them (removed lines as
+    # plain tuples, a column missing from one row) must come out as Table.from_pylist makes them.
+    from datetime import UTC, datetime
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from cleaners.parquet import AtomicParquetWriter
+
+    now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    rows = [{"doc_id": f"d{i}", "input_id": str(i), "source": "example.com", "input_file": "in.jsonl",
+             "title": None if i % 2 else f"Title {i}", "text": f"Text {i}\n\nmore",
+             "removed": [(1, "Home | News", "nav.pipe-menu", "a menu"), (3, "Share", "share.prompt", "why")][: i % 3],
+             "kept_ratio": 0.5, "low_confidence": bool(i % 2), "n_chars_raw": 30, "n_chars_clean": 14,
+             "content_sha256": "0" * 64, "encoding": "utf-8", "extractor": "none", "mojibake_fixed": False,
+             "ingested_at": now, "pipeline_version": "1", "rules_version": "r1"} for i in range(7)]
+    del rows[3]["title"]
+    path = tmp_path / "part.parquet"
+    with AtomicParquetWriter(str(path), ARTICLES_SCHEMA, batch_rows=3) as writer:
+        writer.write_rows(rows)
+    written = pq.read_table(path)
+    assert written.equals(pa.Table.from_pylist(rows, schema=ARTICLES_SCHEMA))
+    assert written.column("removed").to_pylist()[2][1] == {"line_no": 3, "text": "Share", "rule": "share.prompt",
+                                                           "reason": "why"}
