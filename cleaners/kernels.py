@@ -341,6 +341,154 @@ def line_byte_stats(b: np.ndarray, line_starts: np.ndarray, line_ends: np.ndarra
     return counts, words, upper_words, digit_words, symbols, run_hash[:runs].copy(), run_line[:runs].copy()
 
 
+
+def word_characters() -> np.ndarray:
+    """Per BMP code point: its lower-case form when a regex ``\\w`` matches it (letters, digits, ``_``), 0 when
+    not, and bit 30 set on decimal digits (the table of :func:`body_overlap`; built once at import, ~40 ms)."""
+    table = np.zeros(0x10000, np.int32)
+    for code in range(0x10000):
+        char = chr(code)
+        if char.isalnum() or char == "_":
+            lower = char.lower()
+            table[code] = (ord(lower) if len(lower) == 1 else code) | ((1 << 30) if char.isdecimal() else 0)
+    return table
+
+
+WORD_CHARACTERS = word_characters()
+
+
+# The columns of body_overlap's word table: one row per word, so a lookup touches one cache line.
+_KEY, _LINES, _LONG_LINES, _LAST_LINE = 0, 1, 2, 3
+
+
+@numba.jit(**_JIT)
+def _slot(table: np.ndarray, key: np.int64, mask: int) -> int:
+    """The row of ``key`` in an open-addressing table of ``mask + 1`` rows (linear probing; never full); a row
+    is taken when its word was counted on a line (``_LINES`` > 0)."""
+    s = key & mask
+    while table[s, _LINES] > 0 and table[s, _KEY] != key:
+        s = (s + 1) & mask
+    return s
+
+
+@numba.jit(**_JIT)
+def body_overlap(b: np.ndarray, line_starts: np.ndarray, line_ends: np.ndarray, doc_id: np.ndarray,
+                 long_line: np.ndarray, word_chars: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per line, how much of its vocabulary the document's long lines share (topicality without a language):
+    the share of its distinct words that also occur in one of the document's ``long_line`` lines other than
+    itself, plain and weighted by 1 / log(1 + the word's line count in the document).
+
+    Words are runs of ``\\w`` characters (``word_chars``: :data:`WORD_CHARACTERS`), lower-cased, all-digit
+    words left out; code points above U+FFFF end a word. Lines ``b[line_starts[i]:line_ends[i]]`` of UTF-8
+    ``b``, ``doc_id`` ascending. A per-document hash table of word line counts; one pass to count, one to
+    score. Returns two float32 arrays (0 for lines without words)."""
+    n = len(line_starts)
+    plain = np.zeros(n, np.float32)
+    weighted = np.zeros(n, np.float32)
+    if n == 0:
+        return plain, weighted
+    hashes = np.empty(len(b) // 2 + 1, np.uint64)
+    first = np.zeros(n + 1, np.int64)
+    words = 0
+    digit_bit = np.int32(1 << 30)
+    for i in range(n):
+        p = line_starts[i]
+        end = line_ends[i]
+        h = np.uint64(0)
+        length = 0
+        all_digits = True
+        while p < end:
+            c = b[p]
+            if c < 0x80:
+                folded = word_chars[c]
+                p += 1
+            else:
+                code, width = _decode(b, p, end)
+                folded = word_chars[code] if code < 0x10000 else np.int32(0)
+                p += width
+            if folded != 0:
+                h = (h ^ np.uint64(folded & ~digit_bit)) * _K1  # one multiply a character; mixed at the end
+                all_digits &= (folded & digit_bit) != 0
+                length += 1
+            elif length:
+                if not all_digits:
+                    hashes[words] = _mix(h, np.uint64(length))
+                    words += 1
+                h = np.uint64(0)
+                length = 0
+                all_digits = True
+        if length and not all_digits:
+            hashes[words] = _mix(h, np.uint64(length))
+            words += 1
+        first[i + 1] = words
+    most = 0  # the most words in one document: the table's size
+    doc_start = 0
+    while doc_start < n:
+        doc_end = doc_start
+        while doc_end < n and doc_id[doc_end] == doc_id[doc_start]:
+            doc_end += 1
+        most = max(most, first[doc_end] - first[doc_start])
+        doc_start = doc_end
+    size = 16
+    while size < 2 * (most + 1):
+        size *= 2
+    taken = np.empty(most + 1, np.int64)  # the slots this document filled
+    slot_of = np.empty(most + 1, np.int64)  # each of its words' slot
+    inverse_log = np.zeros(1024)  # 1 / log(1 + k), looked up rather than computed per word
+    for k in range(1, len(inverse_log)):
+        inverse_log[k] = 1.0 / np.log1p(k)
+    table = np.zeros((size, 4), np.int64)
+    doc_start = 0
+    while doc_start < n:
+        doc_end = doc_start
+        while doc_end < n and doc_id[doc_end] == doc_id[doc_start]:
+            doc_end += 1
+        mask = 15  # a table sized for this document's words, so a short one stays in cache
+        while mask + 1 < 2 * (first[doc_end] - first[doc_start] + 1):
+            mask = 2 * mask + 1
+        filled = 0
+        for i in range(doc_start, doc_end):  # each word's lines and long lines in this document
+            for w in range(first[i], first[i + 1]):
+                key = np.int64(hashes[w])
+                s = _slot(table, key, mask)
+                slot_of[w - first[doc_start]] = s
+                if table[s, _LINES] == 0:
+                    table[s, _KEY] = key
+                    table[s, _LAST_LINE] = -1
+                    taken[filled] = s
+                    filled += 1
+                if table[s, _LAST_LINE] != i:
+                    table[s, _LAST_LINE] = i
+                    table[s, _LINES] += 1
+                    table[s, _LONG_LINES] += long_line[i]
+        for i in range(doc_start, doc_end):  # each line's distinct words, scored (marked with -2 - i)
+            distinct = 0
+            shared = 0
+            weight_sum = 0.0
+            shared_weight = 0.0
+            own = np.int64(long_line[i])
+            for w in range(first[i], first[i + 1]):
+                s = slot_of[w - first[doc_start]]
+                if table[s, _LAST_LINE] == -2 - i:
+                    continue
+                table[s, _LAST_LINE] = -2 - i
+                distinct += 1
+                count = table[s, _LINES]
+                weight = inverse_log[count] if count < len(inverse_log) else 1.0 / np.log1p(count)
+                weight_sum += weight
+                if table[s, _LONG_LINES] - own > 0:
+                    shared += 1
+                    shared_weight += weight
+            if distinct:
+                plain[i] = shared / distinct
+                weighted[i] = shared_weight / weight_sum
+        for t in range(filled):  # empty the table for the next document
+            table[taken[t], _LINES] = 0
+            table[taken[t], _LONG_LINES] = 0
+        doc_start = doc_end
+    return plain, weighted
+
+
 @numba.jit(**_JIT)
 def _member(sorted_values: np.ndarray, value: np.uint64) -> int:
     """Index of ``value`` in ``sorted_values``, or -1."""

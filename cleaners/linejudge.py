@@ -274,15 +274,23 @@ def line_values_utf8(b: np.ndarray, lstart: np.ndarray, lend: np.ndarray) -> tup
             startlow, startup, startdig, startpunct, bullet)
 
 
+# From how many words a line counts as the article's body for the topicality features (kernels.body_overlap).
+BODY_LINE_WORDS = 25
+
+
 def base_features(batch: Batch):
     doc_id = batch.doc_id
     F = {}
     n = batch.n_lines
     if n == 0:
         return F
+    if batch.utf8 is None:
+        data = np.frombuffer("\n".join(batch.lines).encode("utf-8"), np.uint8)
+        utf8 = (data, *textbytes.line_bounds(data))
+    else:
+        utf8 = batch.utf8
     (cnt, nw, nupw, ndw, nsym, wh, wl, nchars, nstop, kw, endsent, endstrict, endcolon, endcomma, endlow, startlow,
-     startup, startdig, startpunct, bullet) = (line_values(batch.lines) if batch.utf8 is None
-                                               else line_values_utf8(*batch.utf8))
+     startup, startdig, startpunct, bullet) = line_values_utf8(*utf8)
 
     # Document context (position, title, density, sentence blocks, section headers): one compiled pass
     # (cleaners.kernels.document_context; the same numbers as the numpy passes it replaced, 0.4 s of the
@@ -297,6 +305,9 @@ def base_features(batch: Batch):
     if batch.sources is not None:
         batch.src = _source_frac_flat(H, nwl, doc_id, batch.sources)
     kwany = (kw.sum(0) > 0).astype(np.float32)
+    # Topicality: how much of a line's vocabulary the document's long lines share. Comments, bios and teasers of
+    # other articles after the article look like prose but share less of it.
+    body_ovl, body_ovl_idf = kernels.body_overlap(*utf8, doc_id, nw >= BODY_LINE_WORDS, kernels.WORD_CHARACTERS)
     F.update({
         "lw": np.log1p(nw), "lchars": np.log1p(nchars), "wlen": nchars / np.maximum(nw, 1),
         "up_frac": nupw / np.maximum(nw, 1), "dig_frac": ndw / np.maximum(nw, 1),
@@ -312,6 +323,7 @@ def base_features(batch: Batch):
         "dens": dens, "dist_dense": dist_dense, "dist_long": dist_long, "lmaxw": np.log1p(maxw),
         "blk_w": np.log1p(blk_w), "blk_n": blk_n, "blk_stop": blk_stop, "blk_end": blk_end,
         "blk_share": nw / np.maximum(blk_w, 1), "kwany": kwany, "src": batch.src,
+        "body_ovl": body_ovl, "body_ovl_idf": body_ovl_idf,
     })
     for i, k in enumerate(KW_NAMES):
         F["kw_" + k] = kw[i]
@@ -365,7 +377,8 @@ def stage2_features(F, p1):
     dnext = np.where(next_a < de, next_a - gidx, 999)
     G["d_anchor_prev"] = np.minimum(dprev, 999).astype(np.float32)
     G["d_anchor_next"] = np.minimum(dnext, 999).astype(np.float32)
-    for name in ("lw", "rel", "wrel", "src", "endsent", "stop_frac", "kwany", "is_title", "eq_title", "in_title", "blk_w", "lnd", "avg_wpl"):
+    for name in ("lw", "rel", "wrel", "src", "endsent", "stop_frac", "kwany", "is_title", "eq_title", "in_title", "blk_w", "lnd", "avg_wpl",
+                 "body_ovl", "body_ovl_idf"):
         G[name] = F[name]
     return G
 

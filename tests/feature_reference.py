@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 from cleaners.linejudge import (
@@ -16,6 +18,40 @@ from cleaners.linejudge import (
     _source_frac_flat,
     line_values,
 )
+
+
+def _distinct_words(line: str) -> set[str]:
+    """Runs of word characters (``\\w``, below U+10000), each lower-cased on its own; all-digit runs left out."""
+    words: set[str] = set()
+    word: list[str] = []
+    for char in line + " ":
+        if ord(char) < 0x10000 and (char.isalnum() or char == "_"):
+            lower = char.lower()
+            word.append(lower if len(lower) == 1 else char)
+        elif word:
+            if not all(c.isdecimal() for c in word):
+                words.add("".join(word))
+            word = []
+    return words
+
+
+def reference_body_overlap(lines: list[str], doc_id: np.ndarray, long_line: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per line, the share of its distinct words that a long line of its document other than itself has, plain and
+    weighted by 1 / log(1 + the word's line count in the document): sets and counters, line by line."""
+    plain = np.zeros(len(lines), np.float32)
+    weighted = np.zeros(len(lines), np.float32)
+    for doc in np.unique(doc_id).tolist():
+        rows = np.flatnonzero(doc_id == doc).tolist()
+        words = {i: _distinct_words(lines[i]) for i in rows}
+        lines_with = Counter(w for i in rows for w in words[i])
+        long_lines_with = Counter(w for i in rows if long_line[i] for w in words[i])
+        for i in rows:
+            if words[i]:
+                shared = [w for w in words[i] if long_lines_with[w] - int(long_line[i]) > 0]
+                total = sum(1.0 / np.log1p(lines_with[w]) for w in words[i])
+                plain[i] = len(shared) / len(words[i])
+                weighted[i] = sum(1.0 / np.log1p(lines_with[w]) for w in shared) / total
+    return plain, weighted
 
 
 def reference_base_features(batch: Batch) -> dict:
@@ -118,6 +154,7 @@ def reference_base_features(batch: Batch) -> dict:
         "blk_w": np.log1p(blk_w), "blk_n": blk_n, "blk_stop": blk_stop, "blk_end": blk_end,
         "blk_share": nw / np.maximum(blk_w, 1), "kwany": kwany, "src": batch.src,
     })
+    F["body_ovl"], F["body_ovl_idf"] = reference_body_overlap(batch.lines, doc_id, nw >= 25)
     for i, k in enumerate(KW_NAMES):
         F["kw_" + k] = kw[i]
     # section headers seen before / after the line (comments, related, footer)

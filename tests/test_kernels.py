@@ -219,6 +219,28 @@ def test_document_features_match_the_numpy_passes() -> None:
             assert np.array_equal(np.asarray(got[name], np.float32), np.asarray(values, np.float32)), name
     assert got["eq_title"].sum() > 0 and got["in_title"].sum() > 0 and got["hdr_cmt_after"].sum() > 0
     assert got["dup"].max() > 1 and got["blk_n"].max() > 1
+    assert 0 < got["body_ovl"].mean() < 1 and 0 < got["body_ovl_idf"].mean() < 1
+
+
+def test_body_overlap_counts_unicode_words_as_the_reference_does() -> None:
+    from tests.feature_reference import reference_body_overlap
+
+    article = ("Die Stadtverwaltung von Zürich hat am Dienstag über das Budget für 2024 beraten, das um vier Prozent "
+               "gewachsen ist und Straßen, Schulen sowie Bäder betrifft; ÜBER die Hälfte geht an Schulen")
+    lines = [article, "Zürich Budget 2024", "über Straßen", "2024 42 7", "Kommentare (3)", "İstanbul İSTANBUL",
+             "東京の予算は増えた", "東京の予算は増えた 会議", "snake_case and_more 😀 emoji😀split", article.upper(),
+             "ein anderes Thema ganz ohne Bezug", "SCHULEN und bäder"]
+    doc_id = np.array([0] * 6 + [1] * 6, np.int64)
+    data = np.frombuffer("\n".join(lines).encode("utf-8"), np.uint8)
+    starts, ends = textbytes.line_bounds(data)
+    long_line = np.array([len(line.split()) >= 25 for line in lines])
+    plain, weighted = kernels.body_overlap(data, starts, ends, doc_id, long_line, kernels.WORD_CHARACTERS)
+    expected_plain, expected_weighted = reference_body_overlap(lines, doc_id, long_line)
+    assert np.array_equal(plain, expected_plain) and np.array_equal(weighted, expected_weighted)
+    assert plain[1] == 1.0 and plain[2] == 1.0  # "Zürich", "Budget", "über", "Straßen": in the article
+    assert plain[3] == 0.0 and plain[0] == 0.0  # digits only; the article alone is the only long line
+    assert plain[10] == 0.0 < plain[11] == 1.0  # words of the upper-cased article (the long line), case aside
+    assert plain[9] == 0.0  # the long line itself is not counted
 
 
 def test_reasons_read_hundredths_as_decimals_without_trailing_zeros() -> None:
