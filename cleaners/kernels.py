@@ -421,14 +421,14 @@ def body_overlap(b: np.ndarray, line_starts: np.ndarray, line_ends: np.ndarray, 
             hashes[words] = _mix(h, np.uint64(length))
             words += 1
         first[i + 1] = words
+    doc_first = [0]  # each document's first line, then n
+    for i in range(1, n):
+        if doc_id[i] != doc_id[i - 1]:
+            doc_first.append(i)
+    doc_first.append(n)
     most = 0  # the most words in one document: the table's size
-    doc_start = 0
-    while doc_start < n:
-        doc_end = doc_start
-        while doc_end < n and doc_id[doc_end] == doc_id[doc_start]:
-            doc_end += 1
-        most = max(most, first[doc_end] - first[doc_start])
-        doc_start = doc_end
+    for d in range(len(doc_first) - 1):
+        most = max(most, first[doc_first[d + 1]] - first[doc_first[d]])
     size = 16
     while size < 2 * (most + 1):
         size *= 2
@@ -438,11 +438,9 @@ def body_overlap(b: np.ndarray, line_starts: np.ndarray, line_ends: np.ndarray, 
     for k in range(1, len(inverse_log)):
         inverse_log[k] = 1.0 / np.log1p(k)
     table = np.zeros((size, 4), np.int64)
-    doc_start = 0
-    while doc_start < n:
-        doc_end = doc_start
-        while doc_end < n and doc_id[doc_end] == doc_id[doc_start]:
-            doc_end += 1
+    for d in range(len(doc_first) - 1):
+        doc_start = doc_first[d]
+        doc_end = doc_first[d + 1]
         mask = 15  # a table sized for this document's words, so a short one stays in cache
         while mask + 1 < 2 * (first[doc_end] - first[doc_start] + 1):
             mask = 2 * mask + 1
@@ -485,7 +483,6 @@ def body_overlap(b: np.ndarray, line_starts: np.ndarray, line_ends: np.ndarray, 
         for t in range(filled):  # empty the table for the next document
             table[taken[t], _LINES] = 0
             table[taken[t], _LONG_LINES] = 0
-        doc_start = doc_end
     return plain, weighted
 
 

@@ -237,8 +237,13 @@ def line_values(lines: list[str]) -> tuple[np.ndarray, ...]:
     """The per-line values the features are made of, each line on its own (non-empty, stripped ``lines``):
     byte-class counts, words (all, upper-case, digits), separator symbols, letter-run hashes and their lines,
     characters, stopwords, keyword lexicons, and how the line ends and starts (the names of the return)."""
-    b = np.frombuffer("\n".join(lines).encode("utf-8"), np.uint8)
-    return line_values_utf8(b, *textbytes.line_bounds(b))
+    return line_values_utf8(*_joined_utf8(lines))
+
+
+def _joined_utf8(lines: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``lines`` joined by one ``\\n`` as UTF-8, with each line's byte bounds."""
+    data = np.frombuffer("\n".join(lines).encode("utf-8"), np.uint8)
+    return data, *textbytes.line_bounds(data)
 
 
 def line_values_utf8(b: np.ndarray, lstart: np.ndarray, lend: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -284,11 +289,7 @@ def base_features(batch: Batch):
     n = batch.n_lines
     if n == 0:
         return F
-    if batch.utf8 is None:
-        data = np.frombuffer("\n".join(batch.lines).encode("utf-8"), np.uint8)
-        utf8 = (data, *textbytes.line_bounds(data))
-    else:
-        utf8 = batch.utf8
+    utf8 = _joined_utf8(batch.lines) if batch.utf8 is None else batch.utf8
     (cnt, nw, nupw, ndw, nsym, wh, wl, nchars, nstop, kw, endsent, endstrict, endcolon, endcomma, endlow, startlow,
      startup, startdig, startpunct, bullet) = line_values_utf8(*utf8)
 
