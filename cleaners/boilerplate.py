@@ -264,21 +264,17 @@ class LineCounter:
         at = np.flatnonzero(keyed.countable & (rank[line_doc] >= 0))  # countable lines of counted documents
         keys = keyed.keys[at]
         doc_of = rank[line_doc[at]]
-        # Each line's sample: its first occurrence in the stream (np.unique returns first indices).
-        distinct, first = np.unique(keys, return_index=True)
         samples = self.samples
         if self.keep_samples:
+            # Each line's sample: its first occurrence in the stream (np.unique returns first indices).
+            distinct, first = np.unique(keys, return_index=True)
             unseen = np.flatnonzero(~samples.has(distinct))
             if len(unseen):
                 positions = at[first[unseen]]
                 samples.add(distinct[unseen], keyed.buf, keyed.starts[positions], keyed.ends[positions])
-        # Each document's distinct keys: sorted by (document, key), the first of each run.
-        order = np.lexsort((keys, doc_of))
-        keys, doc_of = keys[order], doc_of[order]
-        fresh = np.ones(len(keys), bool)
-        fresh[1:] = (keys[1:] != keys[:-1]) | (doc_of[1:] != doc_of[:-1])
-        keys, doc_of = keys[fresh], doc_of[fresh]
-        bounds = np.searchsorted(doc_of, np.arange(len(sources) + 1)).tolist()
+        # Each document's distinct keys (doc_of ascends: a document's lines are together).
+        keys, bounds = kernels.distinct_per_group(keys, np.searchsorted(doc_of, np.arange(len(sources) + 1)))
+        bounds = bounds.tolist()
         reduced = False
         for index, source in enumerate(sources):
             self.docs[source] += 1
@@ -303,9 +299,8 @@ class LineCounter:
             if not len(keys):
                 continue  # no row in the table: the source is unknown to the stats, as from_tables has it
             docs[name] = self.docs[name]
-            summed = _SourceSum()
-            summed.add(keys, counts)
-            keys, counts = summed.fold()
+            # counts() is folded (sorted, distinct keys) and _cap keeps the order: no second fold, as
+            # from_tables needs for several tables (one per source was 0.08 s of the dev set's cleaning).
             frequent = counts >= min_n_docs
             if frequent.any():
                 per_source[name] = (keys[frequent], counts[frequent])

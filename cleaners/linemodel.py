@@ -89,12 +89,11 @@ def _reasons(model: LearnedLineJudge, columns: np.ndarray, leaves: np.ndarray, p
     top, pushes = kernels.top_attributions(leaves, np.ascontiguousarray(rows, np.int64), model.stage1.split_f_table,
                                            model.deltas, len(model.stage1.features), k)
     values = columns[top, rows[None, :]]
-    data, offsets = kernels.format_reasons(model.reason_head, _ALONE, _TOWARDS, model.feature_names,
-                                           model.feature_name_offsets, _hundredths(p), _hundredths(p1[rows]),
-                                           top, _hundredths(values), _hundredths(pushes), pushes >= 0)
-    text = data.tobytes().decode("ascii")
-    bounds = offsets.tolist()
-    return [text[start:end] for start, end in itertools.pairwise(bounds)]
+    data, _offsets = kernels.format_reasons(model.reason_head, _ALONE, _TOWARDS, model.feature_names,
+                                            model.feature_name_offsets, _hundredths(p), _hundredths(p1[rows]),
+                                            top, _hundredths(values), _hundredths(pushes), pushes >= 0)
+    # Each reason ends with a newline: one split, instead of a slice per row (0.06 s of the dev set's cleaning).
+    return data[:-1].tobytes().decode("ascii").split("\n")
 
 
 _ALONE = np.frombuffer(b"; line alone p=", np.uint8)

@@ -266,7 +266,7 @@ def test_reasons_read_hundredths_as_decimals_without_trailing_zeros() -> None:
         rounded = [float(np.round(v * 100) / 100) for v in (values[r], values[::-1][r], *cube[:, r])]
         features = ", ".join(f"{name.decode()}={decimal(v)} ({'+' if c >= 0 else ''}{decimal(v)})"
                              for name, v, c in zip(names, rounded[2:], cube[:, r], strict=True))
-        assert text[offsets[r]:offsets[r + 1]] == f"H:{decimal(rounded[0])};A={decimal(rounded[1])};T:{features}"
+        assert text[offsets[r]:offsets[r + 1]] == f"H:{decimal(rounded[0])};A={decimal(rounded[1])};T:{features}\n"
 
 
 def test_the_judge_reads_the_same_lines_from_bytes_as_from_strings(judge) -> None:
@@ -293,3 +293,20 @@ def test_the_judge_reads_the_same_lines_from_bytes_as_from_strings(judge) -> Non
     assert from_strings.explain_many(doc_of, line_of) == from_bytes.explain_many(doc_of, line_of)
     with pytest.raises(ValueError, match="lines"):
         judge.judge(docs, shares, stripped=True, utf8=textbytes.LineBytes(data, starts[:-1], ends[:-1]))
+
+
+def test_distinct_per_group_equals_a_lexsort_by_group_and_key() -> None:
+    rng = np.random.default_rng(7)
+    sizes = rng.integers(0, 40, 300)
+    sizes[[0, 5, -1]] = 0  # empty groups, first and last among them
+    keys = rng.integers(-50, 50, int(sizes.sum())).astype(np.int64)
+    keys[:3] = [np.iinfo(np.int64).min, np.iinfo(np.int64).max, 0]
+    group = np.repeat(np.arange(len(sizes)), sizes)
+    order = np.lexsort((keys, group))
+    sorted_keys, sorted_group = keys[order], group[order]
+    fresh = np.ones(len(keys), bool)
+    fresh[1:] = (sorted_keys[1:] != sorted_keys[:-1]) | (sorted_group[1:] != sorted_group[:-1])
+    expected_keys, expected_group = sorted_keys[fresh], sorted_group[fresh]
+    got, bounds = kernels.distinct_per_group(keys, np.concatenate([[0], np.cumsum(sizes)]))
+    assert got.tolist() == expected_keys.tolist()
+    assert bounds.tolist() == np.searchsorted(expected_group, np.arange(len(sizes) + 1)).tolist()
