@@ -179,7 +179,9 @@ def apply_rules(doc: _Lines, program: RuleProgram, screened: Sequence[int]) -> d
             if rule.keep_table_rows and in_pipe_table(doc.stripped, i):
                 continue
             if rule.action is Action.METADATA and rule.metadata_column:
-                value = rule.matches(line).group("value").strip()
+                value = (rule.matches(line).group("value") or "").strip()
+                if not value:  # "Region:" with nothing after it: no value to keep, so no match
+                    continue
                 metadata.setdefault(rule.metadata_column, value)
                 doc.remove(i, rule.id, f"{rule.why} (moved to `{rule.metadata_column}`: {value!r})")
             elif rule.action is Action.CUT_REST:
@@ -239,9 +241,12 @@ def remove_source_boilerplate(doc: _Lines, source: str, counts: TemplateCounts, 
         return
     reasons = {n: f"on {n / counts.source_docs:.0%} of {counts.source_docs} documents of source {source!r}: "
                   "part of its page template" for n in np.unique(counts.n_docs[chosen]).tolist()}
-    stripped = doc.stripped
-    doc.removed.update((i, (i + 1, stripped[i], LEARNED_RULE, reasons[n]))
-                       for i, n in zip(chosen.tolist(), counts.n_docs[chosen].tolist(), strict=True))
+    lines = chosen.tolist()
+    # The records built by C-level zip and map: a generator expression per line was 0.12 s of the dev set's cleaning.
+    doc.removed.update(zip(lines, zip((chosen + 1).tolist(), map(doc.stripped.__getitem__, lines),
+                                      itertools.repeat(LEARNED_RULE),
+                                      map(reasons.__getitem__, counts.n_docs[chosen].tolist()), strict=False),
+                           strict=True))
 
 
 class Caution(IntEnum):
@@ -469,7 +474,7 @@ def _finalize(prepared: _Prepared, config: CleanConfig, learned: _LearnedDrops |
         text=clean,
         title=prepared.title,
         metadata=prepared.metadata,
-        removed_rows=tuple(doc.removed[i] for i in sorted(doc.removed)),
+        removed_rows=tuple(map(doc.removed.__getitem__, sorted(doc.removed))),
         mojibake_fixed=prepared.mojibake_fixed,
         kept_ratio=kept_words / total_words if total_words > 0 else 0.0,
         low_confidence=low_confidence,
@@ -555,7 +560,7 @@ def clean_documents(
     results = []
     for p, (candidates, level) in zip(prepared, decisions, strict=True):
         lines = candidates.tolist()
-        removals = list(zip([i + 1 for i in lines], map(p.doc.stripped.__getitem__, lines),
+        removals = list(zip((candidates + 1).tolist(), map(p.doc.stripped.__getitem__, lines),
                             itertools.repeat(MODEL_RULE), itertools.islice(reasons, len(lines))))
         results.append(_finalize(p, config, _LearnedDrops(candidates, level, removals)))
     return results

@@ -164,7 +164,9 @@ def discover(inputs: Sequence[str]) -> list[InputFile]:
     """Resolve input arguments to files. Raises :class:`InputError` for an argument that matches nothing."""
     found: dict[str, InputFile] = {}
     for arg in inputs:
-        if "://" in arg and not arg.startswith("file://"):
+        if arg.startswith("file://"):  # a local path written as a URL (file:///srv/raw)
+            arg = arg.removeprefix("file://")
+        if "://" in arg:
             for f in _discover_remote(arg):
                 found.setdefault(f.path, f)
         elif any(ch in arg for ch in "*?[") and not os.path.lexists(arg):  # "a [1].txt" is a name
@@ -231,8 +233,14 @@ def _parse_datetime(value: object) -> datetime | None:
 
 
 def _parse_date(value: object) -> date | None:
-    parsed = _parse_datetime(value)
-    return parsed.date() if parsed else None
+    """The calendar date the value names, in its own offset ("2024-05-01T22:30:00-05:00" is May 1, not the
+    UTC day it falls on)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).date()
+    except ValueError:
+        return None
 
 
 def _reject(f: InputFile, code: RejectReason, reason: str, *, input_id: str | None = None,
@@ -257,7 +265,8 @@ def _unreadable(f: InputFile, exc: OSError) -> Reject:
     hint = {errno.EACCES: "; check its permissions", errno.EPERM: "; check its permissions",
             errno.ENOENT: "; it vanished, or is a symlink to nothing", errno.ELOOP: "; a symlink loop"}
     return _reject(f, RejectReason.UNREADABLE,
-                   f"cannot read the file: {exc.strerror or exc}{hint.get(exc.errno or 0, '')}")
+                   f"cannot read the file: {exc.strerror or exc}{hint.get(exc.errno or 0, '')}; "
+                   "the next run tries it again")
 
 
 def _text_or_html_document(
@@ -330,6 +339,7 @@ def _read_jsonl(f: InputFile, max_doc_bytes: int) -> Iterator[RawDocument | Reje
         yield _unreadable(f, exc)
         return
     line_no = 0
+    produced = 0  # records and rejects yielded: a file with none is itself a reject
     try:
         with raw_handle, handle:
             while True:
@@ -340,6 +350,9 @@ def _read_jsonl(f: InputFile, max_doc_bytes: int) -> Iterator[RawDocument | Reje
                                   input_id=f"{f.relpath}:{line_no + 1}", line_no=line_no + 1)
                     return
                 if not raw:
+                    if not produced:
+                        yield _reject(f, RejectReason.EMPTY, f"no records ({line_no} lines, all blank)"
+                                      if line_no else "no records (empty file)")
                     return
                 line_no += 1
                 if len(raw) > max_doc_bytes and not raw.endswith(b"\n"):
@@ -348,12 +361,14 @@ def _read_jsonl(f: InputFile, max_doc_bytes: int) -> Iterator[RawDocument | Reje
                         raw = handle.readline(1 << 20)
                     yield _reject(f, RejectReason.TOO_LARGE, f"record over the {max_doc_bytes}-byte document limit",
                                   input_id=f"{f.relpath}:{line_no}", line_no=line_no)
+                    produced += 1
                     continue
                 if line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark
                     raw = raw[3:]
                 if not raw.strip():
                     continue
                 yield _jsonl_record(f, raw, line_no, seen_ids)
+                produced += 1
     except OSError as exc:
         yield _reject(f, RejectReason.UNREADABLE, f"read failed after line {line_no}: {exc}",
                       input_id=f"{f.relpath}:{line_no}", line_no=line_no)
@@ -409,8 +424,9 @@ def _jsonl_record(f: InputFile, raw: bytes, line_no: int, seen_ids: set[str]) ->
         return _reject(f, RejectReason.MISSING_TEXT, "record has no non-empty `text` or `html` field",
                        input_id=input_id, line_no=line_no, source=source, n_bytes=len(raw))
     title = record.get("title") if isinstance(record.get("title"), str) else None
+    author = record.get("author") if isinstance(record.get("author"), str) and record["author"].strip() else None
     return _text_or_html_document(
         f, body, is_html=body is html, input_id=input_id, source=source, n_bytes=len(raw), encoding=encoding,
-        url=url, title=title, fetched_at=_parse_datetime(record.get("fetched_at")), line_no=line_no,
+        url=url, title=title, author=author, fetched_at=_parse_datetime(record.get("fetched_at")), line_no=line_no,
         published=_parse_date(record.get("published")),
     )

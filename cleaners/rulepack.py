@@ -1,6 +1,6 @@
 """Junk-line rule packs: TOML data files, validated once into immutable, compiled rules.
 
-A pack is a versioned TOML file of rules grouped by concept (see ``cleaners/rules/README.md``).
+A pack is a versioned TOML file of rules grouped by concept (the README's "Rule packs" section says how to write one).
 The generic pack applies to every source; a site pack lists the sources (hosts) it applies to.
 Loading validates everything up front: unknown keys, duplicate ids, empty patterns, bad regexes
 and missing examples are errors that name the file and the rule, so a broken pack never reaches a run.
@@ -363,9 +363,12 @@ def _parse_rule(path: Path, pack_name: str, spec: dict, defaults: dict) -> Rule:
     elif metadata_column is not None:
         raise _fail(path, f"rule {rule_id!r}: metadata_column is only for action = \"metadata\"")
     examples = spec.get("examples") or {}
-    drop, keep = tuple(examples.get("drop", ())), tuple(examples.get("keep", ()))
+    drop, keep = examples.get("drop", ()), examples.get("keep", ())
     if not drop or not keep:
         raise _fail(path, f"rule {rule_id!r}: add examples.drop and examples.keep (at least one each)")
+    if not all(isinstance(example, str) for example in (*drop, *keep)) or isinstance(drop, str) or \
+            isinstance(keep, str):
+        raise _fail(path, f"rule {rule_id!r}: examples.drop and examples.keep are lists of strings")
     return Rule(
         id=rule_id,
         pack=pack_name,
@@ -375,14 +378,36 @@ def _parse_rule(path: Path, pack_name: str, spec: dict, defaults: dict) -> Rule:
         pattern=pattern,
         match=match,  # type: ignore[arg-type]
         zone=_enum(path, rule_id, Zone, spec.get("zone", "any"), "zone"),  # type: ignore[arg-type]
-        zone_lines=int(spec.get("zone_lines", defaults.get("zone_lines", 6))),
-        max_chars=int(spec.get("max_chars", defaults.get("max_chars", 200))),
+        zone_lines=_count(path, rule_id, "zone_lines", spec.get("zone_lines", defaults.get("zone_lines", 6))),
+        max_chars=_count(path, rule_id, "max_chars", spec.get("max_chars", defaults.get("max_chars", 200))),
         action=action,  # type: ignore[arg-type]
         metadata_column=metadata_column,
-        examples_drop=drop,
-        examples_keep=keep,
+        examples_drop=tuple(drop),
+        examples_keep=tuple(keep),
         keep_table_rows=_flag(path, rule_id, spec, "keep_table_rows"),
     )
+
+
+def _count(path: Path, rule_id: str, key: str, value: object) -> int:
+    """A positive whole number setting (``zone_lines``, ``max_chars``), from the rule or the pack's defaults."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _fail(path, f"rule {rule_id!r}: {key} must be a whole number of at least 1, not {value!r}")
+    return value
+
+
+def _check_examples(path: Path, rule: Rule) -> None:
+    """A rule must match each of its drop examples (a metadata rule with a value) and none of its keep
+    examples: checked when any pack loads, so a site's own pack is held to them as the shipped ones are."""
+    for example in rule.examples_drop:
+        found = rule.matches(example)
+        if found is None:
+            raise _fail(path, f"rule {rule.id!r}: does not match its drop example {example!r} (or the example is "
+                              f"longer than max_chars = {rule.max_chars})")
+        if rule.action is Action.METADATA and not (found.group("value") or "").strip():
+            raise _fail(path, f"rule {rule.id!r}: its drop example {example!r} gives an empty `value` group")
+    for example in rule.examples_keep:
+        if rule.matches(example) is not None:
+            raise _fail(path, f"rule {rule.id!r}: matches its keep example {example!r}")
 
 
 def _flag(path: Path, rule_id: str, spec: dict, key: str) -> bool:
@@ -409,10 +434,13 @@ def load_pack(path: Path) -> RulePack:
     if set(data) - {"pack", "defaults", "rules"}:
         raise _fail(path, f"unknown top-level tables {sorted(set(data) - {'pack', 'defaults', 'rules'})}")
     rules = tuple(_parse_rule(path, meta["name"], spec, defaults) for spec in data.get("rules", []))
+    sites = meta.get("sites", [])
+    if not isinstance(sites, list) or not all(isinstance(site, str) and site.strip() for site in sites):
+        raise _fail(path, f"[pack]: sites must be a list of host names, as sites = [\"example.com\"], not {sites!r}")
     return RulePack(
         name=str(meta["name"]),
         version=str(meta["version"]),
-        sites=tuple(s.lower().removeprefix("www.") for s in meta.get("sites", [])),
+        sites=tuple(site.strip().lower().removeprefix("www.") for site in sites),
         path=str(path),
         rules=rules,
     )
@@ -434,6 +462,9 @@ def load_rules(paths: Iterable[Path | str] | None = None) -> RuleSet:
     packs = [load_pack(f) for f in files]
     packs.sort(key=lambda p: (not p.sites, p.name))  # site packs win: they are checked first
     _check_unique(packs)
+    for pack in packs:
+        for rule in pack.rules:
+            _check_examples(Path(pack.path), rule)
     digest = hashlib.sha256()
     for pack in packs:
         digest.update(Path(pack.path).read_bytes())

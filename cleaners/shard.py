@@ -186,6 +186,11 @@ def count_shard(shard: Shard, store: OutputStore, max_doc_bytes: int = DEFAULT_M
     return table.num_rows
 
 
+def _unread(counts: Counter[str]) -> bool:
+    """Whether a file's only input was an `unreadable` reject (nothing of it could be read)."""
+    return counts["inputs"] == 1 and counts["unreadable"] == 1
+
+
 def process_shard(shard: Shard, store: OutputStore, rules: RuleSet, ingested_at: datetime, partition: str,
                   fingerprints: dict[str, str], config: CleanConfig | None = None,
                   line_stats: LineStats | None = None, judge: LineJudge | None = None,
@@ -211,6 +216,7 @@ def process_shard(shard: Shard, store: OutputStore, rules: RuleSet, ingested_at:
                 rejects.write(_reject_row(outcome, ingested_at, rules.version))
                 reasons[str(outcome.reason_code)] += 1
                 per_file[outcome.input_file]["rejects"] += 1
+                per_file[outcome.input_file]["unreadable"] += outcome.reason_code is RejectReason.UNREADABLE
                 continue
             articles.write(outcome)
             per_file[outcome["input_file"]]["articles"] += 1
@@ -239,9 +245,13 @@ def process_shard(shard: Shard, store: OutputStore, rules: RuleSet, ingested_at:
                 else:
                     emit([item])
         flush()
+    # A file that could not be read at all (its only input an `unreadable` reject: permissions, a network
+    # error) is committed without a content hash, so the next run tries it again (flows.clean._select_changed);
+    # its reject row is then replaced like any changed file's rows.
     ledger_rows = [{
         "input_file": f.path, "size": f.size, "mtime_ns": f.mtime_ns,
-        "content_sha256": fingerprints.get(f.path, ""), "shard_id": shard.shard_id,
+        "content_sha256": "" if _unread(per_file[f.path]) else fingerprints.get(f.path, ""),
+        "shard_id": shard.shard_id,
         "partition": partition, "rules_version": rules.version, "pipeline_version": PIPELINE_VERSION,
         "n_inputs": per_file[f.path]["inputs"], "n_articles": per_file[f.path]["articles"],
         "n_rejects": per_file[f.path]["rejects"], "ingested_at": ingested_at,

@@ -147,7 +147,9 @@ def _select_changed(files: list[InputFile], store: OutputStore, rules_version: s
     fingerprints: dict[str, str] = {}
     for f in files:
         entry = entries.get(f.path)
-        current = entry and entry.rules_version == rules_version and entry.pipeline_version == PIPELINE_VERSION
+        # No content hash: the file could not be read when it was ingested (cleaners.shard); try it again.
+        current = (entry and entry.content_sha256 and entry.rules_version == rules_version
+                   and entry.pipeline_version == PIPELINE_VERSION)
         if current and entry.size == f.size and entry.mtime_ns == f.mtime_ns:
             continue  # unchanged since it was ingested with these rules
         sha = _sha256_of(f.path)

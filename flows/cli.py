@@ -135,9 +135,19 @@ def explain(
 
     try:
         ruleset = load_rules(rules)
-        [input_file] = discover([file]) or [None]
+        found = discover([file])
     except (InputError, RulePackError, ValueError) as exc:
         _fail(str(exc))
+    if len(found) != 1:
+        names = ", ".join(f.relpath for f in found[:3]) + (", ..." if len(found) > 3 else "")
+        _fail(f"{file}: explain shows one file; this is {len(found)} files ({names}): give one of them"
+              if found else f"{file}: no input file in it")
+    [input_file] = found
+    if output:
+        store = OutputStore.open(output)
+        if not store.fs.exists(store.path("_state")):
+            _fail(f"--output {output}: not an output folder of a run (no _state in it); give the folder a run "
+                  "wrote to, or leave --output out")
     doc = None
     for item in read_file(input_file):
         if record_id is None or item.input_id == record_id:
@@ -151,7 +161,7 @@ def explain(
     parent = Path(input_file.path).parent.name
     if source is None and chosen_source == "unknown" and "." in parent:
         chosen_source = parent  # a file given on its own: its folder name is the likely site
-    stats = OutputStore.open(output).line_stats({chosen_source}) if output else None
+    stats = store.line_stats({chosen_source}) if output else None
     result = clean_document(doc.text, ruleset, source=chosen_source, known_title=doc.title, line_stats=stats,
                             judge=default_judge())
     console = Console(highlight=False)

@@ -61,14 +61,19 @@ def _input_paths(value: str) -> list[str]:
             raise DeploymentConfigError("BOILERSTRIP_DAILY_INPUT must list one or more non-empty paths")
     else:
         paths = [value]
-    return [os.path.abspath(p) for p in paths]
+    return [_absolute(p) for p in paths]
+
+
+def _absolute(path: str) -> str:
+    """A local path made absolute (the run's working folder may differ); an fsspec URL (``s3://...``) as given."""
+    return path if "://" in path else os.path.abspath(path)
 
 
 def daily_parameters() -> dict[str, Any]:
     """Default parameters of the daily run (only ``input`` and ``output``; the flow's defaults do the rest)."""
     return {
         "input": _input_paths(_env("BOILERSTRIP_DAILY_INPUT", DAILY_INPUT)),
-        "output": os.path.abspath(_env("BOILERSTRIP_DAILY_OUTPUT", DAILY_OUTPUT)),
+        "output": _absolute(_env("BOILERSTRIP_DAILY_OUTPUT", DAILY_OUTPUT)),
     }
 
 

@@ -105,6 +105,12 @@ def test_daily_settings_from_environment(clean_env: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("BOILERSTRIP_DAILY_INPUT", "/srv/raw")
     assert _by_name()["daily"].parameters["input"] == ["/srv/raw"]
 
+    # Object storage: fsspec URLs stay as given (not made into local folders).
+    monkeypatch.setenv("BOILERSTRIP_DAILY_INPUT", '["s3://bucket/raw", "feeds/a"]')
+    monkeypatch.setenv("BOILERSTRIP_DAILY_OUTPUT", "s3://bucket/clean")
+    assert _by_name()["daily"].parameters == {"input": ["s3://bucket/raw", str(clean_env / "feeds" / "a")],
+                                              "output": "s3://bucket/clean"}
+
 
 @pytest.mark.parametrize(("name", "value", "message"), [
     ("BOILERSTRIP_DAILY_CRON", "every day", "Invalid cron"),

@@ -43,3 +43,45 @@ def test_default_runner_is_threads_for_small_runs_and_processes_for_large(monkey
     assert resolve_runner_name(None, 10 * PROCESSES_FROM_BYTES, shards=1) == "threads"  # one shard: no pool
     monkeypatch.setattr("flows.runners.usable_cpus", lambda: 1)
     assert resolve_runner_name(None, 10 * PROCESSES_FROM_BYTES) == "threads"  # one core: no pool
+
+
+def test_a_file_that_could_not_be_read_is_tried_again_on_the_next_run(tmp_path: Path, monkeypatch) -> None:
+    """A read error (permissions, a network file system) is a reject, and the ledger commits the file without a
+    content hash, so the next run reads it again and its row replaces the reject (no duplicate, nothing lost)."""
+    import errno
+    from datetime import UTC, datetime
+
+    import pyarrow.dataset as ds
+
+    import cleaners.readers as readers
+    from cleaners.readers import discover
+    from cleaners.rulepack import load_rules
+    from cleaners.shard import plan_shards, process_shard
+    from cleaners.store import partition_of
+    from flows.clean import _select_changed
+
+    (tmp_path / "in" / "site.example").mkdir(parents=True)
+    (tmp_path / "in" / "site.example" / "a.txt").write_text(
+        "A headline\n\nThe body of the article is here, long enough to be an article paragraph.\n")
+    rules = load_rules()
+    store = OutputStore.open(str(tmp_path / "out"))
+    readable = readers.open_input
+
+    def failing(path: str):
+        raise OSError(errno.EIO, "Input/output error")
+
+    counts = []
+    for opener in (failing, readable, readable):
+        monkeypatch.setattr(readers, "open_input", opener)
+        monkeypatch.setattr("flows.clean.open_input", opener)
+        todo, fingerprints = _select_changed(discover([str(tmp_path / "in")]), store, rules.version, False)
+        now = datetime.now(UTC)
+        for shard in plan_shards(todo, salt=rules.version):
+            process_shard(shard, store, rules, now, partition_of(now), fingerprints)
+        store.recover()  # what the next run does first: rows of a file ingested again are superseded
+        articles = ds.dataset(str(tmp_path / "out" / "articles"), partitioning="hive").to_table().num_rows
+        rejects = ds.dataset(str(tmp_path / "out" / "rejects"), partitioning="hive").to_table().num_rows
+        counts.append((len(todo), articles, rejects))
+    assert counts[0] == (1, 0, 1)  # unreadable: a reject
+    assert counts[1] == (1, 1, 0)  # tried again: the article, and the reject is gone
+    assert counts[2][0] == 0  # then current: not read again

@@ -66,6 +66,27 @@ def test_jsonl_records_sources_and_bad_lines(tmp_path: Path) -> None:
                        6: RejectReason.DUPLICATE_ID, 7: RejectReason.MALFORMED_RECORD}
 
 
+def test_jsonl_author_and_published_as_the_record_gives_them(tmp_path: Path) -> None:
+    path = tmp_path / "batch.jsonl"
+    records = [{"id": "a", "text": ARTICLE, "author": "Jane Doe", "published": "2024-05-01T22:30:00-05:00"},
+               {"id": "b", "text": ARTICLE, "author": "  ", "published": "2024-05-01"},
+               {"id": "c", "text": ARTICLE, "author": 7, "published": "not a date"}]
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    docs = _read_all([str(path)])
+    # The date as written, in the record's own offset (22:30 at -05:00 is May 2 in UTC, May 1 where it was written).
+    assert [(d.author, str(d.published)) for d in docs] == [("Jane Doe", "2024-05-01"), (None, "2024-05-01"),
+                                                            (None, "None")]
+
+
+@pytest.mark.parametrize("data", [b"", b"\n  \n\n", gzip.compress(b"")])
+def test_a_jsonl_file_without_records_is_a_reject(tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / ("batch.jsonl.gz" if data.startswith(b"\x1f\x8b") else "batch.jsonl")
+    path.write_bytes(data)
+    [reject] = _read_all([str(path)])
+    assert isinstance(reject, Reject) and reject.reason_code is RejectReason.EMPTY
+    assert reject.input_file == str(path) and "no records" in reject.reason
+
+
 def test_gzipped_jsonl(tmp_path: Path) -> None:
     path = tmp_path / "batch.jsonl.gz"
     with gzip.open(path, "wt") as handle:

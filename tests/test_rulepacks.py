@@ -76,6 +76,15 @@ examples.keep = ["Keep me"]
         (RULE.format(pattern='literal = "a"') + RULE.format(pattern='literal = "b"'), "already defined"),
         (RULE.format(pattern='regex = "a"\naction = "metadata"\nmetadata_column = "region"'), "value"),
         (RULE.format(pattern='literal = "a"\nkeep_table_rows = "yes"'), "true or false"),
+        (RULE.format(pattern='literal = "Drop me"\nzone_lines = "three"'), "zone_lines must be a whole number"),
+        (RULE.format(pattern='literal = "Drop me"\nmax_chars = 0'), "max_chars must be a whole number"),
+        ('sites = "example.com"\n' + RULE.format(pattern='literal = "Drop me"'), "sites must be a list"),
+        (RULE.format(pattern='literal = "a"'), "does not match its drop example 'Drop me'"),
+        (RULE.format(pattern="regex = '.*me'"), "matches its keep example 'Keep me'"),
+        (RULE.format(pattern='literal = "Drop me"\nmax_chars = 3'), "longer than max_chars"),
+        (RULE.format(pattern='literal = "Drop me"').replace('["Keep me"]', '"Keep me"'), "lists of strings"),
+        (RULE.format(pattern="regex = 'Drop(?P<value> you)?.*'\naction = 'metadata'\nmetadata_column = 'region'"),
+         "empty `value` group"),
     ],
 )
 def test_broken_packs_are_refused_with_the_file_named(tmp_path: Path, body: str, message: str) -> None:
@@ -153,3 +162,15 @@ def test_batch_matching_agrees_with_each_rule_line_by_line() -> None:
             expected = tuple(rule for rule in program_rules if rule.matches(line) is not None)
             assert line in fresh._matching  # found by the batch form, not by matching_rules' fallback
             assert fresh.matching_rules(line) == expected, line
+
+
+def test_a_metadata_rule_whose_value_is_missing_keeps_the_line(tmp_path: Path) -> None:
+    """A value group that may be empty ("Region:" with nothing after it) is no match: the line stays, no crash."""
+    path = _pack(tmp_path, RULE.format(pattern="regex = 'Region:\\s*(?P<value>\\w.*)?'\naction = 'metadata'\n"
+                                               "metadata_column = 'region'")
+                 .replace("Drop me", "Region: Mexico").replace("Keep me", "The region is Mexico."))
+    rules = load_rules([path])
+    article = "This paragraph is the article itself, and it is long enough to be kept by every rule we have."
+    result = clean_document(f"Region:\n\n{article}\n\nRegion: Mexico", rules, source="x")
+    assert result.metadata == {"region": "Mexico"}
+    assert result.text.split("\n")[0] == "Region:" and article in result.text

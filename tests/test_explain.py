@@ -1,0 +1,43 @@
+"""`boilerstrip explain`: one input shown line by line, and clear errors for what it cannot show."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from flows.cli import app
+
+SEED = Path(__file__).resolve().parents[1] / "data" / "raw" / "420intel.com" / "000_09f1c496b2e8d967.txt"
+
+
+def _explain(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["explain", *args], env={"COLUMNS": "200"})  # rich wraps at its width
+    return result.exit_code, result.output
+
+
+def test_explain_marks_each_removed_line_with_its_rule() -> None:
+    code, output = _explain(str(SEED))
+    assert code == 0, output
+    assert output.startswith("000_09f1c496b2e8d967.txt  source=420intel.com")  # the folder names the site
+    assert "[420intel.region-tag]" in output  # the site pack's rule, named on the line it removed
+    assert "[structure.title] the title: moved to the `title` column" in output
+    assert "metadata: {'region': 'Mexico'}" in output
+
+
+def test_explain_refuses_a_folder_of_several_files_and_an_empty_one(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("One article.\n")
+    (tmp_path / "b.txt").write_text("Another article.\n")
+    code, output = _explain(str(tmp_path))
+    assert code != 0 and "explain shows one file; this is 2 files (a.txt, b.txt)" in output
+    (tmp_path / "empty").mkdir()
+    code, output = _explain(str(tmp_path / "empty"))
+    assert code != 0 and "no input file in it" in output
+
+
+def test_explain_names_an_empty_jsonl_and_a_folder_that_is_not_an_output(tmp_path: Path) -> None:
+    (tmp_path / "batch.jsonl").write_text("\n\n")
+    code, output = _explain(str(tmp_path / "batch.jsonl"))
+    assert code != 0 and "this input is a reject (empty): no records" in output
+    code, output = _explain(str(SEED), "--output", str(tmp_path / "no-such-output"))
+    assert code != 0 and "not an output folder of a run" in output
