@@ -76,9 +76,25 @@ class InputFile:
         return "unsupported"
 
 
+# A folder name that reads as a host name ("420intel.com", "news.example.co.uk"; not "2026-11-26" or "v1.2").
+_HOST_NAME = re.compile(r"(?:[a-z0-9_-]+\.)+[a-z][a-z0-9-]*", re.IGNORECASE)
+
+
 def _source_of(relpath: str) -> str:
+    """The source of a file at ``relpath`` under its input root: the first folder on the way down whose name is a
+    host name (``420intel.com/2026-11-26/x.txt``: ``420intel.com``, so a site's pack and its learned template
+    apply whatever the dated folders below it), else the whole folder path (``feeds/wire/x.txt``: ``feeds/wire``),
+    else :data:`UNKNOWN_SOURCE` for a file in the root itself."""
     parent = PurePosixPath(relpath).parent
-    return str(parent) if str(parent) not in ("", ".") else UNKNOWN_SOURCE
+    if str(parent) in ("", "."):
+        return UNKNOWN_SOURCE
+    return next((part.lower() for part in parent.parts if _HOST_NAME.fullmatch(part)), str(parent))
+
+
+def host_folder_of(path: str) -> str | None:
+    """The nearest folder above a file whose name is a host name (for a file given on its own)."""
+    return next((part.lower() for part in reversed(PurePosixPath(path).parent.parts) if _HOST_NAME.fullmatch(part)),
+                None)
 
 
 def printable_name(path: str) -> str:

@@ -128,7 +128,7 @@ def explain(
     from cleaners.document import clean_document
     from cleaners.explain import explain_lines
     from cleaners.linemodel import default_judge
-    from cleaners.readers import InputError, discover, read_file
+    from cleaners.readers import InputError, discover, host_folder_of, read_file
     from cleaners.rulepack import RulePackError, load_rules
     from cleaners.store import OutputStore
     from cleaners.types import RawDocument
@@ -158,9 +158,9 @@ def explain(
     if not isinstance(doc, RawDocument):
         _fail(f"{file}: this input is a reject ({doc.reason_code}): {doc.reason}")
     chosen_source = source or doc.source
-    parent = Path(input_file.path).parent.name
-    if source is None and chosen_source == "unknown" and "." in parent:
-        chosen_source = parent  # a file given on its own: its folder name is the likely site
+    if source is None and chosen_source == "unknown":
+        # A file given on its own: the folder above it named like a host, as a run over its input root finds it.
+        chosen_source = host_folder_of(input_file.path) or chosen_source
     stats = store.line_stats({chosen_source}) if output else None
     result = clean_document(doc.text, ruleset, source=chosen_source, known_title=doc.title, line_stats=stats,
                             judge=default_judge())

@@ -20,11 +20,16 @@ def _read_all(paths: list[str]) -> list[RawDocument | Reject]:
 
 
 def test_folder_sources_and_input_ids(tmp_path: Path) -> None:
-    (tmp_path / "example.com" / "2024").mkdir(parents=True)
-    (tmp_path / "example.com" / "2024" / "a.txt").write_text(ARTICLE)
+    for folder in ("Example.com/2024", "2026-11-26/news.example.org/world", "feeds/wire", "v1.2"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "a.txt").write_text(ARTICLE)
     (tmp_path / "root.txt").write_text(ARTICLE)
     files = {f.relpath: f for f in discover([str(tmp_path)])}
-    assert files["example.com/2024/a.txt"].source == "example.com/2024"
+    # The first folder named like a host (dated folders below or above it aside), else the folder path.
+    assert files["Example.com/2024/a.txt"].source == "example.com"
+    assert files["2026-11-26/news.example.org/world/a.txt"].source == "news.example.org"
+    assert files["feeds/wire/a.txt"].source == "feeds/wire"
+    assert files["v1.2/a.txt"].source == "v1.2"
     assert files["root.txt"].source == "unknown"
 
 
