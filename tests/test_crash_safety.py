@@ -542,3 +542,25 @@ def test_a_fully_superseded_shard_leaves_no_files(tmp_path: Path, rules) -> None
     assert report.superseded_rows == 1
     assert input_counts(tmp_path / "out") == Counter({str(article): 1})
     assert _parts_without_ledger(tmp_path / "out") == []
+
+
+def test_a_process_that_read_the_output_state_exits_cleanly(tmp_path: Path) -> None:
+    """Reading the state tables (ledger, counts) leaves no native thread behind: pyarrow's read_table over a file
+    object aborted the interpreter at exit in most runs (exit 134, "terminate called without an active
+    exception"), which a script or a worker would see as a crash after its work was done."""
+    from datetime import UTC, datetime
+
+    from cleaners.store import OutputStore
+
+    store = OutputStore.open(str(tmp_path / "out"))
+    now = datetime.now(UTC)
+    store.write_ledger("ingest_date=2026-01-01", "00000000000000a1", [{
+        "input_file": "/in/a.txt", "size": 1, "mtime_ns": 1, "content_sha256": "x", "shard_id": "00000000000000a1",
+        "partition": "ingest_date=2026-01-01", "rules_version": "r", "pipeline_version": "p", "n_inputs": 1,
+        "n_articles": 1, "n_rejects": 0, "ingested_at": now}])
+    output = str(tmp_path / "out")
+    script = f"from cleaners.store import OutputStore; print(OutputStore.open({output!r}).ledger().num_rows)"
+    root = Path(__file__).resolve().parents[1]
+    codes = [subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=60)
+             for _ in range(6)]
+    assert [(done.returncode, done.stdout.strip()) for done in codes] == [(0, "1")] * 6, codes[0].stderr[-500:]
