@@ -141,20 +141,35 @@ def _sha256_of(path: str) -> str:
 
 def _select_changed(files: list[InputFile], store: OutputStore, rules_version: str,
                     reprocess: bool) -> tuple[list[InputFile], dict[str, str]]:
-    """The files not yet ingested as they are now (by path and content hash), with their hashes."""
+    """The files not yet ingested as they are now (by path and content hash), with their hashes.
+
+    A file is known by its path; the same file under another path (a copied, moved or differently mounted input
+    tree: the same path below the root and the same bytes as a file already ingested with these rules, or as
+    another file of this run) is the same input and is not ingested twice, since its rows would repeat the
+    first's ``doc_id``."""
     entries = {} if reprocess else store.current_entries()
+    is_current = {path: bool(entry.content_sha256 and entry.rules_version == rules_version
+                             and entry.pipeline_version == PIPELINE_VERSION) for path, entry in entries.items()}
+    ingested_as: dict[str, list[str]] = {}  # content hash -> paths ingested with it (current entries)
+    for path, entry in entries.items():
+        if is_current[path]:
+            ingested_as.setdefault(entry.content_sha256, []).append(path)
     todo: list[InputFile] = []
     fingerprints: dict[str, str] = {}
+    taken: set[tuple[str, str]] = set()  # (path below the root, content hash) of this run's files
     for f in files:
         entry = entries.get(f.path)
         # No content hash: the file could not be read when it was ingested (cleaners.shard); try it again.
-        current = (entry and entry.content_sha256 and entry.rules_version == rules_version
-                   and entry.pipeline_version == PIPELINE_VERSION)
+        current = entry is not None and is_current[f.path]
         if current and entry.size == f.size and entry.mtime_ns == f.mtime_ns:
             continue  # unchanged since it was ingested with these rules
         sha = _sha256_of(f.path)
         if current and sha and sha == entry.content_sha256:
             continue  # touched but identical
+        if sha and ((f.relpath, sha) in taken or
+                    any(path.endswith("/" + f.relpath) for path in ingested_as.get(sha, ()) if path != f.path)):
+            continue  # the same input under another path
+        taken.add((f.relpath, sha))
         fingerprints[f.path] = sha
         todo.append(f)
     return todo, fingerprints

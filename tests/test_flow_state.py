@@ -85,3 +85,41 @@ def test_a_file_that_could_not_be_read_is_tried_again_on_the_next_run(tmp_path: 
     assert counts[0] == (1, 0, 1)  # unreadable: a reject
     assert counts[1] == (1, 1, 0)  # tried again: the article, and the reject is gone
     assert counts[2][0] == 0  # then current: not read again
+
+
+def test_the_same_files_under_another_path_are_not_ingested_twice(tmp_path: Path) -> None:
+    """A copied or moved input tree (same paths below the root, same bytes) is what was ingested already: a run
+    over it adds no rows with a doc_id already written. A file changed in the copy is a new input."""
+    import shutil
+    from datetime import UTC, datetime
+
+    from cleaners.readers import discover
+    from cleaners.rulepack import load_rules
+    from cleaners.shard import plan_shards, process_shard
+    from cleaners.store import partition_of
+    from flows.clean import _select_changed
+
+    for name in ("a", "b"):
+        (tmp_path / "in" / "site.example").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "in" / "site.example" / f"{name}.txt").write_text(
+            f"Headline {name}\n\nThe body of article {name} is here, long enough to be an article paragraph.\n")
+    rules = load_rules()
+    store = OutputStore.open(str(tmp_path / "out"))
+
+    def run(*roots: str) -> list[str]:
+        todo, fingerprints = _select_changed(discover([str(tmp_path / root) for root in roots]), store,
+                                             rules.version, False)
+        now = datetime.now(UTC)
+        for shard in plan_shards(todo, salt=rules.version):
+            process_shard(shard, store, rules, now, partition_of(now), fingerprints)
+        return sorted(f.relpath for f in todo)
+
+    assert run("in") == ["site.example/a.txt", "site.example/b.txt"]
+    shutil.copytree(tmp_path / "in", tmp_path / "moved")
+    assert run("moved") == []  # the same inputs under another path
+    (tmp_path / "moved" / "site.example" / "b.txt").write_text("Headline b\n\nA corrected body of article b.\n")
+    assert run("moved") == ["site.example/b.txt"]  # changed: a new version
+    shutil.copytree(tmp_path / "in", tmp_path / "copy2")
+    (tmp_path / "copy2" / "site.example" / "c.txt").write_text("Headline c\n\nAnother article, c, here.\n")
+    shutil.copytree(tmp_path / "copy2", tmp_path / "copy3")
+    assert run("copy2", "copy3") == ["site.example/c.txt"]  # two copies in one run: once
