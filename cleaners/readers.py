@@ -18,6 +18,7 @@ import json
 import os
 import re
 import stat
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -243,9 +244,9 @@ def _parse_datetime(value: object) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # not ISO 8601, or out of range in UTC ("0001-01-01T00:00:00+01:00")
         return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _parse_date(value: object) -> date | None:
@@ -312,7 +313,21 @@ def _text_or_html_document(
 
 
 def read_file(f: InputFile, max_doc_bytes: int = DEFAULT_MAX_DOC_BYTES) -> Iterator[RawDocument | Reject]:
-    """Stream the documents of one input file; problems become rejects, never exceptions."""
+    """Stream the documents of one input file; problems become rejects, never exceptions: an error no reader
+    step expects (a corrupt compressed stream, a library's own error) ends the file with an `unreadable` reject
+    that names it, and the run goes on with the other files."""
+    produced = 0
+    try:
+        for item in _read_file(f, max_doc_bytes):
+            produced += 1
+            yield item
+    except Exception as exc:
+        where = f" after {produced} inputs" if produced else ""
+        yield _reject(f, RejectReason.UNREADABLE, f"reading failed{where}: {type(exc).__name__}: {str(exc)[:300]}",
+                      input_id=f"{f.relpath}:error" if produced else None)
+
+
+def _read_file(f: InputFile, max_doc_bytes: int) -> Iterator[RawDocument | Reject]:
     if f.kind == "unsupported":
         yield _reject(f, RejectReason.UNSUPPORTED, f"unsupported file type; expected one of {SUPPORTED_SUFFIXES}")
         return
@@ -361,7 +376,7 @@ def _read_jsonl(f: InputFile, max_doc_bytes: int) -> Iterator[RawDocument | Reje
             while True:
                 try:
                     raw = handle.readline(max_doc_bytes + 1)
-                except (OSError, EOFError) as exc:  # truncated or corrupt gzip
+                except (OSError, EOFError, zlib.error) as exc:  # truncated or corrupt gzip
                     yield _reject(f, RejectReason.UNREADABLE, f"read failed after line {line_no}: {exc}",
                                   input_id=f"{f.relpath}:{line_no + 1}", line_no=line_no + 1)
                     return
@@ -416,6 +431,14 @@ def _parse_json_line(raw: bytes) -> tuple[object, str]:
 
 
 def _jsonl_record(f: InputFile, raw: bytes, line_no: int, seen_ids: set[str]) -> RawDocument | Reject:
+    try:
+        return _jsonl_record_of(f, raw, line_no, seen_ids)
+    except Exception as exc:  # a value no step expects (an id of 5,000 digits): this record only
+        return _reject(f, RejectReason.MALFORMED_RECORD, f"line {line_no} could not be read: {type(exc).__name__}: "
+                       f"{str(exc)[:300]}", input_id=f"{f.relpath}:{line_no}", line_no=line_no, n_bytes=len(raw))
+
+
+def _jsonl_record_of(f: InputFile, raw: bytes, line_no: int, seen_ids: set[str]) -> RawDocument | Reject:
     fallback_id = f"{f.relpath}:{line_no}"
     try:
         record, encoding = _parse_json_line(raw)

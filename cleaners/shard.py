@@ -8,6 +8,7 @@ ledger part. Both are plain functions over paths: a task runner only passes file
 from __future__ import annotations
 
 import hashlib
+import logging
 import operator
 import time
 from collections import Counter
@@ -26,6 +27,7 @@ from cleaners.types import CleanResult, RawDocument, Reject, RejectReason
 
 # Bump when cleaning changes: every input is processed again (0.5: JSONL author, published, empty files).
 PIPELINE_VERSION = "0.5.0"
+_LOG = logging.getLogger(__name__)
 # A shard should be seconds of work: 16 MiB of text is ~4 s of cleaning on one core. Measured on a 30,000-document
 # bench corpus (382 MB, default process pool, 2 cores): 8 MiB shards 71-75 s and 148-157 CPU s, 16 MiB 64.5 s and
 # 135 CPU s, 32 MiB 63.9 s and 131 CPU s (docs/performance.md): fewer Prefect task runs, same cleaning.
@@ -147,7 +149,33 @@ def _article_row(doc: RawDocument, result: CleanResult, rules: RuleSet, ingested
 def clean_raw_batch(docs: Sequence[RawDocument], rules: RuleSet, ingested_at: datetime,
                     config: CleanConfig | None = None, line_stats: LineStats | None = None,
                     judge: LineJudge | None = None) -> list[dict[str, Any] | Reject]:
-    """Clean raw documents into articles rows, or rejects when nothing is left."""
+    """Clean raw documents into articles rows, or rejects when nothing is left.
+
+    When the batch raises, each document is cleaned on its own, so one document that trips an error becomes a
+    ``processing_error`` reject naming it and the error, and the batch's other documents are written as usual
+    (unless every one of them fails: then the error is raised, as a setup problem rather than a bad input).
+    """
+    try:
+        return _clean_raw_batch(docs, rules, ingested_at, config, line_stats, judge)
+    except Exception as exc:
+        if len(docs) > 1:
+            rows = [row for doc in docs for row in clean_raw_batch([doc], rules, ingested_at, config, line_stats,
+                                                                    judge)]
+            if all(isinstance(row, Reject) and row.reason_code is RejectReason.PROCESSING_ERROR for row in rows):
+                raise  # every document fails: not one bad input but a broken setup (the task fails and says why)
+            return rows
+        [doc] = docs
+        _LOG.exception("cleaning %s of %s failed", doc.input_id, doc.input_file)
+        return [Reject(input_id=doc.input_id, source=doc.source, input_file=doc.input_file,
+                       reason_code=RejectReason.PROCESSING_ERROR,
+                       reason=f"cleaning this document raised {type(exc).__name__}: {str(exc)[:300]}; the run went on "
+                              "without it. This is a bug in boilerstrip: report it with this input",
+                       line_no=doc.line_no, n_bytes=doc.n_bytes)]
+
+
+def _clean_raw_batch(docs: Sequence[RawDocument], rules: RuleSet, ingested_at: datetime,
+                     config: CleanConfig | None, line_stats: LineStats | None,
+                     judge: LineJudge | None) -> list[dict[str, Any] | Reject]:
     results = clean_documents([DocumentInput(d.text, d.source, d.title) for d in docs], rules, config=config,
                               line_stats=line_stats, judge=judge)
     out: list[dict[str, Any] | Reject] = []

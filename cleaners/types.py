@@ -22,6 +22,7 @@ class RejectReason(StrEnum):
     UNREADABLE = "unreadable"            # the file could not be opened or read
     EXTRACTION_FAILED = "extraction_failed"  # HTML from which no extractor got any text
     UNSUPPORTED = "unsupported"          # a file type the readers do not know
+    PROCESSING_ERROR = "processing_error"  # cleaning this one document raised an error (a bug: report it)
 
 
 @dataclass(frozen=True, slots=True)

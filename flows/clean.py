@@ -71,22 +71,26 @@ def clean_shards(plan_paths: list[str], output: str, rules: list[str] | None,
     names = [path.rsplit("/", 1)[-1].removeprefix("shard-").removesuffix(".json") for path in plan_paths]
     counts = [count_lines_task.with_options(task_run_name=f"count-lines-{name}").submit(path, output, max_doc_bytes)
               for name, path in zip(names, plan_paths, strict=True)]
-    for future in counts:
-        future.result()  # every shard's counts exist before any shard is cleaned
+    failed: list[str] = []
+    counted: list[tuple[str, str]] = []  # every shard's counts exist before any shard is cleaned
+    for name, path, future in zip(names, plan_paths, counts, strict=True):
+        try:
+            future.result()
+            counted.append((name, path))
+        except Exception as exc:  # this shard is not cleaned (named below); the others go on
+            failed.append(f"counting lines: {type(exc).__name__}: {exc}")
     OutputStore.open(output).write_merged_line_stats()
     stats_token = uuid.uuid4().hex  # names this merge: a worker that cached an earlier one reads it anew
     reporter = progress.current() or progress.LogReporter(logger)
     futures = [clean_shard_task.with_options(task_run_name=f"clean-shard-{name}")
-               .submit(path, output, rules, max_doc_bytes, stats_token)
-               for name, path in zip(names, plan_paths, strict=True)]
+               .submit(path, output, rules, max_doc_bytes, stats_token) for name, path in counted]
     results: list[dict[str, Any]] = []
-    failed: list[str] = []
     try:
         for future in as_completed(futures):
             try:
                 stats = future.result()
             except Exception as exc:  # named below; the shards that succeeded are committed and kept
-                failed.append(f"{exc}")
+                failed.append(f"cleaning: {type(exc).__name__}: {exc}")
                 continue
             results.append(stats)
             reporter.advance(stats["n_inputs"], stats["n_bytes"])
@@ -94,8 +98,14 @@ def clean_shards(plan_paths: list[str], output: str, rules: list[str] | None,
         worker_cache.forget()  # this process's copy; also when the run is cancelled or interrupted
     if failed:
         missing = sorted(set(names) - {r["shard_id"] for r in results})
-        raise RuntimeError(f"{len(missing)} shard(s) failed after retries: {', '.join(missing)}; first error: "
-                           f"{failed[0]}. Re-run the same command: committed shards are skipped.")
+        store = OutputStore.open(output)
+        files = [f["relpath"] for name, path in zip(names, plan_paths, strict=True) if name in missing
+                 for f in store.read_plan(path)["files"]]
+        shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+        raise RuntimeError(f"{len(missing)} shard(s) failed after retries: {', '.join(missing)} (files: {shown}); "
+                           f"first error: {failed[0]}. Committed shards are kept and skipped by the next run; "
+                           "if re-running the same command fails the same way, run those files on their own "
+                           "(boilerstrip explain FILE shows one) and report the error.")
     return results
 
 

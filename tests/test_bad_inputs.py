@@ -372,3 +372,43 @@ def test_whole_corpus_through_the_flow(prefect_backend, corpus, tmp_path: Path) 
     print(f"flow over {len(cases)} inputs: {elapsed:.1f} s, peak RSS growth {rss_growth / MiB:.0f} MiB")
     assert rss_growth < 400 * MiB, f"peak RSS grew by {rss_growth / MiB:.0f} MiB"
     assert elapsed < 60, f"{elapsed:.1f} s"
+
+
+def test_one_document_that_breaks_the_cleaner_is_a_reject_and_the_shard_goes_on(tmp_path, monkeypatch) -> None:
+    """An error while cleaning one document (a bug) costs that document, as a `processing_error` reject naming
+    the error, not its shard; an error on every document (a broken setup) still fails the shard."""
+    from datetime import UTC, datetime
+
+    import pyarrow.parquet as pq
+
+    import cleaners.shard as shard_module
+    from cleaners.readers import discover
+    from cleaners.rulepack import load_rules
+    from cleaners.shard import plan_shards, process_shard
+    from cleaners.store import OutputStore, partition_of
+
+    (tmp_path / "in" / "site.example").mkdir(parents=True)
+    for name in ("a", "b", "boom", "c"):
+        (tmp_path / "in" / "site.example" / f"{name}.txt").write_text(
+            f"Headline {name}\n\nThe body of article {name} is here, long enough to be an article paragraph.\n")
+    real = shard_module._clean_raw_batch
+
+    def fragile(docs, *args):
+        if any("boom" in doc.text for doc in docs):
+            raise ZeroDivisionError("simulated bug")
+        return real(docs, *args)
+
+    monkeypatch.setattr(shard_module, "_clean_raw_batch", fragile)
+    rules = load_rules()
+    store = OutputStore.open(str(tmp_path / "out"))
+    now = datetime.now(UTC)
+    [shard] = plan_shards(discover([str(tmp_path / "in")]))
+    stats = process_shard(shard, store, rules, now, partition_of(now), {})
+    assert (stats.n_inputs, stats.n_articles, stats.n_rejects) == (4, 3, 1)
+    rejects = pq.read_table(store.rejects_path(partition_of(now), shard.shard_id)).to_pylist()
+    assert [(r["input_id"], r["reason_code"]) for r in rejects] == [("site.example/boom.txt", "processing_error")]
+    assert "raised ZeroDivisionError: simulated bug" in rejects[0]["reason"]
+
+    monkeypatch.setattr(shard_module, "_clean_raw_batch", lambda docs, *args: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        process_shard(shard, store, rules, now, partition_of(now), {})

@@ -92,6 +92,25 @@ def test_a_jsonl_file_without_records_is_a_reject(tmp_path: Path, data: bytes) -
     assert reject.input_file == str(path) and "no records" in reject.reason
 
 
+def test_a_corrupt_stream_or_odd_values_are_rejects_not_errors(tmp_path: Path) -> None:
+    """A gzip stream corrupt inside (zlib's own error), a date out of range in UTC and an id too long to be a
+    number's text end as rejects or missing values; nothing is raised, so the run goes on with the other files."""
+    data = gzip.compress(b"".join(json.dumps({"id": str(i), "text": ARTICLE}).encode() + b"\n" for i in range(20)))
+    (tmp_path / "corrupt.jsonl.gz").write_bytes(data[:30] + bytes(b ^ 0xFF for b in data[30:60]) + data[60:])
+    early = json.dumps({"id": "early", "text": ARTICLE, "fetched_at": "0001-01-01T00:00:00+01:00"})
+    long_id = '{"id": ' + "9" * 5000 + ', "text": ' + json.dumps(ARTICLE) + "}"  # json.dumps refuses to write it
+    (tmp_path / "odd.jsonl").write_text(f"{early}\n{long_id}\n")
+    items = {(Path(i.input_file).name, i.line_no): i for i in _read_all([str(tmp_path)])}
+    corrupt = items[("corrupt.jsonl.gz", 1)]
+    assert isinstance(corrupt, Reject) and corrupt.reason_code is RejectReason.UNREADABLE
+    assert "read failed" in corrupt.reason
+    early = items[("odd.jsonl", 1)]
+    assert isinstance(early, RawDocument) and early.fetched_at is None
+    long_id = items[("odd.jsonl", 2)]
+    assert isinstance(long_id, Reject) and long_id.reason_code is RejectReason.MALFORMED_RECORD
+    assert "line 2 could not be read: ValueError" in long_id.reason
+
+
 def test_gzipped_jsonl(tmp_path: Path) -> None:
     path = tmp_path / "batch.jsonl.gz"
     with gzip.open(path, "wt") as handle:
