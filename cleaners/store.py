@@ -20,7 +20,7 @@ import fcntl
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -64,6 +64,7 @@ class LedgerEntry:
     content_sha256: str
     rules_version: str
     pipeline_version: str
+    shard_id: str = ""  # the shard it was ingested in (its line counts are that shard's counts part)
 
 
 @dataclass(slots=True)
@@ -145,27 +146,31 @@ class OutputStore:
         entries: dict[str, LedgerEntry] = {}
         for row in table.to_pylist():
             entries[row["input_file"]] = LedgerEntry(row["size"], row["mtime_ns"], row["content_sha256"],
-                                                     row["rules_version"], row["pipeline_version"])
+                                                     row["rules_version"], row["pipeline_version"], row["shard_id"])
         return entries
 
-    def line_stats(self, sources: set[str] | None = None, min_n_docs: int = 2) -> LineStats:
-        """All committed and this run's line counts, summed per source (lines on one document dropped)."""
+    def line_stats(self, sources: set[str] | None = None, min_n_docs: int = 2,
+                   without_shards: Collection[str] = ()) -> LineStats:
+        """All committed and this run's line counts, summed per source (lines on one document dropped).
+        ``without_shards``: shards whose counts are left out (their files are being counted again)."""
         # Without the sample `line` column: the counts do not need it, and it is most of each file.
         columns = ["source", "line_hash", "n_docs", "source_docs"]
-        tables = (self.read_table(p, columns) for p in self._parts("_state", "line_counts").values())
+        tables = (self.read_table(p, columns) for (_, shard), p in self._parts("_state", "line_counts").items()
+                  if shard not in without_shards)
         return LineStats.from_tables(tables, min_n_docs=min_n_docs, sources=sources)
 
     @property
     def merged_line_stats_path(self) -> str:
         return self.path("_state", "line_stats.parquet")
 
-    def write_merged_line_stats(self) -> str:
-        """Merge every shard's counts once per run into one small file the clean tasks read.
+    def write_merged_line_stats(self, without_shards: Collection[str] = ()) -> str:
+        """Merge every shard's counts once per run into one small file the clean tasks read (``without_shards``:
+        earlier shards whose files this run counts again, so that no document is counted twice).
 
         Without it each task re-read and re-summed every count file of the output's history.
         """
         with self.writer(self.merged_line_stats_path, LINE_COUNTS_SCHEMA) as out:
-            out.write_table(self.line_stats().to_table())
+            out.write_table(self.line_stats(without_shards=without_shards).to_table())
         return self.merged_line_stats_path
 
     def merged_line_stats(self) -> LineStats:
@@ -230,17 +235,19 @@ class OutputStore:
         if self.fs.exists(self.path("_state", "plans")):  # work orders of runs that died
             self.fs.rm(self.path("_state", "plans"), recursive=True)
         committed = set(self._parts("_state", "ledger"))
-        committed_shards = {shard for _, shard in committed}
         for folder in ("articles", "rejects"):
             for key, path in self._parts(folder).items():
                 if key not in committed:
                     self.fs.rm(path)
                     report.orphans_removed.append(path)
+        self._drop_superseded(report)
+        # After the superseded rows went: a shard all of whose files were ingested again has no ledger part left,
+        # and its counts go now (not at the next run), so no reader of the counts sees those files twice.
+        committed_shards = {shard for _, shard in self._parts("_state", "ledger")}
         for (_, shard), path in self._parts("_state", "line_counts").items():
             if shard not in committed_shards:
                 self.fs.rm(path)
                 report.orphans_removed.append(path)
-        self._drop_superseded(report)
         return report
 
     def _drop_superseded(self, report: RecoveryReport) -> None:
@@ -281,6 +288,14 @@ class OutputStore:
             else:
                 with self.writer(path, table.schema) as out:
                     out.write_table(kept)
+                if path.endswith(self.ledger_path(partition, shard_id)):
+                    # Some of the shard's files were ingested again (and counted again), others not: its line
+                    # counts cannot be split by file, so they go, rather than count those files twice. (A run
+                    # ingests the other files of such a shard again too when it finds them: flows.clean.)
+                    counts = self.line_counts_path(shard_id)
+                    if self.fs.exists(counts):
+                        self.fs.rm(counts)
+                        report.rewritten_files.append(counts)
             report.rewritten_files.append(path)
         return removed
 

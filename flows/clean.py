@@ -65,7 +65,7 @@ def clean_shard_task(plan_path: str, output: str, rules: list[str] | None, max_d
 
 @flow(name="clean-shards")
 def clean_shards(plan_paths: list[str], output: str, rules: list[str] | None,
-                 max_doc_bytes: int) -> list[dict[str, Any]]:
+                 max_doc_bytes: int, counted_again: list[str] | None = None) -> list[dict[str, Any]]:
     """Both passes over the planned shards (one work-order file each), on the caller's task runner."""
     logger = get_run_logger()
     names = [path.rsplit("/", 1)[-1].removeprefix("shard-").removesuffix(".json") for path in plan_paths]
@@ -79,7 +79,7 @@ def clean_shards(plan_paths: list[str], output: str, rules: list[str] | None,
             counted.append((name, path))
         except Exception as exc:  # this shard is not cleaned (named below); the others go on
             failed.append(f"counting lines: {type(exc).__name__}: {exc}")
-    OutputStore.open(output).write_merged_line_stats()
+    OutputStore.open(output).write_merged_line_stats(without_shards=set(counted_again or ()))
     stats_token = uuid.uuid4().hex  # names this merge: a worker that cached an earlier one reads it anew
     reporter = progress.current() or progress.LogReporter(logger)
     futures = [clean_shard_task.with_options(task_run_name=f"clean-shard-{name}")
@@ -182,7 +182,25 @@ def _select_changed(files: list[InputFile], store: OutputStore, rules_version: s
         taken.add((f.relpath, sha))
         fingerprints[f.path] = sha
         todo.append(f)
+    # A shard's line counts are one part for all its files: when some are ingested (and counted) again, the others
+    # that are still here go with them, so the shard is counted anew as a whole (cleaners.store: _rewrite_without).
+    again = {entries[f.path].shard_id for f in todo if f.path in entries}
+    chosen = {f.path for f in todo}
+    for f in files:
+        entry = entries.get(f.path)
+        if entry is not None and entry.shard_id in again and f.path not in chosen and is_current[f.path]:
+            fingerprints[f.path] = entry.content_sha256
+            todo.append(f)
+            chosen.add(f.path)
     return todo, fingerprints
+
+
+def _counted_again(todo: list[InputFile], store: OutputStore, planned: set[str]) -> list[str]:
+    """The earlier shards whose counts this run replaces: the shards of the files it ingests again (except a
+    shard planned again under the same id, whose counts part this run's pass 1 overwrites)."""
+    paths = {f.path for f in todo}
+    entries = store.current_entries()
+    return sorted({entry.shard_id for path, entry in entries.items() if path in paths} - planned)
 
 
 @flow(name="clean-articles")
@@ -234,7 +252,8 @@ def clean_articles(
             logger.info("task runner: %s", runner_name)
             runner = make_task_runner(runner_name, dask_address)
             with progress.reporting_to(reporter):
-                results = clean_shards.with_options(task_runner=runner)(plan_paths, output, rules, max_doc_bytes)
+                results = clean_shards.with_options(task_runner=runner)(
+                    plan_paths, output, rules, max_doc_bytes, _counted_again(todo, store, {s.shard_id for s in shards}))
             store.remove_plans(run_id)
         reporter.finish()
         superseded = store.recover()  # rows of inputs this run re-ingested leave their old files

@@ -94,7 +94,10 @@ def test_rerun_adds_no_rows_and_a_changed_file_replaces_its_rows(prefect_backend
     seed.write_text(seed.read_text(encoding="utf-8") + "\n\nA paragraph added in a later edit of the story.\n",
                     encoding="utf-8")
     third_run = clean_articles(input=[str(corpus)], output=str(out))
-    assert third_run["files_processed"] == 1 and third_run["superseded_rows"] == 1
+    # The changed file, and with it the other files of its shard (here all four: one shard), whose line counts
+    # are one part: counted anew together, so no document is counted twice (cleaners.store._rewrite_without).
+    assert third_run["files_processed"] == first_run["files_seen"] == 4
+    assert third_run["superseded_rows"] == first_run["inputs"] == 5
     after = _articles(out)
     assert after.num_rows == first.num_rows == 3
     assert after.column("doc_id").equals(first.column("doc_id"))  # same ids: the row was replaced
@@ -122,3 +125,39 @@ def test_process_pool_runner_writes_the_same_rows_as_threads(prefect_backend, co
     assert (processes["articles"], processes["rejects"]) == (threads["articles"], threads["rejects"]) == (3, 2)
     assert comparable(read_articles(tmp_path / "processes" / "articles")) == \
         comparable(read_articles(tmp_path / "threads" / "articles"))
+
+
+def test_inputs_ingested_again_are_not_counted_twice(prefect_backend, tmp_path: Path) -> None:
+    """The learned per-source line counts stay the counts of the inputs as they are now: a JSONL feed that grows
+    between runs, a reprocessed output and a file changed beside others of its shard count each document once."""
+    import os
+
+    from cleaners.store import OutputStore
+    from flows.clean import clean_articles
+
+    raw = tmp_path / "raw" / "feed.example"
+    raw.mkdir(parents=True)
+    template = "Home | World | Sport\nShare this story\n"
+    records = [json.dumps({"id": f"r{i}", "source": "feed.example",
+                           "text": f"Headline {i}\n\n{template}Article {i} says something of its own.\n"})
+               for i in range(6)]
+    (raw / "feed.jsonl").write_text("\n".join(records) + "\n")
+    (raw / "note.txt").write_text(f"Note\n\n{template}A note beside the feed, in the same shard.\n")
+    out = tmp_path / "out"
+    store = OutputStore.open(str(out))
+
+    def docs_counted(inputs: Path = tmp_path / "raw", **options: object) -> tuple[int, int]:
+        clean_articles(input=[str(inputs)], output=str(out), **options)
+        return store.merged_line_stats().source_docs["feed.example"], store.line_stats().source_docs["feed.example"]
+
+    assert docs_counted() == (7, 7)
+    with (raw / "feed.jsonl").open("a") as feed:  # the feed grows: only it changed, its shard is counted anew
+        feed.write(json.dumps({"id": "r6", "source": "feed.example", "text": f"Headline 6\n\n{template}Article 6."}))
+    assert docs_counted() == (8, 8)
+    os.utime(raw / "note.txt")
+    assert docs_counted(reprocess=True) == (8, 8)
+    # The feed alone, grown again: its shard mate is not among the inputs, so the mate's counts go with the shard's
+    # (counted once when it is ingested again) rather than the feed's documents being counted twice.
+    with (raw / "feed.jsonl").open("a") as feed:
+        feed.write("\n" + json.dumps({"id": "r7", "source": "feed.example", "text": f"Headline 7\n\n{template}Art 7."}))
+    assert docs_counted(raw / "feed.jsonl") == (8, 8)
