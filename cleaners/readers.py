@@ -283,7 +283,7 @@ def _unreadable(f: InputFile, exc: OSError) -> Reject:
             errno.ENOENT: "; it vanished, or is a symlink to nothing", errno.ELOOP: "; a symlink loop"}
     return _reject(f, RejectReason.UNREADABLE,
                    f"cannot read the file: {exc.strerror or exc}{hint.get(exc.errno or 0, '')}; "
-                   "the next run tries it again")
+                   "the next run tries it again", n_bytes=f.size)
 
 
 def _text_or_html_document(
@@ -329,7 +329,8 @@ def read_file(f: InputFile, max_doc_bytes: int = DEFAULT_MAX_DOC_BYTES) -> Itera
 
 def _read_file(f: InputFile, max_doc_bytes: int) -> Iterator[RawDocument | Reject]:
     if f.kind == "unsupported":
-        yield _reject(f, RejectReason.UNSUPPORTED, f"unsupported file type; expected one of {SUPPORTED_SUFFIXES}")
+        yield _reject(f, RejectReason.UNSUPPORTED, f"unsupported file type; expected one of {SUPPORTED_SUFFIXES}",
+                      n_bytes=f.size)
         return
     if f.kind == "jsonl":
         yield from _read_jsonl(f, max_doc_bytes)

@@ -20,7 +20,7 @@ import fcntl
 import json
 import os
 import re
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -55,6 +55,13 @@ LEDGER_SCHEMA = pa.schema(
     ],
     metadata={"boilerstrip.schema": "ledger", "boilerstrip.schema_version": STATE_VERSION},
 )
+
+
+_TEMPORARY = re.compile(r"\.[^/]+\.parquet\.tmp-[0-9a-f]{32}")
+
+
+class OutputStateError(RuntimeError):
+    """An output folder whose contents this package did not write (or whose state is gone): left untouched."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,8 +235,16 @@ class OutputStore:
         without them (or deleted when nothing is left).
         """
         report = RecoveryReport()
+        ours = self.fs.exists(self.path("_state", "ledger")) or self.fs.exists(self.path("_state", "plans"))
+        if not ours and (self._parts("articles") or self._parts("rejects")):
+            raise OutputStateError(
+                f"{self.root} holds article or reject Parquet files but no ledger (_state/ledger): it is not an "
+                "output of this version of boilerstrip, or its _state was removed. Nothing was changed; give another "
+                "--output, or move those files away (a run would treat them as a dead run's leftovers)")
         for path in self._files():
-            if ".tmp-" in path.rsplit("/", 1)[-1] or path.endswith(".json.tmp"):
+            # Only this package's temporary names: a hidden Parquet file being written (cleaners.parquet), a
+            # manifest or plan being written.
+            if _TEMPORARY.fullmatch(path.rsplit("/", 1)[-1]) or path.endswith(".json.tmp"):
                 self.fs.rm(path)
                 report.orphans_removed.append(path)
         if self.fs.exists(self.path("_state", "plans")):  # work orders of runs that died
@@ -301,8 +316,9 @@ class OutputStore:
 
     # -- locking ------------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def lock(self) -> Iterator[bool]:
+    def lock(self, on_wait: Callable[[str], None] | None = None) -> Iterator[bool]:
         """Exclusive lock on a local output for a whole run: concurrent runs queue, never interleave.
+        ``on_wait``: told (once, with a message) when another run holds the lock and this one waits for it.
 
         Object stores have no lock; there, run one writer per output (yields False).
         """
@@ -311,7 +327,13 @@ class OutputStore:
             return
         os.makedirs(self.path("_state"), exist_ok=True)
         with open(self.path("_state", "lock"), "a+") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait is not None:
+                    on_wait(f"another run is writing {self.root} (it holds {self.path('_state', 'lock')}); "
+                            "waiting for it to finish")
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
             try:
                 yield True
             finally:

@@ -226,7 +226,7 @@ def clean_articles(
     ruleset = load_rules(rules)  # a broken pack fails the run here, before any work
     store = OutputStore.open(output)
     max_doc_bytes = int(max_doc_mb * 2**20)
-    with store.lock():
+    with store.lock(on_wait=logger.warning):
         recovery = store.recover()
         if recovery.orphans_removed or recovery.superseded_rows:
             logger.info("recovered output: %d orphan files removed, %d superseded rows dropped",

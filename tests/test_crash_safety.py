@@ -564,3 +564,47 @@ def test_a_process_that_read_the_output_state_exits_cleanly(tmp_path: Path) -> N
     codes = [subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=60)
              for _ in range(6)]
     assert [(done.returncode, done.stdout.strip()) for done in codes] == [(0, "1")] * 6, codes[0].stderr[-500:]
+
+
+def test_recovery_leaves_files_it_did_not_write(tmp_path: Path) -> None:
+    """An output folder with Parquet parts but no ledger is not ours (an older layout, someone else's data): the
+    run refuses and names it, nothing is deleted. In our output, only our temporary names are cleaned up."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import pytest
+
+    from cleaners.store import OutputStateError, OutputStore
+
+    foreign = tmp_path / "foreign" / "articles" / "part-0123456789abcdef.parquet"
+    foreign.parent.mkdir(parents=True)
+    pq.write_table(pa.table({"x": [1]}), foreign)
+    with pytest.raises(OutputStateError, match="no ledger"):
+        OutputStore.open(str(tmp_path / "foreign")).recover()
+    assert foreign.exists()
+
+    ours = OutputStore.open(str(tmp_path / "ours"))
+    ours.write_ledger("ingest_date=2026-01-01", "00000000000000a1", [])
+    kept = tmp_path / "ours" / "articles" / "notes.tmp-1"
+    kept.parent.mkdir(parents=True)
+    kept.write_text("someone's file")
+    leftover = tmp_path / "ours" / "articles" / f".part-00000000000000a2.parquet.tmp-{'0' * 32}"
+    leftover.write_bytes(b"half a file")
+    ours.recover()
+    assert kept.exists() and not leftover.exists()
+
+
+def test_a_run_that_waits_for_the_output_lock_says_so(tmp_path: Path) -> None:
+    import threading
+
+    from cleaners.store import OutputStore
+
+    store = OutputStore.open(str(tmp_path / "out"))
+    told: list[str] = []
+    with store.lock(on_wait=told.append):
+        waiter = threading.Thread(target=lambda: store.lock(on_wait=told.append).__enter__())
+        waiter.start()
+        waiter.join(timeout=0.5)
+        assert waiter.is_alive()  # queued behind the first
+    waiter.join(timeout=5)
+    assert not waiter.is_alive()
+    assert len(told) == 1 and "another run is writing" in told[0]
