@@ -239,7 +239,19 @@ def host_of(url: str | None) -> str | None:
     return host.removeprefix("www.") or None
 
 
+# Epoch numbers above this are milliseconds (1e11 seconds is the year 5138).
+_EPOCH_MILLISECONDS_FROM = 1e11
+
+
 def _parse_datetime(value: object) -> datetime | None:
+    """An ISO 8601 text (without an offset: UTC) or a Unix epoch number (seconds, or milliseconds when
+    larger than 1e11), as an aware UTC datetime; None for anything else."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            seconds = value / 1000 if abs(value) > _EPOCH_MILLISECONDS_FROM else value
+            return datetime.fromtimestamp(seconds, UTC)
+        except (ValueError, OverflowError, OSError):
+            return None
     if not isinstance(value, str) or not value:
         return None
     try:
