@@ -243,33 +243,34 @@ def host_of(url: str | None) -> str | None:
 _EPOCH_MILLISECONDS_FROM = 1e11
 
 
-def _parse_datetime(value: object) -> datetime | None:
-    """An ISO 8601 text (without an offset: UTC) or a Unix epoch number (seconds, or milliseconds when
-    larger than 1e11), as an aware UTC datetime; None for anything else."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        try:
-            seconds = value / 1000 if abs(value) > _EPOCH_MILLISECONDS_FROM else value
-            return datetime.fromtimestamp(seconds, UTC)
-        except (ValueError, OverflowError, OSError):
-            return None
-    if not isinstance(value, str) or not value:
-        return None
+def _datetime_as_written(value: object) -> datetime | None:
+    """An ISO 8601 text (in its own offset, naive when it has none) or a Unix epoch number (seconds, or
+    milliseconds when larger than 1e11; UTC); None for anything else or out of range."""
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-    except (ValueError, OverflowError):  # not ISO 8601, or out of range in UTC ("0001-01-01T00:00:00+01:00")
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return datetime.fromtimestamp(value / 1000 if abs(value) > _EPOCH_MILLISECONDS_FROM else value, UTC)
+        if isinstance(value, str) and value:
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except (ValueError, OverflowError, OSError):
+        pass
+    return None
+
+
+def _parse_datetime(value: object) -> datetime | None:
+    """The value as an aware UTC datetime (a time without an offset is read as UTC)."""
+    parsed = _datetime_as_written(value)
+    try:
+        return None if parsed is None else (parsed.replace(tzinfo=UTC) if parsed.tzinfo is None
+                                            else parsed.astimezone(UTC))
+    except OverflowError:  # out of range once in UTC ("0001-01-01T00:00:00+01:00")
         return None
 
 
 def _parse_date(value: object) -> date | None:
     """The calendar date the value names, in its own offset ("2024-05-01T22:30:00-05:00" is May 1, not the
     UTC day it falls on)."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).date()
-    except ValueError:
-        return None
+    parsed = _datetime_as_written(value)
+    return parsed.date() if parsed else None
 
 
 def _reject(f: InputFile, code: RejectReason, reason: str, *, input_id: str | None = None,

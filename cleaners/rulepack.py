@@ -363,11 +363,11 @@ def _parse_rule(path: Path, pack_name: str, spec: dict, defaults: dict) -> Rule:
     elif metadata_column is not None:
         raise _fail(path, f"rule {rule_id!r}: metadata_column is only for action = \"metadata\"")
     examples = spec.get("examples") or {}
-    drop, keep = examples.get("drop", ()), examples.get("keep", ())
+    drop, keep = (examples.get("drop"), examples.get("keep")) if isinstance(examples, dict) else (None, None)
     if not drop or not keep:
         raise _fail(path, f"rule {rule_id!r}: add examples.drop and examples.keep (at least one each)")
-    if not all(isinstance(example, str) for example in (*drop, *keep)) or isinstance(drop, str) or \
-            isinstance(keep, str):
+    if not all(isinstance(examples, list) and all(isinstance(example, str) for example in examples)
+               for examples in (drop, keep)):
         raise _fail(path, f"rule {rule_id!r}: examples.drop and examples.keep are lists of strings")
     return Rule(
         id=rule_id,

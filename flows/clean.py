@@ -150,14 +150,16 @@ def _sha256_of(path: str) -> str:
 
 
 def _select_changed(files: list[InputFile], store: OutputStore, rules_version: str,
-                    reprocess: bool) -> tuple[list[InputFile], dict[str, str]]:
-    """The files not yet ingested as they are now (by path and content hash), with their hashes.
+                    reprocess: bool) -> tuple[list[InputFile], dict[str, str], list[str]]:
+    """The files not yet ingested as they are now (by path and content hash), with their hashes, and the earlier
+    shards whose line counts this run replaces (the shards of the files it ingests again).
 
     A file is known by its path; the same file under another path (a copied, moved or differently mounted input
     tree: the same path below the root and the same bytes as a file already ingested with these rules, or as
     another file of this run) is the same input and is not ingested twice, since its rows would repeat the
     first's ``doc_id``."""
-    entries = {} if reprocess else store.current_entries()
+    ingested = store.current_entries()
+    entries = {} if reprocess else ingested
     is_current = {path: bool(entry.content_sha256 and entry.rules_version == rules_version
                              and entry.pipeline_version == PIPELINE_VERSION) for path, entry in entries.items()}
     ingested_as: dict[str, list[str]] = {}  # content hash -> paths ingested with it (current entries)
@@ -192,15 +194,7 @@ def _select_changed(files: list[InputFile], store: OutputStore, rules_version: s
             fingerprints[f.path] = entry.content_sha256
             todo.append(f)
             chosen.add(f.path)
-    return todo, fingerprints
-
-
-def _counted_again(todo: list[InputFile], store: OutputStore, planned: set[str]) -> list[str]:
-    """The earlier shards whose counts this run replaces: the shards of the files it ingests again (except a
-    shard planned again under the same id, whose counts part this run's pass 1 overwrites)."""
-    paths = {f.path for f in todo}
-    entries = store.current_entries()
-    return sorted({entry.shard_id for path, entry in entries.items() if path in paths} - planned)
+    return todo, fingerprints, sorted({ingested[path].shard_id for path in chosen if path in ingested})
 
 
 @flow(name="clean-articles")
@@ -232,7 +226,7 @@ def clean_articles(
             logger.info("recovered output: %d orphan files removed, %d superseded rows dropped",
                         len(recovery.orphans_removed), recovery.superseded_rows)
         files = discover([input] if isinstance(input, str) else input)
-        todo, fingerprints = _select_changed(files, store, ruleset.version, reprocess)
+        todo, fingerprints, replaced_shards = _select_changed(files, store, ruleset.version, reprocess)
         shards = plan_shards(todo, target_bytes=int(shard_mb * 2**20), salt=f"{ruleset.version}|{PIPELINE_VERSION}")
         ingested_at = datetime.now(UTC)
         reporter = progress.current() or progress.LogReporter(logger)
@@ -252,8 +246,11 @@ def clean_articles(
             logger.info("task runner: %s", runner_name)
             runner = make_task_runner(runner_name, dask_address)
             with progress.reporting_to(reporter):
+                # Old shards' counts left out of this run's merge; a shard planned again under the same id has had
+                # its counts part overwritten by this run's pass 1, so it stays in.
+                planned = {s.shard_id for s in shards}
                 results = clean_shards.with_options(task_runner=runner)(
-                    plan_paths, output, rules, max_doc_bytes, _counted_again(todo, store, {s.shard_id for s in shards}))
+                    plan_paths, output, rules, max_doc_bytes, [s for s in replaced_shards if s not in planned])
             store.remove_plans(run_id)
         reporter.finish()
         superseded = store.recover()  # rows of inputs this run re-ingested leave their old files

@@ -75,12 +75,13 @@ def test_jsonl_author_and_published_as_the_record_gives_them(tmp_path: Path) -> 
     path = tmp_path / "batch.jsonl"
     records = [{"id": "a", "text": ARTICLE, "author": "Jane Doe", "published": "2024-05-01T22:30:00-05:00"},
                {"id": "b", "text": ARTICLE, "author": "  ", "published": "2024-05-01"},
-               {"id": "c", "text": ARTICLE, "author": 7, "published": "not a date"}]
+               {"id": "c", "text": ARTICLE, "author": 7, "published": "not a date"},
+               {"id": "d", "text": ARTICLE, "published": 1714600000}]  # epoch seconds: 21:46 UTC
     path.write_text("".join(json.dumps(record) + "\n" for record in records))
     docs = _read_all([str(path)])
     # The date as written, in the record's own offset (22:30 at -05:00 is May 2 in UTC, May 1 where it was written).
     assert [(d.author, str(d.published)) for d in docs] == [("Jane Doe", "2024-05-01"), (None, "2024-05-01"),
-                                                            (None, "None")]
+                                                            (None, "None"), (None, "2024-05-01")]
 
 
 @pytest.mark.parametrize("data", [b"", b"\n  \n\n", gzip.compress(b"")])

@@ -12,16 +12,8 @@ from cleaners.rulepack import RulePackError, in_pipe_table
 ALL_RULES = load_rules().all_rules()
 
 
-@pytest.mark.parametrize("rule", ALL_RULES, ids=[r.id for r in ALL_RULES])
-def test_rule_drops_its_drop_examples(rule) -> None:
-    for example in rule.examples_drop:
-        assert rule.matches(example), f"{rule.id} should match {example!r}"
-
-
-@pytest.mark.parametrize("rule", ALL_RULES, ids=[r.id for r in ALL_RULES])
-def test_rule_keeps_its_keep_examples(rule) -> None:
-    for example in rule.examples_keep:
-        assert not rule.matches(example), f"{rule.id} should not match {example!r}"
+# Each rule's drop and keep examples are checked when its pack loads (rulepack._check_examples; the broken-pack
+# cases below show it refusing both kinds of failure), so loading the shipped packs above is that check for them.
 
 
 @pytest.mark.parametrize("rule", ALL_RULES, ids=[r.id for r in ALL_RULES])
@@ -83,6 +75,8 @@ examples.keep = ["Keep me"]
         (RULE.format(pattern="regex = '.*me'"), "matches its keep example 'Keep me'"),
         (RULE.format(pattern='literal = "Drop me"\nmax_chars = 3'), "longer than max_chars"),
         (RULE.format(pattern='literal = "Drop me"').replace('["Keep me"]', '"Keep me"'), "lists of strings"),
+        (RULE.format(pattern='literal = "Drop me"').replace('["Keep me"]', '5'), "lists of strings"),
+        (RULE.format(pattern='literal = "Drop me"').replace('["Keep me"]', '["Keep me", 5]'), "lists of strings"),
         (RULE.format(pattern="regex = 'Drop(?P<value> you)?.*'\naction = 'metadata'\nmetadata_column = 'region'"),
          "empty `value` group"),
     ],
