@@ -104,17 +104,42 @@ def _looks_like_title(line: str, config: CleanConfig) -> bool:
     return len(line) <= config.title_max_chars and len(line.split()) <= config.title_max_words
 
 
-def take_title(doc: _Lines, known_title: str | None, config: CleanConfig) -> str | None:
+def _rule_lines(doc: _Lines, top: list[int], program: RuleProgram) -> set[int]:
+    """The lines of ``top`` (the first lines still in the text, in order) that a rule of ``program`` would take
+    out where they stand ("Skip to content", "Advertisement", a pipe menu): not a title, whatever their shape.
+    One screen call per line; the rules themselves only on the lines that pass it."""
+    if program.screen is None:
+        return set()
+    n_alive = int(doc.nonblank.sum()) - len(doc.removed)
+    ruled: set[int] = set()
+    for rank, i in enumerate(top):
+        line = doc.stripped[i]
+        if len(line) > program.longest or program.screen.fullmatch(line) is None:
+            continue
+        if any(rule.in_zone(rank, n_alive - 1 - rank)
+               and not (rule.keep_table_rows and in_pipe_table(doc.stripped, i))
+               for rule in program.matching_rules(line)):
+            ruled.add(i)
+    return ruled
+
+
+def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
+               program: RuleProgram | None = None) -> str | None:
     """Find the title at the top, move it out of the text, and drop its repeats.
 
     The title is, in order of preference: the title the input declared (record field or HTML
     metadata) when it is printed at the top; a line printed twice at the top (page <title> plus
     headline); the first line when it is short, does not end like a sentence, and more text follows.
+    Lines that a rule of ``program`` (the source's rule packs) would remove are never the title: they are
+    left for the rules ("Skip to content" above the headline).
     """
     top = doc.first_nonblank(max(config.title_zone_lines, 2))
     if len(top) < 2:
         return known_title
     top = top[: config.title_zone_lines]
+    if program is not None:
+        ruled = _rule_lines(doc, top, program)
+        top = [i for i in top if i not in ruled]
     if not top:
         return known_title
     canon = {i: canonical_line(doc.lines[i]) for i in top}
@@ -195,8 +220,21 @@ def apply_rules(doc: _Lines, program: RuleProgram, screened: Sequence[int]) -> d
     if cut_from is not None:
         start, rule = cut_from
         for i in range(start + 1, len(doc.lines)):
-            if doc.lines[i].strip():
-                doc.remove(i, rule.id, f"after the marker on line {start + 1}: {rule.why}")
+            line = doc.stripped[i]
+            if not line or i in doc.removed:
+                continue
+            # A metadata line below the marker ("Region: Mexico" under "Leave a Reply") still gives its value.
+            if len(line) <= program.longest and program.screen.fullmatch(line) is not None:
+                moved = next(((found, value) for found in program.matching_rules(line)
+                              if found.action is Action.METADATA and found.metadata_column
+                              and found.in_zone(int(before[i]), n - 1 - int(before[i]))
+                              and (value := (found.matches(line).group("value") or "").strip())), None)
+                if moved is not None:
+                    found, value = moved
+                    metadata.setdefault(found.metadata_column, value)  # type: ignore[arg-type]
+                    doc.remove(i, found.id, f"{found.why} (moved to `{found.metadata_column}`: {value!r})")
+                    continue
+            doc.remove(i, rule.id, f"after the marker on line {start + 1}: {rule.why}")
     return metadata
 
 
@@ -352,13 +390,13 @@ def _prepare_batch(items: Sequence[DocumentInput], rules: RuleSet, config: Clean
     docs: list[_Lines] = []
     titles: list[str | None] = []
     normalized_texts: list[tuple[str, bool]] = []
-    for item in items:
+    programs = [rules.program_for(item.source) for item in items]
+    for item, program in zip(items, programs, strict=True):
         normalized = normalize_characters(item.text)
         doc = _Lines.of(normalized[0])
-        titles.append(take_title(doc, item.known_title, config))
+        titles.append(take_title(doc, item.known_title, config, program))
         docs.append(doc)
         normalized_texts.append(normalized)
-    programs = [rules.program_for(item.source) for item in items]
     # The batch's normalized text as one UTF-8 buffer: the screen and the word counts read it in place.
     sizes = np.fromiter((len(doc.lines) for doc in docs), np.int64, len(docs))
     data = np.frombuffer(textbytes.join([normalized for normalized, _ in normalized_texts]), np.uint8)

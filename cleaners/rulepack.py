@@ -303,6 +303,9 @@ def _fail(path: Path, what: str) -> RulePackError:
     return RulePackError(f"{path}: {what}")
 
 
+_WORD_CHAR = re.compile(r"\w")
+
+
 def _compile(path: Path, rule_id: str, spec: dict, case_sensitive: bool, match: Match) -> tuple[str, Any]:
     """The rule's full-line regex and its RE2 compilation.
 
@@ -314,21 +317,29 @@ def _compile(path: Path, rule_id: str, spec: dict, case_sensitive: bool, match: 
     if (literal is None) == (regex is None):
         raise _fail(path, f"rule {rule_id!r}: give exactly one of `literal` or `regex`")
     source = literal if literal is not None else regex
-    if not isinstance(source, str) or not source.strip():
+    key = "literal" if literal is not None else "regex"
+    if not isinstance(source, str):
+        raise _fail(path, f"rule {rule_id!r}: `{key}` must be a string, not {source!r}")
+    if not source.strip():
         raise _fail(path, f"rule {rule_id!r}: the pattern is empty; an empty pattern would match every line")
+    body_source = source
     if literal is not None:
         # Literals match with any run of whitespace where the literal has one.
-        source = r"\s+".join(re.escape(part) for part in literal.split())
-    else:
-        try:
-            re.compile(source)  # Python's parser gives the clearer message for plain syntax errors
-        except re.error as exc:
-            raise _fail(path, f"rule {rule_id!r}: invalid regex {regex!r}: {exc}") from exc
-    body = f"(?i:{source})" if not case_sensitive else f"(?:{source})"
+        body_source = r"\s+".join(re.escape(part) for part in literal.split())
+    body = f"(?i:{body_source})" if not case_sensitive else f"(?:{body_source})"
     anchored = {Match.LINE: body, Match.PREFIX: f"{body}.*", Match.SUFFIX: f".*{body}"}[match]
+    if literal is not None and match is Match.PREFIX and _WORD_CHAR.match(literal.strip()[-1]):
+        # A prefix literal is a whole word: "Share" takes "Share this", not "Shares of Acme rose 5%".
+        anchored = f"{body}(?:[^\\pL\\pN_].*)?"
+    elif literal is not None and match is Match.SUFFIX and _WORD_CHAR.match(literal.strip()[0]):
+        anchored = f"(?:.*[^\\pL\\pN_])?{body}"
     try:
         return anchored, re2.compile(anchored)
     except re2.error as exc:
+        try:
+            re.compile(source)  # Python's parser gives the clearer message for plain syntax errors
+        except re.error as python_exc:
+            raise _fail(path, f"rule {rule_id!r}: invalid regex {regex!r}: {python_exc}") from exc
         raise _fail(path, f"rule {rule_id!r}: regex {regex!r} is not supported by the RE2 engine "
                           f"(no backreferences or lookaround): {exc}") from exc
 
@@ -353,7 +364,7 @@ def _parse_rule(path: Path, pack_name: str, spec: dict, defaults: dict) -> Rule:
             raise _fail(path, f"rule {rule_id!r}: `{key}` is required: say what the rule removes and why")
     action = _enum(path, rule_id, Action, spec.get("action", "drop"), "action")
     match = _enum(path, rule_id, Match, spec.get("match", "line"), "match")
-    anchored, pattern = _compile(path, rule_id, spec, bool(spec.get("case_sensitive", False)), match)  # type: ignore[arg-type]
+    anchored, pattern = _compile(path, rule_id, spec, _flag(path, rule_id, spec, "case_sensitive"), match)  # type: ignore[arg-type]
     metadata_column = spec.get("metadata_column")
     if action is Action.METADATA:
         if metadata_column not in METADATA_COLUMNS:
@@ -429,14 +440,23 @@ def load_pack(path: Path) -> RulePack:
     if set(meta) - _PACK_KEYS:
         raise _fail(path, f"[pack]: unknown keys {sorted(set(meta) - _PACK_KEYS)}")
     defaults = data.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise _fail(path, f"[defaults] must be a table, not {defaults!r}")
     if set(defaults) - _DEFAULT_KEYS:
         raise _fail(path, f"[defaults]: unknown keys {sorted(set(defaults) - _DEFAULT_KEYS)}")
+    for key, value in defaults.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise _fail(path, f"[defaults]: {key} must be a whole number of at least 1, not {value!r}")
     if set(data) - {"pack", "defaults", "rules"}:
         raise _fail(path, f"unknown top-level tables {sorted(set(data) - {'pack', 'defaults', 'rules'})}")
     rules = tuple(_parse_rule(path, meta["name"], spec, defaults) for spec in data.get("rules", []))
     sites = meta.get("sites", [])
     if not isinstance(sites, list) or not all(isinstance(site, str) and site.strip() for site in sites):
         raise _fail(path, f"[pack]: sites must be a list of host names, as sites = [\"example.com\"], not {sites!r}")
+    if "sites" in meta and not sites:
+        # An empty list would make a site's pack apply to every source: leave `sites` out for a generic pack.
+        raise _fail(path, "[pack]: sites = [] names no site; list the pack's host names, or leave `sites` out "
+                          "for a pack that applies to every source")
     return RulePack(
         name=str(meta["name"]),
         version=str(meta["version"]),

@@ -79,6 +79,11 @@ examples.keep = ["Keep me"]
         (RULE.format(pattern='literal = "Drop me"').replace('["Keep me"]', '["Keep me", 5]'), "lists of strings"),
         (RULE.format(pattern="regex = 'Drop(?P<value> you)?.*'\naction = 'metadata'\nmetadata_column = 'region'"),
          "empty `value` group"),
+        (RULE.format(pattern='literal = "Drop me"\ncase_sensitive = "false"'), "case_sensitive must be true or false"),
+        (RULE.format(pattern='regex = ["Drop", "me"]'), "`regex` must be a string"),
+        ('sites = []\n' + RULE.format(pattern='literal = "Drop me"'), "sites = \\[\\] names no site"),
+        ('[defaults]\nmax_chars = "80"\n' + RULE.format(pattern='literal = "Drop me"'),
+         "\\[defaults\\]: max_chars must be a whole number"),
     ],
 )
 def test_broken_packs_are_refused_with_the_file_named(tmp_path: Path, body: str, message: str) -> None:
@@ -168,3 +173,51 @@ def test_a_metadata_rule_whose_value_is_missing_keeps_the_line(tmp_path: Path) -
     result = clean_document(f"Region:\n\n{article}\n\nRegion: Mexico", rules, source="x")
     assert result.metadata == {"region": "Mexico"}
     assert result.text.split("\n")[0] == "Region:" and article in result.text
+
+
+def test_unicode_classes_and_re2_only_syntax_are_accepted(tmp_path: Path) -> None:
+    """Patterns are RE2's: a class such as \\p{Lu} or the end anchor \\z is fine, though Python's `re` lacks them."""
+    path = _pack(tmp_path, RULE.format(pattern="regex = '\\p{Lu}\\p{Ll}+ung teilen\\z'\ncase_sensitive = true")
+                 .replace("Drop me", "Wohnung teilen").replace("Keep me", "wohnung teilen"))
+    rule = load_rules([path]).all_rules()[0]
+    assert rule.matches("Zeitung teilen") and not rule.matches("Zeitung teilen!")
+
+
+def test_a_prefix_or_suffix_literal_matches_whole_words_only(tmp_path: Path) -> None:
+    """A prefix literal "Share" takes "Share this story", never "Shares of Acme rose 5%" (real text)."""
+    prefix = _pack(tmp_path, RULE.format(pattern='literal = "Share"\nmatch = "prefix"')
+                   .replace("Drop me", "Share this story").replace("Keep me", "Shares of Acme rose 5%"))
+    rule = load_rules([prefix]).all_rules()[0]
+    assert rule.matches("Share") and rule.matches("Share: Facebook") and rule.matches("share on X")
+    assert not rule.matches("Shareholders approved it.")
+    suffix = tmp_path / "suffix"
+    suffix.mkdir()
+    rule = load_rules([_pack(suffix, RULE.format(pattern='literal = "Comments"\nmatch = "suffix"')
+                             .replace("Drop me", "12 Comments").replace("Keep me", "NoComments"))]).all_rules()[0]
+    assert rule.matches("Comments") and rule.matches("Read all 40 comments")
+    assert not rule.matches("NoComments")
+
+
+def test_a_metadata_line_below_a_cut_marker_still_gives_its_value(tmp_path: Path) -> None:
+    """A cut-rest marker removes what follows it, but a metadata line there still moves its value to its column."""
+    cut = RULE.format(pattern='literal = "Leave a Reply"\naction = "cut_rest"').replace("Drop me", "Leave a Reply")
+    region = (RULE.format(pattern="regex = 'Region:\\s*(?P<value>\\w.*)'\naction = 'metadata'\n"
+                                  "metadata_column = 'region'")
+              .replace('"x.y"', '"x.region"').replace("Drop me", "Region: Mexico").replace("Keep me", "Regions vary"))
+    rules = load_rules([_pack(tmp_path, cut + region)])
+    article = "This paragraph is the article itself, and it is long enough to be kept by every rule we have."
+    result = clean_document(f"{article}\n\nLeave a Reply\n\nNice post!\n\nRegion: Mexico", rules, source="x")
+    assert result.text == article
+    assert result.metadata == {"region": "Mexico"}
+    assert [r.rule for r in result.removed] == ["x.y", "x.y", "x.region"]
+
+
+@pytest.mark.parametrize("junk", ["Skip to content", "Advertisement", "Home | News | Sport | Weather"])
+def test_a_line_a_rule_removes_is_never_the_title(rules, junk: str) -> None:
+    """The first short line is the title only when no rule would remove it: the headline below it is."""
+    headline = "Harbour ferry timetable changes from Monday"
+    article = "The ferry will leave the harbour twenty minutes later from Monday, the operator said today."
+    result = clean_document(f"{junk}\n\n{headline}\n\n{article}", rules, source="example.org")
+    assert result.title == headline
+    assert result.text == article
+    assert junk in [r.text for r in result.removed if r.rule != "structure.title"]
