@@ -27,6 +27,7 @@ from typing import BinaryIO
 from urllib.parse import urlsplit
 
 import fsspec
+from tld import is_tld
 
 from cleaners.decode import decode_bytes, decode_mostly_utf8
 from cleaners.extract import extract_html, looks_like_html
@@ -77,25 +78,51 @@ class InputFile:
         return "unsupported"
 
 
-# A folder name that reads as a host name ("420intel.com", "news.example.co.uk"; not "2026-11-26" or "v1.2").
+# A folder name that reads as a host name ("420intel.com", "news.example.co.uk"; not "2026-11-26" or "v1.2"):
+# labels of letters, digits and hyphens whose last one is a top-level domain (tld's copy of the Public Suffix
+# List, offline), so "snapshots.old" or "scrape.bak" is a folder name, not a host.
 _HOST_NAME = re.compile(r"(?:[a-z0-9_-]+\.)+[a-z][a-z0-9-]*", re.IGNORECASE)
+_RESERVED_TLDS = frozenset({"example", "test", "invalid", "localhost"})  # RFC 2606: for examples and tests
 
 
-def _source_of(relpath: str) -> str:
-    """The source of a file at ``relpath`` under its input root: the first folder on the way down whose name is a
-    host name (``420intel.com/2026-11-26/x.txt``: ``420intel.com``, so a site's pack and its learned template
-    apply whatever the dated folders below it), else the whole folder path (``feeds/wire/x.txt``: ``feeds/wire``),
-    else :data:`UNKNOWN_SOURCE` for a file in the root itself."""
-    parent = PurePosixPath(relpath).parent
-    if str(parent) in ("", "."):
-        return UNKNOWN_SOURCE
-    return next((part.lower() for part in parent.parts if _HOST_NAME.fullmatch(part)), str(parent))
+def is_host_name(name: str) -> bool:
+    """Whether a folder or declared source name reads as a host name ending in a real top-level domain."""
+    if not _HOST_NAME.fullmatch(name):
+        return False
+    top = name.rsplit(".", 1)[-1].lower()
+    return top in _RESERVED_TLDS or bool(is_tld(top))
+
+
+def normalized_source(name: str) -> str:
+    """A source name as every reader writes it: trimmed; a host name lower-cased and without "www." (folder
+    ``www.Example.com``, a record's ``"source": "Example.com"`` and its URL's host are one source)."""
+    name = name.strip()
+    return name.lower().removeprefix("www.") if is_host_name(name) else name
+
+
+def _anchored(rel: str, root_parts: Sequence[str]) -> tuple[str, str]:
+    """(input path, source) of the file at ``rel`` (``/``-separated) under a root whose path has ``root_parts``.
+
+    The source is the first folder on the way down whose name is a host name (``420intel.com/2026-11-26/x.txt``:
+    ``420intel.com``, so a site's pack and its learned template apply whatever the dated folders below it), else
+    the whole folder path (``feeds/wire/x.txt``: ``feeds/wire``), else :data:`UNKNOWN_SOURCE` for a file in the
+    root itself. When the root lies inside a host-named folder (a run given ``raw/420intel.com/2026-11-26``, or
+    one file), that folder is the source and the input path starts at it, as a run over ``raw`` would write it:
+    the same file gets the same ``input_id`` and ``doc_id`` either way."""
+    parts = PurePosixPath(rel).parts
+    for part in parts[:-1]:
+        if is_host_name(part):
+            return rel, normalized_source(part)
+    for k in range(len(root_parts) - 1, -1, -1):
+        if is_host_name(root_parts[k]):
+            return "/".join([*root_parts[k:], *parts]), normalized_source(root_parts[k])
+    return rel, UNKNOWN_SOURCE if len(parts) < 2 else "/".join(parts[:-1])
 
 
 def host_folder_of(path: str) -> str | None:
     """The nearest folder above a file whose name is a host name (for a file given on its own)."""
-    return next((part.lower() for part in reversed(PurePosixPath(path).parent.parts) if _HOST_NAME.fullmatch(part)),
-                None)
+    return next((normalized_source(part) for part in reversed(PurePosixPath(path).parent.parts)
+                 if is_host_name(part)), None)
 
 
 def printable_name(path: str) -> str:
@@ -115,7 +142,9 @@ def _make(path: str, root: str) -> InputFile:
         size, mtime_ns = info.st_size, info.st_mtime_ns
     except OSError:  # unreadable or vanished: read_file turns it into a reject
         size, mtime_ns = 0, 0
-    return InputFile(path=printable_name(os.path.abspath(path)), relpath=rel, source=_source_of(rel), size=size,
+    root_parts = PurePosixPath(printable_name(os.path.abspath(root)).replace(os.sep, "/")).parts[1:]
+    rel, source = _anchored(rel, root_parts)
+    return InputFile(path=printable_name(os.path.abspath(path)), relpath=rel, source=source, size=size,
                      mtime_ns=mtime_ns)
 
 
@@ -141,7 +170,8 @@ def _discover_remote(arg: str) -> list[InputFile]:
             continue
         modified = info.get("LastModified") or info.get("mtime") or 0
         mtime_ns = int(modified.timestamp() * 1e9) if isinstance(modified, datetime) else int(float(modified) * 1e9)
-        files.append(InputFile(path=fs.unstrip_protocol(match), relpath=rel, source=_source_of(rel),
+        rel, source = _anchored(rel, tuple(part for part in root.split("/") if part))
+        files.append(InputFile(path=fs.unstrip_protocol(match), relpath=rel, source=source,
                                size=int(info.get("size") or 0), mtime_ns=mtime_ns))
     return files
 
@@ -466,7 +496,7 @@ def _jsonl_record_of(f: InputFile, raw: bytes, line_no: int, seen_ids: set[str])
     input_id = str(record_id) if record_id not in (None, "") else fallback_id
     url = record.get("url") if isinstance(record.get("url"), str) else None
     declared = record.get("source")
-    source = declared if isinstance(declared, str) and declared.strip() else host_of(url) or f.source
+    source = normalized_source(declared) if isinstance(declared, str) and declared.strip() else host_of(url) or f.source
     if input_id in seen_ids:
         return _reject(f, RejectReason.DUPLICATE_ID, f"record id {input_id!r} already appeared earlier in this file",
                        input_id=input_id, line_no=line_no, source=source, n_bytes=len(raw))

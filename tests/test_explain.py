@@ -19,7 +19,8 @@ def _explain(*args: str) -> tuple[int, str]:
 def test_explain_marks_each_removed_line_with_its_rule() -> None:
     code, output = _explain(str(SEED))
     assert code == 0, output
-    assert output.startswith("000_09f1c496b2e8d967.txt  source=420intel.com")  # the folder names the site
+    # The folder names the site, and the input id is the one a run over data/raw writes.
+    assert output.startswith("420intel.com/000_09f1c496b2e8d967.txt  source=420intel.com")
     assert "[420intel.region-tag]" in output  # the site pack's rule, named on the line it removed
     assert "[structure.title] the title: moved to the `title` column" in output
     assert "metadata: {'region': 'Mexico'}" in output

@@ -33,6 +33,31 @@ def test_folder_sources_and_input_ids(tmp_path: Path) -> None:
     assert files["root.txt"].source == "unknown"
 
 
+def test_host_folders_are_one_source_whichever_folder_the_run_is_given(tmp_path: Path) -> None:
+    """A host-named folder ends in a real top-level domain ("snapshots.old" is not one); "www." and case go; a run
+    given a folder inside a host folder (or one file) finds the same source and input path as a run over its
+    parent, so the same file gets the same doc_id."""
+    for folder in ("snapshots.old/420intel.com", "www.Example.com", "420intel.com/2026-11-26"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "a.txt").write_text(ARTICLE)
+    files = {f.relpath: f.source for f in discover([str(tmp_path)])}
+    assert files == {"snapshots.old/420intel.com/a.txt": "420intel.com", "www.Example.com/a.txt": "example.com",
+                     "420intel.com/2026-11-26/a.txt": "420intel.com"}
+    for given in (tmp_path / "420intel.com", tmp_path / "420intel.com" / "2026-11-26",
+                  tmp_path / "420intel.com" / "2026-11-26" / "a.txt"):
+        [found] = discover([str(given)])
+        assert (found.relpath, found.source) == ("420intel.com/2026-11-26/a.txt", "420intel.com")
+
+
+def test_a_declared_host_source_is_written_as_folders_and_urls_are(tmp_path: Path) -> None:
+    path = tmp_path / "batch.jsonl"
+    records = [{"id": "a", "text": ARTICLE, "source": " Example.com "}, {"id": "b", "text": ARTICLE,
+               "source": "www.example.com"}, {"id": "c", "text": ARTICLE, "url": "https://WWW.Example.com/x"},
+               {"id": "d", "text": ARTICLE, "source": "Reuters Wire"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert [d.source for d in _read_all([str(path)])] == ["example.com", "example.com", "example.com", "Reuters Wire"]
+
+
 def test_several_inputs_and_globs(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
