@@ -199,12 +199,16 @@ def open_input(path: str) -> BinaryIO:
 
 
 def _walk(root: str) -> Iterator[str]:
-    """Every non-hidden file under ``root``, sorted, without following symlinked folders (no loops)."""
-    for folder, dirs, files in os.walk(root, followlinks=False):
+    """Every non-hidden file under ``root``, sorted, without following symlinked folders (no loops). A folder
+    that cannot be listed (permissions) is yielded itself: the reader turns it into an `unreadable` reject, so
+    its files are not silently missing."""
+    unlisted: list[str] = []
+    for folder, dirs, files in os.walk(root, followlinks=False, onerror=lambda exc: unlisted.append(exc.filename)):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             if not name.startswith("."):
                 yield os.path.join(folder, name)
+    yield from (str(folder) for folder in unlisted if folder)
 
 
 def discover(inputs: Sequence[str]) -> list[InputFile]:
@@ -222,6 +226,9 @@ def discover(inputs: Sequence[str]) -> list[InputFile]:
             # Every match but folders, as a folder input would list them: a FIFO or a dangling symlink
             # becomes an `unreadable` reject instead of silently vanishing.
             files = [m for m in matches if not os.path.isdir(m) and not _under_symlinked_folder(m, root)]
+            # A matched folder is read as a folder input is ("raw/*" takes raw/420intel.com/ and what is in it).
+            files += [path for m in matches if os.path.isdir(m) and not _under_symlinked_folder(m, root)
+                      for path in _walk(m)]
             if not files:
                 raise InputError(f"input {arg!r}: the pattern matches no file")
             for path in files:
@@ -303,6 +310,10 @@ def _parse_date(value: object) -> date | None:
     return parsed.date() if parsed else None
 
 
+# A file is not read again while it is unchanged: a larger limit needs --reprocess.
+_TOO_LARGE_HINT = "; to read it, raise --max-doc-mb and run again with --reprocess"
+
+
 def _reject(f: InputFile, code: RejectReason, reason: str, *, input_id: str | None = None,
             line_no: int | None = None, source: str | None = None, n_bytes: int = 0) -> Reject:
     return Reject(
@@ -367,10 +378,19 @@ def read_file(f: InputFile, max_doc_bytes: int = DEFAULT_MAX_DOC_BYTES) -> Itera
     except Exception as exc:
         where = f" after {produced} inputs" if produced else ""
         yield _reject(f, RejectReason.UNREADABLE, f"reading failed{where}: {type(exc).__name__}: {str(exc)[:300]}",
-                      input_id=f"{f.relpath}:error" if produced else None)
+                      input_id=f"{f.relpath}:error" if produced else None, n_bytes=0 if produced else f.size)
 
 
 def _read_file(f: InputFile, max_doc_bytes: int) -> Iterator[RawDocument | Reject]:
+    if "://" not in f.path and os.path.isdir(os_name(f.path)):  # a folder that could not be listed (_walk)
+        try:
+            os.listdir(os_name(f.path))
+            detail = "it could not be listed during discovery"
+        except OSError as exc:
+            detail = exc.strerror or str(exc)
+        yield _reject(f, RejectReason.UNREADABLE, f"a folder whose files could not be listed ({detail}); none of "
+                      "them was read. Fix its permissions and run again: it is tried on every run")
+        return
     if f.kind == "unsupported":
         yield _reject(f, RejectReason.UNSUPPORTED, f"unsupported file type; expected one of {SUPPORTED_SUFFIXES}",
                       n_bytes=f.size)
@@ -381,13 +401,13 @@ def _read_file(f: InputFile, max_doc_bytes: int) -> Iterator[RawDocument | Rejec
     try:
         if f.size > max_doc_bytes:
             yield _reject(f, RejectReason.TOO_LARGE, f"{f.size} bytes is over the {max_doc_bytes}-byte document "
-                          "limit (max_doc_bytes)", n_bytes=f.size)
+                          f"limit (max_doc_bytes){_TOO_LARGE_HINT}", n_bytes=f.size)
             return
         with open_input(f.path) as handle:
             data = handle.read(max_doc_bytes + 1)
         if len(data) > max_doc_bytes:  # grew since discovery
             yield _reject(f, RejectReason.TOO_LARGE, f"over the {max_doc_bytes}-byte document limit "
-                          "(max_doc_bytes)", n_bytes=len(data))
+                          f"(max_doc_bytes){_TOO_LARGE_HINT}", n_bytes=len(data))
             return
     except OSError as exc:
         yield _unreadable(f, exc)
@@ -427,15 +447,16 @@ def _read_jsonl(f: InputFile, max_doc_bytes: int) -> Iterator[RawDocument | Reje
                 if not raw:
                     if not produced:
                         yield _reject(f, RejectReason.EMPTY, f"no records ({line_no} lines, all blank)"
-                                      if line_no else "no records (empty file)")
+                                      if line_no else "no records (empty file)", n_bytes=f.size)
                     return
                 line_no += 1
                 if len(raw) > max_doc_bytes and not raw.endswith(b"\n"):
                     # Skip the rest of the oversize line without holding it in memory.
                     while raw and not raw.endswith(b"\n"):
                         raw = handle.readline(1 << 20)
-                    yield _reject(f, RejectReason.TOO_LARGE, f"record over the {max_doc_bytes}-byte document limit",
-                                  input_id=f"{f.relpath}:{line_no}", line_no=line_no)
+                    yield _reject(f, RejectReason.TOO_LARGE, f"record over the {max_doc_bytes}-byte document limit"
+                                  f"{_TOO_LARGE_HINT}", input_id=f"{f.relpath}:{line_no}", line_no=line_no,
+                                  n_bytes=len(raw))
                     produced += 1
                     continue
                 if line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark

@@ -474,11 +474,16 @@ def load_rules(paths: Iterable[Path | str] | None = None) -> RuleSet:
     files: list[Path] = []
     for entry in [DEFAULT_RULES_DIR] if paths is None else [Path(p) for p in paths]:
         if entry.is_dir():
-            files.extend(sorted(entry.rglob("*.toml")))
+            found = sorted(entry.rglob("*.toml"))
+            if not found:
+                raise RulePackError(f"{entry}: a folder with no rule packs (*.toml) in it; cleaning without rules "
+                                    "is not what --rules is for: give the folder of your packs")
+            files.extend(found)
         elif entry.is_file():
             files.append(entry)
         else:
             raise RulePackError(f"{entry}: no such rule pack file or folder")
+    files = list(dict.fromkeys(f.resolve() for f in files))  # a pack given twice (a folder and a file in it) once
     packs = [load_pack(f) for f in files]
     packs.sort(key=lambda p: (not p.sites, p.name))  # site packs win: they are checked first
     _check_unique(packs)

@@ -72,6 +72,14 @@ class LedgerEntry:
     rules_version: str
     pipeline_version: str
     shard_id: str = ""  # the shard it was ingested in (its line counts are that shard's counts part)
+    counted: bool = True  # False: nothing of it could be read, so its shard's line counts hold nothing of it
+    ingested_at: Any = None
+
+
+def _uncounted(content_sha256: str, n_inputs: int, n_articles: int) -> bool:
+    """Whether a ledger row is a file nothing of which was read (committed without a content hash, its one input
+    a reject: cleaners.shard): its shard's line counts hold nothing of it."""
+    return not content_sha256 and n_articles == 0 and n_inputs <= 1
 
 
 @dataclass(slots=True)
@@ -152,8 +160,10 @@ class OutputStore:
         table = self.ledger().sort_by([("ingested_at", "ascending"), ("shard_id", "ascending")])
         entries: dict[str, LedgerEntry] = {}
         for row in table.to_pylist():
-            entries[row["input_file"]] = LedgerEntry(row["size"], row["mtime_ns"], row["content_sha256"],
-                                                     row["rules_version"], row["pipeline_version"], row["shard_id"])
+            entries[row["input_file"]] = LedgerEntry(
+                row["size"], row["mtime_ns"], row["content_sha256"], row["rules_version"], row["pipeline_version"],
+                row["shard_id"], not _uncounted(row["content_sha256"], row["n_inputs"], row["n_articles"]),
+                row["ingested_at"])
         return entries
 
     def line_stats(self, sources: set[str] | None = None, min_n_docs: int = 2,
@@ -282,7 +292,25 @@ class OutputStore:
         for (partition, shard_id), files in sorted(stale.items()):
             report.superseded_rows += self._rewrite_without(partition, shard_id, files, report)
 
-    def _rewrite_without(self, partition: str, shard_id: str, files: set[str], report: RecoveryReport) -> int:
+    def retire(self, input_files: Collection[str]) -> int:
+        """Remove every row of these input files, ledger entries included; returns the article and reject rows
+        removed. For the old paths of a moved input tree whose files were ingested again under their new path
+        (flows.clean._select_changed): the same inputs, so their rows would repeat the new rows' ``doc_id``.
+        Their shards' line counts stay: an old version counted next to the new one weighs one document more in
+        its source's counts, where dropping the shard's counts would lose its other files' counts."""
+        wanted = set(input_files)
+        if not wanted:
+            return 0
+        where: dict[tuple[str, str], set[str]] = {}
+        for row in self.ledger().select(["input_file", "shard_id", "partition"]).to_pylist():
+            if row["input_file"] in wanted:
+                where.setdefault((row["partition"], row["shard_id"]), set()).add(row["input_file"])
+        report = RecoveryReport()
+        return sum(self._rewrite_without(partition, shard_id, files, report, keep_counts=True)
+                   for (partition, shard_id), files in sorted(where.items()))
+
+    def _rewrite_without(self, partition: str, shard_id: str, files: set[str], report: RecoveryReport,
+                         keep_counts: bool = False) -> int:
         removed = 0
         drop = pa.array(sorted(files), pa.string())
         # Data files first, the ledger part last: a crash in between leaves stale ledger rows that the
@@ -303,10 +331,13 @@ class OutputStore:
             else:
                 with self.writer(path, table.schema) as out:
                     out.write_table(kept)
-                if path.endswith(self.ledger_path(partition, shard_id)):
+                if path.endswith(self.ledger_path(partition, shard_id)) and not keep_counts and not all(
+                        _uncounted(row["content_sha256"], row["n_inputs"], row["n_articles"])
+                        for row in table.filter(pc.is_in(table[column], value_set=drop)).to_pylist()):
                     # Some of the shard's files were ingested again (and counted again), others not: its line
                     # counts cannot be split by file, so they go, rather than count those files twice. (A run
-                    # ingests the other files of such a shard again too when it finds them: flows.clean.)
+                    # ingests the other files of such a shard again too when it finds them: flows.clean.) Files
+                    # nothing of which was read are in no counts: retrying them leaves the shard's counts alone.
                     counts = self.line_counts_path(shard_id)
                     if self.fs.exists(counts):
                         self.fs.rm(counts)

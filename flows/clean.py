@@ -13,18 +13,19 @@ import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
+import fsspec
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.futures import as_completed
 from pydantic import Field
 
 from cleaners.linemodel import default_judge
-from cleaners.readers import InputFile, discover, open_input
+from cleaners.readers import InputFile, discover, open_input, os_name
 from cleaners.rulepack import load_rules
 from cleaners.shard import DEFAULT_SHARD_BYTES, PIPELINE_VERSION, Shard, count_shard, plan_shards, process_shard
-from cleaners.store import OutputStore, partition_of, rows_in
+from cleaners.store import LedgerEntry, OutputStore, partition_of, rows_in
 from flows import progress, worker_cache
 from flows.runners import make_task_runner, resolve_runner_name
 
@@ -149,15 +150,26 @@ def _sha256_of(path: str) -> str:
     return digest.hexdigest()
 
 
-def _select_changed(files: list[InputFile], store: OutputStore, rules_version: str,
-                    reprocess: bool) -> tuple[list[InputFile], dict[str, str], list[str]]:
-    """The files not yet ingested as they are now (by path and content hash), with their hashes, and the earlier
-    shards whose line counts this run replaces (the shards of the files it ingests again).
+class Selection(NamedTuple):
+    todo: list[InputFile]          # the files to ingest
+    fingerprints: dict[str, str]   # path -> content SHA-256, for the ledger
+    replaced_shards: list[str]     # earlier shards whose line counts this run replaces
+    moved_away: list[str]          # earlier paths of inputs now found under another path (their rows go)
+
+
+def _select_changed(files: list[InputFile], store: OutputStore, rules_version: str, reprocess: bool) -> Selection:
+    """The files not yet ingested as they are now (by path and content hash), with their hashes, the earlier
+    shards whose line counts this run replaces (the shards of the files it ingests again), and the earlier paths
+    this run's files replace.
 
     A file is known by its path; the same file under another path (a copied, moved or differently mounted input
     tree: the same path below the root and the same bytes as a file already ingested with these rules, or as
     another file of this run) is the same input and is not ingested twice, since its rows would repeat the
-    first's ``doc_id``."""
+    first's ``doc_id``. When such a file has changed (or the rules have), it is ingested under its new path, and
+    the old path's rows go (``moved_away``): an old path that no longer exists and that this run was not given,
+    ending in the same path below a site's folder, and ingested no later than the file that replaces it. (An
+    old path that still exists is left alone: two live trees, such as dated input roots, may hold different
+    articles under one name.)"""
     ingested = store.current_entries()
     entries = {} if reprocess else ingested
     is_current = {path: bool(entry.content_sha256 and entry.rules_version == rules_version
@@ -186,7 +198,8 @@ def _select_changed(files: list[InputFile], store: OutputStore, rules_version: s
         todo.append(f)
     # A shard's line counts are one part for all its files: when some are ingested (and counted) again, the others
     # that are still here go with them, so the shard is counted anew as a whole (cleaners.store: _rewrite_without).
-    again = {entries[f.path].shard_id for f in todo if f.path in entries}
+    # A file nothing of which could be read is in no counts: retrying it leaves its shard's other files alone.
+    again = {entries[f.path].shard_id for f in todo if f.path in entries and entries[f.path].counted}
     chosen = {f.path for f in todo}
     for f in files:
         entry = entries.get(f.path)
@@ -194,7 +207,38 @@ def _select_changed(files: list[InputFile], store: OutputStore, rules_version: s
             fingerprints[f.path] = entry.content_sha256
             todo.append(f)
             chosen.add(f.path)
-    return todo, fingerprints, sorted({ingested[path].shard_id for path in chosen if path in ingested})
+    replaced = sorted({ingested[path].shard_id for path in chosen if path in ingested and ingested[path].counted})
+    return Selection(todo, fingerprints, replaced, _moved_away(files, ingested, chosen))
+
+
+def _moved_away(files: list[InputFile], ingested: dict[str, LedgerEntry], chosen: set[str]) -> list[str]:
+    """The ingested paths that files of this run replace (see :func:`_select_changed`). Only files below a
+    folder count (``site.example/a.txt``): a bare file name says nothing about which input it is."""
+    by_name: dict[str, list[str]] = {}
+    for path in ingested:
+        by_name.setdefault(path.rsplit("/", 1)[-1], []).append(path)
+    given = {f.path for f in files}
+    moved: set[str] = set()
+    for f in files:
+        if "/" not in f.relpath or not (f.path in chosen or f.path in ingested):
+            continue
+        for path in by_name.get(f.relpath.rsplit("/", 1)[-1], ()):
+            if path in given or not path.endswith("/" + f.relpath):
+                continue
+            if (f.path in chosen or ingested[path].ingested_at <= ingested[f.path].ingested_at) and not _exists(path):
+                moved.add(path)
+    return sorted(moved)
+
+
+def _exists(path: str) -> bool:
+    """Whether an input path (local, or an fsspec URL) is still there; an error reading it counts as there."""
+    try:
+        if "://" not in path:
+            return os.path.lexists(os_name(path))
+        fs, inner = fsspec.core.url_to_fs(path)
+        return bool(fs.exists(inner))
+    except Exception:
+        return True
 
 
 @flow(name="clean-articles")
@@ -226,7 +270,14 @@ def clean_articles(
             logger.info("recovered output: %d orphan files removed, %d superseded rows dropped",
                         len(recovery.orphans_removed), recovery.superseded_rows)
         files = discover([input] if isinstance(input, str) else input)
-        todo, fingerprints, replaced_shards = _select_changed(files, store, ruleset.version, reprocess)
+        # An output inside an input folder is not input: its Parquet and state files would come back as rejects.
+        inside = store.fs.unstrip_protocol(store.root).rstrip("/") + "/" if not store.is_local else store.root + "/"
+        own = [f for f in files if f.path.startswith(inside)]
+        if own:
+            logger.warning("%d files under the output %s left out of the inputs (the output is inside an input "
+                           "folder; keep them apart)", len(own), output)
+            files = [f for f in files if not f.path.startswith(inside)]
+        todo, fingerprints, replaced_shards, moved_away = _select_changed(files, store, ruleset.version, reprocess)
         shards = plan_shards(todo, target_bytes=int(shard_mb * 2**20), salt=f"{ruleset.version}|{PIPELINE_VERSION}")
         ingested_at = datetime.now(UTC)
         reporter = progress.current() or progress.LogReporter(logger)
@@ -253,7 +304,14 @@ def clean_articles(
                     plan_paths, output, rules, max_doc_bytes, [s for s in replaced_shards if s not in planned])
             store.remove_plans(run_id)
         reporter.finish()
+        # After this run's shards committed: the rows of inputs found under a new path leave their old paths' files.
+        retired = store.retire(moved_away)
+        if moved_away:
+            logger.info("%d earlier input paths replaced by the same inputs under a new path: %d rows removed",
+                        len(moved_away), retired)
         superseded = store.recover()  # rows of inputs this run re-ingested leave their old files
+        if superseded.superseded_rows:
+            logger.info("%d rows of inputs ingested again replaced by their new rows", superseded.superseded_rows)
     removed: Counter[str] = Counter()
     lines: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
@@ -270,7 +328,7 @@ def clean_articles(
         "files_seen": len(files), "files_processed": len(todo), "files_skipped": len(files) - len(todo),
         "shards": len(shards), "mb": sum(f.size for f in todo) / 1e6, "output": output,
         "low_confidence": sum(s["n_low_confidence"] for s in results),
-        "superseded_rows": superseded.superseded_rows,
+        "superseded_rows": superseded.superseded_rows + retired,
         "rules_version": ruleset.version, "pipeline_version": PIPELINE_VERSION,
         "reject_reasons": dict(reasons), "removed_by_rule": dict(removed),
         "ingested_at": ingested_at.isoformat(), "seconds": round(time.perf_counter() - started, 3),

@@ -101,9 +101,11 @@ def run(
         _fail(f"the run failed: {exc}")
     out = output.rstrip("/")
     query = f"SELECT source, title, region, len(text) AS chars FROM read_parquet('{out}/articles/**/*.parquet')"
+    replaced = summary["superseded_rows"]
     typer.echo(
         f"\n{summary['files_seen']} files seen, {summary['files_skipped']} already ingested; "
-        f"{summary['inputs']} inputs -> {summary['articles']} articles + {summary['rejects']} rejects\n"
+        f"{summary['inputs']} inputs -> {summary['articles']} articles + {summary['rejects']} rejects"
+        + (f"; {replaced} earlier rows of these inputs replaced" if replaced else "") + "\n"
         f"articles: {out}/articles\nrejects:  {out}/rejects\nmanifest: {summary['manifest']}\n\nQuery with DuckDB:\n"
         f"  duckdb -c \"{query}\"    # the duckdb CLI, if installed\n"
         f"  {sys.executable} -c \"import duckdb; duckdb.sql(\\\"{query}\\\").show()\""

@@ -113,6 +113,16 @@ def test_rerun_adds_no_rows_and_a_changed_file_replaces_its_rows(prefect_backend
     assert manifest["inputs"] == manifest["articles"] + manifest["rejects"] and manifest["accounting_ok"]
 
 
+def test_an_output_inside_the_input_folder_is_not_read_as_input(prefect_backend, corpus: Path) -> None:
+    from flows.clean import clean_articles
+
+    inner = corpus / "clean"
+    first = clean_articles(input=[str(corpus)], output=str(inner))
+    again = clean_articles(input=[str(corpus)], output=str(inner))
+    assert first["files_seen"] == again["files_seen"] == 4  # the output's Parquet and state files left out
+    assert (again["files_processed"], again["rejects"]) == (0, 0)
+
+
 def test_process_pool_runner_writes_the_same_rows_as_threads(prefect_backend, corpus: Path, tmp_path: Path) -> None:
     """The process pool pickles the tasks (and the flow's globals): a lock in them failed every run."""
     from flows.clean import clean_articles

@@ -74,7 +74,7 @@ def test_a_file_that_could_not_be_read_is_tried_again_on_the_next_run(tmp_path: 
     for opener in (failing, readable, readable):
         monkeypatch.setattr(readers, "open_input", opener)
         monkeypatch.setattr("flows.clean.open_input", opener)
-        todo, fingerprints, _ = _select_changed(discover([str(tmp_path / "in")]), store, rules.version, False)
+        todo, fingerprints, _, _ = _select_changed(discover([str(tmp_path / "in")]), store, rules.version, False)
         now = datetime.now(UTC)
         for shard in plan_shards(todo, salt=rules.version):
             process_shard(shard, store, rules, now, partition_of(now), fingerprints)
@@ -87,15 +87,60 @@ def test_a_file_that_could_not_be_read_is_tried_again_on_the_next_run(tmp_path: 
     assert counts[2][0] == 0  # then current: not read again
 
 
+def test_retrying_an_unreadable_file_leaves_its_shard_mates_alone(tmp_path: Path, monkeypatch) -> None:
+    """Nothing of an unreadable file was counted, so retrying it (every run, until it reads) neither ingests the
+    other files of its shard again (new ingested_at every day) nor drops that shard's line counts."""
+    import errno
+    from datetime import UTC, datetime
+
+    import cleaners.readers as readers
+    from cleaners.readers import discover
+    from cleaners.rulepack import load_rules
+    from cleaners.shard import count_shard, plan_shards, process_shard
+    from cleaners.store import partition_of
+    from flows.clean import _select_changed
+
+    folder = tmp_path / "in" / "site.example"
+    folder.mkdir(parents=True)
+    for name in ("a", "b", "c"):
+        (folder / f"{name}.txt").write_text(f"Headline {name}\n\nThe body of article {name} is here, long enough.\n")
+    readable = readers.open_input
+
+    def failing_for_a(path: str):
+        if path.endswith("/a.txt"):
+            raise OSError(errno.EACCES, "Permission denied")
+        return readable(path)
+
+    monkeypatch.setattr(readers, "open_input", failing_for_a)
+    monkeypatch.setattr("flows.clean.open_input", failing_for_a)
+    rules = load_rules()
+    store = OutputStore.open(str(tmp_path / "out"))
+    selected = []
+    for _ in range(2):
+        selection = _select_changed(discover([str(tmp_path / "in")]), store, rules.version, False)
+        selected.append((sorted(f.relpath for f in selection.todo), selection.replaced_shards))
+        now = datetime.now(UTC)
+        for shard in plan_shards(selection.todo, salt=str(now)):
+            count_shard(shard, store)
+            process_shard(shard, store, rules, now, partition_of(now), selection.fingerprints)
+        store.recover()
+    assert selected[0][0] == ["site.example/a.txt", "site.example/b.txt", "site.example/c.txt"]
+    assert selected[1] == (["site.example/a.txt"], [])  # only the unreadable file, and no counts replaced
+    assert store.line_stats().source_docs["site.example"] == 2  # b and c, counted once
+
+
 def test_the_same_files_under_another_path_are_not_ingested_twice(tmp_path: Path) -> None:
     """A copied or moved input tree (same paths below the root, same bytes) is what was ingested already: a run
-    over it adds no rows with a doc_id already written. A file changed in the copy is a new input."""
+    over it adds no rows with a doc_id already written. A file changed in the copy is a new input; in a tree that
+    was moved (the old paths gone), its new version replaces the old path's rows."""
     import shutil
     from datetime import UTC, datetime
 
+    import pyarrow.dataset as ds
+
     from cleaners.readers import discover
     from cleaners.rulepack import load_rules
-    from cleaners.shard import plan_shards, process_shard
+    from cleaners.shard import doc_id_of, plan_shards, process_shard
     from cleaners.store import partition_of
     from flows.clean import _select_changed
 
@@ -107,12 +152,17 @@ def test_the_same_files_under_another_path_are_not_ingested_twice(tmp_path: Path
     store = OutputStore.open(str(tmp_path / "out"))
 
     def run(*roots: str) -> list[str]:
-        todo, fingerprints, _ = _select_changed(discover([str(tmp_path / root) for root in roots]), store,
-                                             rules.version, False)
+        todo, fingerprints, _, moved_away = _select_changed(discover([str(tmp_path / root) for root in roots]),
+                                                             store, rules.version, False)
         now = datetime.now(UTC)
         for shard in plan_shards(todo, salt=rules.version):
             process_shard(shard, store, rules, now, partition_of(now), fingerprints)
+        store.retire(moved_away)  # as the flow does once the shards committed
+        store.recover()
         return sorted(f.relpath for f in todo)
+
+    def doc_ids() -> list[str]:
+        return ds.dataset(str(tmp_path / "out" / "articles"), partitioning="hive").to_table()["doc_id"].to_pylist()
 
     assert run("in") == ["site.example/a.txt", "site.example/b.txt"]
     shutil.copytree(tmp_path / "in", tmp_path / "moved")
@@ -123,3 +173,13 @@ def test_the_same_files_under_another_path_are_not_ingested_twice(tmp_path: Path
     (tmp_path / "copy2" / "site.example" / "c.txt").write_text("Headline c\n\nAnother article, c, here.\n")
     shutil.copytree(tmp_path / "copy2", tmp_path / "copy3")
     assert run("copy2", "copy3") == ["site.example/c.txt"]  # two copies in one run: once
+    assert len(doc_ids()) == 4  # a, b, c and b's new version (both trees still exist: both rows stay)
+    c_id = doc_id_of("site.example", "site.example/c.txt")
+    assert doc_ids().count(c_id) == 1
+    # The tree c was ingested from, moved away (its old paths gone), with c changed: c's new version replaces it.
+    shutil.move(tmp_path / "copy2", tmp_path / "moved2")
+    (tmp_path / "moved2" / "site.example" / "c.txt").write_text("Headline c\n\nA corrected article, c, here.\n")
+    assert run("moved2") == ["site.example/c.txt"]
+    assert len(doc_ids()) == 4 and doc_ids().count(c_id) == 1
+    articles = ds.dataset(str(tmp_path / "out" / "articles"), partitioning="hive").to_table().to_pylist()
+    assert [row["input_file"].rsplit("/", 3)[-3] for row in articles if row["doc_id"] == c_id] == ["moved2"]

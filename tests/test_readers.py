@@ -68,6 +68,37 @@ def test_several_inputs_and_globs(tmp_path: Path) -> None:
     assert sorted(f.relpath for f in files) == ["x.txt", "y.txt", "z.txt"]  # x.txt once
 
 
+def test_a_glob_that_matches_folders_reads_them_as_folder_inputs(tmp_path: Path) -> None:
+    for folder in ("raw/420intel.com", "raw/example.org"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "a.txt").write_text(ARTICLE)
+    (tmp_path / "raw" / "b.txt").write_text(ARTICLE)
+    files = discover([str(tmp_path / "raw" / "*")])
+    assert sorted((f.relpath, f.source) for f in files) == [
+        ("420intel.com/a.txt", "420intel.com"), ("b.txt", "unknown"), ("example.org/a.txt", "example.org")]
+
+
+def test_a_folder_that_cannot_be_listed_is_a_reject_not_a_silent_gap(tmp_path: Path, monkeypatch) -> None:
+    import os
+
+    for folder in ("in/open.example", "in/locked.example"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "a.txt").write_text(ARTICLE)
+    real_scandir = os.scandir
+
+    def scandir(path=None):
+        if str(path).endswith("locked.example"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    items = _read_all([str(tmp_path / "in")])
+    assert [d.input_id for d in items if isinstance(d, RawDocument)] == ["open.example/a.txt"]
+    [reject] = [r for r in items if isinstance(r, Reject)]
+    assert reject.reason_code is RejectReason.UNREADABLE and reject.input_file.endswith("/in/locked.example")
+    assert "could not be listed" in reject.reason
+
+
 def test_missing_input_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no such file or folder"):
         discover([str(tmp_path / "nope")])

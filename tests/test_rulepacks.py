@@ -221,3 +221,10 @@ def test_a_line_a_rule_removes_is_never_the_title(rules, junk: str) -> None:
     assert result.title == headline
     assert result.text == article
     assert junk in [r.text for r in result.removed if r.rule != "structure.title"]
+
+
+def test_a_rules_folder_without_packs_is_refused_and_a_pack_given_twice_is_read_once(tmp_path: Path) -> None:
+    with pytest.raises(RulePackError, match="no rule packs"):
+        load_rules([tmp_path])
+    path = _pack(tmp_path, RULE.format(pattern='literal = "Drop me"'))
+    assert len(load_rules([tmp_path, path]).packs) == 1
