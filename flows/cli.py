@@ -27,7 +27,11 @@ def _prefect_environment() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     home = Path(os.environ.get("BOILERSTRIP_STATE", ".state")).resolve() / "prefect"
     os.environ.setdefault("PREFECT_HOME", str(home))
-    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
+    try:
+        Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _fail(f"cannot create Prefect's home {os.environ['PREFECT_HOME']} ({exc.strerror or exc}): run from a "
+              "writable folder, or set BOILERSTRIP_STATE (or PREFECT_HOME) to a writable path")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
 
@@ -71,6 +75,8 @@ def run(
         _fail(str(exc))
     if not files:
         _fail(f"no input files found in {', '.join(inputs)}")
+    if "://" not in output and os.path.exists(output) and not os.path.isdir(output):
+        _fail(f"--output {output}: a file, not a folder; give a folder (it is created when missing)")
     use_bar = sys.stderr.isatty() if progress_bar is None else progress_bar
     if use_bar:
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
