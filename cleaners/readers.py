@@ -22,11 +22,13 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 from urllib.parse import urlsplit
 
 import fsspec
+from dateutil import parser as date_parser
 from tld import is_tld
 
 from cleaners.decode import decode_bytes, decode_mostly_utf8
@@ -280,17 +282,43 @@ def host_of(url: str | None) -> str | None:
 _EPOCH_MILLISECONDS_FROM = 1e11
 
 
+# An English month name or its abbreviation: a date written with one is unambiguous ("May 1, 2025", "1 May 2025").
+_MONTH_NAME = re.compile(r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?(?![a-z])", re.IGNORECASE)
+_DEFAULTS = (datetime(2001, 1, 1), datetime(2002, 2, 2))  # two fillers: a part missing from the text shows
+
+
 def _datetime_as_written(value: object) -> datetime | None:
-    """An ISO 8601 text (in its own offset, naive when it has none) or a Unix epoch number (seconds, or
-    milliseconds when larger than 1e11; UTC); None for anything else or out of range."""
+    """An ISO 8601 text (in its own offset, naive when it has none), an RFC 2822 date as feeds write it ("Tue, 05
+    May 2024 10:00:00 GMT"), a date with an English month name and day and year ("May 1, 2025", "1 May 2025
+    14:30"), or a Unix epoch number (seconds, or milliseconds when larger than 1e11; UTC). None for anything
+    else: out of range, incomplete ("May 2025"), or all-numeric and ambiguous ("01/02/2025": January or
+    February?)."""
     try:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return datetime.fromtimestamp(value / 1000 if abs(value) > _EPOCH_MILLISECONDS_FROM else value, UTC)
-        if isinstance(value, str) and value:
+        if not isinstance(value, str) or not value.strip():
+            return None
+        value = value.strip()
+        try:
             return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except (ValueError, OverflowError, OSError):
+        except ValueError:
+            pass
+        try:
+            return parsedate_to_datetime(value)
+        except (ValueError, TypeError, IndexError):
+            pass
+        if _MONTH_NAME.search(value) and len(value) <= 64:
+            first, second = (date_parser.parse(value, default=default) for default in _DEFAULTS)
+            if first.date() == second.date():  # day, month and year all written
+                return first
+    except (ValueError, OverflowError, OSError, date_parser.ParserError):
         pass
     return None
+
+
+def unreadable_date(value: object) -> bool:
+    """Whether a record gave a date or time value that is not one :func:`_datetime_as_written` reads."""
+    return value not in (None, "") and _datetime_as_written(value) is None
 
 
 def _parse_datetime(value: object) -> datetime | None:
@@ -344,6 +372,7 @@ def _text_or_html_document(
     f: InputFile, text: str, *, is_html: bool, input_id: str, source: str, n_bytes: int, encoding: str,
     url: str | None = None, title: str | None = None, author: str | None = None,
     published: date | None = None, fetched_at: datetime | None = None, line_no: int | None = None,
+    unread_fields: tuple[str, ...] = (),
 ) -> RawDocument | Reject:
     extractor = "none"
     if is_html or looks_like_html(text) or _looks_like_html_fragment(text):
@@ -363,6 +392,7 @@ def _text_or_html_document(
         input_id=input_id, source=source, input_file=f.path, text=text, n_bytes=n_bytes, encoding=encoding,
         url=url, title=title, author=author, published=published, fetched_at=fetched_at,
         extractor=extractor, line_no=line_no,
+        unread_fields=tuple(key for key in unread_fields if not (key == "published" and published)),
     )
 
 
@@ -533,4 +563,5 @@ def _jsonl_record_of(f: InputFile, raw: bytes, line_no: int, seen_ids: set[str])
         f, body, is_html=body is html, input_id=input_id, source=source, n_bytes=len(raw), encoding=encoding,
         url=url, title=title, author=author, fetched_at=_parse_datetime(record.get("fetched_at")), line_no=line_no,
         published=_parse_date(record.get("published")),
+        unread_fields=tuple(key for key in ("published", "fetched_at") if unreadable_date(record.get(key))),
     )

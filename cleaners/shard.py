@@ -62,6 +62,7 @@ class ShardStats:
     removed_by_rule: dict[str, int] = field(default_factory=dict)
     reject_reasons: dict[str, int] = field(default_factory=dict)
     top_removed_lines: dict[str, int] = field(default_factory=dict)
+    unread_fields: dict[str, int] = field(default_factory=dict)  # record fields left null: value not readable
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -182,6 +183,12 @@ def _clean_raw_batch(docs: Sequence[RawDocument], rules: RuleSet, ingested_at: d
     for doc, result in zip(docs, results, strict=True):
         if result.text:
             out.append(_article_row(doc, result, rules, ingested_at))
+        elif not result.removed_rows:  # only spaces and invisible characters: nothing was there to remove
+            out.append(Reject(
+                input_id=doc.input_id, source=doc.source, input_file=doc.input_file, reason_code=RejectReason.EMPTY,
+                reason="no visible text: only spaces and invisible characters (zero-width, non-breaking)",
+                line_no=doc.line_no, n_bytes=doc.n_bytes,
+            ))
         else:
             out.append(Reject(
                 input_id=doc.input_id, source=doc.source, input_file=doc.input_file,
@@ -236,6 +243,7 @@ def process_shard(shard: Shard, store: OutputStore, rules: RuleSet, ingested_at:
     removed_lines: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     per_file: dict[str, Counter[str]] = {f.path: Counter() for f in shard.files}
+    unread: Counter[str] = Counter()
     pending: list[RawDocument] = []
 
     def emit(outcomes: Iterable[dict[str, Any] | Reject]) -> None:
@@ -268,6 +276,13 @@ def process_shard(shard: Shard, store: OutputStore, rules: RuleSet, ingested_at:
             for item in read_file(f, max_doc_bytes):
                 per_file[f.path]["inputs"] += 1
                 if isinstance(item, RawDocument):
+                    for key in item.unread_fields:
+                        if not unread[key]:
+                            _LOG.warning("%s line %s: `%s` is not a date this reader reads (ISO 8601, RFC 2822, a "
+                                         "month name with day and year, or epoch seconds); left null. Later ones "
+                                         "in this shard are counted in the run summary", item.input_file,
+                                         item.line_no, key)
+                        unread[key] += 1
                     pending.append(item)
                     if len(pending) >= batch_docs:
                         flush()
@@ -291,6 +306,7 @@ def process_shard(shard: Shard, store: OutputStore, rules: RuleSet, ingested_at:
     stats.n_rejects = rejects.rows_written
     stats.removed_by_rule = dict(removed_by_rule)
     stats.reject_reasons = dict(reasons)
+    stats.unread_fields = dict(unread)
     stats.top_removed_lines = dict(removed_lines.most_common(TOP_REMOVED_PER_SHARD))
     stats.seconds = time.perf_counter() - started
     return stats

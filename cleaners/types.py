@@ -42,6 +42,7 @@ class RawDocument:
     fetched_at: datetime | None = None
     extractor: str = "none"   # "none" (plain text), "trafilatura" or "beautifulsoup4"
     line_no: int | None = None  # the JSONL line the record came from
+    unread_fields: tuple[str, ...] = ()  # record fields given with a value no reader step reads (left null)
 
 
 class RemovedLine(NamedTuple):

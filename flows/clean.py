@@ -136,6 +136,9 @@ def _summary_markdown(summary: dict[str, Any], removed: Counter[str], lines: Cou
     if summary["reject_reasons"]:
         out += ["", "## Rejects", "", "| reason | inputs |", "|---|---:|",
                 *[f"| `{k}` | {v} |" for k, v in sorted(summary["reject_reasons"].items())]]
+    if summary["unread_fields"]:
+        out += ["", "## Record fields left null (a value that is not a readable date)", "", "| field | records |",
+                "|---|---:|", *[f"| `{k}` | {v} |" for k, v in sorted(summary["unread_fields"].items())]]
     return "\n".join(out)
 
 
@@ -315,7 +318,9 @@ def clean_articles(
     removed: Counter[str] = Counter()
     lines: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
+    unread: Counter[str] = Counter()
     for stats in results:
+        unread.update(stats["unread_fields"])
         removed.update(stats["removed_by_rule"])
         lines.update(stats["top_removed_lines"])
         reasons.update(stats["reject_reasons"])
@@ -331,12 +336,16 @@ def clean_articles(
         "superseded_rows": superseded.superseded_rows + retired,
         "rules_version": ruleset.version, "pipeline_version": PIPELINE_VERSION,
         "reject_reasons": dict(reasons), "removed_by_rule": dict(removed),
+        "unread_fields": dict(unread),  # record fields given with a value that is not a readable date: left null
         "ingested_at": ingested_at.isoformat(), "seconds": round(time.perf_counter() - started, 3),
         "task_runner": runner_name,
         "shard_files": [{"shard_id": s["shard_id"], "partition": s["partition"], "inputs": s["n_inputs"],
                          "articles": s["n_articles"], "rejects": s["n_rejects"], "seconds": round(s["seconds"], 3)}
                         for s in sorted(results, key=lambda s: s["shard_id"])],
     }
+    if unread:
+        logger.warning("record fields left null, their values not a readable date: %s (the first of each shard "
+                       "is logged with its file and line)", ", ".join(f"{k} {v}" for k, v in sorted(unread.items())))
     manifest = store.write_manifest(f"run-{run_id}.json", summary)
     summary["manifest"] = manifest
     create_markdown_artifact(key="clean-articles-summary", markdown=_summary_markdown(summary, removed, lines),

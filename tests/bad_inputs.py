@@ -151,6 +151,8 @@ def build_corpus(root: Path, big_bytes: int = 50 * 2**20, long_line_bytes: int =
     add("empty/zero-bytes.txt", b"", "empty", "a 0-byte file")
     add("empty/whitespace.txt", " \n\t\r\n   \n\x0b\x0c\n", "empty", "whitespace only")
     add("empty/whitespace-utf16.txt", " \n \n".encode("utf-16"), "empty", "whitespace only, in UTF-16")
+    add("empty/invisible-only.txt", "\u200b\u00a0\n\ufeff\u2060 \u200d\n", "empty",
+        "only zero-width and non-breaking spaces", _reason_mentions("no visible text"))
     add("junk/boilerplate-only.txt", BOILERPLATE_ONLY, "nothing_left",
         "only lines the generic rule pack removes", _reason_mentions("boilerplate"))
     add("junk/empty-page.html", "<html><head><script>var a = 1;</script></head><body> </body></html>",

@@ -138,6 +138,22 @@ def test_jsonl_author_and_published_as_the_record_gives_them(tmp_path: Path) -> 
     # The date as written, in the record's own offset (22:30 at -05:00 is May 2 in UTC, May 1 where it was written).
     assert [(d.author, str(d.published)) for d in docs] == [("Jane Doe", "2024-05-01"), (None, "2024-05-01"),
                                                             (None, "None"), (None, "2024-05-01")]
+    assert [d.unread_fields for d in docs] == [(), (), ("published",), ()]  # counted and logged by the run
+
+
+@pytest.mark.parametrize(("written", "expected"), [
+    ("Tue, 05 May 2024 10:00:00 GMT", "2024-05-05"),  # RFC 2822, as feeds write it
+    ("May 1, 2025", "2025-05-01"), ("1 May 2025 14:30", "2025-05-01"), ("Sept. 3, 2024", "2024-09-03"),
+    ("01/02/2025", None),  # January or February: not guessed
+    ("May 2025", None), ("Q3 2025", None), ("2025-13-45", None),  # incomplete or not a date
+])
+def test_dates_are_read_when_they_are_unambiguous(tmp_path: Path, written: str, expected: str | None) -> None:
+    path = tmp_path / "batch.jsonl"
+    path.write_text(json.dumps({"id": "a", "text": ARTICLE, "published": written, "fetched_at": written}) + "\n")
+    [doc] = _read_all([str(path)])
+    assert (str(doc.published) if doc.published else None) == expected
+    assert (doc.fetched_at is None) == (expected is None)
+    assert doc.unread_fields == (() if expected else ("published", "fetched_at"))
 
 
 @pytest.mark.parametrize("data", [b"", b"\n  \n\n", gzip.compress(b"")])
@@ -168,7 +184,7 @@ def test_a_corrupt_stream_or_odd_values_are_rejects_not_errors(tmp_path: Path) -
     (tmp_path / "epochs.jsonl").write_text("".join(json.dumps(record) + "\n" for record in epochs))
     fetched = [d.fetched_at.isoformat() if d.fetched_at else None for d in _read_all([str(tmp_path / "epochs.jsonl")])]
     assert fetched == ["2024-05-01T21:46:40+00:00", "2024-05-01T21:46:40.123000+00:00", "2024-05-01T22:00:00+00:00",
-                       None, None]
+                       None, "2024-05-01T00:00:00+00:00"]
     long_id = items[("odd.jsonl", 2)]
     assert isinstance(long_id, Reject) and long_id.reason_code is RejectReason.MALFORMED_RECORD
     assert "line 2 could not be read: ValueError" in long_id.reason
