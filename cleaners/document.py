@@ -104,18 +104,24 @@ def _looks_like_title(line: str, config: CleanConfig) -> bool:
     return len(line) <= config.title_max_chars and len(line.split()) <= config.title_max_words
 
 
-def _rule_lines(doc: _Lines, top: list[int], program: RuleProgram) -> set[int]:
+def _rule_lines(doc: _Lines, top: list[int], program: RuleProgram, screened: Sequence[int] | None) -> set[int]:
     """The lines of ``top`` (the first lines still in the text, in order) that a rule of ``program`` would take
     out where they stand ("Skip to content", "Advertisement", a pipe menu): not a title, whatever their shape.
-    One screen call per line; the rules themselves only on the lines that pass it."""
+    ``screened``: the document's lines that passed the program's screen (:func:`_screen_batch`), when known;
+    the rules themselves run only on those."""
     if program.screen is None:
+        return set()
+    wanted = set(screened) if screened is not None else None
+    candidates = [i for i in top if i in wanted] if wanted is not None else [
+        i for i in top if len(doc.stripped[i]) <= program.longest and program.screen.fullmatch(doc.stripped[i])]
+    if not candidates:
         return set()
     n_alive = int(doc.nonblank.sum()) - len(doc.removed)
     ruled: set[int] = set()
     for rank, i in enumerate(top):
-        line = doc.stripped[i]
-        if len(line) > program.longest or program.screen.fullmatch(line) is None:
+        if i not in candidates:
             continue
+        line = doc.stripped[i]
         if any(rule.in_zone(rank, n_alive - 1 - rank)
                and not (rule.keep_table_rows and in_pipe_table(doc.stripped, i))
                for rule in program.matching_rules(line)):
@@ -124,7 +130,7 @@ def _rule_lines(doc: _Lines, top: list[int], program: RuleProgram) -> set[int]:
 
 
 def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
-               program: RuleProgram | None = None) -> str | None:
+               program: RuleProgram | None = None, screened: Sequence[int] | None = None) -> str | None:
     """Find the title at the top, move it out of the text, and drop its repeats.
 
     The title is, in order of preference: the title the input declared (record field or HTML
@@ -138,7 +144,7 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
         return known_title
     top = top[: config.title_zone_lines]
     if program is not None:
-        ruled = _rule_lines(doc, top, program)
+        ruled = _rule_lines(doc, top, program, screened)
         top = [i for i in top if i not in ruled]
     if not top:
         return known_title
@@ -391,11 +397,9 @@ def _prepare_batch(items: Sequence[DocumentInput], rules: RuleSet, config: Clean
     titles: list[str | None] = []
     normalized_texts: list[tuple[str, bool]] = []
     programs = [rules.program_for(item.source) for item in items]
-    for item, program in zip(items, programs, strict=True):
+    for item in items:
         normalized = normalize_characters(item.text)
-        doc = _Lines.of(normalized[0])
-        titles.append(take_title(doc, item.known_title, config, program))
-        docs.append(doc)
+        docs.append(_Lines.of(normalized[0]))
         normalized_texts.append(normalized)
     # The batch's normalized text as one UTF-8 buffer: the screen and the word counts read it in place.
     sizes = np.fromiter((len(doc.lines) for doc in docs), np.int64, len(docs))
@@ -404,8 +408,10 @@ def _prepare_batch(items: Sequence[DocumentInput], rules: RuleSet, config: Clean
     word_counts = np.split(kernels.line_word_counts(data, line_starts, line_ends, kernels.CHAR_CLASSES),
                            np.cumsum(sizes)[:-1])
     stripped = kernels.strip_spaces(data, line_starts, line_ends)
+    # Screened before the title step, which removes at most the title zone's lines: edge lines that far in
+    # are screened too (a superset; the rules check their zones on the lines as they stand).
     screened = _screen_batch(programs, data, stripped, sizes,
-                             np.fromiter((len(doc.removed) for doc in docs), np.int64, len(docs)))
+                             np.full(len(docs), max(config.title_zone_lines, 2), np.int64))
     for doc, (first, last) in zip(docs, itertools.pairwise(np.cumsum([0, *sizes.tolist()]).tolist()), strict=True):
         doc.encoded = (data, line_starts[first:last], line_ends[first:last])
     # The rules each screened line matches, found per program for the whole batch (RuleProgram.match_lines).
@@ -414,6 +420,8 @@ def _prepare_batch(items: Sequence[DocumentInput], rules: RuleSet, config: Clean
         screened_lines.setdefault(id(program), []).extend(map(doc.stripped.__getitem__, hits))
     for program in {id(program): program for program in programs}.values():
         program.match_lines(screened_lines.get(id(program), ()))
+    for item, doc, program, hits in zip(items, docs, programs, screened, strict=True):
+        titles.append(take_title(doc, item.known_title, config, program, hits))
     # Template evidence: keys of the lines as pass 1 saw them (newlines normalized only); normalization
     # keeps the lines where they are, so line i is the same line in both.
     keyed: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(items)
@@ -544,6 +552,28 @@ def _keep_sandwiched_sentences(stripped: Sequence[Sequence[str]], offsets: np.nd
             drop[here] = False
 
 
+def _pipe_table_rows(stripped: Sequence[Sequence[str]], offsets: np.ndarray, doc_of: np.ndarray, alive: np.ndarray,
+                     utf8: LineBytes | None) -> np.ndarray:
+    """The lines (flat positions over the batch) still in the text that are rows of a pipe table
+    (:func:`cleaners.rulepack.in_pipe_table`). Only lines with two pipes or more are looked at, found from the
+    batch's bytes (``utf8``: the stripped lines end to end) without a Python string per line."""
+    found = np.zeros(len(alive), bool)
+    if utf8 is None or not len(alive):
+        return found
+    # Each pipe lies inside its line's stripped bounds: the line of each pipe, counted (pipes are rare).
+    at = np.searchsorted(utf8.starts, np.flatnonzero(utf8.data == ord("|")), side="right") - 1
+    piped = np.bincount(at, minlength=len(alive)) >= 2
+    # A table has two such rows next to each other in one document (a single piped line is a menu).
+    same_doc = doc_of[1:] == doc_of[:-1]
+    paired = np.zeros(len(alive), bool)
+    paired[1:] |= piped[:-1] & same_doc
+    paired[:-1] |= piped[1:] & same_doc
+    for here in np.flatnonzero(alive & piped & paired).tolist():
+        doc = int(doc_of[here])
+        found[here] = in_pipe_table(stripped[doc], here - int(offsets[doc]))
+    return found
+
+
 def clean_documents(
     items: Sequence[DocumentInput],
     rules: RuleSet,
@@ -577,10 +607,13 @@ def clean_documents(
         if p.doc.removed:
             alive[offsets[index] + np.fromiter(p.doc.removed, np.int64, len(p.doc.removed))] = False
     # The drops at each level of caution, each smoothed on its own: at a more cautious level more lines stay,
-    # so a short sentence may be sandwiched between kept lines there and not at the level below.
+    # so a short sentence may be sandwiched between kept lines there and not at the level below. The rows of a
+    # pipe table (figures under a header) are article content the classifier misjudges line by line: they stay.
+    table_rows = _pipe_table_rows(docs, offsets, doc_of, alive, utf8)
     drops = []
     for level in Caution:
         drop = judge.decide(probabilities, level)
+        drop[table_rows] = False
         _keep_sandwiched_sentences(docs, offsets, alive, drop, doc_of)
         drops.append(drop)
     flat_candidates = np.flatnonzero(alive & drops[Caution.NORMAL])

@@ -133,3 +133,14 @@ def test_a_sentence_between_lines_kept_at_the_cautious_level_stays_there(rules) 
     assert PROSE[4] in result.text
     alone = _clean(rules, {PROSE[4]: 0.85, PROSE[3]: 0.9})  # a neighbour dropped at that level: it goes
     assert _by_classifier(alone) == [PROSE[3], PROSE[4]]
+
+
+def test_the_rows_of_a_pipe_table_stay_whatever_the_classifier_says(rules) -> None:
+    """Figures under a header, written with pipes, are article content that the classifier misjudges line by line
+    (short, number-heavy): they stay, as the rule packs leave them (cleaners.rulepack.in_pipe_table)."""
+    table = ["Quarter | Robots shipped | Revenue", "Q1 2024 | 180 | $3.1m", "Q1 2025 | 410 | $9.6m"]
+    menu = "Home | News | Sport | Weather"
+    text = "\n\n".join([TITLE, PROSE[0], "\n".join(table), PROSE[1], menu, PROSE[2]]) + "\n"
+    result = clean_document(text, rules, judge=ScriptedJudge({line: 0.9 for line in [*table, menu]}))
+    assert all(row in result.text.split("\n") for row in table)
+    assert menu not in result.text  # a single piped line is a menu: the classifier's drop stands
