@@ -143,4 +143,4 @@ def test_the_rows_of_a_pipe_table_stay_whatever_the_classifier_says(rules) -> No
     text = "\n\n".join([TITLE, PROSE[0], "\n".join(table), PROSE[1], menu, PROSE[2]]) + "\n"
     result = clean_document(text, rules, judge=ScriptedJudge({line: 0.9 for line in [*table, menu]}))
     assert all(row in result.text.split("\n") for row in table)
-    assert menu not in result.text  # a single piped line is a menu: the classifier's drop stands
+    assert menu not in result.text  # a single piped line is no table: it goes
