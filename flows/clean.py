@@ -33,6 +33,10 @@ from flows.runners import make_task_runner, resolve_runner_name
 RETRY_DELAYS = [float(x) for x in os.environ.get("BOILERSTRIP_RETRY_DELAYS", "2,10").split(",") if x.strip()]
 
 
+class RuleChangeError(RuntimeError):
+    """The rule packs on disk are not the ones the run was planned with."""
+
+
 class AccountingError(RuntimeError):
     """Written rows do not add up to the inputs read: something was lost."""
 
@@ -51,14 +55,26 @@ def count_lines_task(plan_path: str, output: str, max_doc_bytes: int) -> int:
     return count_shard(shard, store, max_doc_bytes)
 
 
-@task(name="clean-shard", persist_result=False, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS)
+def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
+    """A retry cannot help when the rule packs changed under the run (Prefect's ``retry_condition_fn``)."""
+    return not isinstance(getattr(state, "data", None), RuleChangeError)
+
+
+@task(name="clean-shard", persist_result=False, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,
+      retry_condition_fn=_worth_retrying)
 def clean_shard_task(plan_path: str, output: str, rules: list[str] | None, max_doc_bytes: int,
                      stats_token: str = "") -> dict[str, Any]:
     """Pass 2 for one shard: clean into ``articles/`` and ``rejects/``, commit the ledger part."""
     store, shard, plan = _load_plan(plan_path, output)
     ingested_at = datetime.fromisoformat(plan["ingested_at"])
     line_stats = worker_cache.run_line_stats(output, stats_token) if stats_token else store.merged_line_stats()
-    stats = process_shard(shard, store, load_rules(rules), ingested_at, partition_of(ingested_at),
+    ruleset = load_rules(rules)
+    planned = plan.get("rules_version")
+    if planned and ruleset.version != planned:  # the packs were edited while the run went on
+        raise RuleChangeError(f"the rule packs changed during this run (planned with {planned}, now {ruleset.version}):"
+                              " this shard is not cleaned, so no run mixes two rule versions. Run again: the shards "
+                              "committed before the change are ingested again with the new rules")
+    stats = process_shard(shard, store, ruleset, ingested_at, partition_of(ingested_at),
                           plan["fingerprints"], line_stats=line_stats, judge=default_judge(),
                           max_doc_bytes=max_doc_bytes)
     return stats.to_dict()
@@ -292,7 +308,7 @@ def clean_articles(
         run_id = f"{ingested_at:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}"
         if shards:
             plan_paths = [store.write_plan(run_id, s.shard_id, {
-                "shard_id": s.shard_id, "ingested_at": ingested_at.isoformat(),
+                "shard_id": s.shard_id, "ingested_at": ingested_at.isoformat(), "rules_version": ruleset.version,
                 "files": [_file_dict(f) for f in s.files],
                 "fingerprints": {f.path: fingerprints.get(f.path, "") for f in s.files},
             }) for s in shards]

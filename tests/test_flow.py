@@ -171,3 +171,26 @@ def test_inputs_ingested_again_are_not_counted_twice(prefect_backend, tmp_path: 
     with (raw / "feed.jsonl").open("a") as feed:
         feed.write("\n" + json.dumps({"id": "r7", "source": "feed.example", "text": f"Headline 7\n\n{template}Art 7."}))
     assert docs_counted(raw / "feed.jsonl") == (8, 8)
+
+
+def test_rule_packs_edited_during_a_run_stop_its_shards_without_retrying(prefect_backend, corpus: Path,
+                                                                          tmp_path: Path, monkeypatch) -> None:
+    """Each shard's task loads the packs again: when they are not the ones the run was planned with, the shard is
+    not cleaned (no run writes rows of two rule versions), and retrying cannot help, so it is not retried."""
+    import dataclasses
+
+    import flows.clean as clean
+
+    loads = []
+
+    def edited_after_the_first_load(paths=None):
+        ruleset = clean_load(paths)
+        loads.append(ruleset.version)
+        return ruleset if len(loads) == 1 else dataclasses.replace(ruleset, version=ruleset.version + "-edited")
+
+    clean_load = clean.load_rules
+    monkeypatch.setattr(clean, "load_rules", edited_after_the_first_load)
+    with pytest.raises(Exception, match="rule packs changed during this run"):
+        clean.clean_articles(input=[str(corpus)], output=str(tmp_path / "out"), task_runner="threads")
+    assert len(loads) == 2  # the flow's load, then one task attempt: no retries
+    assert not list((tmp_path / "out").glob("articles/**/*.parquet"))
