@@ -544,6 +544,11 @@ def _jsonl_record_of(f: InputFile, raw: bytes, line_no: int, seen_ids: set[str])
         return _reject(f, RejectReason.MALFORMED_RECORD, f"line {line_no} is JSON but not an object",
                        input_id=fallback_id, line_no=line_no, n_bytes=len(raw))
     record_id = record.get("id")
+    if record_id is not None and (isinstance(record_id, bool) or not isinstance(record_id, str | int)):
+        return _reject(f, RejectReason.MALFORMED_RECORD, f"line {line_no}: `id` must be a string or a whole number, "
+                       f"not {type(record_id).__name__} {json.dumps(record_id)[:80]}; fix the record's id, or leave "
+                       "it out (the record is then known by its file and line)", input_id=fallback_id,
+                       line_no=line_no, n_bytes=len(raw))
     input_id = str(record_id) if record_id not in (None, "") else fallback_id
     url = record.get("url") if isinstance(record.get("url"), str) else None
     declared = record.get("source")

@@ -245,3 +245,14 @@ def test_decoding(data: bytes, encoding: str | None) -> None:
         assert decoded.encoding == encoding
     else:
         assert decoded.encoding not in (None, "utf-8")
+
+
+def test_a_record_id_that_is_not_a_string_or_number_is_a_reject_saying_so(tmp_path: Path) -> None:
+    path = tmp_path / "batch.jsonl"
+    records = [{"id": {"nested": True}, "text": ARTICLE}, {"id": [1], "text": ARTICLE}, {"id": 7, "text": ARTICLE},
+               {"id": True, "text": ARTICLE}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    items = _read_all([str(path)])
+    assert [(i.input_id, type(i).__name__) for i in items] == [
+        ("batch.jsonl:1", "Reject"), ("batch.jsonl:2", "Reject"), ("7", "RawDocument"), ("batch.jsonl:4", "Reject")]
+    assert "`id` must be a string or a whole number, not dict" in items[0].reason
