@@ -19,7 +19,16 @@ import numpy as np
 from cleaners import kernels, textbytes
 from cleaners.boilerplate import KeyedTexts, LineStats
 from cleaners.normalize import normalize_characters
-from cleaners.rulepack import Action, Rule, RuleProgram, RuleSet, canonical_line, in_pipe_table
+from cleaners.rulepack import (
+    Action,
+    Rule,
+    RuleProgram,
+    RuleSet,
+    canonical_line,
+    data_row,
+    in_pipe_table,
+    pipe_cells,
+)
 from cleaners.textbytes import LineBytes
 from cleaners.types import CleanResult
 
@@ -145,7 +154,12 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
     top = top[: config.title_zone_lines]
     if program is not None:
         ruled = _rule_lines(doc, top, program, screened)
-        top = [i for i in top if i not in ruled]
+        if ruled:
+            # More text must follow the title: the first lines beyond the ruled ones, up to the zone's size.
+            top = [i for i in doc.first_nonblank(max(config.title_zone_lines, 2) + len(ruled)) if i not in ruled]
+            if len(top) < 2:
+                return known_title
+            top = top[: config.title_zone_lines]
     if not top:
         return known_title
     canon = {i: canonical_line(doc.lines[i]) for i in top}
@@ -554,24 +568,34 @@ def _keep_sandwiched_sentences(stripped: Sequence[Sequence[str]], offsets: np.nd
 
 def _pipe_table_rows(stripped: Sequence[Sequence[str]], offsets: np.ndarray, doc_of: np.ndarray, alive: np.ndarray,
                      utf8: LineBytes | None) -> np.ndarray:
-    """The lines (flat positions over the batch) still in the text that are rows of a pipe table
-    (:func:`cleaners.rulepack.in_pipe_table`). Only lines with two pipes or more are looked at, found from the
-    batch's bytes (``utf8``: the stripped lines end to end) without a Python string per line."""
+    """The lines (flat positions over the batch) still in the text that are rows of a pipe table, as
+    :func:`cleaners.rulepack.in_pipe_table` defines one: a run of two or more adjacent lines with the same number
+    of cells (at least 3), one of them with figures in every cell after the first. Each run is walked once (a
+    per-row check rescans its table: quadratic in its rows), and only lines with two pipes or more, found from the
+    batch's bytes (``utf8``: the stripped lines end to end), are looked at."""
     found = np.zeros(len(alive), bool)
     if utf8 is None or not len(alive):
         return found
     # Each pipe lies inside its line's stripped bounds: the line of each pipe, counted (pipes are rare).
     at = np.searchsorted(utf8.starts, np.flatnonzero(utf8.data == ord("|")), side="right") - 1
-    piped = np.bincount(at, minlength=len(alive)) >= 2
-    # A table has two such rows next to each other in one document (a single piped line is a menu).
-    same_doc = doc_of[1:] == doc_of[:-1]
-    paired = np.zeros(len(alive), bool)
-    paired[1:] |= piped[:-1] & same_doc
-    paired[:-1] |= piped[1:] & same_doc
-    for here in np.flatnonzero(alive & piped & paired).tolist():
-        doc = int(doc_of[here])
-        found[here] = in_pipe_table(stripped[doc], here - int(offsets[doc]))
-    return found
+    piped = np.flatnonzero(np.bincount(at, minlength=len(alive)) >= 2)
+    if len(piped) < 2:
+        return found
+    cells = np.array([pipe_cells(stripped[doc][line]) for doc, line in
+                      zip(doc_of[piped].tolist(), (piped - offsets[doc_of[piped]]).tolist(), strict=True)], np.int64)
+    # Runs: consecutive lines of one document with the same number of cells (3 or more).
+    starts_run = np.ones(len(piped), bool)
+    starts_run[1:] = ((piped[1:] != piped[:-1] + 1) | (doc_of[piped[1:]] != doc_of[piped[:-1]])
+                      | (cells[1:] != cells[:-1]))
+    bounds = [*np.flatnonzero(starts_run).tolist(), len(piped)]
+    for first, last in itertools.pairwise(bounds):
+        if last - first < 2 or cells[first] < 3:
+            continue
+        rows = piped[first:last]
+        doc = int(doc_of[rows[0]])
+        if any(data_row(stripped[doc][int(row - offsets[doc])]) for row in rows):
+            found[rows] = True
+    return found & alive
 
 
 def clean_documents(

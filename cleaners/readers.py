@@ -18,6 +18,7 @@ import json
 import os
 import re
 import stat
+import warnings
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -102,22 +103,29 @@ def normalized_source(name: str) -> str:
     return name.lower().removeprefix("www.") if is_host_name(name) else name
 
 
+# A folder named like a date or a number ("2026-11-26", "2026", "11"): the dated layers of a scrape under a site.
+_DATED = re.compile(r"[0-9][0-9._-]*")
+
+
 def _anchored(rel: str, root_parts: Sequence[str]) -> tuple[str, str]:
     """(input path, source) of the file at ``rel`` (``/``-separated) under a root whose path has ``root_parts``.
 
     The source is the first folder on the way down whose name is a host name (``420intel.com/2026-11-26/x.txt``:
     ``420intel.com``, so a site's pack and its learned template apply whatever the dated folders below it), else
     the whole folder path (``feeds/wire/x.txt``: ``feeds/wire``), else :data:`UNKNOWN_SOURCE` for a file in the
-    root itself. When the root lies inside a host-named folder (a run given ``raw/420intel.com/2026-11-26``, or
-    one file), that folder is the source and the input path starts at it, as a run over ``raw`` would write it:
-    the same file gets the same ``input_id`` and ``doc_id`` either way."""
+    root itself. When the root is a host-named folder, or a dated folder (digits and separators) inside one (a run
+    given ``raw/420intel.com`` or ``raw/420intel.com/2026-11-26``, or one file there), that folder is the source
+    and the input path starts at it, as a run over ``raw`` writes it: the same file gets the same ``input_id`` and
+    ``doc_id`` either way. Other folders above the root are not looked at (a home folder named ``first.last``)."""
+    for k in range(len(root_parts) - 1, -1, -1):
+        if is_host_name(root_parts[k]):
+            return "/".join([*root_parts[k:], rel]), normalized_source(root_parts[k])
+        if not _DATED.fullmatch(root_parts[k]):
+            break
     parts = PurePosixPath(rel).parts
     for part in parts[:-1]:
         if is_host_name(part):
             return rel, normalized_source(part)
-    for k in range(len(root_parts) - 1, -1, -1):
-        if is_host_name(root_parts[k]):
-            return "/".join([*root_parts[k:], *parts]), normalized_source(root_parts[k])
     return rel, UNKNOWN_SOURCE if len(parts) < 2 else "/".join(parts[:-1])
 
 
@@ -228,9 +236,14 @@ def discover(inputs: Sequence[str]) -> list[InputFile]:
             # Every match but folders, as a folder input would list them: a FIFO or a dangling symlink
             # becomes an `unreadable` reject instead of silently vanishing.
             files = [m for m in matches if not os.path.isdir(m) and not _under_symlinked_folder(m, root)]
-            # A matched folder is read as a folder input is ("raw/*" takes raw/420intel.com/ and what is in it).
-            files += [path for m in matches if os.path.isdir(m) and not _under_symlinked_folder(m, root)
-                      for path in _walk(m)]
+            # A matched folder is read as a folder input is ("raw/*" takes raw/420intel.com/ and what is in it):
+            # not a symlinked one, and once (not again for each matched folder above it, as "raw/**" matches).
+            folders = [m for m in matches if os.path.isdir(m) and not os.path.islink(m)
+                       and not _under_symlinked_folder(m, root)]
+            matched = {os.path.normpath(m) for m in folders}
+            outermost = [m for m in folders if not any(str(parent) in matched
+                                                       for parent in Path(os.path.normpath(m)).parents)]
+            files += [path for m in outermost for path in _walk(m)]
             if not files:
                 raise InputError(f"input {arg!r}: the pattern matches no file")
             for path in files:
@@ -308,17 +321,21 @@ def _datetime_as_written(value: object) -> datetime | None:
         except (ValueError, TypeError, IndexError):
             pass
         if _MONTH_NAME.search(value) and len(value) <= 64:
-            first, second = (date_parser.parse(value, default=default) for default in _DEFAULTS)
+            with warnings.catch_warnings():
+                # A time-zone name dateutil does not know ("5pm PST") would be dropped, the time read as UTC.
+                warnings.simplefilter("error", date_parser.UnknownTimezoneWarning)
+                first, second = (date_parser.parse(value, default=default) for default in _DEFAULTS)
             if first.date() == second.date():  # day, month and year all written
                 return first
-    except (ValueError, OverflowError, OSError, date_parser.ParserError):
+    except (ValueError, OverflowError, OSError, date_parser.ParserError, date_parser.UnknownTimezoneWarning):
         pass
     return None
 
 
 def unreadable_date(value: object) -> bool:
     """Whether a record gave a date or time value that is not one :func:`_datetime_as_written` reads."""
-    return value not in (None, "") and _datetime_as_written(value) is None
+    blank = value is None or (isinstance(value, str) and not value.strip())
+    return not blank and _datetime_as_written(value) is None
 
 
 def _parse_datetime(value: object) -> datetime | None:

@@ -74,12 +74,12 @@ def canonical_line(line: str) -> str:
     return " ".join(line.split()).casefold()  # split/join: 3x faster than a regex sub on short lines
 
 
-def _pipe_cells(line: str) -> int:
+def pipe_cells(line: str) -> int:
     """How many cells a line written as a pipe-separated row has (outer pipes optional); 0 without a pipe."""
     return line.strip().strip("|").count("|") + 1 if "|" in line else 0
 
 
-def _data_row(line: str) -> bool:
+def data_row(line: str) -> bool:
     """A row whose cells after the first all hold a figure ("Q3 2024 | 3.3 million | €412m")."""
     cells = line.strip().strip("|").split("|")
     return all(any(ch.isdigit() for ch in cell) for cell in cells[1:])
@@ -90,15 +90,15 @@ def in_pipe_table(stripped: Sequence[str], index: int) -> bool:
     the lines next to it (no blank line between) have the same number of cells, at least 3, there are at
     least two such rows, and one of them holds figures in every cell after the first. A flattened menu is one
     line, or lines without figures; a table of results has a header and rows of numbers."""
-    cells = _pipe_cells(stripped[index])
+    cells = pipe_cells(stripped[index])
     if cells < 3:
         return False
     first = last = index
-    while first > 0 and _pipe_cells(stripped[first - 1]) == cells:
+    while first > 0 and pipe_cells(stripped[first - 1]) == cells:
         first -= 1
-    while last + 1 < len(stripped) and _pipe_cells(stripped[last + 1]) == cells:
+    while last + 1 < len(stripped) and pipe_cells(stripped[last + 1]) == cells:
         last += 1
-    return last > first and any(_data_row(stripped[i]) for i in range(first, last + 1))
+    return last > first and any(data_row(stripped[i]) for i in range(first, last + 1))
 
 
 @dataclass(frozen=True, slots=True)

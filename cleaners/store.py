@@ -292,13 +292,18 @@ class OutputStore:
         for (partition, shard_id), files in sorted(stale.items()):
             report.superseded_rows += self._rewrite_without(partition, shard_id, files, report)
 
-    def retire(self, input_files: Collection[str]) -> int:
-        """Remove every row of these input files, ledger entries included; returns the article and reject rows
-        removed. For the old paths of a moved input tree whose files were ingested again under their new path
-        (flows.clean._select_changed): the same inputs, so their rows would repeat the new rows' ``doc_id``.
-        Their shards' line counts stay: an old version counted next to the new one weighs one document more in
-        its source's counts, where dropping the shard's counts would lose its other files' counts."""
-        wanted = set(input_files)
+    def retire(self, replaced_by: dict[str, str]) -> int:
+        """Remove every row of the input files named as keys of ``replaced_by``, ledger entries included, when the
+        file that replaces each (its value) is committed and was read; returns the article and reject rows
+        removed. For the old paths of a moved input tree whose files were ingested under their new path
+        (flows.clean._moved_away): the same inputs, so their rows would repeat the new rows' ``doc_id``. An old
+        path whose replacement could not be read keeps its rows. The shards' line counts stay: an old version
+        counted next to the new one weighs one document more in its source's counts, where dropping the shard's
+        counts would lose its other files' counts."""
+        if not replaced_by:
+            return 0
+        entries = self.current_entries()
+        wanted = {old for old, new in replaced_by.items() if new in entries and entries[new].counted}
         if not wanted:
             return 0
         where: dict[tuple[str, str], set[str]] = {}

@@ -173,7 +173,7 @@ class Selection(NamedTuple):
     todo: list[InputFile]          # the files to ingest
     fingerprints: dict[str, str]   # path -> content SHA-256, for the ledger
     replaced_shards: list[str]     # earlier shards whose line counts this run replaces
-    moved_away: list[str]          # earlier paths of inputs now found under another path (their rows go)
+    moved_away: dict[str, str]     # earlier path -> the path of this run that replaces it (its rows go)
 
 
 def _select_changed(files: list[InputFile], store: OutputStore, rules_version: str, reprocess: bool) -> Selection:
@@ -184,22 +184,19 @@ def _select_changed(files: list[InputFile], store: OutputStore, rules_version: s
     A file is known by its path; the same file under another path (a copied, moved or differently mounted input
     tree: the same path below the root and the same bytes as a file already ingested with these rules, or as
     another file of this run) is the same input and is not ingested twice, since its rows would repeat the
-    first's ``doc_id``. When such a file has changed (or the rules have), it is ingested under its new path, and
-    the old path's rows go (``moved_away``): an old path that no longer exists and that this run was not given,
-    ending in the same path below a site's folder, and ingested no later than the file that replaces it. (An
-    old path that still exists is left alone: two live trees, such as dated input roots, may hold different
-    articles under one name.)"""
+    first's ``doc_id``. See :func:`_moved_away` for the changed files of a moved tree."""
     ingested = store.current_entries()
     entries = {} if reprocess else ingested
     is_current = {path: bool(entry.content_sha256 and entry.rules_version == rules_version
                              and entry.pipeline_version == PIPELINE_VERSION) for path, entry in entries.items()}
-    ingested_as: dict[str, list[str]] = {}  # content hash -> paths ingested with it (current entries)
-    for path, entry in entries.items():
-        if is_current[path]:
+    ingested_as: dict[str, list[str]] = {}  # content hash -> paths ingested with it
+    for path, entry in ingested.items():
+        if entry.content_sha256:
             ingested_as.setdefault(entry.content_sha256, []).append(path)
     todo: list[InputFile] = []
     fingerprints: dict[str, str] = {}
     taken: set[tuple[str, str]] = set()  # (path below the root, content hash) of this run's files
+    moved_roots: dict[str, set[str]] = {}  # a root of this run -> earlier roots its identical files were ingested under
     for f in files:
         entry = entries.get(f.path)
         # No content hash: the file could not be read when it was ingested (cleaners.shard); try it again.
@@ -209,8 +206,10 @@ def _select_changed(files: list[InputFile], store: OutputStore, rules_version: s
         sha = _sha256_of(f.path)
         if current and sha and sha == entry.content_sha256:
             continue  # touched but identical
-        if sha and ((f.relpath, sha) in taken or
-                    any(path.endswith("/" + f.relpath) for path in ingested_as.get(sha, ()) if path != f.path)):
+        earlier = [path for path in ingested_as.get(sha, ()) if path != f.path and path.endswith("/" + f.relpath)]
+        for path in earlier:
+            moved_roots.setdefault(f.path[:-len(f.relpath)], set()).add(path[:-len(f.relpath)])
+        if sha and ((f.relpath, sha) in taken or any(is_current.get(path, False) for path in earlier)):
             continue  # the same input under another path
         taken.add((f.relpath, sha))
         fingerprints[f.path] = sha
@@ -227,26 +226,38 @@ def _select_changed(files: list[InputFile], store: OutputStore, rules_version: s
             todo.append(f)
             chosen.add(f.path)
     replaced = sorted({ingested[path].shard_id for path in chosen if path in ingested and ingested[path].counted})
-    return Selection(todo, fingerprints, replaced, _moved_away(files, ingested, chosen))
+    return Selection(todo, fingerprints, replaced, _moved_away(files, ingested, chosen, moved_roots))
 
 
-def _moved_away(files: list[InputFile], ingested: dict[str, LedgerEntry], chosen: set[str]) -> list[str]:
-    """The ingested paths that files of this run replace (see :func:`_select_changed`). Only files below a
-    folder count (``site.example/a.txt``): a bare file name says nothing about which input it is."""
-    by_name: dict[str, list[str]] = {}
-    for path in ingested:
-        by_name.setdefault(path.rsplit("/", 1)[-1], []).append(path)
+def _moved_away(files: list[InputFile], ingested: dict[str, LedgerEntry], chosen: set[str],
+                moved_roots: dict[str, set[str]]) -> dict[str, str]:
+    """Earlier paths that files of this run replace: ``{old path: new path}``, their rows to go once the new ones
+    are committed (:meth:`cleaners.store.OutputStore.retire`).
+
+    - A tree that was moved: a root of this run holds files identical to files ingested under an earlier root
+      (same path below both), so it is that tree, moved. A file of it that is ingested now (changed, new rules,
+      ``--reprocess``) or was ingested before replaces the same path under the earlier root, when that path no
+      longer exists and this run was not given it. Without such evidence nothing is replaced: dated input roots
+      whose raw files are deleted after ingestion hold different articles under the same names.
+    - A folder that could not be listed (an `unreadable` reject under the folder's path), now listed: this run's
+      files below it replace that reject.
+    """
     given = {f.path for f in files}
-    moved: set[str] = set()
+    moved: dict[str, str] = {}
     for f in files:
-        if "/" not in f.relpath or not (f.path in chosen or f.path in ingested):
+        if f.path not in chosen and f.path not in ingested:
             continue
-        for path in by_name.get(f.relpath.rsplit("/", 1)[-1], ()):
-            if path in given or not path.endswith("/" + f.relpath):
-                continue
-            if (f.path in chosen or ingested[path].ingested_at <= ingested[f.path].ingested_at) and not _exists(path):
-                moved.add(path)
-    return sorted(moved)
+        for old_root in moved_roots.get(f.path[:-len(f.relpath)], ()):
+            old = old_root + f.relpath
+            if old in ingested and old not in given and not _exists(old):
+                moved[old] = f.path
+    unlisted = [path for path, entry in ingested.items() if not entry.counted and "://" not in path
+                and os.path.isdir(os_name(path))]
+    for folder in unlisted:
+        below = next((f.path for f in files if f.path.startswith(folder + "/")), None)
+        if below is not None:
+            moved[folder] = below
+    return moved
 
 
 def _exists(path: str) -> bool:

@@ -140,7 +140,7 @@ def test_the_same_files_under_another_path_are_not_ingested_twice(tmp_path: Path
 
     from cleaners.readers import discover
     from cleaners.rulepack import load_rules
-    from cleaners.shard import doc_id_of, plan_shards, process_shard
+    from cleaners.shard import plan_shards, process_shard
     from cleaners.store import partition_of
     from flows.clean import _select_changed
 
@@ -174,12 +174,101 @@ def test_the_same_files_under_another_path_are_not_ingested_twice(tmp_path: Path
     shutil.copytree(tmp_path / "copy2", tmp_path / "copy3")
     assert run("copy2", "copy3") == ["site.example/c.txt"]  # two copies in one run: once
     assert len(doc_ids()) == 4  # a, b, c and b's new version (both trees still exist: both rows stay)
-    c_id = doc_id_of("site.example", "site.example/c.txt")
-    assert doc_ids().count(c_id) == 1
-    # The tree c was ingested from, moved away (its old paths gone), with c changed: c's new version replaces it.
-    shutil.move(tmp_path / "copy2", tmp_path / "moved2")
-    (tmp_path / "moved2" / "site.example" / "c.txt").write_text("Headline c\n\nA corrected article, c, here.\n")
-    assert run("moved2") == ["site.example/c.txt"]
-    assert len(doc_ids()) == 4 and doc_ids().count(c_id) == 1
-    articles = ds.dataset(str(tmp_path / "out" / "articles"), partitioning="hive").to_table().to_pylist()
-    assert [row["input_file"].rsplit("/", 3)[-3] for row in articles if row["doc_id"] == c_id] == ["moved2"]
+
+
+def test_a_changed_file_of_a_moved_tree_replaces_its_old_path_and_dated_roots_are_left_alone(tmp_path: Path) -> None:
+    """A tree moved away (old paths gone; its unchanged files, identical under the new root, are the evidence): a
+    changed file's new version replaces the old path's rows, so no doc_id repeats. Dated roots whose raw files
+    were deleted after ingestion hold different articles under the same names: nothing is replaced."""
+    import shutil
+    from datetime import UTC, datetime
+
+    import pyarrow.dataset as ds
+
+    from cleaners.readers import discover
+    from cleaners.rulepack import load_rules
+    from cleaners.shard import plan_shards, process_shard
+    from cleaners.store import partition_of
+    from flows.clean import _select_changed
+
+    rules = load_rules()
+
+    def run(store: OutputStore, *roots: Path, reprocess: bool = False) -> list[str]:
+        selection = _select_changed(discover([str(root) for root in roots]), store, rules.version, reprocess)
+        now = datetime.now(UTC)
+        for shard in plan_shards(selection.todo, salt=str(now)):
+            process_shard(shard, store, rules, now, partition_of(now), selection.fingerprints)
+        store.retire(selection.moved_away)  # as the flow does once the shards committed
+        store.recover()
+        return sorted(f.relpath for f in selection.todo)
+
+    def rows(store: OutputStore) -> list[tuple[str, str]]:
+        table = ds.dataset(store.path("articles"), partitioning="hive").to_table()
+        return sorted(zip(table["input_id"].to_pylist(), [p.split("/")[-3] for p in table["input_file"].to_pylist()],
+                          strict=True))
+
+    def write(root: Path, name: str, body: str) -> None:
+        (root / "site.example").mkdir(parents=True, exist_ok=True)
+        (root / "site.example" / name).write_text(f"Headline {name}\n\n{body}, long enough to be an article.\n")
+
+    moving = OutputStore.open(str(tmp_path / "out1"))
+    for name in ("a.txt", "b.txt"):
+        write(tmp_path / "in", name, f"The body of article {name}")
+    assert run(moving, tmp_path / "in") == ["site.example/a.txt", "site.example/b.txt"]
+    shutil.move(tmp_path / "in", tmp_path / "moved")
+    write(tmp_path / "moved", "b.txt", "A corrected body of article b")
+    assert run(moving, tmp_path / "moved") == ["site.example/b.txt"]
+    assert rows(moving) == [("site.example/a.txt", "in"), ("site.example/b.txt", "moved")]
+    assert run(moving, tmp_path / "moved", reprocess=True) == ["site.example/a.txt", "site.example/b.txt"]
+    assert rows(moving) == [("site.example/a.txt", "moved"), ("site.example/b.txt", "moved")]
+
+    dated = OutputStore.open(str(tmp_path / "out2"))
+    write(tmp_path / "2026-11-25", "feed.txt", "Monday's article")
+    assert run(dated, tmp_path / "2026-11-25") == ["site.example/feed.txt"]
+    shutil.rmtree(tmp_path / "2026-11-25")
+    write(tmp_path / "2026-11-26", "feed.txt", "Tuesday's article")
+    assert run(dated, tmp_path / "2026-11-26") == ["site.example/feed.txt"]
+    assert rows(dated) == [("site.example/feed.txt", "2026-11-25"), ("site.example/feed.txt", "2026-11-26")]
+
+
+def test_a_folder_listed_again_replaces_its_unreadable_reject(tmp_path: Path, monkeypatch) -> None:
+    """A folder that could not be listed is an `unreadable` reject under the folder's path; once it can be listed,
+    its files are read and that reject goes (the folder's path is never an input again, so nothing else would)."""
+    import os
+    from datetime import UTC, datetime
+
+    import pyarrow.dataset as ds
+
+    from cleaners.readers import discover
+    from cleaners.rulepack import load_rules
+    from cleaners.shard import plan_shards, process_shard
+    from cleaners.store import partition_of
+    from flows.clean import _select_changed
+
+    for folder in ("open.example", "locked.example"):
+        (tmp_path / "in" / folder).mkdir(parents=True)
+        (tmp_path / "in" / folder / "a.txt").write_text(f"Headline\n\nThe body of the {folder} article is here.\n")
+    real_scandir = os.scandir
+
+    def locked(path=None):
+        if str(path).endswith("locked.example"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    rules = load_rules()
+    store = OutputStore.open(str(tmp_path / "out"))
+    outcomes = []
+    for scandir in (locked, real_scandir, real_scandir):
+        monkeypatch.setattr(os, "scandir", scandir)
+        selection = _select_changed(discover([str(tmp_path / "in")]), store, rules.version, False)
+        now = datetime.now(UTC)
+        for shard in plan_shards(selection.todo, salt=str(now)):
+            process_shard(shard, store, rules, now, partition_of(now), selection.fingerprints)
+        store.retire(selection.moved_away)
+        store.recover()
+        articles = ds.dataset(store.path("articles"), partitioning="hive").to_table()["input_id"].to_pylist()
+        rejects = ds.dataset(store.path("rejects"), partitioning="hive").to_table()["reason_code"].to_pylist() \
+            if os.path.isdir(store.path("rejects")) else []
+        outcomes.append((sorted(articles), rejects))
+    assert outcomes[0] == (["open.example/a.txt"], ["unreadable"])
+    assert outcomes[1] == outcomes[2] == (["locked.example/a.txt", "open.example/a.txt"], [])

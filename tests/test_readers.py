@@ -47,6 +47,17 @@ def test_host_folders_are_one_source_whichever_folder_the_run_is_given(tmp_path:
                   tmp_path / "420intel.com" / "2026-11-26" / "a.txt"):
         [found] = discover([str(given)])
         assert (found.relpath, found.source) == ("420intel.com/2026-11-26/a.txt", "420intel.com")
+    # A host folder inside a host folder: the outer one, whichever folder the run is given.
+    (tmp_path / "420intel.com" / "cdn.example.com").mkdir()
+    (tmp_path / "420intel.com" / "cdn.example.com" / "b.txt").write_text(ARTICLE)
+    for given in (tmp_path, tmp_path / "420intel.com"):
+        found = {f.relpath: f.source for f in discover([str(given)])}
+        assert found["420intel.com/cdn.example.com/b.txt"] == "420intel.com"
+    # Folders above the root other than a site's dated layers are not looked at (a home folder named like a host).
+    (tmp_path / "li.wang" / "raw" / "feeds").mkdir(parents=True)
+    (tmp_path / "li.wang" / "raw" / "feeds" / "c.txt").write_text(ARTICLE)
+    [found] = discover([str(tmp_path / "li.wang" / "raw")])
+    assert (found.relpath, found.source) == ("feeds/c.txt", "feeds")
 
 
 def test_a_declared_host_source_is_written_as_folders_and_urls_are(tmp_path: Path) -> None:
@@ -76,6 +87,15 @@ def test_a_glob_that_matches_folders_reads_them_as_folder_inputs(tmp_path: Path)
     files = discover([str(tmp_path / "raw" / "*")])
     assert sorted((f.relpath, f.source) for f in files) == [
         ("420intel.com/a.txt", "420intel.com"), ("b.txt", "unknown"), ("example.org/a.txt", "example.org")]
+
+
+def test_a_glob_does_not_follow_a_symlinked_folder_or_walk_a_folder_twice(tmp_path: Path) -> None:
+    (tmp_path / "raw" / "a.com" / "2026").mkdir(parents=True)
+    (tmp_path / "raw" / "a.com" / "2026" / "x.txt").write_text(ARTICLE)
+    (tmp_path / "raw" / "mirror").symlink_to(tmp_path / "raw" / "a.com", target_is_directory=True)
+    for pattern in ("*", "**"):
+        files = discover([str(tmp_path / "raw" / pattern)])
+        assert [(f.relpath, f.source) for f in files] == [("a.com/2026/x.txt", "a.com")], pattern
 
 
 def test_a_folder_that_cannot_be_listed_is_a_reject_not_a_silent_gap(tmp_path: Path, monkeypatch) -> None:
@@ -146,6 +166,7 @@ def test_jsonl_author_and_published_as_the_record_gives_them(tmp_path: Path) -> 
     ("May 1, 2025", "2025-05-01"), ("1 May 2025 14:30", "2025-05-01"), ("Sept. 3, 2024", "2024-09-03"),
     ("01/02/2025", None),  # January or February: not guessed
     ("May 2025", None), ("Q3 2025", None), ("2025-13-45", None),  # incomplete or not a date
+    ("Jan 1, 2024 5pm PST", None),  # a zone name the parser does not know: not read as UTC
 ])
 def test_dates_are_read_when_they_are_unambiguous(tmp_path: Path, written: str, expected: str | None) -> None:
     path = tmp_path / "batch.jsonl"

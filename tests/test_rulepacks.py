@@ -221,6 +221,9 @@ def test_a_line_a_rule_removes_is_never_the_title(rules, junk: str) -> None:
     assert result.title == headline
     assert result.text == article
     assert junk in [r.text for r in result.removed if r.rule != "structure.title"]
+    # With only one line after the junk, that line is the article, not a title (more text must follow a title).
+    alone = clean_document(f"{junk}\n\n{article}", rules, source="example.org")
+    assert (alone.title, alone.text) == (None, article)
 
 
 def test_a_rules_folder_without_packs_is_refused_and_a_pack_given_twice_is_read_once(tmp_path: Path) -> None:
