@@ -30,5 +30,5 @@ lint: $(STAMP)
 quality: $(STAMP)  ## cleaning quality on the labelled dev set (needs ../shared/eval or EVAL_DIR)
 	$(BIN)/python bench/quality.py
 
-clean-output:
-	rm -rf data/clean .state
+clean-output:  ## remove the sample run's output (its ledger and counts are inside it; .state, which may hold a
+	rm -rf data/clean  # local server's database, stays)

@@ -101,7 +101,10 @@ class OutputStore:
 
     @classmethod
     def open(cls, url: str) -> OutputStore:
-        fs, root = fsspec.core.url_to_fs(url)
+        # No listings cache on object stores: other processes (a process pool, Dask workers) write the state and
+        # data files, and a listing cached by this process would hide them (FileNotFoundError on the next read).
+        local = "://" not in url or url.startswith("file://")
+        fs, root = fsspec.core.url_to_fs(url) if local else fsspec.core.url_to_fs(url, use_listings_cache=False)
         if isinstance(fs, LocalFileSystem):
             root = os.path.abspath(root)
         return cls(url=url, fs=fs, root=root.rstrip("/"))
@@ -233,7 +236,7 @@ class OutputStore:
             json.dump(manifest, handle, indent=2, sort_keys=True, default=str)
         if self.is_local:
             os.replace(tmp, path)
-        return path
+        return path if self.is_local else self.fs.unstrip_protocol(path)  # s3://..., not a bare bucket path
 
     # -- recovery -----------------------------------------------------------------------------------
     def recover(self) -> RecoveryReport:

@@ -7,11 +7,13 @@ The state that makes runs incremental and idempotent lives with the output (``cl
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, NamedTuple
 
@@ -19,6 +21,7 @@ import fsspec
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.futures import as_completed
+from prefect.settings import PREFECT_API_URL
 from pydantic import Field
 
 from cleaners.linemodel import default_judge
@@ -260,6 +263,34 @@ def _moved_away(files: list[InputFile], ingested: dict[str, LedgerEntry], chosen
     return moved
 
 
+@contextlib.contextmanager
+def _workers_share_this_api(runner_name: str) -> Iterator[None]:
+    """Worker processes (a process pool, a local Dask cluster) talk to this process's temporary Prefect server.
+    Without a ``PREFECT_API_URL`` each started a temporary server of its own, 20-30 s before its first task on 2
+    cores. Only for runs on a temporary server; the variable is restored when the work is done."""
+    if runner_name == "threads" or os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value():
+        yield
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    if server.server_process is None or not server.port:
+        yield
+        return
+    os.environ["PREFECT_API_URL"] = server.api_url
+    try:
+        yield
+    finally:
+        os.environ.pop("PREFECT_API_URL", None)
+
+
+def _absolute(path: str) -> str:
+    """A local path made absolute (an fsspec URL as it is)."""
+    if path.startswith("file://"):
+        path = path.removeprefix("file://")
+    return path if "://" in path else os.path.abspath(path)
+
+
 def _exists(path: str) -> bool:
     """Whether an input path (local, or an fsspec URL) is still there; an error reading it counts as there."""
     try:
@@ -291,9 +322,15 @@ def clean_articles(
     """
     logger = get_run_logger()
     started = time.perf_counter()
+    # Local paths made absolute here: tasks on Dask workers resolve a relative path against their own folder.
+    output = _absolute(output)
+    rules = [_absolute(path) for path in rules] if rules else rules
     ruleset = load_rules(rules)  # a broken pack fails the run here, before any work
     store = OutputStore.open(output)
     max_doc_bytes = int(max_doc_mb * 2**20)
+    if not store.is_local:
+        logger.warning("%s is on object storage, where runs take no lock: run one writer per output at a time "
+                       "(a second run at once would take this one's unfinished parts for a dead run's)", output)
     with store.lock(on_wait=logger.warning):
         recovery = store.recover()
         if recovery.orphans_removed or recovery.superseded_rows:
@@ -326,7 +363,7 @@ def clean_articles(
             runner_name = resolve_runner_name(task_runner, sum(f.size for f in todo), len(shards))
             logger.info("task runner: %s", runner_name)
             runner = make_task_runner(runner_name, dask_address)
-            with progress.reporting_to(reporter):
+            with progress.reporting_to(reporter), _workers_share_this_api(runner_name):
                 # Old shards' counts left out of this run's merge; a shard planned again under the same id has had
                 # its counts part overwritten by this run's pass 1, so it stays in.
                 planned = {s.shard_id for s in shards}

@@ -33,6 +33,10 @@ def _prefect_environment() -> None:
         _fail(f"cannot create Prefect's home {os.environ['PREFECT_HOME']} ({exc.strerror or exc}): run from a "
               "writable folder, or set BOILERSTRIP_STATE (or PREFECT_HOME) to a writable path")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+    if os.environ.get("PREFECT_API_URL"):
+        # Against a real server: the heartbeat the zombie automation expects. Set before Prefect is imported,
+        # which reads its settings once (set later, runs kept Prefect's 180 s and were marked Crashed at 90 s).
+        os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30")
 
 
 def _fail(message: str) -> None:
@@ -88,7 +92,6 @@ def run(
         # Against a real server a killed run must not stay Running: heartbeats plus the zombie automation.
         from flows.zombies import ensure_zombie_automation
 
-        os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30")
         try:
             ensure_zombie_automation(int(os.environ["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"]))
         except Exception as exc:  # the run itself does not depend on it

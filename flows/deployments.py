@@ -84,6 +84,13 @@ def deployments() -> list[RunnerDeployment]:
                                 timezone=_env("BOILERSTRIP_DAILY_TIMEZONE", DAILY_TIMEZONE))
     except ValueError as exc:  # pydantic's ValidationError included: a bad cron string or time zone
         raise DeploymentConfigError(f"BOILERSTRIP_DAILY_CRON / BOILERSTRIP_DAILY_TIMEZONE: {exc}") from exc
+    runner = os.environ.get("BOILERSTRIP_TASK_RUNNER")
+    if runner and runner not in ("threads", "processes", "dask"):
+        raise DeploymentConfigError(f"BOILERSTRIP_TASK_RUNNER={runner!r}: use threads, processes or dask")
+    for name in ("BOILERSTRIP_SERVE_LIMIT", "PREFECT_FLOWS_HEARTBEAT_FREQUENCY"):
+        value = os.environ.get(name)
+        if value is not None and not (value.strip().isdigit() and int(value) >= 1):
+            raise DeploymentConfigError(f"{name}={value!r}: a whole number of at least 1")
     parameters = daily_parameters()
     # Same check the server applies to a run (pydantic, from the flow signature): fail at start, not at 03:00.
     try:
@@ -103,13 +110,14 @@ def main() -> None:
 
     from flows.zombies import ensure_zombie_automation
 
+    served = deployments()  # checks every setting first: a bad one stops serve here, before anything is registered
     limit = int(_env("BOILERSTRIP_SERVE_LIMIT", str(SERVE_LIMIT)))
     # Heartbeats from every run this process starts, and an automation that crashes runs whose heartbeats
     # stop (a SIGKILLed run would otherwise stay Running forever).
     heartbeat = int(_env("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS)))
     os.environ["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] = str(heartbeat)
     ensure_zombie_automation(heartbeat)
-    serve(*deployments(), limit=limit)
+    serve(*served, limit=limit)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from prefect.events.schemas.automations import EventTrigger, Posture
 from prefect.events.schemas.events import ResourceSpecification
 
 AUTOMATION_NAME = "boilerstrip: crash zombie flow runs"
+OUR_FLOWS = ("clean-articles", "clean-shards")
 
 
 def zombie_automation(heartbeat_seconds: int) -> Automation:
@@ -34,6 +35,9 @@ def zombie_automation(heartbeat_seconds: int) -> Automation:
                 "prefect.flow-run.Crashed",
             },
             match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+            # Only this project's runs: another flow on the same server may beat less often than ours.
+            match_related=ResourceSpecification({"prefect.resource.role": "flow",
+                                                 "prefect.resource.name": list(OUR_FLOWS)}),
             for_each={"prefect.resource.id"},
             posture=Posture.Proactive,
             threshold=1,
@@ -45,11 +49,16 @@ def zombie_automation(heartbeat_seconds: int) -> Automation:
 
 
 def ensure_zombie_automation(heartbeat_seconds: int) -> Automation:
-    """Create the automation on the current server unless one with its name exists."""
+    """Create the automation on the current server, or bring the one with its name up to date (a heartbeat
+    frequency changed since it was made would crash live runs, or leave dead ones Running)."""
     try:
         existing = Automation.read(name=AUTOMATION_NAME)
     except ValueError:  # "Automation ... not found"
         existing = None
-    if existing is not None:
-        return existing
-    return zombie_automation(heartbeat_seconds).create()
+    wanted = zombie_automation(heartbeat_seconds)
+    if existing is None:
+        return wanted.create()
+    if existing.trigger != wanted.trigger or existing.actions != wanted.actions:
+        existing.trigger, existing.actions = wanted.trigger, wanted.actions
+        existing.update()
+    return existing

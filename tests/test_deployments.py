@@ -32,7 +32,8 @@ from flows.deployments import DeploymentConfigError, deployments
 from tests.conftest import ROOT
 
 ENV_VARS = ("BOILERSTRIP_DAILY_CRON", "BOILERSTRIP_DAILY_TIMEZONE", "BOILERSTRIP_DAILY_INPUT",
-            "BOILERSTRIP_DAILY_OUTPUT", "BOILERSTRIP_SERVE_LIMIT")
+            "BOILERSTRIP_DAILY_OUTPUT", "BOILERSTRIP_SERVE_LIMIT", "BOILERSTRIP_TASK_RUNNER",
+            "PREFECT_FLOWS_HEARTBEAT_FREQUENCY")
 
 
 @pytest.fixture()
@@ -119,6 +120,9 @@ def test_daily_settings_from_environment(clean_env: Path, monkeypatch: pytest.Mo
     ("BOILERSTRIP_DAILY_INPUT", "[not json", "not a JSON list"),
     ("BOILERSTRIP_DAILY_INPUT", "[]", "one or more"),
     ("BOILERSTRIP_DAILY_INPUT", "[1, 2]", "one or more"),
+    ("BOILERSTRIP_TASK_RUNNER", "thread", "use threads, processes or dask"),
+    ("BOILERSTRIP_SERVE_LIMIT", "two", "whole number"),
+    ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "0", "whole number"),
 ])
 def test_bad_settings_are_refused_before_serving(clean_env: Path, monkeypatch: pytest.MonkeyPatch,
                                                  name: str, value: str, message: str) -> None:
@@ -209,7 +213,8 @@ def test_served_deployment_runs_from_the_cli(tmp_path: Path, processes: list[sub
     api = f"http://127.0.0.1:{port}/api"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}  # nothing from a harness or CI
     env.update(PREFECT_HOME=str(home), PREFECT_API_URL=api, DO_NOT_TRACK="1",
-               PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_RUNNER_POLL_FREQUENCY="1")
+               PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_RUNNER_POLL_FREQUENCY="1",
+               PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="2")  # the scheduler's pass every 2 s, not 60
     for name in ENV_VARS:
         env.pop(name, None)
     prefect = _prefect_cli()
@@ -240,6 +245,13 @@ def test_served_deployment_runs_from_the_cli(tmp_path: Path, processes: list[sub
     assert set(daily["parameters"]) == {"input", "output"}
     assert adhoc["schedules"] == [] and adhoc["parameters"] == {}
     assert daily["enforce_parameter_schema"] and adhoc["enforce_parameter_schema"]
+    # The server's scheduler creates the daily deployment's upcoming runs (with an incompatible SQLAlchemy it
+    # failed on every pass, and the schedule never ran while everything else worked).
+    scheduled = {"deployments": {"id": {"any_": [daily["id"]]}},
+                 "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}}
+    timings["daily runs scheduled"] = _wait_for(
+        "the daily deployment's scheduled runs", lambda: _http("POST", f"{api}/flow_runs/count", scheduled)[1] > 0,
+        processes[0], server_log, timeout=60)
 
     def cli(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*prefect, *args], env=env, cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True,

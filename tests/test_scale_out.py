@@ -97,6 +97,17 @@ def test_s3_input_and_output_on_a_local_s3_server(prefect_backend, corpus, tmp_p
         assert again["files_processed"] == 0
         assert read_articles("lake/clean/articles", filesystem=fs).num_rows == n_docs
 
+        # Files another process writes (a process pool's or Dask's workers) are seen after this process listed
+        # the output: no listings cache hides them.
+        from cleaners.store import OutputStore
+
+        store = OutputStore.open("s3://lake/clean")
+        store.fs.find(store.root)
+        s3fs.S3FileSystem(skip_instance_cache=True).pipe(store.path("_state", "probe"), b"written elsewhere")
+        assert store.fs.exists(store.path("_state", "probe"))
+        assert store.fs.cat(store.path("_state", "probe")) == b"written elsewhere"
+        store.fs.rm(store.path("_state", "probe"))
+
         written = b"".join(fs.cat(path) for path in fs.find("lake/clean"))
         assert secret.encode() not in written, "credentials must never reach the output"
     finally:

@@ -14,6 +14,9 @@ def test_trigger_crashes_runs_after_three_missed_heartbeats() -> None:
     assert {"prefect.flow-run.Completed", "prefect.flow-run.Failed", "prefect.flow-run.Crashed"} <= trigger.expect
     assert trigger.within == timedelta(seconds=90)
     assert automation.actions[0].state.value == "CRASHED"
+    # Only runs of this project's flows: another flow on a shared server may send heartbeats less often.
+    related = trigger.match_related if isinstance(trigger.match_related, list) else [trigger.match_related]
+    assert [spec["prefect.resource.name"] for spec in related] == [["clean-articles", "clean-shards"]]
 
 
 def test_ensure_is_idempotent_on_a_server(prefect_backend) -> None:
@@ -23,3 +26,7 @@ def test_ensure_is_idempotent_on_a_server(prefect_backend) -> None:
     second = ensure_zombie_automation(30)
     assert first.id == second.id
     assert Automation.read(name=AUTOMATION_NAME).id == first.id
+    # A new heartbeat frequency updates the automation in place.
+    third = ensure_zombie_automation(60)
+    assert third.id == first.id
+    assert Automation.read(name=AUTOMATION_NAME).trigger.within == timedelta(seconds=180)
