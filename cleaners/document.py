@@ -201,6 +201,17 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
     return title
 
 
+def _move_metadata(doc: _Lines, i: int, rule: Rule, metadata: dict[str, str]) -> bool:
+    """Move line ``i``'s value (the metadata rule's ``value`` group) to its column and remove the line; False,
+    and the line stays, when the value is empty."""
+    value = (rule.matches(doc.stripped[i]).group("value") or "").strip()
+    if not value:
+        return False
+    metadata.setdefault(rule.metadata_column, value)  # type: ignore[arg-type]
+    doc.remove(i, rule.id, f"{rule.why} (moved to `{rule.metadata_column}`: {value!r})")
+    return True
+
+
 def apply_rules(doc: _Lines, program: RuleProgram, screened: Sequence[int]) -> dict[str, str]:
     """Drop the lines that rule-pack rules match; return metadata values the rules extracted.
 
@@ -224,11 +235,8 @@ def apply_rules(doc: _Lines, program: RuleProgram, screened: Sequence[int]) -> d
             if rule.keep_table_rows and in_pipe_table(doc.stripped, i):
                 continue
             if rule.action is Action.METADATA and rule.metadata_column:
-                value = (rule.matches(line).group("value") or "").strip()
-                if not value:  # "Region:" with nothing after it: no value to keep, so no match
-                    continue
-                metadata.setdefault(rule.metadata_column, value)
-                doc.remove(i, rule.id, f"{rule.why} (moved to `{rule.metadata_column}`: {value!r})")
+                if not _move_metadata(doc, i, rule, metadata):
+                    continue  # "Region:" with nothing after it: no value to keep, so no match
             elif rule.action is Action.CUT_REST:
                 cut_from = (i, rule)
                 doc.remove(i, rule.id, rule.why)
@@ -244,16 +252,11 @@ def apply_rules(doc: _Lines, program: RuleProgram, screened: Sequence[int]) -> d
             if not line or i in doc.removed:
                 continue
             # A metadata line below the marker ("Region: Mexico" under "Leave a Reply") still gives its value.
-            if len(line) <= program.longest and program.screen.fullmatch(line) is not None:
-                moved = next(((found, value) for found in program.matching_rules(line)
-                              if found.action is Action.METADATA and found.metadata_column
-                              and found.in_zone(int(before[i]), n - 1 - int(before[i]))
-                              and (value := (found.matches(line).group("value") or "").strip())), None)
-                if moved is not None:
-                    found, value = moved
-                    metadata.setdefault(found.metadata_column, value)  # type: ignore[arg-type]
-                    doc.remove(i, found.id, f"{found.why} (moved to `{found.metadata_column}`: {value!r})")
-                    continue
+            if len(line) <= program.longest and program.screen.fullmatch(line) is not None and any(
+                    found.action is Action.METADATA and found.metadata_column
+                    and found.in_zone(int(before[i]), n - 1 - int(before[i]))
+                    and _move_metadata(doc, i, found, metadata) for found in program.matching_rules(line)):
+                continue
             doc.remove(i, rule.id, f"after the marker on line {start + 1}: {rule.why}")
     return metadata
 
