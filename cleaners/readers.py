@@ -332,10 +332,9 @@ def _datetime_as_written(value: object) -> datetime | None:
     return None
 
 
-def unreadable_date(value: object) -> bool:
-    """Whether a record gave a date or time value that is not one :func:`_datetime_as_written` reads."""
-    blank = value is None or (isinstance(value, str) and not value.strip())
-    return not blank and _datetime_as_written(value) is None
+def _given(value: object) -> bool:
+    """Whether a record field holds a value (not absent, null or blank)."""
+    return not (value is None or (isinstance(value, str) and not value.strip()))
 
 
 def _parse_datetime(value: object) -> datetime | None:
@@ -579,11 +578,13 @@ def _jsonl_record_of(f: InputFile, raw: bytes, line_no: int, seen_ids: set[str])
     if body is None or not body.strip():
         return _reject(f, RejectReason.MISSING_TEXT, "record has no non-empty `text` or `html` field",
                        input_id=input_id, line_no=line_no, source=source, n_bytes=len(raw))
+    # Each date parsed once; a value given but not read is counted (unread_fields).
+    fetched_at, published = _parse_datetime(record.get("fetched_at")), _parse_date(record.get("published"))
     title = record.get("title") if isinstance(record.get("title"), str) else None
     author = record.get("author") if isinstance(record.get("author"), str) and record["author"].strip() else None
     return _text_or_html_document(
         f, body, is_html=body is html, input_id=input_id, source=source, n_bytes=len(raw), encoding=encoding,
-        url=url, title=title, author=author, fetched_at=_parse_datetime(record.get("fetched_at")), line_no=line_no,
-        published=_parse_date(record.get("published")),
-        unread_fields=tuple(key for key in ("published", "fetched_at") if unreadable_date(record.get(key))),
+        url=url, title=title, author=author, fetched_at=fetched_at, line_no=line_no, published=published,
+        unread_fields=tuple(key for key, parsed in (("published", published), ("fetched_at", fetched_at))
+                            if parsed is None and _given(record.get(key))),
     )
