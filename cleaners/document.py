@@ -73,6 +73,9 @@ class _Lines:
     nonblank: np.ndarray    # mask of the lines with text, computed once
     # The text as UTF-8 with each line's byte bounds (a view of the batch's buffer when cleaned in a batch).
     encoded: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    # A step held back from removing most of the document (a cut marker above most of its words): the row is
+    # flagged low_confidence, as when the safety valve undoes the learned steps.
+    held_back: bool = False
 
     @classmethod
     def of(cls, text: str) -> _Lines:
@@ -212,11 +215,15 @@ def _move_metadata(doc: _Lines, i: int, rule: Rule, metadata: dict[str, str]) ->
     return True
 
 
-def apply_rules(doc: _Lines, program: RuleProgram, screened: Sequence[int]) -> dict[str, str]:
+def apply_rules(doc: _Lines, program: RuleProgram, screened: Sequence[int], line_words: np.ndarray | None = None,
+                min_kept_share: float = 0.0) -> dict[str, str]:
     """Drop the lines that rule-pack rules match; return metadata values the rules extracted.
 
     ``screened``: the indices of the lines that passed ``program``'s screens, screened for a whole batch at
     once (:func:`_screen_batch`, :meth:`RuleProgram.screen_lines`); the rules are tried on those lines only.
+    A ``cut_rest`` marker with less than ``min_kept_share`` of the document's words above it (``line_words``:
+    each line's word count) is a comment count under the byline, not the start of the comments: only the marker
+    line goes, and the document is flagged (``doc.held_back``).
     """
     metadata: dict[str, str] = {}
     if program.screen is None or not screened:
@@ -245,6 +252,18 @@ def apply_rules(doc: _Lines, program: RuleProgram, screened: Sequence[int]) -> d
             break
         if cut_from is not None:
             break
+    if cut_from is not None and line_words is not None and min_kept_share > 0:
+        start, rule = cut_from
+        titled = [i for i, removal in doc.removed.items() if removal[2] == TITLE_RULE]
+        total = int(line_words.sum() - line_words[titled].sum())
+        above = int(line_words[:start][alive[:start]].sum())  # the lines still in the text: no title
+        if total and above < min_kept_share * total:
+            doc.removed[start] = (start + 1, doc.stripped[start], rule.id,
+                                  f"{rule.why} (nothing below it was cut: only {above / total:.0%} of the document's "
+                                  "words are above this marker, so it is not where the article ends; row flagged "
+                                  "low_confidence)")
+            doc.held_back = True
+            cut_from = None
     if cut_from is not None:
         start, rule = cut_from
         for i in range(start + 1, len(doc.lines)):
@@ -451,7 +470,7 @@ def _prepare_batch(items: Sequence[DocumentInput], rules: RuleSet, config: Clean
     prepared = []
     for item, doc, title, program, hits, (normalized, fixed), doc_keys, line_words in zip(
             items, docs, titles, programs, screened, normalized_texts, keyed, word_counts, strict=True):
-        metadata = apply_rules(doc, program, hits)
+        metadata = apply_rules(doc, program, hits, line_words, config.min_kept_share)
         explicit = dict(doc.removed)
         template = None
         if doc_keys is not None and len(doc_keys[0]) == len(doc.lines):
@@ -513,7 +532,7 @@ def _finalize(prepared: _Prepared, config: CleanConfig, learned: _LearnedDrops |
 
     # The title's words, when it was taken out of the text (a declared title absent from it has none here).
     total_words = all_words - words_of(i for i, removal in prepared.explicit.items() if removal[2] == TITLE_RULE)
-    low_confidence = False
+    low_confidence = doc.held_back
     if learned is not None and len(learned.lines):
         uncertain_words = int(line_words[learned.lines[learned.levels == Caution.NORMAL]].sum())
         floor = Caution.CAUTIOUS if uncertain_words > config.max_uncertain_share * total_words else Caution.NORMAL

@@ -428,6 +428,10 @@ def _flag(path: Path, rule_id: str, spec: dict, key: str) -> bool:
     return value
 
 
+# What a host or source name never holds: a URL's scheme, path or port, a wildcard, a trailing dot.
+_NOT_A_SOURCE = re.compile(r"[/:*?\\]|\.$")
+
+
 def load_pack(path: Path) -> RulePack:
     """Load and validate one TOML rule pack."""
     try:
@@ -457,6 +461,14 @@ def load_pack(path: Path) -> RulePack:
         # An empty list would make a site's pack apply to every source: leave `sites` out for a generic pack.
         raise _fail(path, "[pack]: sites = [] names no site; list the pack's host names, or leave `sites` out "
                           "for a pack that applies to every source")
+    for site in sites:
+        if _NOT_A_SOURCE.search(site.strip()):
+            raise _fail(path, f"[pack]: sites entry {site!r} is not a source name: write the host as the `source` "
+                              "column has it, as sites = [\"example.com\"] (no scheme, path, port, wildcard or "
+                              "trailing dot; a pack for a host applies to its subdomains too)")
+    if not sites and path.parent.name == "sites":
+        raise _fail(path, "[pack]: a pack in a sites/ folder needs `sites = [\"host\", ...]`; without it the pack "
+                          "applies to every source. Name its hosts, or move it out of sites/ if it is generic")
     return RulePack(
         name=str(meta["name"]),
         version=str(meta["version"]),

@@ -179,6 +179,10 @@ def explain(
     console.print(f"[bold]{doc.input_id}[/]  source={chosen_source}  title={result.title!r}  "
                   f"kept_ratio={result.kept_ratio:.2f}  low_confidence={result.low_confidence}  "
                   f"removed={len(result.removed)} lines")
+    applied = [f"{pack.name}@{pack.version}" for pack in ruleset.packs if pack.applies_to(chosen_source)]
+    console.print(f"rule packs for source {chosen_source!r}: {', '.join(applied) or 'none'}"
+                  + (" (no site pack lists this source)" if all(not p.sites for p in ruleset.packs
+                                                               if p.applies_to(chosen_source)) else ""))
     if result.metadata:
         console.print(f"metadata: {result.metadata}")
     for line in explain_lines(doc.text, result):
@@ -188,6 +192,27 @@ def explain(
         else:
             console.print(Text(f"{line.line_no:5d} - {shown}", style="red"))
             console.print(Text(f"        [{line.rule}] {line.reason}", style="dim"))
+
+
+@app.command("check-rules")
+def check_rules(
+    rules: Annotated[list[str] | None, typer.Option("--rules", help="Rule-pack file or folder (repeatable; default: "
+                                                     "the shipped packs).")] = None,
+) -> None:
+    """Load rule packs as a run would and check every rule against its examples; list each pack and its sites.
+    Exit code 2, with the file and rule named, when a pack is broken."""
+    from cleaners.rulepack import RulePackError, load_rules
+
+    try:
+        ruleset = load_rules(rules)
+    except RulePackError as exc:
+        _fail(str(exc))
+    for pack in ruleset.packs:
+        examples = sum(len(rule.examples_drop) + len(rule.examples_keep) for rule in pack.rules)
+        where = f"sites {', '.join(pack.sites)}" if pack.sites else "every source"
+        typer.echo(f"ok  {pack.name}@{pack.version}  {len(pack.rules)} rules, {examples} examples pass  ({where}; "
+                   f"{pack.path})")
+    typer.echo(f"rules_version {ruleset.version}")
 
 
 @app.command("warm-up")

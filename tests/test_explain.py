@@ -24,6 +24,30 @@ def test_explain_marks_each_removed_line_with_its_rule() -> None:
     assert "[420intel.region-tag]" in output  # the site pack's rule, named on the line it removed
     assert "[structure.title] the title: moved to the `title` column" in output
     assert "metadata: {'region': 'Mexico'}" in output
+    assert "rule packs for source '420intel.com': site-420intel.com@" in output
+
+
+def test_explain_says_when_no_site_pack_applies(tmp_path: Path) -> None:
+    """A site pack whose `sites` misses the source (a typo, another host) shows as only the generic pack."""
+    page = tmp_path / "valleyherald.com" / "story.txt"
+    page.parent.mkdir()
+    page.write_text("Council approves the bridge\n\nThe council voted on Tuesday to rebuild the old bridge.\n")
+    code, output = _explain(str(page))
+    assert code == 0, output
+    assert "rule packs for source 'valleyherald.com': generic@" in output
+    assert "(no site pack lists this source)" in output
+
+
+def test_check_rules_lists_each_pack_and_names_a_broken_one(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["check-rules"])
+    assert result.exit_code == 0, result.output
+    assert "ok  site-420intel.com@" in result.output and "(sites 420intel.com;" in result.output
+    assert "ok  generic@" in result.output and "(every source;" in result.output
+    broken = tmp_path / "site.toml"
+    broken.write_text('[pack]\nname = "s"\nversion = "1"\nsites = ["https://valleyherald.com"]\n')
+    result = CliRunner().invoke(app, ["check-rules", "--rules", str(broken)])
+    assert result.exit_code == 2
+    assert str(broken) in result.output and "is not a source name" in result.output
 
 
 def test_explain_refuses_a_folder_of_several_files_and_an_empty_one(tmp_path: Path) -> None:

@@ -84,6 +84,9 @@ examples.keep = ["Keep me"]
         ('sites = []\n' + RULE.format(pattern='literal = "Drop me"'), "sites = \\[\\] names no site"),
         ('[defaults]\nmax_chars = "80"\n' + RULE.format(pattern='literal = "Drop me"'),
          "\\[defaults\\]: max_chars must be a whole number"),
+        *[(f'sites = ["{site}"]\n' + RULE.format(pattern='literal = "Drop me"'), "is not a source name")
+          for site in ["https://valleyherald.com", "valleyherald.com/", "*.valleyherald.com", "valleyherald.com.",
+                       "valleyherald.com:443"]],
     ],
 )
 def test_broken_packs_are_refused_with_the_file_named(tmp_path: Path, body: str, message: str) -> None:
@@ -231,3 +234,30 @@ def test_a_rules_folder_without_packs_is_refused_and_a_pack_given_twice_is_read_
         load_rules([tmp_path])
     path = _pack(tmp_path, RULE.format(pattern='literal = "Drop me"'))
     assert len(load_rules([tmp_path, path]).packs) == 1
+
+
+def test_a_cut_marker_above_most_of_the_article_cuts_nothing_and_flags_the_row(tmp_path: Path) -> None:
+    """A "3 Comments" count under the byline is not where the comments begin: cutting there would take the
+    article. Only the marker goes, the row is flagged and the reason says why; lower down the same rule cuts."""
+    cut = (RULE.format(pattern="regex = '\\d+ Comments?'\naction = 'cut_rest'")
+           .replace("Drop me", "3 Comments").replace("Keep me", "Comments are closed on weekends for moderation."))
+    rules = load_rules([_pack(tmp_path, cut)])
+    body = [f"Paragraph {n} of the story, with enough words in it to be a real part of the article text." for n in
+            range(6)]
+    high = clean_document("\n\n".join(["By Ann Lee", "3 Comments", *body]), rules, source="x")
+    assert all(paragraph in high.text for paragraph in body)
+    assert high.low_confidence
+    [marker] = [r for r in high.removed if r.rule == "x.y"]
+    assert marker.text == "3 Comments" and "nothing below it was cut" in marker.reason
+    low = clean_document("\n\n".join([*body, "3 Comments", "Great piece!", "Disagree, strongly."]), rules, source="x")
+    assert low.text.endswith(body[-1]) and "Great piece!" not in low.text
+    assert not low.low_confidence
+
+
+def test_a_pack_in_a_sites_folder_must_name_its_sites(tmp_path: Path) -> None:
+    """Without `sites`, a pack applies to every source: in sites/ that is a forgotten line, not a generic pack."""
+    (tmp_path / "sites").mkdir()
+    path = _pack(tmp_path / "sites", RULE.format(pattern='literal = "Drop me"'))
+    with pytest.raises(RulePackError, match="needs `sites") as info:
+        load_rules([path])
+    assert str(path) in str(info.value)
