@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Protocol
 
@@ -76,6 +76,8 @@ class _Lines:
     # A step held back from removing most of the document (a cut marker above most of its words): the row is
     # flagged low_confidence, as when the safety valve undoes the learned steps.
     held_back: bool = False
+    # Lines a keep rule protects: article text no later step removes.
+    protected: set[int] = field(default_factory=set)
 
     @classmethod
     def of(cls, text: str) -> _Lines:
@@ -134,9 +136,9 @@ def _rule_lines(doc: _Lines, top: list[int], program: RuleProgram, screened: Seq
         if i not in candidates:
             continue
         line = doc.stripped[i]
-        if any(rule.in_zone(rank, n_alive - 1 - rank)
-               and not (rule.keep_table_rows and in_pipe_table(doc.stripped, i))
-               for rule in program.matching_rules(line)):
+        acting = next((rule for rule in program.matching_rules(line) if rule.in_zone(rank, n_alive - 1 - rank)
+                       and not (rule.keep_table_rows and in_pipe_table(doc.stripped, i))), None)
+        if acting is not None and acting.action is not Action.KEEP:
             ruled.add(i)
     return ruled
 
@@ -241,7 +243,9 @@ def apply_rules(doc: _Lines, program: RuleProgram, screened: Sequence[int], line
                 continue
             if rule.keep_table_rows and in_pipe_table(doc.stripped, i):
                 continue
-            if rule.action is Action.METADATA and rule.metadata_column:
+            if rule.action is Action.KEEP:
+                doc.protected.add(i)
+            elif rule.action is Action.METADATA and rule.metadata_column:
                 if not _move_metadata(doc, i, rule, metadata):
                     continue  # "Region:" with nothing after it: no value to keep, so no match
             elif rule.action is Action.CUT_REST:
@@ -269,6 +273,11 @@ def apply_rules(doc: _Lines, program: RuleProgram, screened: Sequence[int], line
         for i in range(start + 1, len(doc.lines)):
             line = doc.stripped[i]
             if not line or i in doc.removed:
+                continue
+            if len(line) <= program.longest and program.screen.fullmatch(line) is not None and any(
+                    found.action is Action.KEEP and found.in_zone(int(before[i]), n - 1 - int(before[i]))
+                    for found in program.matching_rules(line)):
+                doc.protected.add(i)  # a keep rule's line stays below the marker too
                 continue
             # A metadata line below the marker ("Region: Mexico" under "Leave a Reply") still gives its value.
             if len(line) <= program.longest and program.screen.fullmatch(line) is not None and any(
@@ -316,6 +325,8 @@ def remove_source_boilerplate(doc: _Lines, source: str, counts: TemplateCounts, 
     common = (counts.n_docs >= 2) & (counts.n_docs >= config.boilerplate_share * counts.source_docs) & doc.nonblank
     if doc.removed:
         common[list(doc.removed)] = False
+    if doc.protected:
+        common[list(doc.protected)] = False
     chosen = np.flatnonzero(common)
     if not len(chosen):
         return
@@ -654,12 +665,16 @@ def clean_documents(
             alive[offsets[index] + np.fromiter(p.doc.removed, np.int64, len(p.doc.removed))] = False
     # The drops at each level of caution, each smoothed on its own: at a more cautious level more lines stay,
     # so a short sentence may be sandwiched between kept lines there and not at the level below. The rows of a
-    # pipe table (figures under a header) are article content the classifier misjudges line by line: they stay.
-    table_rows = _pipe_table_rows(docs, offsets, doc_of, alive, utf8)
+    # pipe table (figures under a header) are article content the classifier misjudges line by line: they stay,
+    # as do the lines a keep rule protects.
+    spared = _pipe_table_rows(docs, offsets, doc_of, alive, utf8)
+    for index, p in enumerate(prepared):
+        if p.doc.protected:  # and the lines of keep rules
+            spared[offsets[index] + np.fromiter(p.doc.protected, np.int64, len(p.doc.protected))] = True
     drops = []
     for level in Caution:
         drop = judge.decide(probabilities, level)
-        drop[table_rows] = False
+        drop[spared] = False
         _keep_sandwiched_sentences(docs, offsets, alive, drop, doc_of)
         drops.append(drop)
     flat_candidates = np.flatnonzero(alive & drops[Caution.NORMAL])

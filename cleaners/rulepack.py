@@ -53,6 +53,7 @@ class Action(StrEnum):
     DROP = "drop"          # remove the line
     METADATA = "metadata"  # remove the line, keep its `value` group in a metadata column
     CUT_REST = "cut_rest"  # remove the line and every line after it (comment sections)
+    KEEP = "keep"          # the line is article text: no other rule, the template step or the classifier removes it
 
 
 def _alternatives(rules: Sequence[Rule]) -> str:
@@ -260,6 +261,7 @@ class RulePack:
     sites: tuple[str, ...]  # empty: applies to every source
     path: str
     rules: tuple[Rule, ...]
+    disable: tuple[str, ...] = ()  # ids of other packs' rules switched off for this pack's sites
 
     def applies_to(self, source: str) -> bool:
         if not self.sites:
@@ -285,13 +287,15 @@ class RuleSet:
         return program
 
     def rules_for(self, source: str) -> tuple[Rule, ...]:
-        return tuple(rule for pack in self.packs if pack.applies_to(source) for rule in pack.rules)
+        packs = [pack for pack in self.packs if pack.applies_to(source)]
+        disabled = {rule_id for pack in packs for rule_id in pack.disable}
+        return tuple(rule for pack in packs for rule in pack.rules if rule.id not in disabled)
 
     def all_rules(self) -> tuple[Rule, ...]:
         return tuple(rule for pack in self.packs for rule in pack.rules)
 
 
-_PACK_KEYS = {"name", "version", "description", "sites"}
+_PACK_KEYS = {"name", "version", "description", "sites", "disable"}
 _DEFAULT_KEYS = {"zone_lines", "max_chars"}
 _RULE_KEYS = {
     "id", "concept", "why", "literal", "regex", "match", "zone", "zone_lines", "max_chars",
@@ -466,6 +470,13 @@ def load_pack(path: Path) -> RulePack:
             raise _fail(path, f"[pack]: sites entry {site!r} is not a source name: write the host as the `source` "
                               "column has it, as sites = [\"example.com\"] (no scheme, path, port, wildcard or "
                               "trailing dot; a pack for a host applies to its subdomains too)")
+    disable = meta.get("disable", [])
+    if not isinstance(disable, list) or not all(isinstance(rule_id, str) for rule_id in disable):
+        raise _fail(path, f"[pack]: disable must be a list of rule ids, as disable = [\"legal.copyright\"], "
+                          f"not {disable!r}")
+    if disable and not sites:
+        raise _fail(path, "[pack]: disable is for a site pack (with `sites`): it switches rules off for those "
+                          "sites; to switch a rule off everywhere, give --rules without its pack")
     if not sites and path.parent.name == "sites":
         raise _fail(path, "[pack]: a pack in a sites/ folder needs `sites = [\"host\", ...]`; without it the pack "
                           "applies to every source. Name its hosts, or move it out of sites/ if it is generic")
@@ -475,6 +486,7 @@ def load_pack(path: Path) -> RulePack:
         sites=tuple(site.strip().lower().removeprefix("www.") for site in sites),
         path=str(path),
         rules=rules,
+        disable=tuple(disable),
     )
 
 
@@ -499,6 +511,12 @@ def load_rules(paths: Iterable[Path | str] | None = None) -> RuleSet:
     packs = [load_pack(f) for f in files]
     packs.sort(key=lambda p: (not p.sites, p.name))  # site packs win: they are checked first
     _check_unique(packs)
+    known = {rule.id for pack in packs for rule in pack.rules}
+    for pack in packs:
+        unknown = [rule_id for rule_id in pack.disable if rule_id not in known]
+        if unknown:
+            raise RulePackError(f"{pack.path}: disable names {unknown}, which no loaded pack defines (the ids are in "
+                                "`boilerstrip explain` output and in each pack's [[rules]] id)")
     for pack in packs:
         for rule in pack.rules:
             _check_examples(Path(pack.path), rule)

@@ -84,6 +84,9 @@ examples.keep = ["Keep me"]
         ('sites = []\n' + RULE.format(pattern='literal = "Drop me"'), "sites = \\[\\] names no site"),
         ('[defaults]\nmax_chars = "80"\n' + RULE.format(pattern='literal = "Drop me"'),
          "\\[defaults\\]: max_chars must be a whole number"),
+        ('disable = ["legal.copyright"]\n' + RULE.format(pattern='literal = "Drop me"'), "disable is for a site pack"),
+        ('sites = ["a.example"]\ndisable = "legal.copyright"\n' + RULE.format(pattern='literal = "Drop me"'),
+         "disable must be a list of rule ids"),
         *[(f'sites = ["{site}"]\n' + RULE.format(pattern='literal = "Drop me"'), "is not a source name")
           for site in ["https://valleyherald.com", "valleyherald.com/", "*.valleyherald.com", "valleyherald.com.",
                        "valleyherald.com:443"]],

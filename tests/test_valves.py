@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -176,3 +177,68 @@ def test_pipe_table_rows_agree_with_the_per_line_definition_and_scale_linearly()
     expected = [in_pipe_table(doc, line) for doc in docs[:-1] for line in range(len(doc))]
     assert found[:int(offsets[-2])].tolist() == expected
     assert found[int(offsets[-2]):].all()
+
+
+def _site_pack(tmp_path, body: str):
+    from cleaners import load_rules
+
+    path = tmp_path / "site.toml"
+    path.write_text('[pack]\nname = "site-valleyherald.com"\nversion = "1"\nsites = ["valleyherald.com"]\n' + body,
+                    encoding="utf-8")
+    return load_rules([path, Path(__file__).parents[1] / "cleaners" / "rules" / "generic.toml"])
+
+
+KEEP_SIGN_UP = '''
+[[rules]]
+id = "valleyherald.keep-sign-up"
+concept = "article"
+why = "The library's sign-up line is part of its notices, not a prompt to subscribe."
+literal = "Sign up at the library desk."
+action = "keep"
+examples.drop = ["Sign up at the library desk."]
+examples.keep = ["Sign up for our newsletter"]
+'''
+
+
+def test_a_keep_rule_protects_its_line_from_the_classifier_rules_and_template(tmp_path) -> None:
+    """A site's keep rule is the rule writer's answer to real text removed: no later step takes the line."""
+    sign_up = "Sign up at the library desk."
+    share = "Share this story"  # a generic rule (share.prompt) would drop it
+    keep_share = KEEP_SIGN_UP + KEEP_SIGN_UP.replace("keep-sign-up", "keep-share").replace(
+        "Sign up at the library desk.", share).replace("Sign up for our newsletter", "Share this story with a friend")
+    # Last: between two kept lines the sentence would be spared as a sandwiched sentence.
+    text = "\n\n".join([TITLE, PROSE[0], share, PROSE[1], PROSE[2], sign_up]) + "\n"
+    judge = ScriptedJudge({sign_up: 0.9})
+    without = clean_document(text, _site_pack(tmp_path, ""), source="valleyherald.com", judge=judge)
+    assert sign_up in _by_classifier(without) and share not in without.text
+    kept = clean_document(text, _site_pack(tmp_path, keep_share), source="valleyherald.com", judge=judge)
+    assert sign_up in kept.text and share in kept.text
+    assert not [r for r in kept.removed if r.text in (sign_up, share)]
+    # A keep rule's line stays below a cut marker too, and the template step does not take it.
+    cut = KEEP_SIGN_UP.replace("keep-sign-up", "comments").replace('"keep"', '"cut_rest"').replace(
+        "Sign up at the library desk.", "Leave a Reply").replace("Sign up for our newsletter", "Leave it")
+    text = "\n\n".join([TITLE, *PROSE[:5], "Leave a Reply", sign_up, "Nice post!"]) + "\n"
+    below = clean_document(text, _site_pack(tmp_path, KEEP_SIGN_UP + cut), source="valleyherald.com", judge=judge)
+    assert below.text.endswith(f"{PROSE[4]}\n\n{sign_up}") and "Nice post!" not in below.text
+    from cleaners.batch import BatchItem, clean_batch
+
+    rules = _site_pack(tmp_path, KEEP_SIGN_UP)
+    pages = [BatchItem("valleyherald.com", "\n\n".join([f"Story {n} of the week", PROSE[n], sign_up, PROSE[n + 1]]))
+             for n in range(6)]
+    for result in clean_batch(pages, rules, judge=ScriptedJudge({})):
+        assert sign_up in result.text, result.removed
+    assert "learned.source-boilerplate" in {r.rule for r in clean_batch(pages, _site_pack(tmp_path, ""),
+                                                                         judge=ScriptedJudge({}))[0].removed}
+
+
+def test_a_site_pack_disables_a_generic_rule_for_its_sites_only(tmp_path) -> None:
+    from cleaners.rulepack import RulePackError
+
+    footer = "(c) 2024 Valley Herald"
+    text = "\n\n".join([TITLE, *PROSE[:3], footer]) + "\n"
+    judge = ScriptedJudge({})
+    rules = _site_pack(tmp_path, 'disable = ["legal.copyright"]\n')
+    assert footer in clean_document(text, rules, source="valleyherald.com", judge=judge).text
+    assert footer not in clean_document(text, rules, source="other.example", judge=judge).text
+    with pytest.raises(RulePackError, match=r"disable names \['legal.copyrite'\]"):
+        _site_pack(tmp_path, 'disable = ["legal.copyrite"]\n')
