@@ -416,8 +416,11 @@ def _check_examples(path: Path, rule: Rule) -> None:
     for example in rule.examples_drop:
         found = rule.matches(example)
         if found is None:
+            # A case-sensitive rule (its body not wrapped in "(?i:") that would match ignoring case: say so.
+            case = (" (case_sensitive = true: check the letter case)" if "(?i:" not in rule.anchored
+                    and re2.compile(f"(?i){rule.anchored}").fullmatch(example.strip()) is not None else "")
             raise _fail(path, f"rule {rule.id!r}: does not match its drop example {example!r} (or the example is "
-                              f"longer than max_chars = {rule.max_chars})")
+                              f"longer than max_chars = {rule.max_chars}){case}")
         if rule.action is Action.METADATA and not (found.group("value") or "").strip():
             raise _fail(path, f"rule {rule.id!r}: its drop example {example!r} gives an empty `value` group")
     for example in rule.examples_keep:
@@ -441,7 +444,9 @@ def load_pack(path: Path) -> RulePack:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise _fail(path, f"cannot read rule pack: {exc}") from exc
+        hint = (" (write regexes in single quotes, regex = '\\s+': in double quotes TOML reads a backslash as an "
+                "escape)" if "escape" in str(exc).lower() or "Unescaped" in str(exc) else "")
+        raise _fail(path, f"cannot read rule pack: {exc}{hint}") from exc
     meta = data.get("pack")
     if not isinstance(meta, dict) or not meta.get("name") or not meta.get("version"):
         raise _fail(path, "missing [pack] table with `name` and `version`")
@@ -530,9 +535,12 @@ def load_rules(paths: Iterable[Path | str] | None = None) -> RuleSet:
 def _check_unique(packs: Sequence[RulePack]) -> None:
     seen: dict[str, str] = {}
     for pack in packs:
-        if pack.name in {p.name for p in packs if p is not pack}:
-            raise RulePackError(f"{pack.path}: pack name {pack.name!r} is used by another pack too")
+        others = [p.path for p in packs if p is not pack and p.name == pack.name]
+        if others:
+            raise RulePackError(f"{pack.path}: pack name {pack.name!r} is used by {others[0]} too: rename one")
         for rule in pack.rules:
             if rule.id in seen:
-                raise RulePackError(f"{pack.path}: rule id {rule.id!r} is already defined in {seen[rule.id]}")
+                where = "this pack" if seen[rule.id] == pack.path else seen[rule.id]
+                raise RulePackError(f"{pack.path}: rule id {rule.id!r} is already defined in {where}: ids are unique "
+                                    "across the packs of a run (they name removals); rename one")
             seen[rule.id] = pack.path

@@ -84,6 +84,8 @@ examples.keep = ["Keep me"]
         ('sites = []\n' + RULE.format(pattern='literal = "Drop me"'), "sites = \\[\\] names no site"),
         ('[defaults]\nmax_chars = "80"\n' + RULE.format(pattern='literal = "Drop me"'),
          "\\[defaults\\]: max_chars must be a whole number"),
+        (RULE.format(pattern='literal = "drop me"\ncase_sensitive = true'), "check the letter case"),
+        (RULE.format(pattern='regex = "Drop\\s+me"'), "write regexes in single quotes"),
         ('disable = ["legal.copyright"]\n' + RULE.format(pattern='literal = "Drop me"'), "disable is for a site pack"),
         ('sites = ["a.example"]\ndisable = "legal.copyright"\n' + RULE.format(pattern='literal = "Drop me"'),
          "disable must be a list of rule ids"),
