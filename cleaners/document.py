@@ -562,6 +562,10 @@ def _finalize(prepared: _Prepared, config: CleanConfig, learned: _LearnedDrops |
         if len(doc.removed) > len(prepared.explicit) and kept_words / total_words < config.min_kept_share:
             doc.removed = dict(prepared.explicit)
             kept_words = all_words - words_of(doc.removed)
+    if total_words and kept_words / total_words < config.min_kept_share:
+        # The rule packs' removals alone leave little (a prefix rule on paragraphs, a cut marker too high):
+        # they are the rule writer's to fix, so they stay, but the row says it.
+        low_confidence = True
     clean = _laid_out_text(doc)
     return CleanResult(
         text=clean,

@@ -266,3 +266,15 @@ def test_a_pack_in_a_sites_folder_must_name_its_sites(tmp_path: Path) -> None:
     with pytest.raises(RulePackError, match="needs `sites") as info:
         load_rules([path])
     assert str(path) in str(info.value)
+
+
+def test_rules_that_remove_most_of_a_document_flag_the_row(tmp_path: Path) -> None:
+    """Rule removals are the writer's intent and stay, but a prefix rule that takes paragraphs shows in the row."""
+    prefix = RULE.format(pattern='literal = "ADVERTISEMENT"\nmatch = "prefix"\nmax_chars = 400')
+    rules = load_rules([_pack(tmp_path, prefix.replace("Drop me", "ADVERTISEMENT here"))])
+    body = [f"ADVERTISEMENT Paragraph {n} of the story, joined to the label by the scrape, with its words." for n in
+            range(6)]
+    result = clean_document("\n\n".join(["A short lede.", *body]), rules, source="x")
+    assert result.kept_ratio < 0.15 and result.low_confidence
+    fine = clean_document("\n\n".join(["A short lede.", "ADVERTISEMENT", *[b[14:] for b in body]]), rules, source="x")
+    assert not fine.low_confidence and fine.kept_ratio > 0.95  # only the label line went
