@@ -57,6 +57,7 @@ LEDGER_SCHEMA = pa.schema(
 )
 
 
+_PLAN = re.compile(r"/shard-(?P<shard>[0-9a-f]+)\.json$")
 _TEMPORARY = re.compile(r"\.[^/]+\.parquet\.tmp-[0-9a-f]{32}")
 
 
@@ -260,14 +261,31 @@ class OutputStore:
             if _TEMPORARY.fullmatch(path.rsplit("/", 1)[-1]) or path.endswith(".json.tmp"):
                 self.fs.rm(path)
                 report.orphans_removed.append(path)
-        if self.fs.exists(self.path("_state", "plans")):  # work orders of runs that died
-            self.fs.rm(self.path("_state", "plans"), recursive=True)
+        # A part without a ledger part is a dead run's leftover only when that run's work order (plan) for its
+        # shard is still here: runs remove their plans when they end. Any other such part was committed and lost
+        # its ledger part (removed by hand to drop old data): deleting it would lose rows that nothing records.
+        dead_shards = {match["shard"] for path in self._files("_state", "plans")
+                       if (match := _PLAN.search(path)) is not None}
         committed = set(self._parts("_state", "ledger"))
+        unaccounted: list[str] = []
         for folder in ("articles", "rejects"):
             for key, path in self._parts(folder).items():
-                if key not in committed:
+                if key in committed:
+                    continue
+                if key[1] in dead_shards:
                     self.fs.rm(path)
                     report.orphans_removed.append(path)
+                else:
+                    unaccounted.append(path)
+        if unaccounted:
+            raise OutputStateError(
+                f"{self.root}: {len(unaccounted)} article or reject part(s) have no ledger part and were not left "
+                f"by a run that died, e.g. {unaccounted[0]}: their ledger part under _state/ledger was removed. "
+                "Nothing was deleted. Put the ledger parts back; or, to drop that data, remove those parts as "
+                "well (to drop old data, remove articles/ and rejects/ partitions and keep _state/ledger: "
+                "docs/operations.md, Retention)")
+        if self.fs.exists(self.path("_state", "plans")):  # work orders of runs that died: their leftovers are gone
+            self.fs.rm(self.path("_state", "plans"), recursive=True)
         self._drop_superseded(report)
         # After the superseded rows went: a shard all of whose files were ingested again has no ledger part left,
         # and its counts go now (not at the next run), so no reader of the counts sees those files twice.
