@@ -177,6 +177,9 @@ class Selection(NamedTuple):
     fingerprints: dict[str, str]   # path -> content SHA-256, for the ledger
     replaced_shards: list[str]     # earlier shards whose line counts this run replaces
     moved_away: dict[str, str]     # earlier path -> the path of this run that replaces it (its rows go)
+    # Inputs ingested with other rules or another pipeline that this run was not given (raw files deleted, dated
+    # roots of other days): their rows keep the versions they were cleaned with.
+    on_other_versions: int
 
 
 def _select_changed(files: list[InputFile], store: OutputStore, rules_version: str, reprocess: bool) -> Selection:
@@ -232,7 +235,10 @@ def _select_changed(files: list[InputFile], store: OutputStore, rules_version: s
             todo.append(f)
             chosen.add(f.path)
     replaced = sorted({ingested[path].shard_id for path in chosen if path in ingested and ingested[path].counted})
-    return Selection(todo, fingerprints, replaced, _moved_away(files, ingested, chosen, moved_roots, identical))
+    given = {f.path for f in files}
+    older = sum(1 for path, entry in ingested.items() if path not in given and (
+        entry.rules_version != rules_version or entry.pipeline_version != PIPELINE_VERSION))
+    return Selection(todo, fingerprints, replaced, _moved_away(files, ingested, chosen, moved_roots, identical), older)
 
 
 def _moved_away(files: list[InputFile], ingested: dict[str, LedgerEntry], chosen: set[str],
@@ -353,7 +359,12 @@ def clean_articles(
             logger.warning("%d files under the output %s left out of the inputs (the output is inside an input "
                            "folder; keep them apart)", len(own), output)
             files = [f for f in files if not f.path.startswith(inside)]
-        todo, fingerprints, replaced_shards, moved_away = _select_changed(files, store, ruleset.version, reprocess)
+        todo, fingerprints, replaced_shards, moved_away, older = _select_changed(files, store, ruleset.version,
+                                                                                 reprocess)
+        if older:
+            logger.warning("%d ingested inputs not among this run's inputs keep rows of other rules or pipeline "
+                           "versions (raw files removed, or other input roots): give them to a run to clean them "
+                           "again (docs/operations.md, Upgrades)", older)
         shards = plan_shards(todo, target_bytes=int(shard_mb * 2**20), salt=f"{ruleset.version}|{PIPELINE_VERSION}")
         ingested_at = datetime.now(UTC)
         reporter = progress.current() or progress.LogReporter(logger)
@@ -409,6 +420,7 @@ def clean_articles(
         "superseded_rows": superseded.superseded_rows + retired,
         "rules_version": ruleset.version, "pipeline_version": PIPELINE_VERSION,
         "reject_reasons": dict(reasons), "removed_by_rule": dict(removed),
+        "inputs_on_other_versions": older,  # ingested earlier, not given to this run, other rules or pipeline
         "unread_fields": dict(unread),  # record fields given with a value that is not a readable date: left null
         "ingested_at": ingested_at.isoformat(), "seconds": round(time.perf_counter() - started, 3),
         "task_runner": runner_name,

@@ -79,6 +79,28 @@ def _articles(out: Path):
     return ds.dataset(out / "articles", format="parquet", partitioning="hive").to_table().sort_by("doc_id")
 
 
+def test_inputs_left_on_older_rules_are_counted_in_the_manifest(prefect_backend, tmp_path: Path) -> None:
+    """After a rules change, inputs whose raw files are gone keep the rows of the old rules: the run says how many."""
+    import shutil
+
+    from cleaners.rulepack import DEFAULT_RULES_DIR
+    from flows.clean import clean_articles
+
+    for day in ("2026-11-25", "2026-11-26"):
+        (tmp_path / day / "site.example").mkdir(parents=True)
+        (tmp_path / day / "site.example" / "story.txt").write_text(
+            f"Headline of {day}\n\nThe article of {day} is here, long enough to be an article paragraph.\n")
+    out = str(tmp_path / "out")
+    assert clean_articles(input=[str(tmp_path / "2026-11-25")], output=out)["inputs_on_other_versions"] == 0
+    rules = tmp_path / "rules"
+    shutil.copytree(DEFAULT_RULES_DIR, rules)
+    generic = rules / "generic.toml"
+    generic.write_text(generic.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
+    shutil.rmtree(tmp_path / "2026-11-25")
+    second = clean_articles(input=[str(tmp_path / "2026-11-26")], output=out, rules=[str(rules)])
+    assert second["inputs_on_other_versions"] == 1
+
+
 def test_rerun_adds_no_rows_and_a_changed_file_replaces_its_rows(prefect_backend, corpus: Path,
                                                                    tmp_path: Path) -> None:
     from flows.clean import clean_articles

@@ -74,7 +74,7 @@ def test_a_file_that_could_not_be_read_is_tried_again_on_the_next_run(tmp_path: 
     for opener in (failing, readable, readable):
         monkeypatch.setattr(readers, "open_input", opener)
         monkeypatch.setattr("flows.clean.open_input", opener)
-        todo, fingerprints, _, _ = _select_changed(discover([str(tmp_path / "in")]), store, rules.version, False)
+        todo, fingerprints, *_ = _select_changed(discover([str(tmp_path / "in")]), store, rules.version, False)
         now = datetime.now(UTC)
         for shard in plan_shards(todo, salt=rules.version):
             process_shard(shard, store, rules, now, partition_of(now), fingerprints)
@@ -152,7 +152,7 @@ def test_the_same_files_under_another_path_are_not_ingested_twice(tmp_path: Path
     store = OutputStore.open(str(tmp_path / "out"))
 
     def run(*roots: str) -> list[str]:
-        todo, fingerprints, _, moved_away = _select_changed(discover([str(tmp_path / root) for root in roots]),
+        todo, fingerprints, _, moved_away, _ = _select_changed(discover([str(tmp_path / root) for root in roots]),
                                                              store, rules.version, False)
         now = datetime.now(UTC)
         for shard in plan_shards(todo, salt=rules.version):
