@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
-from cleaners.boilerplate import LINE_COUNTS_SCHEMA, LineStats, is_current
+from cleaners.boilerplate import HISTORY_DOCS_PER_SOURCE, LINE_COUNTS_SCHEMA, LineStats, is_current
 from cleaners.parquet import AtomicParquetWriter
 
 STATE_VERSION = "1"
@@ -176,9 +176,24 @@ class OutputStore:
         ``without_shards``: shards whose counts are left out (their files are being counted again)."""
         # Without the sample `line` column: the counts do not need it, and it is most of each file.
         columns = ["source", "line_hash", "n_docs", "source_docs"]
-        tables = (self.read_table(p, columns) for (_, shard), p in self._parts("_state", "line_counts").items()
-                  if shard not in without_shards)
-        return LineStats.from_tables(tables, min_n_docs=min_n_docs, sources=sources)
+        parts = {shard: path for (_, shard), path in self._parts("_state", "line_counts").items()
+                 if shard not in without_shards}
+        tables = (self.read_table(parts[shard], columns) for shard in self._newest_first(parts))
+        return LineStats.from_tables(tables, min_n_docs=min_n_docs, sources=sources, window=HISTORY_DOCS_PER_SOURCE)
+
+    def _newest_first(self, shards: Iterable[str]) -> list[str]:
+        """Shards by when they were ingested, newest first: those not committed yet (this run's, counted before
+        they are cleaned) first, then by their ledger's latest ``ingested_at``; ties by shard id."""
+        latest: dict[str, Any] = {}
+        for path in self._parts("_state", "ledger").values():
+            table = self.read_table(path, ["shard_id", "ingested_at"])
+            for shard, moment in zip(table["shard_id"].to_pylist(), table["ingested_at"].to_pylist(), strict=True):
+                if shard not in latest or moment > latest[shard]:
+                    latest[shard] = moment
+        pending = sorted(shard for shard in shards if shard not in latest)
+        committed = sorted((shard for shard in shards if shard in latest), key=lambda shard: (latest[shard], shard),
+                           reverse=True)
+        return pending + committed
 
     @property
     def merged_line_stats_path(self) -> str:

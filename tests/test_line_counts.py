@@ -247,3 +247,34 @@ def test_clean_batch_cleans_with_the_keys_pass_one_computed(rules) -> None:
     assert any(row.rule == "learned.source-boilerplate" for row in expected[1].removed)
     with pytest.raises(ValueError, match="7 documents"):
         clean_documents(inputs, rules, line_stats=stats, line_keys=KeyedTexts.of(texts[:3]))
+
+
+def test_a_sources_template_is_learned_from_its_recent_history(tmp_path) -> None:
+    """Counts are summed newest shard first until a source has HISTORY_DOCS_PER_SOURCE documents: after a redesign
+    the new footer becomes template once the recent pages carry it, whatever the source's older history says."""
+    from datetime import UTC, datetime
+
+    from cleaners.boilerplate import HISTORY_DOCS_PER_SOURCE
+    from cleaners.store import OutputStore
+
+    store = OutputStore.open(str(tmp_path / "out"))
+    per_shard = HISTORY_DOCS_PER_SOURCE // 2 + 50
+    old, new = "Old footer | About us", "New footer | Contact"
+    shards = [("0000000000000001", 1, old, 3 * per_shard), ("0000000000000002", 2, new, per_shard),
+              ("0000000000000003", 3, new, per_shard)]
+    for shard, month, footer, n in shards:
+        store.write_line_counts(shard, _counter([("s.example", f"Story {shard} {i}\n{footer}\n") for i in range(n)])
+                                .to_table())
+        moment = datetime(2026, month, 1, tzinfo=UTC)
+        store.write_ledger(f"ingest_date=2026-0{month}-01", shard, [{
+            "input_file": f"/in/{shard}.jsonl", "size": 1, "mtime_ns": 1, "content_sha256": "x", "shard_id": shard,
+            "partition": f"ingest_date=2026-0{month}-01", "rules_version": "r", "pipeline_version": "p",
+            "n_inputs": n, "n_articles": n, "n_rejects": 0, "ingested_at": moment}])
+    stats = store.line_stats()
+    assert stats.source_docs == {"s.example": 2 * per_shard}  # the two newest shards: the window is full
+    assert stats.n_docs("s.example", line_keys([new, old])[0]).tolist() == [2 * per_shard, 0]
+    # A shard counted by this run, not committed yet, is the newest of all.
+    store.write_line_counts("0000000000000004", _counter([("s.example", f"Story {i}\n{old}\n")
+                                                          for i in range(per_shard)]).to_table())
+    stats = store.line_stats()
+    assert stats.n_docs("s.example", line_keys([new, old])[0]).tolist() == [per_shard, per_shard]
