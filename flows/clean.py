@@ -203,7 +203,6 @@ def _select_changed(files: list[InputFile], store: OutputStore, rules_version: s
     fingerprints: dict[str, str] = {}
     taken: set[tuple[str, str]] = set()  # (path below the root, content hash) of this run's files
     moved_roots: dict[str, set[str]] = {}  # a root of this run -> earlier roots its identical files were ingested under
-    identical: dict[str, list[str]] = {}  # a file of this run -> earlier paths of its bytes at its path below root
     for f in files:
         entry = entries.get(f.path)
         # No content hash: the file could not be read when it was ingested (cleaners.shard); try it again.
@@ -216,8 +215,6 @@ def _select_changed(files: list[InputFile], store: OutputStore, rules_version: s
         earlier = [path for path in ingested_as.get(sha, ()) if path != f.path and path.endswith("/" + f.relpath)]
         for path in earlier:
             moved_roots.setdefault(f.path[:-len(f.relpath)], set()).add(path[:-len(f.relpath)])
-        if earlier:
-            identical[f.path] = earlier
         if sha and ((f.relpath, sha) in taken or any(is_current.get(path, False) for path in earlier)):
             continue  # the same input under another path
         taken.add((f.relpath, sha))
@@ -238,11 +235,11 @@ def _select_changed(files: list[InputFile], store: OutputStore, rules_version: s
     given = {f.path for f in files}
     older = sum(1 for path, entry in ingested.items() if path not in given and (
         entry.rules_version != rules_version or entry.pipeline_version != PIPELINE_VERSION))
-    return Selection(todo, fingerprints, replaced, _moved_away(files, ingested, chosen, moved_roots, identical), older)
+    return Selection(todo, fingerprints, replaced, _moved_away(files, ingested, chosen, moved_roots), older)
 
 
 def _moved_away(files: list[InputFile], ingested: dict[str, LedgerEntry], chosen: set[str],
-                moved_roots: dict[str, set[str]], identical: dict[str, list[str]] | None = None) -> dict[str, str]:
+                moved_roots: dict[str, set[str]]) -> dict[str, str]:
     """Earlier paths that files of this run replace: ``{old path: new path}``, their rows to go once the new ones
     are committed (:meth:`cleaners.store.OutputStore.retire`).
 
@@ -251,17 +248,11 @@ def _moved_away(files: list[InputFile], ingested: dict[str, LedgerEntry], chosen
       ``--reprocess``) or was ingested before replaces the same path under the earlier root, when that path no
       longer exists and this run was not given it. Without such evidence nothing is replaced: dated input roots
       whose raw files are deleted after ingestion hold different articles under the same names.
-    - A file ingested now whose same bytes were ingested under another root at the same path below it (a copy of
-      the tree, given alone with ``--reprocess`` or new rules): the same input with the same ``doc_id``, so its
-      new rows replace the earlier path's, also when that path still exists (``identical``).
     - A folder that could not be listed (an `unreadable` reject under the folder's path), now listed: this run's
       files below it replace that reject.
     """
     given = {f.path for f in files}
     moved: dict[str, str] = {}
-    for new, olds in (identical or {}).items():
-        if new in chosen:
-            moved.update((old, new) for old in olds if old not in given)
     for f in files:
         if f.path not in chosen and f.path not in ingested:
             continue

@@ -231,49 +231,6 @@ def test_a_changed_file_of_a_moved_tree_replaces_its_old_path_and_dated_roots_ar
     assert rows(dated) == [("site.example/feed.txt", "2026-11-25"), ("site.example/feed.txt", "2026-11-26")]
 
 
-def test_a_copy_reprocessed_on_its_own_replaces_its_originals_rows(tmp_path: Path) -> None:
-    """A copy of an ingested tree, given alone with --reprocess (or new rules): its files are the same inputs (same
-    bytes, same path below the root, same doc_id), so their new rows replace the original path's, which still
-    exists; a file changed in the copy is another version, and the original's row stays."""
-    import shutil
-    from datetime import UTC, datetime
-
-    import pyarrow.dataset as ds
-
-    from cleaners.readers import discover
-    from cleaners.rulepack import load_rules
-    from cleaners.shard import plan_shards, process_shard
-    from cleaners.store import partition_of
-    from flows.clean import _select_changed
-
-    rules = load_rules()
-    store = OutputStore.open(str(tmp_path / "out"))
-    for name in ("a", "b"):
-        (tmp_path / "in" / "site.example").mkdir(parents=True, exist_ok=True)
-        (tmp_path / "in" / "site.example" / f"{name}.txt").write_text(
-            f"Headline {name}\n\nThe body of article {name} is here, long enough to be an article paragraph.\n")
-
-    def run(root: str, reprocess: bool) -> None:
-        selection = _select_changed(discover([str(tmp_path / root)]), store, rules.version, reprocess)
-        now = datetime.now(UTC)
-        for shard in plan_shards(selection.todo, salt=str(now)):
-            process_shard(shard, store, rules, now, partition_of(now), selection.fingerprints)
-        store.retire(selection.moved_away)
-        store.recover()
-
-    def rows() -> list[tuple[str, str]]:
-        table = ds.dataset(store.path("articles"), partitioning="hive").to_table()
-        return sorted(zip(table["input_id"].to_pylist(), [p.split("/")[-3] for p in table["input_file"].to_pylist()],
-                          strict=True))
-
-    run("in", reprocess=False)
-    shutil.copytree(tmp_path / "in", tmp_path / "copy")
-    (tmp_path / "copy" / "site.example" / "b.txt").write_text("Headline b\n\nA corrected body of article b, here.\n")
-    run("copy", reprocess=True)
-    assert rows() == [("site.example/a.txt", "copy"), ("site.example/b.txt", "copy"), ("site.example/b.txt", "in")]
-    assert (tmp_path / "in" / "site.example" / "a.txt").exists()  # the original is still there: nothing touched it
-
-
 def test_a_folder_listed_again_replaces_its_unreadable_reject(tmp_path: Path, monkeypatch) -> None:
     """A folder that could not be listed is an `unreadable` reject under the folder's path; once it can be listed,
     its files are read and that reject goes (the folder's path is never an input again, so nothing else would)."""
