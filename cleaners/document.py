@@ -76,6 +76,7 @@ class _Lines:
     # A step held back from removing most of the document (a cut marker above most of its words): the row is
     # flagged low_confidence, as when the safety valve undoes the learned steps.
     held_back: bool = False
+    cut_words: int = 0  # words of the lines a cut_rest marker removed (a comment thread): not counted as eaten
     # Lines a keep rule protects: article text no later step removes.
     protected: set[int] = field(default_factory=set)
 
@@ -136,9 +137,9 @@ def _rule_lines(doc: _Lines, top: list[int], program: RuleProgram, screened: Seq
         if i not in candidates:
             continue
         line = doc.stripped[i]
-        acting = next((rule for rule in program.matching_rules(line) if rule.in_zone(rank, n_alive - 1 - rank)
-                       and not (rule.keep_table_rows and in_pipe_table(doc.stripped, i))), None)
-        if acting is not None and acting.action is not Action.KEEP:
+        acting = [rule.action for rule in program.matching_rules(line) if rule.in_zone(rank, n_alive - 1 - rank)
+                  and not (rule.keep_table_rows and in_pipe_table(doc.stripped, i))]
+        if acting and Action.KEEP not in acting:  # a keep rule's line is article text
             ruled.add(i)
     return ruled
 
@@ -217,15 +218,20 @@ def _move_metadata(doc: _Lines, i: int, rule: Rule, metadata: dict[str, str]) ->
     return True
 
 
-def apply_rules(doc: _Lines, program: RuleProgram, screened: Sequence[int], line_words: np.ndarray | None = None,
-                min_kept_share: float = 0.0) -> dict[str, str]:
+# A cut_rest marker cuts only below a line of article prose: at least this many words on a line above it.
+CUT_NEEDS_WORDS_ABOVE = 10
+
+
+def apply_rules(doc: _Lines, program: RuleProgram, screened: Sequence[int],
+                line_words: np.ndarray | None = None) -> dict[str, str]:
     """Drop the lines that rule-pack rules match; return metadata values the rules extracted.
 
     ``screened``: the indices of the lines that passed ``program``'s screens, screened for a whole batch at
     once (:func:`_screen_batch`, :meth:`RuleProgram.screen_lines`); the rules are tried on those lines only.
-    A ``cut_rest`` marker with less than ``min_kept_share`` of the document's words above it (``line_words``:
-    each line's word count) is a comment count under the byline, not the start of the comments: only the marker
-    line goes, and the document is flagged (``doc.held_back``).
+    A line that a keep rule matches stays, whatever other rules match it. A ``cut_rest`` marker with no line of
+    ``CUT_NEEDS_WORDS_ABOVE`` words above it (``line_words``: each line's word count) is a comment count under the
+    byline, not the start of the comments: only the marker line goes, the document is flagged
+    (``doc.held_back``), and the rules go on below it (a lower marker may cut).
     """
     metadata: dict[str, str] = {}
     if program.screen is None or not screened:
@@ -238,36 +244,31 @@ def apply_rules(doc: _Lines, program: RuleProgram, screened: Sequence[int], line
     cut_from: tuple[int, Rule] | None = None
     for rank, i in hits:
         line = doc.stripped[i]
-        for rule in program.matching_rules(line):
-            if not rule.in_zone(rank, n - 1 - rank):
-                continue
-            if rule.keep_table_rows and in_pipe_table(doc.stripped, i):
-                continue
-            if rule.action is Action.KEEP:
-                doc.protected.add(i)
-            elif rule.action is Action.METADATA and rule.metadata_column:
+        acting = [rule for rule in program.matching_rules(line) if rule.in_zone(rank, n - 1 - rank)
+                  and not (rule.keep_table_rows and in_pipe_table(doc.stripped, i))]
+        if any(rule.action is Action.KEEP for rule in acting):
+            doc.protected.add(i)  # a keep rule wins over every other rule, in any pack and in any order
+            continue
+        for rule in acting:
+            if rule.action is Action.METADATA and rule.metadata_column:
                 if not _move_metadata(doc, i, rule, metadata):
                     continue  # "Region:" with nothing after it: no value to keep, so no match
             elif rule.action is Action.CUT_REST:
-                cut_from = (i, rule)
-                doc.remove(i, rule.id, rule.why)
+                above = line_words[:i][alive[:i]] if line_words is not None else None
+                if above is not None and (not len(above) or int(above.max()) < CUT_NEEDS_WORDS_ABOVE):
+                    doc.removed[i] = (i + 1, line, rule.id,
+                                      f"{rule.why} (nothing below it was cut: no line of {CUT_NEEDS_WORDS_ABOVE} "
+                                      "words or more is above this marker, so it is not where the article ends; "
+                                      "row flagged low_confidence)")
+                    doc.held_back = True
+                else:
+                    cut_from = (i, rule)
+                    doc.remove(i, rule.id, rule.why)
             else:
                 doc.remove(i, rule.id, rule.why)
             break
         if cut_from is not None:
             break
-    if cut_from is not None and line_words is not None and min_kept_share > 0:
-        start, rule = cut_from
-        titled = [i for i, removal in doc.removed.items() if removal[2] == TITLE_RULE]
-        total = int(line_words.sum() - line_words[titled].sum())
-        above = int(line_words[:start][alive[:start]].sum())  # the lines still in the text: no title
-        if total and above < min_kept_share * total:
-            doc.removed[start] = (start + 1, doc.stripped[start], rule.id,
-                                  f"{rule.why} (nothing below it was cut: only {above / total:.0%} of the document's "
-                                  "words are above this marker, so it is not where the article ends; row flagged "
-                                  "low_confidence)")
-            doc.held_back = True
-            cut_from = None
     if cut_from is not None:
         start, rule = cut_from
         for i in range(start + 1, len(doc.lines)):
@@ -286,6 +287,8 @@ def apply_rules(doc: _Lines, program: RuleProgram, screened: Sequence[int], line
                     and _move_metadata(doc, i, found, metadata) for found in program.matching_rules(line)):
                 continue
             doc.remove(i, rule.id, f"after the marker on line {start + 1}: {rule.why}")
+            if line_words is not None:
+                doc.cut_words += int(line_words[i])
     return metadata
 
 
@@ -481,7 +484,7 @@ def _prepare_batch(items: Sequence[DocumentInput], rules: RuleSet, config: Clean
     prepared = []
     for item, doc, title, program, hits, (normalized, fixed), doc_keys, line_words in zip(
             items, docs, titles, programs, screened, normalized_texts, keyed, word_counts, strict=True):
-        metadata = apply_rules(doc, program, hits, line_words, config.min_kept_share)
+        metadata = apply_rules(doc, program, hits, line_words)
         explicit = dict(doc.removed)
         template = None
         if doc_keys is not None and len(doc_keys[0]) == len(doc.lines):
@@ -562,9 +565,10 @@ def _finalize(prepared: _Prepared, config: CleanConfig, learned: _LearnedDrops |
         if len(doc.removed) > len(prepared.explicit) and kept_words / total_words < config.min_kept_share:
             doc.removed = dict(prepared.explicit)
             kept_words = all_words - words_of(doc.removed)
-    if total_words and kept_words / total_words < config.min_kept_share:
-        # The rule packs' removals alone leave little (a prefix rule on paragraphs, a cut marker too high):
-        # they are the rule writer's to fix, so they stay, but the row says it.
+    judged = total_words - doc.cut_words  # a comment thread cut below the article is not the article eaten
+    if judged > 0 and kept_words / judged < config.min_kept_share:
+        # The rule packs' removals alone leave little (a prefix rule on paragraphs): they are the rule writer's
+        # to fix, so they stay, but the row says it.
         low_confidence = True
     clean = _laid_out_text(doc)
     return CleanResult(

@@ -435,8 +435,10 @@ def _flag(path: Path, rule_id: str, spec: dict, key: str) -> bool:
     return value
 
 
-# What a host or source name never holds: a URL's scheme, path or port, a wildcard, a trailing dot.
-_NOT_A_SOURCE = re.compile(r"[/:*?\\]|\.$")
+# What a `sites` entry never is: a URL ("https://…"), a wildcard, or a host name with a path, a port or a trailing dot
+# ("valleyherald.com/", "valleyherald.com:443", "valleyherald.com."). Other names are sources too: a record's
+# declared "Acme Inc." or "Reuters: Business", a folder path "feeds/wire".
+_NOT_A_SOURCE = re.compile(r"://|\*|^(?:[a-z0-9-]+\.)+[a-z][a-z0-9-]*(?:[/:].*|\.)$", re.IGNORECASE)
 
 
 def load_pack(path: Path) -> RulePack:
@@ -472,7 +474,7 @@ def load_pack(path: Path) -> RulePack:
                           "for a pack that applies to every source")
     for site in sites:
         if _NOT_A_SOURCE.search(site.strip()):
-            raise _fail(path, f"[pack]: sites entry {site!r} is not a source name: write the host as the `source` "
+            raise _fail(path, f"[pack]: sites entry {site!r} is not a source name: write a host as the `source` "
                               "column has it, as sites = [\"example.com\"] (no scheme, path, port, wildcard or "
                               "trailing dot; a pack for a host applies to its subdomains too)")
     disable = meta.get("disable", [])

@@ -241,22 +241,27 @@ def test_a_rules_folder_without_packs_is_refused_and_a_pack_given_twice_is_read_
     assert len(load_rules([tmp_path, path]).packs) == 1
 
 
-def test_a_cut_marker_above_most_of_the_article_cuts_nothing_and_flags_the_row(tmp_path: Path) -> None:
+def test_a_cut_marker_above_the_article_cuts_nothing_and_a_lower_one_still_cuts(tmp_path: Path) -> None:
     """A "3 Comments" count under the byline is not where the comments begin: cutting there would take the
-    article. Only the marker goes, the row is flagged and the reason says why; lower down the same rule cuts."""
-    cut = (RULE.format(pattern="regex = '\\d+ Comments?'\naction = 'cut_rest'")
+    article. Only the marker goes, the row is flagged and the reason says why, and the rules go on below it:
+    the "Leave a Reply" under the article cuts. A short article above a long thread is still cut from its marker."""
+    cut = (RULE.format(pattern="regex = '\\d+ Comments?|Leave a Reply'\naction = 'cut_rest'")
            .replace("Drop me", "3 Comments").replace("Keep me", "Comments are closed on weekends for moderation."))
     rules = load_rules([_pack(tmp_path, cut)])
     body = [f"Paragraph {n} of the story, with enough words in it to be a real part of the article text." for n in
             range(6)]
-    high = clean_document("\n\n".join(["By Ann Lee", "3 Comments", *body]), rules, source="x")
-    assert all(paragraph in high.text for paragraph in body)
+    high = clean_document("\n\n".join(["By Ann Lee", "3 Comments", *body, "Leave a Reply", "Great piece!"]),
+                          rules, source="x")
+    assert all(paragraph in high.text for paragraph in body) and "Great piece!" not in high.text
     assert high.low_confidence
-    [marker] = [r for r in high.removed if r.rule == "x.y"]
-    assert marker.text == "3 Comments" and "nothing below it was cut" in marker.reason
-    low = clean_document("\n\n".join([*body, "3 Comments", "Great piece!", "Disagree, strongly."]), rules, source="x")
-    assert low.text.endswith(body[-1]) and "Great piece!" not in low.text
-    assert not low.low_confidence
+    [held, cut_at] = [r for r in high.removed if r.rule == "x.y"][:2]
+    assert held.text == "3 Comments" and "nothing below it was cut" in held.reason
+    assert cut_at.text == "Leave a Reply"
+    thread = [f"Comment {n}: I agree with every word of this, and I have more to say about it." for n in range(40)]
+    short = clean_document("\n\n".join([body[0], "Leave a Reply", *thread]), rules, source="x")
+    assert short.text == body[0]
+    assert not short.low_confidence  # a thread cut below the article is not the article eaten
+
 
 
 def test_a_pack_in_a_sites_folder_must_name_its_sites(tmp_path: Path) -> None:
@@ -278,3 +283,22 @@ def test_rules_that_remove_most_of_a_document_flag_the_row(tmp_path: Path) -> No
     assert result.kept_ratio < 0.15 and result.low_confidence
     fine = clean_document("\n\n".join(["A short lede.", "ADVERTISEMENT", *[b[14:] for b in body]]), rules, source="x")
     assert not fine.low_confidence and fine.kept_ratio > 0.95  # only the label line went
+
+
+def test_a_keep_rule_wins_over_a_drop_rule_listed_before_it(tmp_path: Path) -> None:
+    drop = (RULE.format(pattern='literal = "Editor\'s note"\nmatch = "prefix"\nmax_chars = 300')
+            .replace("Drop me", "Editor's note: ad").replace("Keep me", "Editors notes"))
+    keep = (RULE.format(pattern="regex = 'Editor.s note: this story was updated.*'\naction = 'keep'\nmax_chars = 300")
+            .replace('"x.y"', '"x.keep"').replace("Drop me", "Editor's note: this story was updated on Monday.")
+            .replace("Keep me", "Editor's note: sponsored"))
+    rules = load_rules([_pack(tmp_path, drop + keep)])
+    note = "Editor's note: this story was updated on Monday to correct the date of the vote."
+    body = "The council voted to rebuild the bridge, with work to begin in the spring of next year."
+    result = clean_document(f"{body}\n\n{note}\n\nEditor's note: sponsored content below.", rules, source="x")
+    assert note in result.text and "sponsored content" not in result.text
+
+
+@pytest.mark.parametrize("site", ["feeds/wire", "Acme Inc.", "Reuters: Business", "news.bbc.co.uk"])
+def test_source_names_that_are_not_hosts_are_accepted_in_sites(tmp_path: Path, site: str) -> None:
+    rules = load_rules([_pack(tmp_path, f'sites = ["{site}"]\n' + RULE.format(pattern='literal = "Drop me"'))])
+    assert rules.packs[0].applies_to(site) and not rules.packs[0].applies_to("other.example")
