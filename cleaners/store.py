@@ -86,6 +86,7 @@ def _uncounted(content_sha256: str, n_inputs: int, n_articles: int) -> bool:
 @dataclass(slots=True)
 class RecoveryReport:
     orphans_removed: list[str] = field(default_factory=list)
+    quarantined: list[str] = field(default_factory=list)  # committed-looking parts moved to _state/quarantine
     superseded_rows: int = 0
     rewritten_files: list[str] = field(default_factory=list)
 
@@ -276,13 +277,12 @@ class OutputStore:
             if _TEMPORARY.fullmatch(path.rsplit("/", 1)[-1]) or path.endswith(".json.tmp"):
                 self.fs.rm(path)
                 report.orphans_removed.append(path)
-        # A part without a ledger part is a dead run's leftover only when that run's work order (plan) for its
-        # shard is still here: runs remove their plans when they end. Any other such part was committed and lost
-        # its ledger part (removed by hand to drop old data): deleting it would lose rows that nothing records.
+        # A part without a ledger part is a dead run's leftover when that run's work order (plan) for its shard is
+        # still here (runs remove their plans when they end): deleted. Any other such part may hold committed rows
+        # that lost their ledger part: quarantined, never deleted.
         dead_shards = {match["shard"] for path in self._files("_state", "plans")
                        if (match := _PLAN.search(path)) is not None}
         committed = set(self._parts("_state", "ledger"))
-        unaccounted: list[str] = []
         for folder in ("articles", "rejects"):
             for key, path in self._parts(folder).items():
                 if key in committed:
@@ -291,14 +291,13 @@ class OutputStore:
                     self.fs.rm(path)
                     report.orphans_removed.append(path)
                 else:
-                    unaccounted.append(path)
-        if unaccounted:
-            raise OutputStateError(
-                f"{self.root}: {len(unaccounted)} article or reject part(s) have no ledger part and were not left "
-                f"by a run that died, e.g. {unaccounted[0]}: their ledger part under _state/ledger was removed. "
-                "Nothing was deleted. Put the ledger parts back; or, to drop that data, remove those parts as "
-                "well (to drop old data, remove articles/ and rejects/ partitions and keep _state/ledger: "
-                "docs/operations.md, Retention)")
+                    # Moved out of the dataset, not deleted: a part whose ledger part was removed by hand, or one
+                    # a pool worker wrote after its run died and this output was recovered. Its inputs are not in
+                    # the ledger, so a run given them ingests them again; the part is kept for whoever checks.
+                    target = self.path("_state", "quarantine", path[len(self.root) + 1:])
+                    self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+                    self.fs.mv(path, target)
+                    report.quarantined.append(target)
         if self.fs.exists(self.path("_state", "plans")):  # work orders of runs that died: their leftovers are gone
             self.fs.rm(self.path("_state", "plans"), recursive=True)
         self._drop_superseded(report)

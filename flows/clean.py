@@ -342,6 +342,11 @@ def clean_articles(
         if recovery.orphans_removed or recovery.superseded_rows:
             logger.info("recovered output: %d orphan files removed, %d superseded rows dropped",
                         len(recovery.orphans_removed), recovery.superseded_rows)
+        if recovery.quarantined:
+            logger.warning("%d article or reject parts had no ledger part and no dead run's work order (their ledger "
+                           "part removed by hand, or written by a worker after its run died): moved out of the "
+                           "dataset to %s; their inputs are ingested again when given (docs/operations.md, 6a)",
+                           len(recovery.quarantined), store.path("_state", "quarantine"))
         files = discover([input] if isinstance(input, str) else input)
         # An output inside an input folder is not input: its Parquet and state files would come back as rejects.
         inside = store.fs.unstrip_protocol(store.root).rstrip("/") + "/" if not store.is_local else store.root + "/"
@@ -411,7 +416,8 @@ def clean_articles(
         "superseded_rows": superseded.superseded_rows + retired,
         "rules_version": ruleset.version, "pipeline_version": PIPELINE_VERSION,
         "reject_reasons": dict(reasons), "removed_by_rule": dict(removed),
-        "inputs_on_other_versions": older,  # ingested earlier, not given to this run, other rules or pipeline
+        "inputs_on_other_versions": older,
+        "quarantined_parts": recovery.quarantined,  # ingested earlier, not given to this run, other rules or pipeline
         "unread_fields": dict(unread),  # record fields given with a value that is not a readable date: left null
         "ingested_at": ingested_at.isoformat(), "seconds": round(time.perf_counter() - started, 3),
         "task_runner": runner_name,

@@ -518,14 +518,15 @@ def test_a_write_in_progress_is_invisible_to_folder_readers(tmp_path: Path) -> N
         writing.__exit__(None, None, None)
 
 
-def test_parts_whose_ledger_was_removed_by_hand_are_kept_and_named(tmp_path: Path, rules) -> None:
-    """Only a dead run's leftovers go: a part without a ledger part whose shard has a plan of a run that died. A
-    committed part whose ledger part someone removed (to drop old data) is not deleted: the run stops and says so."""
+def test_parts_whose_ledger_was_removed_by_hand_are_quarantined_not_deleted(tmp_path: Path, rules) -> None:
+    """Only a dead run's leftovers are deleted: a part without a ledger part whose shard has a plan of a run that died.
+    A committed part whose ledger part someone removed (or one a pool worker wrote after its run died and the output
+    was recovered) is moved out of the dataset into _state/quarantine, never deleted, and the run goes on."""
     from datetime import UTC, datetime
 
     from cleaners.readers import discover
     from cleaners.shard import Shard, process_shard, shard_id_of
-    from cleaners.store import OutputStateError, OutputStore, partition_of
+    from cleaners.store import OutputStore, partition_of
     from tests.bad_inputs import ARTICLE
 
     source = tmp_path / "in"
@@ -534,18 +535,24 @@ def test_parts_whose_ledger_was_removed_by_hand_are_kept_and_named(tmp_path: Pat
     store = OutputStore.open(str(tmp_path / "out"))
     files = discover([str(source)])
     shard = Shard(shard_id_of(files), tuple(files))
-    moment = datetime.now(UTC)
-    process_shard(shard, store, rules, moment, partition_of(moment), {f.path: "" for f in files})
-    ledger = store.ledger_path(partition_of(moment), shard.shard_id)
-    Path(ledger).unlink()
-    with pytest.raises(OutputStateError, match="2 article or reject part\\(s\\) have no ledger part"):
-        store.recover()
-    assert len(_parts_without_ledger(tmp_path / "out")) == 2  # articles and rejects parts, both kept
-    # The same parts with a plan of a run that died: that run's leftovers, removed.
+
+    def ingest_without_ledger() -> None:
+        moment = datetime.now(UTC)
+        process_shard(shard, store, rules, moment, partition_of(moment), {f.path: "" for f in files})
+        Path(store.ledger_path(partition_of(moment), shard.shard_id)).unlink()
+
+    ingest_without_ledger()  # with a plan of a run that died: that run's leftovers, deleted
     store.write_plan("20260101T000000000000Z-dead0000", shard.shard_id, {"shard_id": shard.shard_id})
     report = store.recover()
-    assert len(report.orphans_removed) >= 2 and _parts_without_ledger(tmp_path / "out") == []
-    assert not (tmp_path / "out" / "_state" / "plans").exists()
+    assert len(report.orphans_removed) >= 2 and not report.quarantined
+    assert _parts_without_ledger(tmp_path / "out") == [] and not (tmp_path / "out" / "_state" / "plans").exists()
+    ingest_without_ledger()  # no plan: kept aside
+    report = store.recover()
+    assert len(report.quarantined) == 2 and _parts_without_ledger(tmp_path / "out") == []
+    kept = sorted((tmp_path / "out" / "_state" / "quarantine").rglob("part-*.parquet"))
+    assert [p.parent.parent.name for p in kept] == ["articles", "rejects"]
+    assert pq.read_table(kept[0]).num_rows == 1
+
 
 
 def test_a_fully_superseded_shard_leaves_no_files(tmp_path: Path, rules) -> None:
