@@ -183,18 +183,25 @@ class OutputStore:
         return LineStats.from_tables(tables, min_n_docs=min_n_docs, sources=sources, window=HISTORY_DOCS_PER_SOURCE)
 
     def _newest_first(self, shards: Iterable[str]) -> list[str]:
-        """Shards by when they were ingested, newest first: those not committed yet (this run's, counted before
-        they are cleaned) first, then by their ledger's latest ``ingested_at``; ties by shard id."""
-        latest: dict[str, Any] = {}
+        """Shards by how recent their inputs are, newest first: each shard's latest input modification time, from
+        the ledger (committed shards) or from this run's work orders (shards counted, not committed yet). Not by
+        when they were ingested: a --reprocess or an upgrade ingests a source's whole history at once. A shard
+        known to neither (a library caller's) comes first; ties go by shard id."""
+        newest: dict[str, int] = {}
         for path in self._parts("_state", "ledger").values():
-            table = self.read_table(path, ["shard_id", "ingested_at"])
-            for shard, moment in zip(table["shard_id"].to_pylist(), table["ingested_at"].to_pylist(), strict=True):
-                if shard not in latest or moment > latest[shard]:
-                    latest[shard] = moment
-        pending = sorted(shard for shard in shards if shard not in latest)
-        committed = sorted((shard for shard in shards if shard in latest), key=lambda shard: (latest[shard], shard),
-                           reverse=True)
-        return pending + committed
+            table = self.read_table(path, ["shard_id", "mtime_ns"])
+            for shard, mtime in zip(table["shard_id"].to_pylist(), table["mtime_ns"].to_pylist(), strict=True):
+                newest[shard] = max(newest.get(shard, mtime), mtime)
+        for path in self._files("_state", "plans"):
+            if _PLAN.search(path) is None:
+                continue
+            try:
+                plan = self.read_plan(path)
+            except (OSError, ValueError):  # a plan being written, or left half-written by a dead run
+                continue
+            if plan.get("files"):
+                newest[plan["shard_id"]] = max(int(f["mtime_ns"]) for f in plan["files"])
+        return sorted(shards, key=lambda shard: (shard in newest, -newest.get(shard, 0), shard))
 
     @property
     def merged_line_stats_path(self) -> str:

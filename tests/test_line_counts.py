@@ -265,16 +265,20 @@ def test_a_sources_template_is_learned_from_its_recent_history(tmp_path) -> None
     for shard, month, footer, n in shards:
         store.write_line_counts(shard, _counter([("s.example", f"Story {shard} {i}\n{footer}\n") for i in range(n)])
                                 .to_table())
-        moment = datetime(2026, month, 1, tzinfo=UTC)
         store.write_ledger(f"ingest_date=2026-0{month}-01", shard, [{
-            "input_file": f"/in/{shard}.jsonl", "size": 1, "mtime_ns": 1, "content_sha256": "x", "shard_id": shard,
+            "input_file": f"/in/{shard}.jsonl", "size": 1, "mtime_ns": month, "content_sha256": "x", "shard_id": shard,
             "partition": f"ingest_date=2026-0{month}-01", "rules_version": "r", "pipeline_version": "p",
-            "n_inputs": n, "n_articles": n, "n_rejects": 0, "ingested_at": moment}])
+            "n_inputs": n, "n_articles": n, "n_rejects": 0, "ingested_at": datetime(2026, 3, 1, tzinfo=UTC)}])
     stats = store.line_stats()
     assert stats.source_docs == {"s.example": 2 * per_shard}  # the two newest shards: the window is full
     assert stats.n_docs("s.example", line_keys([new, old])[0]).tolist() == [2 * per_shard, 0]
-    # A shard counted by this run, not committed yet, is the newest of all.
+    # All ingested at once (a --reprocess, an upgrade): the order is the inputs' modification times, not the run's.
+    # A shard counted by this run, not committed yet, is ordered by its work order's files.
     store.write_line_counts("0000000000000004", _counter([("s.example", f"Story {i}\n{old}\n")
                                                           for i in range(per_shard)]).to_table())
-    stats = store.line_stats()
-    assert stats.n_docs("s.example", line_keys([new, old])[0]).tolist() == [per_shard, per_shard]
+    store.write_plan("run", "0000000000000004", {"shard_id": "0000000000000004",
+                                                 "files": [{"path": "/in/4.jsonl", "mtime_ns": 0}]})
+    assert store.line_stats().n_docs("s.example", line_keys([new, old])[0]).tolist() == [2 * per_shard, 0]
+    store.write_plan("run", "0000000000000004", {"shard_id": "0000000000000004",
+                                                 "files": [{"path": "/in/4.jsonl", "mtime_ns": 9}]})
+    assert store.line_stats().n_docs("s.example", line_keys([new, old])[0]).tolist() == [per_shard, per_shard]
