@@ -76,7 +76,6 @@ class _Lines:
     # A step held back from removing most of the document (a cut marker above most of its words): the row is
     # flagged low_confidence, as when the safety valve undoes the learned steps.
     held_back: bool = False
-    cut_words: int = 0  # words of the lines a cut_rest marker removed (a comment thread): not counted as eaten
     # Lines a keep rule protects: article text no later step removes.
     protected: set[int] = field(default_factory=set)
 
@@ -218,8 +217,21 @@ def _move_metadata(doc: _Lines, i: int, rule: Rule, metadata: dict[str, str]) ->
     return True
 
 
-# A cut_rest marker cuts only below a line of article prose: at least this many words on a line above it.
+# A cut_rest marker cuts only below article text: a line of at least this many words above it, and at least this
+# share of the document's words (those still in the text) above it. A dek over the body above a comment count is
+# neither; a short article above a long thread is kept whole and flagged (the cautious failure: junk kept, not text
+# eaten).
 CUT_NEEDS_WORDS_ABOVE = 10
+CUT_NEEDS_SHARE_ABOVE = 0.05
+
+
+def _text_above(doc: _Lines, marker: int, line_words: np.ndarray) -> bool:
+    """Whether the lines still in the text above line ``marker`` hold article text (``CUT_NEEDS_*``)."""
+    still = doc.alive()
+    above = line_words[:marker][still[:marker]]
+    total = int(line_words[still].sum())
+    return bool(len(above)) and int(above.max()) >= CUT_NEEDS_WORDS_ABOVE and \
+        int(above.sum()) >= CUT_NEEDS_SHARE_ABOVE * total
 
 
 def apply_rules(doc: _Lines, program: RuleProgram, screened: Sequence[int],
@@ -254,12 +266,12 @@ def apply_rules(doc: _Lines, program: RuleProgram, screened: Sequence[int],
                 if not _move_metadata(doc, i, rule, metadata):
                     continue  # "Region:" with nothing after it: no value to keep, so no match
             elif rule.action is Action.CUT_REST:
-                above = line_words[:i][alive[:i]] if line_words is not None else None
-                if above is not None and (not len(above) or int(above.max()) < CUT_NEEDS_WORDS_ABOVE):
+                if line_words is not None and not _text_above(doc, i, line_words):
                     doc.removed[i] = (i + 1, line, rule.id,
-                                      f"{rule.why} (nothing below it was cut: no line of {CUT_NEEDS_WORDS_ABOVE} "
-                                      "words or more is above this marker, so it is not where the article ends; "
-                                      "row flagged low_confidence)")
+                                      f"{rule.why} (nothing below it was cut: too little text above this marker "
+                                      f"(a line of {CUT_NEEDS_WORDS_ABOVE} words or more, and "
+                                      f"{CUT_NEEDS_SHARE_ABOVE:.0%} of the words), so it is not where the article "
+                                      "ends; row flagged low_confidence)")
                     doc.held_back = True
                 else:
                     cut_from = (i, rule)
@@ -287,8 +299,6 @@ def apply_rules(doc: _Lines, program: RuleProgram, screened: Sequence[int],
                     and _move_metadata(doc, i, found, metadata) for found in program.matching_rules(line)):
                 continue
             doc.remove(i, rule.id, f"after the marker on line {start + 1}: {rule.why}")
-            if line_words is not None:
-                doc.cut_words += int(line_words[i])
     return metadata
 
 
@@ -565,10 +575,9 @@ def _finalize(prepared: _Prepared, config: CleanConfig, learned: _LearnedDrops |
         if len(doc.removed) > len(prepared.explicit) and kept_words / total_words < config.min_kept_share:
             doc.removed = dict(prepared.explicit)
             kept_words = all_words - words_of(doc.removed)
-    judged = total_words - doc.cut_words  # a comment thread cut below the article is not the article eaten
-    if judged > 0 and kept_words / judged < config.min_kept_share:
-        # The rule packs' removals alone leave little (a prefix rule on paragraphs): they are the rule writer's
-        # to fix, so they stay, but the row says it.
+    if total_words and kept_words / total_words < config.min_kept_share:
+        # The rule packs' removals alone leave little (a prefix rule on paragraphs, a cut marker under a dek): they
+        # are the rule writer's to fix, so they stay, but the row says it.
         low_confidence = True
     clean = _laid_out_text(doc)
     return CleanResult(

@@ -438,7 +438,8 @@ def _flag(path: Path, rule_id: str, spec: dict, key: str) -> bool:
 # What a `sites` entry never is: a URL ("https://…"), a wildcard, or a host name with a path, a port or a trailing dot
 # ("valleyherald.com/", "valleyherald.com:443", "valleyherald.com."). Other names are sources too: a record's
 # declared "Acme Inc." or "Reuters: Business", a folder path "feeds/wire".
-_NOT_A_SOURCE = re.compile(r"://|\*|^(?:[a-z0-9-]+\.)+[a-z][a-z0-9-]*(?:[/:].*|\.)$", re.IGNORECASE)
+_NOT_A_SOURCE = re.compile(r"^[a-z][a-z0-9+.-]*:/|^/|[*?\\]|:\d+$|^(?:[a-z0-9-]+\.)+[a-z0-9-]+(?:/.*|\.)$",
+                           re.IGNORECASE)
 
 
 def load_pack(path: Path) -> RulePack:

@@ -22,7 +22,7 @@ import os
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import fsspec
@@ -263,13 +263,16 @@ class OutputStore:
         return path if self.is_local else self.fs.unstrip_protocol(path)  # s3://..., not a bare bucket path
 
     # -- recovery -----------------------------------------------------------------------------------
-    def recover(self) -> RecoveryReport:
+    def recover(self, quarantine: bool = True) -> RecoveryReport:
         """Remove what a dead run left behind and rows superseded by newer versions of their input.
 
-        Run under :meth:`lock`. Orphans: temporary files, and article/reject/line-count parts whose
-        shard has no ledger part (the shard never committed). Superseded: rows of an input file that
-        a later run ingested again (changed content or rules); their old part files are rewritten
-        without them (or deleted when nothing is left).
+        Run under :meth:`lock`. Orphans: temporary files, article/reject parts without a ledger part whose shard
+        a dead run's work order names (the shard never committed), and line-count parts of shards without a
+        ledger part. Superseded: rows of an input file that a later run ingested again (changed content or
+        rules); their old part files are rewritten without them (or deleted when nothing is left).
+        ``quarantine``: move other parts without a ledger part to ``_state/quarantine`` (at the start of a run;
+        at its end, after its own plans are gone, they are left alone: on object storage, without a lock, they
+        may be another run's, in flight).
         """
         report = RecoveryReport()
         ours = self.fs.exists(self.path("_state", "ledger")) or self.fs.exists(self.path("_state", "plans"))
@@ -297,11 +300,13 @@ class OutputStore:
                 if key[1] in dead_shards:
                     self.fs.rm(path)
                     report.orphans_removed.append(path)
-                else:
+                elif quarantine:
                     # Moved out of the dataset, not deleted: a part whose ledger part was removed by hand, or one
                     # a pool worker wrote after its run died and this output was recovered. Its inputs are not in
-                    # the ledger, so a run given them ingests them again; the part is kept for whoever checks.
-                    target = self.path("_state", "quarantine", path[len(self.root) + 1:])
+                    # the ledger, so a run given them ingests them again; the part is kept for whoever checks, in a
+                    # folder of this recovery's own (a later part of the same shard never overwrites it).
+                    moved_at = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+                    target = self.path("_state", "quarantine", moved_at, path[len(self.root) + 1:])
                     self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
                     self.fs.mv(path, target)
                     report.quarantined.append(target)

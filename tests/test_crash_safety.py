@@ -552,6 +552,11 @@ def test_parts_whose_ledger_was_removed_by_hand_are_quarantined_not_deleted(tmp_
     kept = sorted((tmp_path / "out" / "_state" / "quarantine").rglob("part-*.parquet"))
     assert [p.parent.parent.name for p in kept] == ["articles", "rejects"]
     assert pq.read_table(kept[0]).num_rows == 1
+    ingest_without_ledger()  # the same shard again: quarantined beside the first, never over it
+    assert len(store.recover().quarantined) == 2
+    assert len(list((tmp_path / "out" / "_state" / "quarantine").rglob("part-*.parquet"))) == 4
+    ingest_without_ledger()  # the recovery at a run's end leaves such parts alone (another writer's, in flight)
+    assert not store.recover(quarantine=False).quarantined and len(_parts_without_ledger(tmp_path / "out")) == 2
 
 
 

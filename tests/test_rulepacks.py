@@ -257,10 +257,21 @@ def test_a_cut_marker_above_the_article_cuts_nothing_and_a_lower_one_still_cuts(
     [held, cut_at] = [r for r in high.removed if r.rule == "x.y"][:2]
     assert held.text == "3 Comments" and "nothing below it was cut" in held.reason
     assert cut_at.text == "Leave a Reply"
+    # A dek above the count of a full-length article is no article either; nor is a line a rule removed.
+    promo_rule = (RULE.format(pattern="regex = 'Subscribe to our newsletter.*'\nmax_chars = 300")
+                  .replace('"x.y"', '"x.promo"').replace("Drop me", "Subscribe to our newsletter today")
+                  .replace("Keep me", "Subscribers said the newsletter was late."))
+    rules = load_rules([_pack(tmp_path, cut + promo_rule)])
+    dek = "The council voted on Tuesday to rebuild the old bridge over the river by 2027."
+    promo = "Subscribe to our newsletter for the latest news from the council, every morning."
+    article = body * 4  # ~430 words
+    for above in ([dek], [promo, "By Ann Lee"]):
+        page = clean_document("\n\n".join(["Bridge vote", *above, "3 Comments", *article]), rules, source="x")
+        assert all(paragraph in page.text for paragraph in body) and page.low_confidence
+    # A short article above a long thread: kept whole and flagged (junk kept rather than text eaten).
     thread = [f"Comment {n}: I agree with every word of this, and I have more to say about it." for n in range(40)]
     short = clean_document("\n\n".join([body[0], "Leave a Reply", *thread]), rules, source="x")
-    assert short.text == body[0]
-    assert not short.low_confidence  # a thread cut below the article is not the article eaten
+    assert short.text.startswith(body[0]) and thread[-1] in short.text and short.low_confidence
 
 
 
