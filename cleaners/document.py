@@ -240,10 +240,10 @@ def apply_rules(doc: _Lines, program: RuleProgram, screened: Sequence[int],
 
     ``screened``: the indices of the lines that passed ``program``'s screens, screened for a whole batch at
     once (:func:`_screen_batch`, :meth:`RuleProgram.screen_lines`); the rules are tried on those lines only.
-    A line that a keep rule matches stays, whatever other rules match it. A ``cut_rest`` marker with no line of
-    ``CUT_NEEDS_WORDS_ABOVE`` words above it (``line_words``: each line's word count) is a comment count under the
-    byline, not the start of the comments: only the marker line goes, the document is flagged
-    (``doc.held_back``), and the rules go on below it (a lower marker may cut).
+    A line that a keep rule matches stays, whatever other rules match it. A ``cut_rest`` marker with too little text
+    above it (:func:`_text_above`; ``line_words``: each line's word count) is a comment count under a byline or a
+    dek, not the start of the comments: only the marker line goes, the document is flagged (``doc.held_back``),
+    and the rules go on below it (a lower marker may cut).
     """
     metadata: dict[str, str] = {}
     if program.screen is None or not screened:
