@@ -35,8 +35,9 @@ MAX_LINES_PER_SOURCE = 20_000
 LINE_COUNTS_VERSION = "2"  # 2: keys by cleaners.kernels.canonical_line_keys (1: BLAKE2b)
 # Documents keyed together in pass 1 (one set of numpy passes per batch; memory: one batch of texts).
 COUNT_BATCH_DOCS = 256
-# The history a source's template is learned from: its most recent shards' counts, newest first, until they hold
-# this many of its documents. All-time counts missed a redesign: in 181 simulated daily runs, a source's new footer
+# The history a source's template is learned from: the counts of its shards with the newest inputs (by file
+# modification time: cleaners.store.OutputStore._newest_first), newest first, until they hold this many of its
+# documents. All-time counts missed a redesign: in 181 simulated daily runs, a source's new footer
 # was on all its 354 new pages after 81 days, 43% of its 817 documents, below the template share (docs/operations.md).
 HISTORY_DOCS_PER_SOURCE = 500
 # Fingerprints kept to skip duplicate documents within one shard's count.

@@ -56,6 +56,12 @@ examples.keep = ["Keep me"]
 '''
 
 
+def _rule(pattern: str, drop: str = "Drop me", keep: str = "Keep me", rule_id: str = "x.y") -> str:
+    """One [[rules]] entry of RULE with its own pattern lines, examples and id."""
+    return (RULE.format(pattern=pattern).replace('"x.y"', f'"{rule_id}"')
+            .replace('"Drop me"', repr(drop)).replace('"Keep me"', repr(keep)))
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [
@@ -245,8 +251,8 @@ def test_a_cut_marker_above_the_article_cuts_nothing_and_a_lower_one_still_cuts(
     """A "3 Comments" count under the byline is not where the comments begin: cutting there would take the
     article. Only the marker goes, the row is flagged and the reason says why, and the rules go on below it:
     the "Leave a Reply" under the article cuts. A short article above a long thread is still cut from its marker."""
-    cut = (RULE.format(pattern="regex = '\\d+ Comments?|Leave a Reply'\naction = 'cut_rest'")
-           .replace("Drop me", "3 Comments").replace("Keep me", "Comments are closed on weekends for moderation."))
+    cut = _rule("regex = '\\d+ Comments?|Leave a Reply'\naction = 'cut_rest'", "3 Comments",
+                "Comments are closed on weekends for moderation.")
     rules = load_rules([_pack(tmp_path, cut)])
     body = [f"Paragraph {n} of the story, with enough words in it to be a real part of the article text." for n in
             range(6)]
@@ -258,9 +264,8 @@ def test_a_cut_marker_above_the_article_cuts_nothing_and_a_lower_one_still_cuts(
     assert held.text == "3 Comments" and "nothing below it was cut" in held.reason
     assert cut_at.text == "Leave a Reply"
     # A dek above the count of a full-length article is no article either; nor is a line a rule removed.
-    promo_rule = (RULE.format(pattern="regex = 'Subscribe to our newsletter.*'\nmax_chars = 300")
-                  .replace('"x.y"', '"x.promo"').replace("Drop me", "Subscribe to our newsletter today")
-                  .replace("Keep me", "Subscribers said the newsletter was late."))
+    promo_rule = _rule("regex = 'Subscribe to our newsletter.*'\nmax_chars = 300", "Subscribe to our newsletter today",
+                       "Subscribers said the newsletter was late.", "x.promo")
     rules = load_rules([_pack(tmp_path, cut + promo_rule)])
     dek = "The council voted on Tuesday to rebuild the old bridge over the river by 2027."
     promo = "Subscribe to our newsletter for the latest news from the council, every morning."
@@ -274,7 +279,6 @@ def test_a_cut_marker_above_the_article_cuts_nothing_and_a_lower_one_still_cuts(
     assert short.text.startswith(body[0]) and thread[-1] in short.text and short.low_confidence
 
 
-
 def test_a_pack_in_a_sites_folder_must_name_its_sites(tmp_path: Path) -> None:
     """Without `sites`, a pack applies to every source: in sites/ that is a forgotten line, not a generic pack."""
     (tmp_path / "sites").mkdir()
@@ -286,8 +290,8 @@ def test_a_pack_in_a_sites_folder_must_name_its_sites(tmp_path: Path) -> None:
 
 def test_rules_that_remove_most_of_a_document_flag_the_row(tmp_path: Path) -> None:
     """Rule removals are the writer's intent and stay, but a prefix rule that takes paragraphs shows in the row."""
-    prefix = RULE.format(pattern='literal = "ADVERTISEMENT"\nmatch = "prefix"\nmax_chars = 400')
-    rules = load_rules([_pack(tmp_path, prefix.replace("Drop me", "ADVERTISEMENT here"))])
+    prefix = _rule('literal = "ADVERTISEMENT"\nmatch = "prefix"\nmax_chars = 400', "ADVERTISEMENT here")
+    rules = load_rules([_pack(tmp_path, prefix)])
     body = [f"ADVERTISEMENT Paragraph {n} of the story, joined to the label by the scrape, with its words." for n in
             range(6)]
     result = clean_document("\n\n".join(["A short lede.", *body]), rules, source="x")
@@ -297,11 +301,9 @@ def test_rules_that_remove_most_of_a_document_flag_the_row(tmp_path: Path) -> No
 
 
 def test_a_keep_rule_wins_over_a_drop_rule_listed_before_it(tmp_path: Path) -> None:
-    drop = (RULE.format(pattern='literal = "Editor\'s note"\nmatch = "prefix"\nmax_chars = 300')
-            .replace("Drop me", "Editor's note: ad").replace("Keep me", "Editors notes"))
-    keep = (RULE.format(pattern="regex = 'Editor.s note: this story was updated.*'\naction = 'keep'\nmax_chars = 300")
-            .replace('"x.y"', '"x.keep"').replace("Drop me", "Editor's note: this story was updated on Monday.")
-            .replace("Keep me", "Editor's note: sponsored"))
+    drop = _rule('literal = "Editor\'s note"\nmatch = "prefix"\nmax_chars = 300', "Editor's note: ad", "Editors notes")
+    keep = _rule("regex = 'Editor.s note: this story was updated.*'\naction = 'keep'\nmax_chars = 300",
+                 "Editor's note: this story was updated on Monday.", "Editor's note: sponsored", "x.keep")
     rules = load_rules([_pack(tmp_path, drop + keep)])
     note = "Editor's note: this story was updated on Monday to correct the date of the vote."
     body = "The council voted to rebuild the bridge, with work to begin in the spring of next year."
