@@ -32,7 +32,13 @@ MAX_COUNTED_CHARS = 200
 # A shard never stores more than this many distinct lines per source (the most frequent are kept).
 MAX_LINES_PER_SOURCE = 20_000
 # Tables of another version are not used (see is_current).
-LINE_COUNTS_VERSION = "2"  # 2: keys by cleaners.kernels.canonical_line_keys (1: BLAKE2b)
+# 2: keys by cleaners.kernels.canonical_line_keys (1: BLAKE2b). 3: adds `kind` and one row per counted document
+# (its fingerprint), so a document counted in several shards or runs counts once; version 2 tables are read as
+# lines only.
+LINE_COUNTS_VERSION = "3"
+READABLE_LINE_COUNTS_VERSIONS = ("2", "3")
+# The `kind` of a counts row: a line (line_hash: its key) or a counted document (line_hash: its fingerprint).
+KIND_LINE, KIND_DOCUMENT = "line", "document"
 # Documents keyed together in pass 1 (one set of numpy passes per batch; memory: one batch of texts).
 COUNT_BATCH_DOCS = 256
 # The history a source's template is learned from: the counts of its shards with the newest inputs (by file
@@ -50,9 +56,17 @@ LINE_COUNTS_SCHEMA = pa.schema(
         pa.field("line", pa.string(), nullable=False),
         pa.field("n_docs", pa.int64(), nullable=False),
         pa.field("source_docs", pa.int64(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
     ],
     metadata={"boilerstrip.schema": "line_counts", "boilerstrip.schema_version": LINE_COUNTS_VERSION},
 )
+
+
+def fingerprint(piece: bytes) -> int:
+    """A document's identity in the counts: a signed 64-bit BLAKE2b digest of its text (newlines normalized,
+    UTF-8), the bytes both passes key. Byte-identical documents of one source are one document."""
+    return int.from_bytes(hashlib.blake2b(piece, digest_size=8).digest(), "little", signed=True)
+
 
 def line_hash(canonical: str) -> int:
     """A stable signed 64-bit hash of a canonical line (Python's ``hash`` is salted per process)."""
@@ -141,6 +155,10 @@ class KeyedTexts:
         pieces = [textbytes.encode(normalize_newlines(text)) for text in texts]
         keyed = key_buffer(b"\n".join(pieces))
         return cls(pieces, keyed, _first_lines(keyed, pieces))
+
+    def fingerprints(self) -> np.ndarray:
+        """Each text's :func:`fingerprint` (int64)."""
+        return np.fromiter(map(fingerprint, self.pieces), np.int64, len(self.pieces))
 
     def per_text(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """(keys, countable) of each text's lines."""
@@ -232,6 +250,10 @@ class LineCounter:
     lines keeps at four caps by :func:`_misra_gries`; the table
     keeps each source's ``MAX_LINES_PER_SOURCE`` most frequent lines (ties: the smaller key). Python
     Counters updated per document were a third of pass 1 on the dev set.
+
+    Each counted document's :func:`fingerprint` is counted too (the table's ``document`` rows): a document this
+    counter saw twice counts once here, but only the merge of all shards (:meth:`LineStats.from_tables`) sees
+    the same document in two shards or two runs.
     """
 
     docs: Counter[str] = field(default_factory=Counter)
@@ -239,7 +261,8 @@ class LineCounter:
     keep_samples: bool = True
     samples: _Samples = field(default_factory=lambda: _Samples())  # each line as first seen, stripped
     _sums: dict[str, _SourceSum] = field(default_factory=dict)
-    _seen_content: set[tuple[str, bytes]] = field(default_factory=set)
+    _documents: dict[str, _SourceSum] = field(default_factory=dict)  # per source: fingerprints counted
+    _seen_content: set[tuple[str, int]] = field(default_factory=set)
 
     def add_many(self, docs: Sequence[tuple[str, str]]) -> None:
         """Count a batch of ``(source, text)`` documents; the line keys are computed for all at once."""
@@ -250,12 +273,12 @@ class LineCounter:
         """Count a batch of documents already keyed (:class:`KeyedTexts`), ``sources[i]`` the source of text i:
         for callers that use the same keys again (:func:`cleaners.batch.clean_batch` cleans with them)."""
         selected: list[int] = []
-        for index, (source, data) in enumerate(zip(sources, texts.pieces, strict=True)):
+        fingerprints = texts.fingerprints().tolist()
+        for index, identity in enumerate(zip(sources, fingerprints, strict=True)):
             # The same document twice (syndication, re-scrapes) would make its whole text look like template.
-            fingerprint = (source, hashlib.blake2b(data, digest_size=16).digest())
-            if fingerprint in self._seen_content:
+            if identity in self._seen_content:
                 continue
-            self._seen_content.add(fingerprint)
+            self._seen_content.add(identity)
             selected.append(index)
         if len(self._seen_content) > MAX_TRACKED_DOCUMENTS:
             self._seen_content.clear()  # duplicates further apart than this are counted twice
@@ -281,11 +304,16 @@ class LineCounter:
         keys, bounds = kernels.distinct_per_group(keys, np.searchsorted(doc_of, np.arange(len(sources) + 1)))
         bounds = bounds.tolist()
         reduced = False
+        documents: dict[str, list[int]] = {}
         for index, source in enumerate(sources):
             self.docs[source] += 1
+            documents.setdefault(source, []).append(fingerprints[selected[index]])
             piece = keys[bounds[index]:bounds[index + 1]]
             summed = self._sums.setdefault(source, _SourceSum(reduce_to_caps=4))
             reduced |= summed.add(piece, np.ones(len(piece), np.int64))
+        for source, counted in documents.items():
+            self._documents.setdefault(source, _SourceSum(reduce_to_caps=4)).add(
+                np.asarray(counted, np.int64), np.ones(len(counted), np.int64))
         if reduced and self.keep_samples:  # bounded memory: the samples of lines reduced away go with them
             self.samples.keep_only(np.concatenate([summed.held_keys() for summed in self._sums.values()]))
 
@@ -294,22 +322,33 @@ class LineCounter:
         summed = self._sums.get(source)
         return summed.fold() if summed is not None else _NO_LINES
 
+    def document_counts(self, source: str) -> tuple[np.ndarray, np.ndarray]:
+        """The source's (sorted fingerprints, times counted) so far: 1 each, unless a document came again after
+        ``MAX_TRACKED_DOCUMENTS`` others."""
+        summed = self._documents.get(source)
+        return summed.fold() if summed is not None else _NO_LINES
+
     def to_stats(self, min_n_docs: int = 2) -> LineStats:
         """The counts as :class:`LineStats`: the same as ``LineStats.from_tables([self.to_table()])`` without
         building the table (its line samples were 0.2 s of the in-memory cleaning of the dev set)."""
         docs: dict[str, int] = {}
         per_source: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        copies: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for name in sorted(self.docs):
             keys, counts = _cap(*self.counts(name))
-            if not len(keys):
+            documents, times = _cap(*self.document_counts(name))
+            if not len(keys) and not len(documents):
                 continue  # no row in the table: the source is unknown to the stats, as from_tables has it
-            docs[name] = self.docs[name]
             # counts() is folded (sorted, distinct keys) and _cap keeps the order: no second fold, as
             # from_tables needs for several tables (one per source was 0.08 s of the dev set's cleaning).
             frequent = counts >= min_n_docs
             if frequent.any():
                 per_source[name] = (keys[frequent], counts[frequent])
-        return LineStats(docs, per_source)
+            again = times >= 2
+            if again.any():
+                copies[name] = (documents[again], times[again])
+            docs[name] = self.docs[name] - int((times[again] - 1).sum())
+        return LineStats(docs, per_source, copies)
 
     def to_table(self) -> pa.Table:
         """One row per (source, line): at most ``MAX_LINES_PER_SOURCE`` per source, sorted by source and key."""
@@ -320,13 +359,31 @@ class LineCounter:
         counts = np.concatenate([np.zeros(0, np.int64), *[c for _, c in parts]])
         if not self.keep_samples:
             raise ValueError("this LineCounter keeps no line samples (keep_samples=False): use to_stats()")
-        return pa.Table.from_arrays([
+        lines = pa.Table.from_arrays([
             pa.array(names, pa.string()).take(pa.array(np.repeat(np.arange(len(names)), sizes))),
             pa.array(keys, pa.int64()),
             self.samples.lines(keys),
             pa.array(counts, pa.int64()),
             pa.array(np.repeat(np.array([self.docs[name] for name in names], np.int64), sizes), pa.int64()),
+            pa.repeat(pa.scalar(KIND_LINE, pa.string()), len(keys)),
         ], schema=LINE_COUNTS_SCHEMA)
+        return pa.concat_tables([lines, _document_rows(names, [_cap(*self.document_counts(name)) for name in names],
+                                                       [self.docs[name] for name in names])])
+
+
+def _document_rows(names: Sequence[str], parts: Sequence[tuple[np.ndarray, np.ndarray]],
+                   totals: Sequence[int]) -> pa.Table:
+    """The ``document`` rows of a counts table: per source, each fingerprint and how many times it was counted."""
+    sizes = [len(keys) for keys, _ in parts]
+    n = sum(sizes)
+    return pa.Table.from_arrays([
+        pa.array(names, pa.string()).take(pa.array(np.repeat(np.arange(len(names)), sizes))),
+        pa.array(np.concatenate([np.zeros(0, np.int64), *[k for k, _ in parts]]), pa.int64()),
+        pa.repeat(pa.scalar("", pa.string()), n),
+        pa.array(np.concatenate([np.zeros(0, np.int64), *[c for _, c in parts]]), pa.int64()),
+        pa.array(np.repeat(np.asarray(totals, np.int64), sizes), pa.int64()),
+        pa.repeat(pa.scalar(KIND_DOCUMENT, pa.string()), n),
+    ], schema=LINE_COUNTS_SCHEMA)
 
 
 def count_lines(docs: Iterable[tuple[str, str]]) -> pa.Table:
@@ -346,7 +403,8 @@ def is_current(table: pa.Table) -> bool:
     """Whether a stored counts table has this version's line keys (older keys can never match: the
     history of earlier versions is not used, and rebuilds as inputs are processed again)."""
     metadata = table.schema.metadata or {}
-    return metadata.get(b"boilerstrip.schema_version", LINE_COUNTS_VERSION.encode()) == LINE_COUNTS_VERSION.encode()
+    version = metadata.get(b"boilerstrip.schema_version", LINE_COUNTS_VERSION.encode()).decode("utf-8", "replace")
+    return version in READABLE_LINE_COUNTS_VERSIONS
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,8 +455,9 @@ def _cap(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return keys[top], counts[top]
 
 
-def _by_source(table: pa.Table) -> Iterator[tuple[str, np.ndarray, np.ndarray, int]]:
-    """A counts table's rows per source, as numpy: (source, line keys, n_docs, largest ``source_docs``).
+def _by_source(table: pa.Table) -> Iterator[tuple[str, np.ndarray, np.ndarray, int, np.ndarray]]:
+    """A counts table's rows per source, as numpy: (source, keys, n_docs, largest ``source_docs``, which rows are
+    documents (``kind``; none in a version 2 table)).
 
     Sorts the dictionary codes of the source column, not the strings: Arrow's sort and group_by over the
     string column held several copies of the table (1.6 GB peak for 6 million rows at 100,000 documents).
@@ -411,8 +470,10 @@ def _by_source(table: pa.Table) -> Iterator[tuple[str, np.ndarray, np.ndarray, i
     counts = table["n_docs"].to_numpy()[order].astype(np.int64, copy=False)
     totals = (np.maximum.reduceat(table["source_docs"].to_numpy()[order], bounds[:-1]).tolist()
               if "source_docs" in table.column_names else [0] * (len(bounds) - 1))
+    documents = (np.asarray(pc.fill_null(pc.equal(table["kind"], KIND_DOCUMENT), False), bool)[order]
+                 if "kind" in table.column_names else np.zeros(len(order), bool))
     for name, a, b, total in zip(encoded.dictionary.to_pylist(), bounds[:-1], bounds[1:], totals, strict=True):
-        yield name, keys[a:b].copy(), counts[a:b].copy(), total
+        yield name, keys[a:b].copy(), counts[a:b].copy(), total, documents[a:b]
 
 
 @dataclass(slots=True)
@@ -459,10 +520,16 @@ class LineStats:
     Held as numpy arrays per source (sorted line keys, document counts), never as Python objects per
     line: at 10,000 documents the counts are ~100,000 lines, and Python dicts of them were most of the
     growth of the flow's memory with the corpus (docs/performance.md).
+
+    A document counted more than once (byte-identical copies in two shards, or fetched again by a later run)
+    is in ``copies``; ``source_docs`` counts it once, and :func:`cleaners.document.template_counts` takes its
+    extra copies off its own lines' counts, so a repeated article is never its own source's template.
     """
 
-    source_docs: dict[str, int]
+    source_docs: dict[str, int]                           # distinct documents counted per source
     per_source: dict[str, tuple[np.ndarray, np.ndarray]]  # source -> (sorted keys, n_docs)
+    copies: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # -> (sorted fingerprints,
+    #                                                       times counted, 2 or more)
 
     @classmethod
     def empty(cls) -> LineStats:
@@ -470,16 +537,19 @@ class LineStats:
 
     @classmethod
     def from_table(cls, table: pa.Table, source_docs: dict[str, int] | None = None) -> LineStats:
-        """From a table with one row per (source, line_hash): ``source``, ``line_hash``, ``n_docs`` and
-        ``source_docs``. Without ``source_docs``, each source's total is read from the table (the merged file)."""
+        """From a merged table (:meth:`to_table`): one row per (source, line_hash, kind) with ``n_docs`` and
+        ``source_docs``, each source's distinct documents. ``source_docs`` (the argument) replaces those totals."""
         docs: dict[str, int] = {}
         per_source: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        copies: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         if table.num_rows:
-            for name, keys, counts, total in _by_source(table):
-                order = np.argsort(keys, kind="stable")
-                per_source[name] = (keys[order], counts[order])
+            for name, keys, counts, total, documents in _by_source(table):
+                for held, mask in ((per_source, ~documents), (copies, documents)):
+                    if mask.any():
+                        order = np.argsort(keys[mask], kind="stable")
+                        held[name] = (keys[mask][order], counts[mask][order])
                 docs[name] = total
-        return cls(dict(docs if source_docs is None else source_docs), per_source)
+        return cls(dict(docs if source_docs is None else source_docs), per_source, copies)
 
     @classmethod
     def from_tables(cls, tables: Iterable[pa.Table], min_n_docs: int = 2,
@@ -495,9 +565,13 @@ class LineStats:
         merge (Arrow group_by/sort over a running table with a string source column) peaked at 0.43 GB of
         RSS at 10,000 documents and 1.6 GB at 100,000 (6 million rows held), for a result of 2 to 18 MB
         (docs/performance.md).
+
+        The tables' document rows are summed the same way: a fingerprint counted twice or more is a document
+        counted in several shards (or runs); each source's total then counts it once.
         """
         docs: Counter[str] = Counter()
         sums: dict[str, _SourceSum] = {}
+        document_sums: dict[str, _SourceSum] = {}
         wanted = pa.array(sorted(sources), pa.string()) if sources is not None else None
         for table in tables:
             if not table.num_rows or not is_current(table):
@@ -506,35 +580,52 @@ class LineStats:
                 table = table.filter(pc.is_in(table["source"], value_set=wanted))
                 if not table.num_rows:
                     continue
-            for name, keys, counts, total in _by_source(table):
+            for name, keys, counts, total, documents in _by_source(table):
                 if window is not None and docs[name] >= window:
                     continue  # older history of a source whose recent shards hold enough documents
                 # Each shard repeats its per-source document total on every row: taken once per (shard, source).
                 docs[name] += total
-                sums.setdefault(name, _SourceSum()).add(keys, counts)
+                sums.setdefault(name, _SourceSum()).add(keys[~documents], counts[~documents])
+                if documents.any():
+                    document_sums.setdefault(name, _SourceSum()).add(keys[documents], counts[documents])
         per_source: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for name in sorted(sums):
             keys, counts = sums.pop(name).fold()
             frequent = counts >= min_n_docs
             if frequent.any():
                 per_source[name] = (keys[frequent], counts[frequent])
-        return cls(dict(docs), per_source)
+        copies: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for name in sorted(document_sums):
+            fingerprints, times = document_sums.pop(name).fold()
+            again = times >= 2
+            if again.any():
+                copies[name] = (fingerprints[again], times[again])
+                docs[name] -= int((times[again] - 1).sum())
+        return cls(dict(docs), per_source, copies)
 
     @classmethod
     def merge(cls, *parts: LineStats) -> LineStats:
+        """The sum of stats of different documents (a document in two parts, once in each, counts twice)."""
         docs: Counter[str] = Counter()
         pieces: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+        copy_pieces: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
         for part in parts:
             docs.update(part.source_docs)
-            for source, arrays in part.per_source.items():
-                pieces.setdefault(source, []).append(arrays)
-        per_source = {source: _sum_keys(np.concatenate([k for k, _ in arrays]),
-                                        np.concatenate([n for _, n in arrays]).astype(np.int64, copy=False))
-                      for source, arrays in pieces.items()}
-        return cls(dict(docs), per_source)
+            for held, into in ((part.per_source, pieces), (part.copies, copy_pieces)):
+                for source, arrays in held.items():
+                    into.setdefault(source, []).append(arrays)
+
+        def summed(arrays: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+            return _sum_keys(np.concatenate([k for k, _ in arrays]),
+                             np.concatenate([n for _, n in arrays]).astype(np.int64, copy=False))
+
+        return cls(dict(docs), {source: summed(arrays) for source, arrays in pieces.items()},
+                   {source: summed(arrays) for source, arrays in copy_pieces.items()})
 
     def to_table(self) -> pa.Table:
-        """The merged counts as one table (``LINE_COUNTS_SCHEMA``): written once per run for the tasks."""
+        """The merged counts as one table (``LINE_COUNTS_SCHEMA``): written once per run for the tasks. Unlike a
+        shard's table, its ``source_docs`` are distinct documents and its document rows only those counted
+        more than once."""
         names = sorted(self.per_source)
         sizes = [len(self.per_source[name][0]) for name in names]
         sources = pa.DictionaryArray.from_arrays(
@@ -542,9 +633,22 @@ class LineStats:
         keys = np.concatenate([self.per_source[name][0] for name in names]) if names else np.zeros(0, np.int64)
         counts = np.concatenate([self.per_source[name][1] for name in names]) if names else np.zeros(0, np.int64)
         total = np.repeat(np.array([self.source_docs.get(name, 0) for name in names], np.int64), sizes)
-        return pa.Table.from_arrays(
-            [sources.cast(pa.string()), pa.array(keys, pa.int64()), pa.array([""] * len(keys), pa.string()),
-             pa.array(counts, pa.int64()), pa.array(total, pa.int64())], schema=LINE_COUNTS_SCHEMA)
+        lines = pa.Table.from_arrays(
+            [sources.cast(pa.string()), pa.array(keys, pa.int64()), pa.repeat(pa.scalar("", pa.string()), len(keys)),
+             pa.array(counts, pa.int64()), pa.array(total, pa.int64()),
+             pa.repeat(pa.scalar(KIND_LINE, pa.string()), len(keys))], schema=LINE_COUNTS_SCHEMA)
+        repeated = sorted(self.copies)
+        return pa.concat_tables([lines, _document_rows(repeated, [self.copies[name] for name in repeated],
+                                                       [self.source_docs.get(name, 0) for name in repeated])])
+
+    def times_counted(self, source: str, fingerprint: int) -> int:
+        """How many times the document of this fingerprint is in ``source``'s counts (1 if not known as copied)."""
+        known, times = self.copies.get(source, _NO_LINES)
+        if len(known):
+            at = int(np.searchsorted(known, fingerprint))
+            if at < len(known) and known[at] == fingerprint:
+                return int(times[at])
+        return 1
 
     def n_docs(self, source: str, keys: np.ndarray) -> np.ndarray:
         """For each line key: on how many of ``source``'s documents the line is (0: unknown)."""

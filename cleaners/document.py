@@ -322,12 +322,21 @@ class TemplateCounts:
 
 
 def template_counts(keys: np.ndarray, countable: np.ndarray, source: str, stats: LineStats | None,
-                    config: CleanConfig) -> TemplateCounts | None:
+                    config: CleanConfig, fingerprint: int | None = None) -> TemplateCounts | None:
     """Each line's count among its source's documents, looked up once per document (the template step
-    and the classifier's template-share feature both use it). None for small or unknown sources."""
+    and the classifier's template-share feature both use it). None for small or unknown sources.
+
+    ``fingerprint`` (cleaners.boilerplate.fingerprint of the document's text): when the counts hold this very
+    document more than once (copies in several shards or runs), its lines count it once. Otherwise a re-scraped
+    article's paragraphs were on "50% of 8 documents" of a source holding 4 copies of it, and went as template.
+    """
     if stats is None or stats.source_docs.get(source, 0) < config.min_source_docs:
         return None
-    return TemplateCounts(np.where(countable, stats.n_docs(source, keys), 0), stats.source_docs[source])
+    n_docs = np.where(countable, stats.n_docs(source, keys), 0)
+    extra = stats.times_counted(source, fingerprint) - 1 if fingerprint is not None else 0
+    if extra > 0:
+        n_docs = np.where(n_docs > 0, np.maximum(n_docs - extra, 1), 0)
+    return TemplateCounts(n_docs, stats.source_docs[source])
 
 
 def remove_source_boilerplate(doc: _Lines, source: str, counts: TemplateCounts, config: CleanConfig) -> None:
@@ -485,20 +494,23 @@ def _prepare_batch(items: Sequence[DocumentInput], rules: RuleSet, config: Clean
     # Template evidence: keys of the lines as pass 1 saw them (newlines normalized only); normalization
     # keeps the lines where they are, so line i is the same line in both.
     keyed: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(items)
+    fingerprints: list[int | None] = [None] * len(items)
     if line_stats is not None:
         if line_keys is None:
             line_keys = KeyedTexts.of([item.text for item in items])
         elif len(line_keys.pieces) != len(items):
             raise ValueError(f"line_keys holds {len(line_keys.pieces)} texts for {len(items)} documents")
         keyed = list(line_keys.per_text())
+        if line_stats.copies:
+            fingerprints = line_keys.fingerprints().tolist()
     prepared = []
-    for item, doc, title, program, hits, (normalized, fixed), doc_keys, line_words in zip(
-            items, docs, titles, programs, screened, normalized_texts, keyed, word_counts, strict=True):
+    for item, doc, title, program, hits, (normalized, fixed), doc_keys, line_words, doc_fingerprint in zip(
+            items, docs, titles, programs, screened, normalized_texts, keyed, word_counts, fingerprints, strict=True):
         metadata = apply_rules(doc, program, hits, line_words)
         explicit = dict(doc.removed)
         template = None
         if doc_keys is not None and len(doc_keys[0]) == len(doc.lines):
-            template = template_counts(*doc_keys, item.source, line_stats, config)
+            template = template_counts(*doc_keys, item.source, line_stats, config, doc_fingerprint)
         if template is not None:
             remove_source_boilerplate(doc, item.source, template, config)
         prepared.append(_Prepared(doc, title, metadata, explicit, normalized, fixed, item.source, template,

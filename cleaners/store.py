@@ -175,12 +175,19 @@ class OutputStore:
                    without_shards: Collection[str] = ()) -> LineStats:
         """All committed and this run's line counts, summed per source (lines on one document dropped).
         ``without_shards``: shards whose counts are left out (their files are being counted again)."""
-        # Without the sample `line` column: the counts do not need it, and it is most of each file.
-        columns = ["source", "line_hash", "n_docs", "source_docs"]
         parts = {shard: path for (_, shard), path in self._parts("_state", "line_counts").items()
                  if shard not in without_shards}
-        tables = (self.read_table(parts[shard], columns) for shard in self._newest_first(parts))
+        tables = (self._read_counts(parts[shard]) for shard in self._newest_first(parts))
         return LineStats.from_tables(tables, min_n_docs=min_n_docs, sources=sources, window=HISTORY_DOCS_PER_SOURCE)
+
+    def _read_counts(self, path: str) -> pa.Table:
+        """A line-counts part without its sample `line` column (the counts do not need it, and it is most of each
+        file); a version 2 part has no `kind` column (all its rows are lines)."""
+        with self.fs.open(path, "rb") as handle:
+            parquet = pq.ParquetFile(handle)
+            present = set(parquet.schema_arrow.names)
+            return parquet.read(columns=[name for name in ("source", "line_hash", "n_docs", "source_docs", "kind")
+                                         if name in present])
 
     def _newest_first(self, shards: Iterable[str]) -> list[str]:
         """Shards by how recent their inputs are, newest first: each shard's latest input modification time, from

@@ -116,7 +116,7 @@ def test_a_line_on_every_document_survives_many_reductions(monkeypatch) -> None:
 
 
 def _shard_table(source_rows: dict[str, dict[int, int]], docs: int) -> pa.Table:
-    rows = [{"source": source, "line_hash": key, "line": "", "n_docs": n, "source_docs": docs}
+    rows = [{"source": source, "line_hash": key, "line": "", "n_docs": n, "source_docs": docs, "kind": "line"}
             for source, counts in source_rows.items() for key, n in counts.items()]
     return pa.Table.from_pylist(rows, schema=LINE_COUNTS_SCHEMA)
 
@@ -177,7 +177,7 @@ def test_counter_is_bounded_per_source_and_keeps_the_most_frequent_lines(monkeyp
     for batch in range(6):  # 20 new distinct lines per batch: past four caps, so the counter reduces itself
         counter.add_many([("a.example", TEMPLATE + "\n".join(f"Unique {batch}-{i}-{j}" for j in range(10)))
                           for i in range(2)] + [("b.example", f"Only line of b\nStory {batch}")])
-    rows = counter.to_table().to_pylist()
+    rows = [row for row in counter.to_table().to_pylist() if row["kind"] == "line"]
     a_rows = {row["line"]: (row["n_docs"], row["source_docs"]) for row in rows if row["source"] == "a.example"}
     assert len(a_rows) <= 3  # the cap
     pairs = 6 * 2 * 12  # (document, line) pairs counted for a.example
@@ -216,7 +216,9 @@ def test_counter_stats_without_samples_equal_the_stats_of_its_table(monkeypatch)
         without.add_many(docs[start:start + 4])
     expected = LineStats.from_tables([with_samples.to_table()])
     got = without.to_stats()
-    assert not without.samples and got.source_docs == expected.source_docs == {"a.example": 12, "b.example": 3}
+    # c.example has no countable line, but its document is counted (a document row).
+    assert not without.samples and got.source_docs == expected.source_docs == {"a.example": 12, "b.example": 3,
+                                                                                "c.example": 1}
     assert got.per_source.keys() == expected.per_source.keys() == {"a.example", "b.example"}
     for source, (keys, counts) in expected.per_source.items():
         assert got.per_source[source][0].tolist() == keys.tolist()
@@ -282,3 +284,84 @@ def test_a_sources_template_is_learned_from_its_recent_history(tmp_path) -> None
     store.write_plan("run", "0000000000000004", {"shard_id": "0000000000000004",
                                                  "files": [{"path": "/in/4.jsonl", "mtime_ns": 9}]})
     assert store.line_stats().n_docs("s.example", line_keys([new, old])[0]).tolist() == [per_shard, per_shard]
+
+
+def test_a_document_counted_in_two_shards_counts_once() -> None:
+    """The same document in two shards (or two runs): the merge counts it once, and its own lines are looked up
+    without its copies, so a repeated article is never its own source's template."""
+    from cleaners.boilerplate import KeyedTexts
+    from cleaners.document import CleanConfig, template_counts
+
+    article = "A paragraph of the story that is short.\nAnother short paragraph of it.\n" + TEMPLATE
+    others = [("a.example", TEMPLATE + f"Story {i}.") for i in range(4)]
+    shard1 = _counter([*others, ("a.example", article)]).to_table()
+    shard2 = _counter([("a.example", article), ("a.example", article)]).to_table()  # once: a copy in this shard
+    assert {row["kind"] for row in shard1.to_pylist()} == {"line", "document"}
+    stats = LineStats.from_tables([shard1, shard2])
+    assert stats.source_docs == {"a.example": 5}
+    keys, countable = line_keys(article.splitlines())
+    assert stats.n_docs("a.example", keys).tolist() == [2, 2, 6, 6]  # as summed: the article's copies in both
+    [print_] = KeyedTexts.of([article]).fingerprints().tolist()
+    assert stats.times_counted("a.example", print_) == 2
+    counts = template_counts(keys, countable, "a.example", stats, CleanConfig(), print_)
+    assert counts is not None and counts.n_docs.tolist() == [1, 1, 5, 5] and counts.source_docs == 5
+    # Another document's lookup is not changed, and the merged file the tasks read keeps copies and totals.
+    assert template_counts(keys, countable, "a.example", stats, CleanConfig(), 12345).n_docs.tolist() == [2, 2, 6, 6]
+    merged = LineStats.from_table(stats.to_table())
+    assert merged.source_docs == {"a.example": 5} and merged.times_counted("a.example", print_) == 2
+    assert merged.n_docs("a.example", keys).tolist() == [2, 2, 6, 6]
+
+
+def test_version_2_counts_tables_are_read_as_lines() -> None:
+    """Tables written before document rows existed (no `kind` column) still count: an upgrade keeps the history."""
+    shard = _counter([("a.example", TEMPLATE + f"Story {i}.") for i in range(3)]).to_table()
+    lines = shard.filter(pa.compute.equal(shard["kind"], "line")).drop_columns(["kind"])
+    old = lines.replace_schema_metadata({b"boilerstrip.schema": b"line_counts", b"boilerstrip.schema_version": b"2"})
+    stats = LineStats.from_tables([old])
+    assert stats.source_docs == {"a.example": 3} and not stats.copies
+    assert stats.n_docs("a.example", line_keys(["Share this article"])[0]).tolist() == [3]
+
+
+def test_copies_in_several_shards_keep_their_paragraphs(tmp_path) -> None:
+    """End to end through both passes: byte-identical copies of an article spread over shards come out as they
+    do from one shard (before, 4 copies among 8 documents made the article's paragraphs its source's template)."""
+    from datetime import UTC, datetime
+
+    from cleaners.readers import discover
+    from cleaners.rulepack import load_rules
+    from cleaners.shard import count_shard, plan_shards, process_shard
+    from cleaners.store import OutputStore
+
+    raw = tmp_path / "raw" / "news.example.org"
+    raw.mkdir(parents=True)
+    # Long paragraphs (over MAX_COUNTED_CHARS: never counted) and short ones (counted): the short ones were removed.
+    long = [f"Paragraph {i}: " + " ".join(f"the river rose again near the bridge on day {i}, said the mayor." for _ in
+                                          range(5)) for i in range(4)]
+    short = [f"The minister said on day {i} that the river had risen again, {i} metres above normal." for i in range(4)]
+    story = "\n".join(line for pair in zip(long, short, strict=True) for line in pair)
+    for i in range(4):
+        (raw / f"a{i}.txt").write_text(f"Headline {i}\n\nOther article {i}, a report about a different matter "
+                                       f"in a different town.\n{TEMPLATE}")
+        (raw / f"x{i}.txt").write_text(f"River report\n\n{story}\n{TEMPLATE}")
+    rules = load_rules()
+
+    def cleaned(shard_bytes: int) -> dict[str, str]:
+        store = OutputStore.open(str(tmp_path / f"out-{shard_bytes}"))
+        shards = plan_shards(discover([str(raw.parent)]), target_bytes=shard_bytes)
+        for shard in shards:
+            count_shard(shard, store)
+        store.write_merged_line_stats()
+        stats = store.merged_line_stats()
+        for shard in shards:
+            process_shard(shard, store, rules, datetime(2026, 1, 1, tzinfo=UTC), "ingest_date=2026-01-01", {},
+                          line_stats=stats)
+        table = pa.dataset.dataset(store.path("articles"), format="parquet").to_table()
+        return {row["input_id"]: row["text"] for row in table.to_pylist()}, len(shards)
+
+    import pyarrow.dataset  # noqa: F401  (pa.dataset)
+
+    one, n_one = cleaned(1 << 30)
+    many, n_many = cleaned(1)
+    assert n_one == 1 and n_many == 8
+    assert many == one
+    assert all(story in many[f"news.example.org/x{i}.txt"] for i in range(4))
