@@ -497,12 +497,15 @@ def _read_jsonl(f: InputFile, max_doc_bytes: int) -> Iterator[RawDocument | Reje
                     return
                 line_no += 1
                 if len(raw) > max_doc_bytes and not raw.endswith(b"\n"):
-                    # Skip the rest of the oversize line without holding it in memory.
+                    # Skip the rest of the oversize line without holding it in memory (its id is not read: the
+                    # reject is known by file and line).
+                    n_bytes = len(raw)
                     while raw and not raw.endswith(b"\n"):
                         raw = handle.readline(1 << 20)
+                        n_bytes += len(raw)
                     yield _reject(f, RejectReason.TOO_LARGE, f"record over the {max_doc_bytes}-byte document limit"
                                   f"{_TOO_LARGE_HINT}", input_id=f"{f.relpath}:{line_no}", line_no=line_no,
-                                  n_bytes=len(raw))
+                                  n_bytes=n_bytes)
                     produced += 1
                     continue
                 if line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark

@@ -180,6 +180,20 @@ class OutputStore:
         tables = (self._read_counts(parts[shard]) for shard in self._newest_first(parts))
         return LineStats.from_tables(tables, min_n_docs=min_n_docs, sources=sources, window=HISTORY_DOCS_PER_SOURCE)
 
+    def sources_of(self, input_file: str, input_id: str | None = None) -> set[str]:
+        """The sources this output's rows (articles and rejects) give ``input_file`` (and ``input_id``): how a run
+        named them. A file's folder-derived source depends on the input root the run was given, which a file
+        path alone does not tell (``boilerstrip explain``)."""
+        found: set[str] = set()
+        for folder in ("articles", "rejects"):
+            for path in self._parts(folder).values():
+                table = self.read_table(path, ["source", "input_file", "input_id"])
+                mask = pc.equal(table["input_file"], input_file)
+                if input_id is not None:
+                    mask = pc.and_(mask, pc.equal(table["input_id"], input_id))
+                found.update(table.filter(mask)["source"].to_pylist())
+        return found
+
     def _read_counts(self, path: str) -> pa.Table:
         """A line-counts part without its sample `line` column (the counts do not need it, and it is most of each
         file); a version 2 part has no `kind` column (all its rows are lines)."""
@@ -300,6 +314,7 @@ class OutputStore:
         dead_shards = {match["shard"] for path in self._files("_state", "plans")
                        if (match := _PLAN.search(path)) is not None}
         committed = set(self._parts("_state", "ledger"))
+        moved_at = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")  # one folder per recovery
         for folder in ("articles", "rejects"):
             for key, path in self._parts(folder).items():
                 if key in committed:
@@ -312,7 +327,6 @@ class OutputStore:
                     # a pool worker wrote after its run died and this output was recovered. Its inputs are not in
                     # the ledger, so a run given them ingests them again; the part is kept for whoever checks, in a
                     # folder of this recovery's own (a later part of the same shard never overwrites it).
-                    moved_at = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
                     target = self.path("_state", "quarantine", moved_at, path[len(self.root) + 1:])
                     self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
                     self.fs.mv(path, target)

@@ -169,6 +169,14 @@ def explain(
     if not isinstance(doc, RawDocument):
         _fail(f"{file}: this input is a reject ({doc.reason_code}): {doc.reason}")
     chosen_source = source or doc.source
+    if source is None and output and doc.source == input_file.source:
+        # A source from the file's folders depends on the input root a run was given: the output's rows say which.
+        # (A JSONL record's declared source or URL host does not: it stands.)
+        # A JSONL record by its id first (a record without one is known by its root-relative path and line).
+        named = (input_file.kind == "jsonl" and store.sources_of(input_file.path, doc.input_id)) or \
+            store.sources_of(input_file.path)
+        if len(named) == 1:
+            [chosen_source] = named
     if source is None and chosen_source == "unknown":
         # A file given on its own: the folder above it named like a host, as a run over its input root finds it.
         chosen_source = host_folder_of(input_file.path) or chosen_source

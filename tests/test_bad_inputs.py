@@ -179,6 +179,8 @@ def test_oversize_jsonl_record_is_skipped_without_holding_it(tmp_path: Path) -> 
         tracemalloc.stop()
     assert [(type(i).__name__, i.line_no) for i in items] == [("RawDocument", 1), ("Reject", 2), ("RawDocument", 3)]
     assert items[1].reason_code == RejectReason.TOO_LARGE and items[1].input_id == "big.jsonl:2"
+    huge_line = len(json.dumps({"id": "huge", "text": "word " * (2 * MiB)}).encode()) + 1
+    assert items[1].n_bytes == huge_line  # the whole record, not the last piece read of it
     assert peak < 4 * MiB, f"{peak} bytes allocated for a 10 MiB line over a 1 MiB limit"
 
 

@@ -551,6 +551,7 @@ def test_parts_whose_ledger_was_removed_by_hand_are_quarantined_not_deleted(tmp_
     assert len(report.quarantined) == 2 and _parts_without_ledger(tmp_path / "out") == []
     kept = sorted((tmp_path / "out" / "_state" / "quarantine").rglob("part-*.parquet"))
     assert [p.parent.parent.name for p in kept] == ["articles", "rejects"]
+    assert len({p.parent.parent.parent for p in kept}) == 1  # one folder per recovery
     assert pq.read_table(kept[0]).num_rows == 1
     ingest_without_ledger()  # the same shard again: quarantined beside the first, never over it
     assert len(store.recover().quarantined) == 2

@@ -66,3 +66,29 @@ def test_explain_names_an_empty_jsonl_and_a_folder_that_is_not_an_output(tmp_pat
     assert code != 0 and "this input is a reject (empty): no records" in output
     code, output = _explain(str(SEED), "--output", str(tmp_path / "no-such-output"))
     assert code != 0 and "not an output folder of a run" in output
+
+
+def test_explain_with_an_output_judges_a_file_as_the_run_named_its_source(tmp_path: Path) -> None:
+    """A folder-path source ("feeds/wire") depends on the input root a run was given, which the file's path alone
+    does not tell: with --output, explain takes the source the run's rows give the file."""
+    from datetime import UTC, datetime
+
+    from cleaners.readers import discover
+    from cleaners.rulepack import load_rules
+    from cleaners.shard import count_shard, plan_shards, process_shard
+    from cleaners.store import OutputStore
+
+    page = tmp_path / "in" / "feeds" / "wire" / "b.txt"
+    page.parent.mkdir(parents=True)
+    page.write_text("Council approves the bridge\n\nThe council voted on Tuesday to rebuild the old bridge.\n")
+    store = OutputStore.open(str(tmp_path / "out"))
+    for shard in plan_shards(discover([str(tmp_path / "in")])):
+        count_shard(shard, store)
+        process_shard(shard, store, load_rules(), datetime(2026, 1, 1, tzinfo=UTC), "ingest_date=2026-01-01", {})
+    assert store.sources_of(str(page)) == {"feeds/wire"}
+    code, output = _explain(str(page))
+    assert code == 0 and "source=unknown" in output, output  # alone, its root is its own folder
+    code, output = _explain(str(page), "--output", str(tmp_path / "out"))
+    assert code == 0 and "b.txt  source=feeds/wire" in output, output
+    code, output = _explain(str(page), "--output", str(tmp_path / "out"), "--source", "other.example")
+    assert code == 0 and "source=other.example" in output, output
