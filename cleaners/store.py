@@ -379,11 +379,14 @@ class OutputStore:
             if row["input_file"] in wanted:
                 where.setdefault((row["partition"], row["shard_id"]), set()).add(row["input_file"])
         report = RecoveryReport()
-        return sum(self._rewrite_without(partition, shard_id, files, report, keep_counts=True)
+        return sum(self._rewrite_without(partition, shard_id, files, report)
                    for (partition, shard_id), files in sorted(where.items()))
 
-    def _rewrite_without(self, partition: str, shard_id: str, files: set[str], report: RecoveryReport,
-                         keep_counts: bool = False) -> int:
+    def _rewrite_without(self, partition: str, shard_id: str, files: set[str], report: RecoveryReport) -> int:
+        """Rewrite a shard's parts without the rows of ``files``. Its line counts stay while it keeps a ledger part:
+        they are the only counts of its other files (dropping them lost those files' counts for good when a run
+        was given only the changed file). The files ingested again are then counted twice: the counts' document
+        rows take the copies off (cleaners.boilerplate.LineStats). With no file left, its counts go in recover."""
         removed = 0
         drop = pa.array(sorted(files), pa.string())
         # Data files first, the ledger part last: a crash in between leaves stale ledger rows that the
@@ -404,17 +407,6 @@ class OutputStore:
             else:
                 with self.writer(path, table.schema) as out:
                     out.write_table(kept)
-                if path.endswith(self.ledger_path(partition, shard_id)) and not keep_counts and not all(
-                        _uncounted(row["content_sha256"], row["n_inputs"], row["n_articles"])
-                        for row in table.filter(pc.is_in(table[column], value_set=drop)).to_pylist()):
-                    # Some of the shard's files were ingested again (and counted again), others not: its line
-                    # counts cannot be split by file, so they go, rather than count those files twice. (A run
-                    # ingests the other files of such a shard again too when it finds them: flows.clean.) Files
-                    # nothing of which was read are in no counts: retrying them leaves the shard's counts alone.
-                    counts = self.line_counts_path(shard_id)
-                    if self.fs.exists(counts):
-                        self.fs.rm(counts)
-                        report.rewritten_files.append(counts)
             report.rewritten_files.append(path)
         return removed
 

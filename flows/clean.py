@@ -221,7 +221,7 @@ def _select_changed(files: list[InputFile], store: OutputStore, rules_version: s
         fingerprints[f.path] = sha
         todo.append(f)
     # A shard's line counts are one part for all its files: when some are ingested (and counted) again, the others
-    # that are still here go with them, so the shard is counted anew as a whole (cleaners.store: _rewrite_without).
+    # given to this run go with them, so the shard is counted anew as a whole.
     # A file nothing of which could be read is in no counts: retrying it leaves its shard's other files alone.
     again = {entries[f.path].shard_id for f in todo if f.path in entries and entries[f.path].counted}
     chosen = {f.path for f in todo}
@@ -231,7 +231,17 @@ def _select_changed(files: list[InputFile], store: OutputStore, rules_version: s
             fingerprints[f.path] = entry.content_sha256
             todo.append(f)
             chosen.add(f.path)
-    replaced = sorted({ingested[path].shard_id for path in chosen if path in ingested and ingested[path].counted})
+    # Earlier shards this run counts anew: those all of whose counted files it ingests again. A shard some of whose
+    # files this run was not given keeps its counts (they are the only counts of those files); the documents of its
+    # files counted again here are counted twice, which the counts' document rows take off a document's own lines
+    # and its source's total (cleaners.boilerplate.LineStats.from_tables).
+    counted_files: dict[str, set[str]] = {}
+    for path, entry in ingested.items():
+        if entry.counted:
+            counted_files.setdefault(entry.shard_id, set()).add(path)
+    replaced = sorted(shard for shard in {ingested[path].shard_id for path in chosen
+                                          if path in ingested and ingested[path].counted}
+                      if counted_files[shard] <= chosen)
     given = {f.path for f in files}
     older = sum(1 for path, entry in ingested.items() if path not in given and (
         entry.rules_version != rules_version or entry.pipeline_version != PIPELINE_VERSION))

@@ -272,3 +272,42 @@ def test_a_folder_listed_again_replaces_its_unreadable_reject(tmp_path: Path, mo
         outcomes.append((sorted(articles), rejects))
     assert outcomes[0] == (["open.example/a.txt"], ["unreadable"])
     assert outcomes[1] == outcomes[2] == (["locked.example/a.txt", "open.example/a.txt"], [])
+
+
+def test_a_run_given_only_a_changed_file_keeps_its_shard_mates_counts(tmp_path: Path) -> None:
+    """A run given one changed file ingests it alone: the counts of its old shard stay, since they are the only
+    counts of the shard's other files (they were deleted, and those files were never counted again)."""
+    from datetime import UTC, datetime
+
+    from cleaners.boilerplate import line_keys
+    from cleaners.readers import discover
+    from cleaners.rulepack import load_rules
+    from cleaners.shard import count_shard, plan_shards, process_shard
+    from cleaners.store import partition_of
+    from flows.clean import _select_changed
+
+    folder = tmp_path / "in" / "site.example"
+    folder.mkdir(parents=True)
+    footer = "Home | News | Contact us"
+    for name in ("a", "b", "c"):
+        (folder / f"{name}.txt").write_text(f"Headline {name}\n\nThe body of article {name} is here.\n{footer}\n")
+    rules = load_rules()
+    store = OutputStore.open(str(tmp_path / "out"))
+
+    def run(inputs: list[str]) -> list[str]:
+        selection = _select_changed(discover(inputs), store, rules.version, False)
+        now = datetime.now(UTC)
+        for shard in plan_shards(selection.todo, salt=str(now)):
+            count_shard(shard, store)
+            process_shard(shard, store, rules, now, partition_of(now), selection.fingerprints)
+        store.recover()
+        return selection.replaced_shards
+
+    run([str(tmp_path / "in")])
+    (folder / "a.txt").write_text(f"Headline a\n\nThe body of article a, corrected.\n{footer}\n")
+    assert run([str(folder / "a.txt")]) == []  # its old shard is not counted anew: b and c are not in this run
+    stats = store.line_stats()
+    assert stats.source_docs["site.example"] == 4  # b, c, a as it was (its old shard) and a as it is
+    assert stats.n_docs("site.example", line_keys([footer])[0]).tolist() == [4]
+    # Given the whole tree later, nothing is left to do, and the counts of b and c are still there.
+    assert run([str(tmp_path / "in")]) == [] and store.line_stats().source_docs["site.example"] == 4
