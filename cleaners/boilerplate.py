@@ -663,5 +663,5 @@ class LineStats:
     def evidence(self, source: str, line: str) -> Evidence | None:
         """One line's evidence (for single lookups; :meth:`n_docs` does a document at once)."""
         keys, countable = line_keys([line.strip()])
-        n = int(self.n_docs(source, keys)[0]) if countable[0] else 0
+        n = min(int(self.n_docs(source, keys)[0]) if countable[0] else 0, self.source_docs.get(source, 0))
         return Evidence(n, self.source_docs.get(source, 0)) if n else None

@@ -293,6 +293,9 @@ def host_of(url: str | None) -> str | None:
 
 # Epoch numbers above this are milliseconds (1e11 seconds is the year 5138).
 _EPOCH_MILLISECONDS_FROM = 1e11
+# Epoch seconds or milliseconds written as text ("1714557600", "1714557600123.5"): 9 to 13 digits, so an ISO basic
+# date ("20240501", 8 digits; read by fromisoformat first) is never one.
+_EPOCH_TEXT = re.compile(r"-?[0-9]{9,13}(?:\.[0-9]+)?")
 
 
 # An English month name or its abbreviation: a date written with one is unambiguous ("May 1, 2025", "1 May 2025").
@@ -303,7 +306,7 @@ _DEFAULTS = (datetime(2001, 1, 1), datetime(2002, 2, 2))  # two fillers: a part 
 def _datetime_as_written(value: object) -> datetime | None:
     """An ISO 8601 text (in its own offset, naive when it has none), an RFC 2822 date as feeds write it ("Tue, 05
     May 2024 10:00:00 GMT"), a date with an English month name and day and year ("May 1, 2025", "1 May 2025
-    14:30"), or a Unix epoch number (seconds, or milliseconds when larger than 1e11; UTC). None for anything
+    14:30"), or a Unix epoch number, or its digits as text (seconds, or milliseconds when larger than 1e11; UTC). None for anything
     else: out of range, incomplete ("May 2025"), or all-numeric and ambiguous ("01/02/2025": January or
     February?)."""
     try:
@@ -316,6 +319,9 @@ def _datetime_as_written(value: object) -> datetime | None:
             return datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             pass
+        if _EPOCH_TEXT.fullmatch(value):
+            number = float(value)
+            return datetime.fromtimestamp(number / 1000 if abs(number) > _EPOCH_MILLISECONDS_FROM else number, UTC)
         try:
             return parsedate_to_datetime(value)
         except (ValueError, TypeError, IndexError):

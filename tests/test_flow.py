@@ -188,11 +188,13 @@ def test_inputs_ingested_again_are_not_counted_twice(prefect_backend, tmp_path: 
     assert docs_counted() == (8, 8)
     os.utime(raw / "note.txt")
     assert docs_counted(reprocess=True) == (8, 8)
-    # The feed alone, grown again: its shard mate is not among the inputs, so the mate's counts go with the shard's
-    # (counted once when it is ingested again) rather than the feed's documents being counted twice.
+    # The feed alone, grown again: its shard mate is not among the inputs, so the shard keeps its counts (the only
+    # counts of the note), and the feed's records counted in both shards count once (their fingerprints).
     with (raw / "feed.jsonl").open("a") as feed:
         feed.write("\n" + json.dumps({"id": "r7", "source": "feed.example", "text": f"Headline 7\n\n{template}Art 7."}))
-    assert docs_counted(raw / "feed.jsonl") == (8, 8)
+    assert docs_counted(raw / "feed.jsonl") == (9, 9)
+    share = store.merged_line_stats().evidence("feed.example", "Share this story")
+    assert share is not None and (share.n_docs, share.source_docs) == (9, 9)  # counted 16 times: at most all
 
 
 def test_rule_packs_edited_during_a_run_stop_its_shards_without_retrying(prefect_backend, corpus: Path,
