@@ -306,9 +306,9 @@ _DEFAULTS = (datetime(2001, 1, 1), datetime(2002, 2, 2))  # two fillers: a part 
 def _datetime_as_written(value: object) -> datetime | None:
     """An ISO 8601 text (in its own offset, naive when it has none), an RFC 2822 date as feeds write it ("Tue, 05
     May 2024 10:00:00 GMT"), a date with an English month name and day and year ("May 1, 2025", "1 May 2025
-    14:30"), or a Unix epoch number, or its digits as text (seconds, or milliseconds when larger than 1e11; UTC). None for anything
-    else: out of range, incomplete ("May 2025"), or all-numeric and ambiguous ("01/02/2025": January or
-    February?)."""
+    14:30"), or a Unix epoch number, or its digits as text (seconds, or milliseconds when larger than 1e11; UTC).
+    None for anything else: out of range, incomplete ("May 2025"), or all-numeric and ambiguous ("01/02/2025":
+    January or February?)."""
     try:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return datetime.fromtimestamp(value / 1000 if abs(value) > _EPOCH_MILLISECONDS_FROM else value, UTC)
