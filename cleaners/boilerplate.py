@@ -48,6 +48,9 @@ COUNT_BATCH_DOCS = 256
 HISTORY_DOCS_PER_SOURCE = 500
 # Fingerprints kept to skip duplicate documents within one shard's count.
 MAX_TRACKED_DOCUMENTS = 200_000
+# A counts table keeps at most this many document fingerprints per source (a shard of more documents of one source
+# forgets some: their copies elsewhere are then not known as copies).
+MAX_DOCUMENTS_PER_SOURCE = 200_000
 
 LINE_COUNTS_SCHEMA = pa.schema(
     [
@@ -253,7 +256,7 @@ class LineCounter:
 
     Each counted document's :func:`fingerprint` is counted too (the table's ``document`` rows): a document this
     counter saw twice counts once here, but only the merge of all shards (:meth:`LineStats.from_tables`) sees
-    the same document in two shards or two runs.
+    the same document in two shards or two runs (``LineStats.copies``).
     """
 
     docs: Counter[str] = field(default_factory=Counter)
@@ -312,7 +315,7 @@ class LineCounter:
             summed = self._sums.setdefault(source, _SourceSum(reduce_to_caps=4))
             reduced |= summed.add(piece, np.ones(len(piece), np.int64))
         for source, counted in documents.items():
-            self._documents.setdefault(source, _SourceSum(reduce_to_caps=4)).add(
+            self._documents.setdefault(source, _SourceSum(limit=MAX_DOCUMENTS_PER_SOURCE)).add(
                 np.asarray(counted, np.int64), np.ones(len(counted), np.int64))
         if reduced and self.keep_samples:  # bounded memory: the samples of lines reduced away go with them
             self.samples.keep_only(np.concatenate([summed.held_keys() for summed in self._sums.values()]))
@@ -336,7 +339,7 @@ class LineCounter:
         copies: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for name in sorted(self.docs):
             keys, counts = _cap(*self.counts(name))
-            documents, times = _cap(*self.document_counts(name))
+            documents, times = _cap(*self.document_counts(name), limit=MAX_DOCUMENTS_PER_SOURCE)
             if not len(keys) and not len(documents):
                 continue  # no row in the table: the source is unknown to the stats, as from_tables has it
             # counts() is folded (sorted, distinct keys) and _cap keeps the order: no second fold, as
@@ -347,11 +350,12 @@ class LineCounter:
             again = times >= 2
             if again.any():
                 copies[name] = (documents[again], times[again])
-            docs[name] = self.docs[name] - int((times[again] - 1).sum())
+            docs[name] = self.docs[name]
         return LineStats(docs, per_source, copies)
 
     def to_table(self) -> pa.Table:
-        """One row per (source, line): at most ``MAX_LINES_PER_SOURCE`` per source, sorted by source and key."""
+        """One ``line`` row per (source, line), at most ``MAX_LINES_PER_SOURCE`` per source, sorted by source and
+        key; then one ``document`` row per (source, counted document), at most ``MAX_DOCUMENTS_PER_SOURCE``."""
         names = sorted(self.docs)
         parts = [_cap(*self.counts(name)) for name in names]
         sizes = [len(keys) for keys, _ in parts]
@@ -367,8 +371,8 @@ class LineCounter:
             pa.array(np.repeat(np.array([self.docs[name] for name in names], np.int64), sizes), pa.int64()),
             pa.repeat(pa.scalar(KIND_LINE, pa.string()), len(keys)),
         ], schema=LINE_COUNTS_SCHEMA)
-        return pa.concat_tables([lines, _document_rows(names, [_cap(*self.document_counts(name)) for name in names],
-                                                       [self.docs[name] for name in names])])
+        documents = [_cap(*self.document_counts(name), limit=MAX_DOCUMENTS_PER_SOURCE) for name in names]
+        return pa.concat_tables([lines, _document_rows(names, documents, [self.docs[name] for name in names])])
 
 
 def _document_rows(names: Sequence[str], parts: Sequence[tuple[np.ndarray, np.ndarray]],
@@ -446,12 +450,13 @@ def _misra_gries(keys: np.ndarray, counts: np.ndarray, k: int) -> tuple[np.ndarr
     return keys[kept], counts[kept] - threshold
 
 
-def _cap(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A source's ``MAX_LINES_PER_SOURCE`` most frequent lines (ties: the smaller key), still sorted by key:
-    the same lines in any order of the shards."""
-    if len(keys) <= MAX_LINES_PER_SOURCE:
+def _cap(keys: np.ndarray, counts: np.ndarray, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A source's ``limit`` (default ``MAX_LINES_PER_SOURCE``) most frequent lines (ties: the smaller key), still
+    sorted by key: the same lines in any order of the shards."""
+    limit = MAX_LINES_PER_SOURCE if limit is None else limit
+    if len(keys) <= limit:
         return keys, counts
-    top = np.sort(np.lexsort((keys, -counts))[:MAX_LINES_PER_SOURCE])
+    top = np.sort(np.lexsort((keys, -counts))[:limit])
     return keys[top], counts[top]
 
 
@@ -483,6 +488,7 @@ class _SourceSum:
     the pieces pass the cap bounds a source at that many caps, plus one cap, plus one piece."""
 
     reduce_to_caps: int = 1
+    limit: int | None = None  # the cap (default MAX_LINES_PER_SOURCE, read when used: tests change it)
     keys: np.ndarray = field(default_factory=lambda: _NO_LINES[0])
     counts: np.ndarray = field(default_factory=lambda: _NO_LINES[1])
     pieces: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
@@ -492,9 +498,12 @@ class _SourceSum:
         """Add a piece; returns whether a fold dropped lines."""
         self.pieces.append((keys, counts))
         self.pending += len(keys)
-        if self.pending > MAX_LINES_PER_SOURCE:
+        if self.pending > self._limit():
             return self._fold()
         return False
+
+    def _limit(self) -> int:
+        return MAX_LINES_PER_SOURCE if self.limit is None else self.limit
 
     def fold(self) -> tuple[np.ndarray, np.ndarray]:
         self._fold()
@@ -508,7 +517,7 @@ class _SourceSum:
             return False
         keys, counts = _sum_keys(np.concatenate([self.keys, *(k for k, _ in self.pieces)]),
                                  np.concatenate([self.counts, *(n for _, n in self.pieces)]))
-        self.keys, self.counts = _misra_gries(keys, counts, self.reduce_to_caps * MAX_LINES_PER_SOURCE)
+        self.keys, self.counts = _misra_gries(keys, counts, self.reduce_to_caps * self._limit())
         self.pieces, self.pending = [], 0
         return len(self.keys) < len(keys)
 
@@ -522,11 +531,13 @@ class LineStats:
     growth of the flow's memory with the corpus (docs/performance.md).
 
     A document counted more than once (byte-identical copies in two shards, or fetched again by a later run)
-    is in ``copies``; ``source_docs`` counts it once, and :func:`cleaners.document.template_counts` takes its
-    extra copies off its own lines' counts, so a repeated article is never its own source's template.
+    is in ``copies``: :func:`cleaners.document.template_counts` takes its extra copies off its own lines' counts,
+    so a repeated article is never its own source's template. Totals (``source_docs``) count every copy, as the
+    line counts do: a share stays about right when a whole file is counted twice (its documents weigh double),
+    where a distinct total made lines shared by that file's documents look like template.
     """
 
-    source_docs: dict[str, int]                           # distinct documents counted per source
+    source_docs: dict[str, int]                           # documents counted per source (copies included)
     per_source: dict[str, tuple[np.ndarray, np.ndarray]]  # source -> (sorted keys, n_docs)
     copies: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # -> (sorted fingerprints,
     #                                                       times counted, 2 or more)
@@ -538,7 +549,7 @@ class LineStats:
     @classmethod
     def from_table(cls, table: pa.Table, source_docs: dict[str, int] | None = None) -> LineStats:
         """From a merged table (:meth:`to_table`): one row per (source, line_hash, kind) with ``n_docs`` and
-        ``source_docs``, each source's distinct documents. ``source_docs`` (the argument) replaces those totals."""
+        ``source_docs``, each source's total. ``source_docs`` (the argument) replaces those totals."""
         docs: dict[str, int] = {}
         per_source: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         copies: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -566,8 +577,8 @@ class LineStats:
         RSS at 10,000 documents and 1.6 GB at 100,000 (6 million rows held), for a result of 2 to 18 MB
         (docs/performance.md).
 
-        The tables' document rows are summed the same way: a fingerprint counted twice or more is a document
-        counted in several shards (or runs); each source's total then counts it once.
+        The tables' document rows are summed the same way (capped at ``MAX_DOCUMENTS_PER_SOURCE``): a fingerprint
+        counted twice or more is a document counted in several shards (or runs), kept in ``copies``.
         """
         docs: Counter[str] = Counter()
         sums: dict[str, _SourceSum] = {}
@@ -587,7 +598,8 @@ class LineStats:
                 docs[name] += total
                 sums.setdefault(name, _SourceSum()).add(keys[~documents], counts[~documents])
                 if documents.any():
-                    document_sums.setdefault(name, _SourceSum()).add(keys[documents], counts[documents])
+                    document_sums.setdefault(name, _SourceSum(limit=MAX_DOCUMENTS_PER_SOURCE)).add(
+                        keys[documents], counts[documents])
         per_source: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for name in sorted(sums):
             keys, counts = sums.pop(name).fold()
@@ -600,7 +612,6 @@ class LineStats:
             again = times >= 2
             if again.any():
                 copies[name] = (fingerprints[again], times[again])
-                docs[name] -= int((times[again] - 1).sum())
         return cls(dict(docs), per_source, copies)
 
     @classmethod
@@ -624,7 +635,7 @@ class LineStats:
 
     def to_table(self) -> pa.Table:
         """The merged counts as one table (``LINE_COUNTS_SCHEMA``): written once per run for the tasks. Unlike a
-        shard's table, its ``source_docs`` are distinct documents and its document rows only those counted
+        shard's table, its ``source_docs`` are the sums over the shards and its document rows only those counted
         more than once."""
         names = sorted(self.per_source)
         sizes = [len(self.per_source[name][0]) for name in names]

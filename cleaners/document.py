@@ -336,8 +336,7 @@ def template_counts(keys: np.ndarray, countable: np.ndarray, source: str, stats:
     extra = stats.times_counted(source, fingerprint) - 1 if fingerprint is not None else 0
     if extra > 0:
         n_docs = np.where(n_docs > 0, np.maximum(n_docs - extra, 1), 0)
-    # Lines of other documents counted twice (a file ingested again alone keeps its old shard's counts) may count
-    # more documents than the source's distinct total: a share is at most all of them.
+    # A guard: a line's count is at most its source's total (which counts every copy, as the line counts do).
     return TemplateCounts(np.minimum(n_docs, stats.source_docs[source]), stats.source_docs[source])
 
 

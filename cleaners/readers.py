@@ -293,9 +293,11 @@ def host_of(url: str | None) -> str | None:
 
 # Epoch numbers above this are milliseconds (1e11 seconds is the year 5138).
 _EPOCH_MILLISECONDS_FROM = 1e11
-# Epoch seconds or milliseconds written as text ("1714557600", "1714557600123.5"): 9 to 13 digits, so an ISO basic
-# date ("20240501", 8 digits; read by fromisoformat first) is never one.
-_EPOCH_TEXT = re.compile(r"-?[0-9]{9,13}(?:\.[0-9]+)?")
+# Epoch seconds or milliseconds written as text ("1714557600", "1714557600123.5"): 10 or 13 digits. Not an ISO
+# basic date ("20240501"; read by fromisoformat first), nor a compact date and hour or minute ("2024050112",
+# "202405011230"): 12 digits are never read, and 10 that spell a date and hour are ambiguous (left null).
+_EPOCH_TEXT = re.compile(r"-?(?:[0-9]{10}|[0-9]{13})(?:\.[0-9]+)?")
+_COMPACT_DATE_HOUR = re.compile(r"(?:19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])(?:[01][0-9]|2[0-3])")
 
 
 # An English month name or its abbreviation: a date written with one is unambiguous ("May 1, 2025", "1 May 2025").
@@ -319,7 +321,7 @@ def _datetime_as_written(value: object) -> datetime | None:
             return datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             pass
-        if _EPOCH_TEXT.fullmatch(value):
+        if _EPOCH_TEXT.fullmatch(value) and not _COMPACT_DATE_HOUR.fullmatch(value):
             number = float(value)
             return datetime.fromtimestamp(number / 1000 if abs(number) > _EPOCH_MILLISECONDS_FROM else number, UTC)
         try:

@@ -22,7 +22,7 @@ from cleaners.document import CleanConfig, DocumentInput, LineJudge, clean_docum
 from cleaners.readers import DEFAULT_MAX_DOC_BYTES, InputFile, read_file
 from cleaners.rulepack import RuleSet
 from cleaners.schema import ARTICLES_SCHEMA, REJECTS_SCHEMA
-from cleaners.store import OutputStore
+from cleaners.store import OutputStore, rows_in
 from cleaners.types import CleanResult, RawDocument, Reject, RejectReason
 
 # Bump when cleaning changes: every input is processed again (0.6: a line a rule removes is never the title;
@@ -64,6 +64,8 @@ class ShardStats:
     reject_reasons: dict[str, int] = field(default_factory=dict)
     top_removed_lines: dict[str, int] = field(default_factory=dict)
     unread_fields: dict[str, int] = field(default_factory=dict)  # record fields left null: value not readable
+    # Rows of an earlier run of this very shard (same files and versions, same day) that its parts replaced in place.
+    n_replaced_in_place: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -240,6 +242,11 @@ def process_shard(shard: Shard, store: OutputStore, rules: RuleSet, ingested_at:
     """
     started = time.perf_counter()
     stats = ShardStats(shard_id=shard.shard_id, partition=partition)
+    # A --reprocess the same day plans the same shard ids: its parts are written over the committed ones, which
+    # recovery never sees as superseded; their rows are counted here.
+    stats.n_replaced_in_place = rows_in(store, [path for path in (store.articles_path(partition, shard.shard_id),
+                                                                  store.rejects_path(partition, shard.shard_id))
+                                                if store.fs.exists(path)])
     removed_by_rule: Counter[str] = Counter()
     removed_lines: Counter[str] = Counter()
     reasons: Counter[str] = Counter()

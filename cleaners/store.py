@@ -334,11 +334,15 @@ class OutputStore:
         if self.fs.exists(self.path("_state", "plans")):  # work orders of runs that died: their leftovers are gone
             self.fs.rm(self.path("_state", "plans"), recursive=True)
         self._drop_superseded(report)
-        # After the superseded rows went: a shard all of whose files were ingested again has no ledger part left,
-        # and its counts go now (not at the next run), so no reader of the counts sees those files twice.
-        committed_shards = {shard for _, shard in self._parts("_state", "ledger")}
+        # After the superseded rows went: a shard all of whose counted files were ingested again has no ledger part
+        # left, or only rows of files nothing of which was read (in no counts), and its counts go now (not at the
+        # next run), so no reader of the counts sees those files twice (flows.clean._select_changed left it out of
+        # the run's merge).
+        ledger = self.ledger().select(["shard_id", "content_sha256", "n_inputs", "n_articles"]).to_pylist()
+        counted_shards = {row["shard_id"] for row in ledger
+                          if not _uncounted(row["content_sha256"], row["n_inputs"], row["n_articles"])}
         for (_, shard), path in self._parts("_state", "line_counts").items():
-            if shard not in committed_shards:
+            if shard not in counted_shards:
                 self.fs.rm(path)
                 report.orphans_removed.append(path)
         return report
@@ -383,10 +387,11 @@ class OutputStore:
                    for (partition, shard_id), files in sorted(where.items()))
 
     def _rewrite_without(self, partition: str, shard_id: str, files: set[str], report: RecoveryReport) -> int:
-        """Rewrite a shard's parts without the rows of ``files``. Its line counts stay while it keeps a ledger part:
+        """Rewrite a shard's parts without the rows of ``files``. Its line counts stay while it keeps a counted file:
         they are the only counts of its other files (dropping them lost those files' counts for good when a run
-        was given only the changed file). The files ingested again are then counted twice: the counts' document
-        rows take the copies off (cleaners.boilerplate.LineStats). With no file left, its counts go in recover."""
+        was given only the changed file). The files ingested again are then counted twice, in the totals as in
+        the lines, so shares stay about right, and a document is never counted against itself
+        (cleaners.boilerplate.LineStats.copies). With no counted file left, its counts go in :meth:`recover`."""
         removed = 0
         drop = pa.array(sorted(files), pa.string())
         # Data files first, the ledger part last: a crash in between leaves stale ledger rows that the

@@ -175,7 +175,7 @@ def _sha256_of(path: str) -> str:
 class Selection(NamedTuple):
     todo: list[InputFile]          # the files to ingest
     fingerprints: dict[str, str]   # path -> content SHA-256, for the ledger
-    replaced_shards: list[str]     # earlier shards whose line counts this run replaces
+    replaced_shards: list[str]     # earlier shards whose line counts this run replaces (all their counted files)
     moved_away: dict[str, str]     # earlier path -> the path of this run that replaces it (its rows go)
     # Inputs ingested with other rules or another pipeline that this run was not given (raw files deleted, dated
     # roots of other days): their rows keep the versions they were cleaned with.
@@ -184,8 +184,8 @@ class Selection(NamedTuple):
 
 def _select_changed(files: list[InputFile], store: OutputStore, rules_version: str, reprocess: bool) -> Selection:
     """The files not yet ingested as they are now (by path and content hash), with their hashes, the earlier
-    shards whose line counts this run replaces (the shards of the files it ingests again), and the earlier paths
-    this run's files replace.
+    shards whose line counts this run replaces (those all of whose counted files it ingests again), and the
+    earlier paths this run's files replace.
 
     A file is known by its path; the same file under another path (a copied, moved or differently mounted input
     tree: the same path below the root and the same bytes as a file already ingested with these rules, or as
@@ -233,8 +233,8 @@ def _select_changed(files: list[InputFile], store: OutputStore, rules_version: s
             chosen.add(f.path)
     # Earlier shards this run counts anew: those all of whose counted files it ingests again. A shard some of whose
     # files this run was not given keeps its counts (they are the only counts of those files); the documents of its
-    # files counted again here are counted twice, which the counts' document rows take off a document's own lines
-    # and its source's total (cleaners.boilerplate.LineStats.from_tables).
+    # files counted again here are counted twice (in its source's total too, so shares stay about right; a document
+    # is never counted against its own lines: cleaners.boilerplate.LineStats.copies).
     counted_files: dict[str, set[str]] = {}
     for path, entry in ingested.items():
         if entry.counted:
@@ -423,7 +423,7 @@ def clean_articles(
         "files_seen": len(files), "files_processed": len(todo), "files_skipped": len(files) - len(todo),
         "shards": len(shards), "mb": sum(f.size for f in todo) / 1e6, "output": output,
         "low_confidence": sum(s["n_low_confidence"] for s in results),
-        "superseded_rows": superseded.superseded_rows + retired,
+        "superseded_rows": superseded.superseded_rows + retired + sum(s.get("n_replaced_in_place", 0) for s in results),
         "rules_version": ruleset.version, "pipeline_version": PIPELINE_VERSION,
         "reject_reasons": dict(reasons), "removed_by_rule": dict(removed),
         "inputs_on_other_versions": older,

@@ -128,6 +128,7 @@ def test_rerun_adds_no_rows_and_a_changed_file_replaces_its_rows(prefect_backend
 
     forced = clean_articles(input=[str(corpus)], output=str(out), reprocess=True)
     assert forced["files_processed"] == first_run["files_seen"]
+    assert forced["superseded_rows"] == first_run["inputs"]  # the same shard, the same day: its parts replaced
     assert _articles(out).num_rows == 3
     manifests = sorted((out / "_manifests").glob("run-*.json"))
     assert len(manifests) == 4
@@ -161,7 +162,8 @@ def test_process_pool_runner_writes_the_same_rows_as_threads(prefect_backend, co
 
 def test_inputs_ingested_again_are_not_counted_twice(prefect_backend, tmp_path: Path) -> None:
     """The learned per-source line counts stay the counts of the inputs as they are now: a JSONL feed that grows
-    between runs, a reprocessed output and a file changed beside others of its shard count each document once."""
+    between runs, a reprocessed output and a file changed beside others of its shard count each document once
+    (when the run is given the shard's other files)."""
     import os
 
     from cleaners.store import OutputStore
@@ -188,13 +190,14 @@ def test_inputs_ingested_again_are_not_counted_twice(prefect_backend, tmp_path: 
     assert docs_counted() == (8, 8)
     os.utime(raw / "note.txt")
     assert docs_counted(reprocess=True) == (8, 8)
-    # The feed alone, grown again: its shard mate is not among the inputs, so the shard keeps its counts (the only
-    # counts of the note), and the feed's records counted in both shards count once (their fingerprints).
+    # The feed alone, grown again: its shard mate is not among the inputs, so the old shard keeps its counts (the
+    # only counts of the note), and the feed's records are counted in both shards: 8 + 8 documents, in the lines
+    # as in the total, so the template's share is still all of them.
     with (raw / "feed.jsonl").open("a") as feed:
         feed.write("\n" + json.dumps({"id": "r7", "source": "feed.example", "text": f"Headline 7\n\n{template}Art 7."}))
-    assert docs_counted(raw / "feed.jsonl") == (9, 9)
+    assert docs_counted(raw / "feed.jsonl") == (16, 16)
     share = store.merged_line_stats().evidence("feed.example", "Share this story")
-    assert share is not None and (share.n_docs, share.source_docs) == (9, 9)  # counted 16 times: at most all
+    assert share is not None and (share.n_docs, share.source_docs) == (16, 16)
 
 
 def test_rule_packs_edited_during_a_run_stop_its_shards_without_retrying(prefect_backend, corpus: Path,

@@ -311,3 +311,74 @@ def test_a_run_given_only_a_changed_file_keeps_its_shard_mates_counts(tmp_path: 
     assert stats.n_docs("site.example", line_keys([footer])[0]).tolist() == [4]
     # Given the whole tree later, nothing is left to do, and the counts of b and c are still there.
     assert run([str(tmp_path / "in")]) == [] and store.line_stats().source_docs["site.example"] == 4
+
+
+def _ingest(store: OutputStore, inputs: list[str]) -> list[str]:
+    """One run's selection and both passes, through the library (as the flow's tasks run them), then recovery."""
+    from datetime import UTC, datetime
+
+    from cleaners.readers import discover
+    from cleaners.rulepack import load_rules
+    from cleaners.shard import count_shard, plan_shards, process_shard
+    from cleaners.store import partition_of
+    from flows.clean import _select_changed
+
+    rules = load_rules()
+    selection = _select_changed(discover(inputs), store, rules.version, False)
+    now = datetime.now(UTC)
+    for shard in plan_shards(selection.todo, salt=str(now)):
+        count_shard(shard, store)
+    store.write_merged_line_stats(without_shards=set(selection.replaced_shards))
+    stats = store.merged_line_stats()
+    for shard in plan_shards(selection.todo, salt=str(now)):
+        process_shard(shard, store, rules, now, partition_of(now), selection.fingerprints, line_stats=stats)
+    store.recover()
+    return selection.replaced_shards
+
+
+def test_a_feed_given_alone_does_not_make_its_shared_lines_template(tmp_path: Path) -> None:
+    """A feed counted in its old shard and again in a new one weighs double in the totals as in the lines: a line
+    on 4 of its 10 records (a byline) stays below the template share (with distinct totals it was "on 58% of 12
+    documents", and went from those records)."""
+    import json
+
+    import pyarrow.dataset as ds
+
+    folder = tmp_path / "in" / "feed.example"
+    folder.mkdir(parents=True)
+    byline = "By Jane Correspondent"
+    records = [{"id": f"r{i}", "text": f"Headline {i}\n\n" + (f"{byline}\n" if i < 4 else "")
+                + f"Record {i} reports on its own matter at some length, with details.\n"} for i in range(10)]
+    (folder / "feed.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (folder / "note.txt").write_text("Note\n\nA note beside the feed, in the same shard, with its own words.\n")
+    store = OutputStore.open(str(tmp_path / "out"))
+    _ingest(store, [str(tmp_path / "in")])
+    with (folder / "feed.jsonl").open("a") as feed:
+        feed.write(json.dumps({"id": "r10", "text": "Headline 10\n\nRecord 10, the newest, says more.\n"}) + "\n")
+    assert _ingest(store, [str(folder / "feed.jsonl")]) == []
+    rows = ds.dataset(store.path("articles"), format="parquet").to_table().to_pylist()
+    assert not [r["input_id"] for r in rows for removed in r["removed"] if removed["text"] == byline]
+    assert all(byline in r["text"] for r in rows if r["input_id"] in {"r0", "r1", "r2", "r3"})
+
+
+def test_a_shard_left_with_only_unread_files_loses_its_counts(tmp_path: Path) -> None:
+    """A shard whose counted files were all ingested again (it was left out of that run's merge) keeps a ledger
+    part for a file nothing of which was read: its counts go all the same, so no later run counts those files
+    twice."""
+    from cleaners.boilerplate import line_keys
+
+    folder = tmp_path / "in" / "site.example"
+    folder.mkdir(parents=True)
+    footer = "Home | News | Contact us"
+    for name in ("a", "b", "c"):
+        (folder / f"{name}.txt").write_text(f"Headline {name}\n\nThe body of article {name} is here.\n{footer}\n")
+    (folder / "d.txt").symlink_to(tmp_path / "nowhere.txt")  # unreadable: in the ledger, in no counts
+    store = OutputStore.open(str(tmp_path / "out"))
+    _ingest(store, [str(tmp_path / "in")])
+    (folder / "d.txt").unlink()  # gone: its unread row stays in the old shard's ledger part
+    (folder / "a.txt").write_text(f"Headline a\n\nThe body of article a, corrected.\n{footer}\n")
+    assert len(_ingest(store, [str(tmp_path / "in")])) == 1  # a, b and c again: the old shard is replaced
+    (folder / "e.txt").write_text(f"Headline e\n\nThe body of article e is new.\n{footer}\n")
+    _ingest(store, [str(tmp_path / "in")])
+    stats = store.line_stats()
+    assert stats.source_docs["site.example"] == 4 and stats.n_docs("site.example", line_keys([footer])[0])[0] == 4

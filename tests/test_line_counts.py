@@ -286,9 +286,10 @@ def test_a_sources_template_is_learned_from_its_recent_history(tmp_path) -> None
     assert store.line_stats().n_docs("s.example", line_keys([new, old])[0]).tolist() == [per_shard, per_shard]
 
 
-def test_a_document_counted_in_two_shards_counts_once() -> None:
-    """The same document in two shards (or two runs): the merge counts it once, and its own lines are looked up
-    without its copies, so a repeated article is never its own source's template."""
+def test_a_document_counted_in_two_shards_is_not_counted_against_itself() -> None:
+    """The same document in two shards (or two runs): the merge knows it as copied, and its own lines are looked
+    up without its copies, so a repeated article is never its own source's template. Totals count every copy,
+    as the line counts do."""
     from cleaners.boilerplate import KeyedTexts
     from cleaners.document import CleanConfig, template_counts
 
@@ -298,18 +299,31 @@ def test_a_document_counted_in_two_shards_counts_once() -> None:
     shard2 = _counter([("a.example", article), ("a.example", article)]).to_table()  # once: a copy in this shard
     assert {row["kind"] for row in shard1.to_pylist()} == {"line", "document"}
     stats = LineStats.from_tables([shard1, shard2])
-    assert stats.source_docs == {"a.example": 5}
+    assert stats.source_docs == {"a.example": 6}
     keys, countable = line_keys(article.splitlines())
     assert stats.n_docs("a.example", keys).tolist() == [2, 2, 6, 6]  # as summed: the article's copies in both
     [print_] = KeyedTexts.of([article]).fingerprints().tolist()
     assert stats.times_counted("a.example", print_) == 2
     counts = template_counts(keys, countable, "a.example", stats, CleanConfig(), print_)
-    assert counts is not None and counts.n_docs.tolist() == [1, 1, 5, 5] and counts.source_docs == 5
+    assert counts is not None and counts.n_docs.tolist() == [1, 1, 5, 5] and counts.source_docs == 6
     # Another document's lookup is not changed, and the merged file the tasks read keeps copies and totals.
     assert template_counts(keys, countable, "a.example", stats, CleanConfig(), 12345).n_docs.tolist() == [2, 2, 6, 6]
     merged = LineStats.from_table(stats.to_table())
-    assert merged.source_docs == {"a.example": 5} and merged.times_counted("a.example", print_) == 2
+    assert merged.source_docs == {"a.example": 6} and merged.times_counted("a.example", print_) == 2
     assert merged.n_docs("a.example", keys).tolist() == [2, 2, 6, 6]
+
+
+def test_document_fingerprints_have_their_own_cap(monkeypatch) -> None:
+    """Fingerprints (one per document, counted once each) are not reduced with the lines' cap: a copy among more
+    documents than a source's line cap is still known as one."""
+    import cleaners.boilerplate as boilerplate
+
+    monkeypatch.setattr(boilerplate, "MAX_LINES_PER_SOURCE", 50)
+    docs = [("a.example", TEMPLATE + f"Story number {i}.") for i in range(61)]
+    shard1, shard2 = _counter(docs).to_table(), _counter(docs[:1]).to_table()
+    stats = LineStats.from_tables([shard1, shard2], window=500)
+    [print_] = boilerplate.KeyedTexts.of([docs[0][1]]).fingerprints().tolist()
+    assert stats.source_docs == {"a.example": 62} and stats.times_counted("a.example", print_) == 2
 
 
 def test_version_2_counts_tables_are_read_as_lines() -> None:

@@ -202,14 +202,15 @@ def test_a_corrupt_stream_or_odd_values_are_rejects_not_errors(tmp_path: Path) -
     assert isinstance(early, RawDocument) and early.fetched_at is None
     epochs = [{"id": f"e{i}", "text": ARTICLE, "fetched_at": value}
               for i, value in enumerate([1714600000, 1714600000123, "2024-05-01 22:00", True, "May 1, 2024",
-                                         "1714600000", "1714600000123", "20240501", "12345678"])]
+                                         "1714600000", "1714600000123", "20240501", "12345678", "2024050112",
+                                         "202405011230"])]
     (tmp_path / "epochs.jsonl").write_text("".join(json.dumps(record) + "\n" for record in epochs))
     fetched = [d.fetched_at.isoformat() if d.fetched_at else None for d in _read_all([str(tmp_path / "epochs.jsonl")])]
     assert fetched == ["2024-05-01T21:46:40+00:00", "2024-05-01T21:46:40.123000+00:00", "2024-05-01T22:00:00+00:00",
                        None, "2024-05-01T00:00:00+00:00",
                        # epoch digits as text; 8 digits are an ISO basic date, or nothing
                        "2024-05-01T21:46:40+00:00", "2024-05-01T21:46:40.123000+00:00", "2024-05-01T00:00:00+00:00",
-                       None]
+                       None, None, None]  # a compact date and hour (or minute) is not an epoch
     long_id = items[("odd.jsonl", 2)]
     assert isinstance(long_id, Reject) and long_id.reason_code is RejectReason.MALFORMED_RECORD
     assert "line 2 could not be read: ValueError" in long_id.reason
