@@ -33,8 +33,8 @@ MAX_COUNTED_CHARS = 200
 MAX_LINES_PER_SOURCE = 20_000
 # Tables of another version are not used (see is_current).
 # 2: keys by cleaners.kernels.canonical_line_keys (1: BLAKE2b). 3: adds `kind` and one row per counted document
-# (its fingerprint), so a document counted in several shards or runs counts once; version 2 tables are read as
-# lines only.
+# (its fingerprint), so a document counted in several shards or runs is known as copied (LineStats.copies);
+# version 2 tables are read as lines only.
 LINE_COUNTS_VERSION = "3"
 READABLE_LINE_COUNTS_VERSIONS = ("2", "3")
 # The `kind` of a counts row: a line (line_hash: its key) or a counted document (line_hash: its fingerprint).

@@ -327,17 +327,22 @@ def template_counts(keys: np.ndarray, countable: np.ndarray, source: str, stats:
     and the classifier's template-share feature both use it). None for small or unknown sources.
 
     ``fingerprint`` (cleaners.boilerplate.fingerprint of the document's text): when the counts hold this very
-    document more than once (copies in several shards or runs), its lines count it once. Otherwise a re-scraped
-    article's paragraphs were on "50% of 8 documents" of a source holding 4 copies of it, and went as template.
+    document more than once (copies in several shards or runs), its extra copies are taken off its lines and off
+    the source's total. Otherwise a re-scraped article's paragraphs were on "50% of 8 documents" of a source
+    holding 4 copies of it, and went as template. (Copies of *other* documents still count: the tables do not
+    say which lines they hold.)
     """
-    if stats is None or stats.source_docs.get(source, 0) < config.min_source_docs:
+    if stats is None:
+        return None
+    extra = stats.times_counted(source, fingerprint) - 1 if fingerprint is not None else 0
+    total = stats.source_docs.get(source, 0) - extra
+    if total < config.min_source_docs:
         return None
     n_docs = np.where(countable, stats.n_docs(source, keys), 0)
-    extra = stats.times_counted(source, fingerprint) - 1 if fingerprint is not None else 0
     if extra > 0:
         n_docs = np.where(n_docs > 0, np.maximum(n_docs - extra, 1), 0)
     # A guard: a line's count is at most its source's total (which counts every copy, as the line counts do).
-    return TemplateCounts(np.minimum(n_docs, stats.source_docs[source]), stats.source_docs[source])
+    return TemplateCounts(np.minimum(n_docs, total), total)
 
 
 def remove_source_boilerplate(doc: _Lines, source: str, counts: TemplateCounts, config: CleanConfig) -> None:

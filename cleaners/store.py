@@ -230,7 +230,7 @@ class OutputStore:
 
     def write_merged_line_stats(self, without_shards: Collection[str] = ()) -> str:
         """Merge every shard's counts once per run into one small file the clean tasks read (``without_shards``:
-        earlier shards whose files this run counts again, so that no document is counted twice).
+        earlier shards all of whose counted files this run counts again, so that they are not counted twice).
 
         Without it each task re-read and re-summed every count file of the output's history.
         """

@@ -6,7 +6,9 @@ so nothing reaches beyond loopback. Set ``PREFECT_API_URL`` to run against a ser
 
 from __future__ import annotations
 
+import faulthandler
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -233,6 +235,9 @@ def warm_up() -> None:
 
 
 def main() -> None:
+    # `kill -USR1 PID` prints every thread's stack to stderr: where a run that seems stuck is waiting.
+    if hasattr(signal, "SIGUSR1"):
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     app()
 
 

@@ -455,7 +455,13 @@ def test_sigterm_marks_the_run_crashed_and_the_next_run_recovers(
     out, log = tmp_path / "out", tmp_path / "run.log"
     proc = start_run(server, [root], out, log, "--shard-mb", str(SHARD_MB))
     try:
-        _wait_for_state(server, out, {"RUNNING"}, timeout=120)
+        try:
+            # Waits only as long as the start takes (seconds; once, on a loaded machine, minutes).
+            _wait_for_state(server, out, {"RUNNING"}, timeout=240)
+        except AssertionError as exc:
+            os.kill(proc.pid, signal.SIGUSR1)  # the CLI prints its threads' stacks: where the start waited
+            time.sleep(2)
+            raise AssertionError(f"{exc}\nrun log:\n{log.read_text(errors='replace')[-6000:]}") from exc
         time.sleep(1.0)  # let it write some shards
         os.kill(proc.pid, signal.SIGTERM)
         rc = proc.wait(60)

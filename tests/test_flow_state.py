@@ -382,3 +382,33 @@ def test_a_shard_left_with_only_unread_files_loses_its_counts(tmp_path: Path) ->
     _ingest(store, [str(tmp_path / "in")])
     stats = store.line_stats()
     assert stats.source_docs["site.example"] == 4 and stats.n_docs("site.example", line_keys([footer])[0])[0] == 4
+
+
+def test_a_retried_shard_does_not_count_its_own_uncommitted_parts_as_replaced(tmp_path: Path, monkeypatch) -> None:
+    """A clean task that wrote its parts and failed before its ledger part (the commit) is retried: the parts it
+    overwrites were never committed, so they are not reported as replaced rows."""
+    from datetime import UTC, datetime
+
+    import pytest
+
+    from cleaners.readers import discover
+    from cleaners.rulepack import load_rules
+    from cleaners.shard import plan_shards, process_shard
+    from cleaners.store import partition_of
+
+    folder = tmp_path / "in" / "site.example"
+    folder.mkdir(parents=True)
+    (folder / "a.txt").write_text("Headline a\n\nThe body of article a is here, long enough to be kept.\n")
+    store = OutputStore.open(str(tmp_path / "out"))
+    [shard] = plan_shards(discover([str(tmp_path / "in")]))
+    now = datetime.now(UTC)
+
+    def failing(*args: object, **kwargs: object) -> None:
+        raise OSError("transient: the ledger write failed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(OutputStore, "write_ledger", failing)
+        with pytest.raises(OSError):
+            process_shard(shard, store, load_rules(), now, partition_of(now), {})
+    assert process_shard(shard, store, load_rules(), now, partition_of(now), {}).n_replaced_in_place == 0
+    assert process_shard(shard, store, load_rules(), now, partition_of(now), {}).n_replaced_in_place == 1

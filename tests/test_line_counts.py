@@ -305,7 +305,7 @@ def test_a_document_counted_in_two_shards_is_not_counted_against_itself() -> Non
     [print_] = KeyedTexts.of([article]).fingerprints().tolist()
     assert stats.times_counted("a.example", print_) == 2
     counts = template_counts(keys, countable, "a.example", stats, CleanConfig(), print_)
-    assert counts is not None and counts.n_docs.tolist() == [1, 1, 5, 5] and counts.source_docs == 6
+    assert counts is not None and counts.n_docs.tolist() == [1, 1, 5, 5] and counts.source_docs == 5
     # Another document's lookup is not changed, and the merged file the tasks read keeps copies and totals.
     assert template_counts(keys, countable, "a.example", stats, CleanConfig(), 12345).n_docs.tolist() == [2, 2, 6, 6]
     merged = LineStats.from_table(stats.to_table())
@@ -379,3 +379,21 @@ def test_copies_in_several_shards_keep_their_paragraphs(tmp_path) -> None:
     assert n_one == 1 and n_many == 8
     assert many == one
     assert all(story in many[f"news.example.org/x{i}.txt"] for i in range(4))
+
+
+def test_an_article_fetched_every_day_keeps_its_sources_template_off_and_its_text_on() -> None:
+    """An article counted in 8 shards (8 daily runs) among 4 others: cleaned, it sees the source as 5 documents,
+    the template on all of them and its own lines on itself alone (not "on 57% of 7 documents")."""
+    from cleaners.boilerplate import KeyedTexts
+    from cleaners.document import CleanConfig, template_counts
+
+    article = "A paragraph of the story that is short.\n" + TEMPLATE
+    others = [("a.example", TEMPLATE + f"Story {i}.") for i in range(4)]
+    shards = [_counter([*others, ("a.example", article)]).to_table()]
+    shards += [_counter([("a.example", article)]).to_table() for _ in range(7)]
+    stats = LineStats.from_tables(shards)
+    keys, countable = line_keys(article.splitlines())
+    [print_] = KeyedTexts.of([article]).fingerprints().tolist()
+    counts = template_counts(keys, countable, "a.example", stats, CleanConfig(), print_)
+    assert stats.source_docs == {"a.example": 12} and counts is not None
+    assert counts.source_docs == 5 and counts.n_docs.tolist() == [1, 5, 5]
