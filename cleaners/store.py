@@ -184,9 +184,14 @@ class OutputStore:
         """The sources this output's rows (articles and rejects) give ``input_file`` (and ``input_id``): how a run
         named them. A file's folder-derived source depends on the input root the run was given, which a file
         path alone does not tell (``boilerstrip explain``)."""
+        ledger = self.ledger()
+        where = ledger.filter(pc.equal(ledger["input_file"], input_file)).select(["partition", "shard_id"])
         found: set[str] = set()
-        for folder in ("articles", "rejects"):
-            for path in self._parts(folder).values():
+        for row in where.to_pylist():  # only the file's own shard (the ledger says which): not every part
+            for path in (self.articles_path(row["partition"], row["shard_id"]),
+                         self.rejects_path(row["partition"], row["shard_id"])):
+                if not self.fs.exists(path):
+                    continue
                 table = self.read_table(path, ["source", "input_file", "input_id"])
                 mask = pc.equal(table["input_file"], input_file)
                 if input_id is not None:
