@@ -356,37 +356,30 @@ class LineCounter:
     def to_table(self) -> pa.Table:
         """One ``line`` row per (source, line), at most ``MAX_LINES_PER_SOURCE`` per source, sorted by source and
         key; then one ``document`` row per (source, counted document), at most ``MAX_DOCUMENTS_PER_SOURCE``."""
-        names = sorted(self.docs)
-        parts = [_cap(*self.counts(name)) for name in names]
-        sizes = [len(keys) for keys, _ in parts]
-        keys = np.concatenate([np.zeros(0, np.int64), *[k for k, _ in parts]])
-        counts = np.concatenate([np.zeros(0, np.int64), *[c for _, c in parts]])
         if not self.keep_samples:
             raise ValueError("this LineCounter keeps no line samples (keep_samples=False): use to_stats()")
-        lines = pa.Table.from_arrays([
-            pa.array(names, pa.string()).take(pa.array(np.repeat(np.arange(len(names)), sizes))),
-            pa.array(keys, pa.int64()),
-            self.samples.lines(keys),
-            pa.array(counts, pa.int64()),
-            pa.array(np.repeat(np.array([self.docs[name] for name in names], np.int64), sizes), pa.int64()),
-            pa.repeat(pa.scalar(KIND_LINE, pa.string()), len(keys)),
-        ], schema=LINE_COUNTS_SCHEMA)
+        names = sorted(self.docs)
+        totals = [self.docs[name] for name in names]
+        lines = [_cap(*self.counts(name)) for name in names]
         documents = [_cap(*self.document_counts(name), limit=MAX_DOCUMENTS_PER_SOURCE) for name in names]
-        return pa.concat_tables([lines, _document_rows(names, documents, [self.docs[name] for name in names])])
+        samples = self.samples.lines(np.concatenate([np.zeros(0, np.int64), *[keys for keys, _ in lines]]))
+        return pa.concat_tables([_counts_rows(KIND_LINE, names, lines, totals, samples),
+                                 _counts_rows(KIND_DOCUMENT, names, documents, totals)])
 
 
-def _document_rows(names: Sequence[str], parts: Sequence[tuple[np.ndarray, np.ndarray]],
-                   totals: Sequence[int]) -> pa.Table:
-    """The ``document`` rows of a counts table: per source, each fingerprint and how many times it was counted."""
+def _counts_rows(kind: str, names: Sequence[str], parts: Sequence[tuple[np.ndarray, np.ndarray]],
+                 totals: Sequence[int], samples: pa.Array | None = None) -> pa.Table:
+    """Rows of a counts table (``LINE_COUNTS_SCHEMA``) of one ``kind``: per source ``names[i]``, its (sorted keys,
+    counts) ``parts[i]`` and its document total ``totals[i]``; ``samples``: each line's text (else empty)."""
     sizes = [len(keys) for keys, _ in parts]
     n = sum(sizes)
     return pa.Table.from_arrays([
         pa.array(names, pa.string()).take(pa.array(np.repeat(np.arange(len(names)), sizes))),
-        pa.array(np.concatenate([np.zeros(0, np.int64), *[k for k, _ in parts]]), pa.int64()),
-        pa.repeat(pa.scalar("", pa.string()), n),
-        pa.array(np.concatenate([np.zeros(0, np.int64), *[c for _, c in parts]]), pa.int64()),
+        pa.array(np.concatenate([np.zeros(0, np.int64), *[keys for keys, _ in parts]]), pa.int64()),
+        samples if samples is not None else pa.repeat(pa.scalar("", pa.string()), n),
+        pa.array(np.concatenate([np.zeros(0, np.int64), *[counts for _, counts in parts]]), pa.int64()),
         pa.array(np.repeat(np.asarray(totals, np.int64), sizes), pa.int64()),
-        pa.repeat(pa.scalar(KIND_DOCUMENT, pa.string()), n),
+        pa.repeat(pa.scalar(kind, pa.string()), n),
     ], schema=LINE_COUNTS_SCHEMA)
 
 
@@ -637,20 +630,12 @@ class LineStats:
         """The merged counts as one table (``LINE_COUNTS_SCHEMA``): written once per run for the tasks. Unlike a
         shard's table, its ``source_docs`` are the sums over the shards and its document rows only those counted
         more than once."""
-        names = sorted(self.per_source)
-        sizes = [len(self.per_source[name][0]) for name in names]
-        sources = pa.DictionaryArray.from_arrays(
-            pa.array(np.repeat(np.arange(len(names), dtype=np.int32), sizes)), pa.array(names, pa.string()))
-        keys = np.concatenate([self.per_source[name][0] for name in names]) if names else np.zeros(0, np.int64)
-        counts = np.concatenate([self.per_source[name][1] for name in names]) if names else np.zeros(0, np.int64)
-        total = np.repeat(np.array([self.source_docs.get(name, 0) for name in names], np.int64), sizes)
-        lines = pa.Table.from_arrays(
-            [sources.cast(pa.string()), pa.array(keys, pa.int64()), pa.repeat(pa.scalar("", pa.string()), len(keys)),
-             pa.array(counts, pa.int64()), pa.array(total, pa.int64()),
-             pa.repeat(pa.scalar(KIND_LINE, pa.string()), len(keys))], schema=LINE_COUNTS_SCHEMA)
-        repeated = sorted(self.copies)
-        return pa.concat_tables([lines, _document_rows(repeated, [self.copies[name] for name in repeated],
-                                                       [self.source_docs.get(name, 0) for name in repeated])])
+        names, repeated = sorted(self.per_source), sorted(self.copies)
+        return pa.concat_tables([
+            _counts_rows(KIND_LINE, names, [self.per_source[name] for name in names],
+                         [self.source_docs.get(name, 0) for name in names]),
+            _counts_rows(KIND_DOCUMENT, repeated, [self.copies[name] for name in repeated],
+                         [self.source_docs.get(name, 0) for name in repeated])])
 
     def times_counted(self, source: str, fingerprint: int) -> int:
         """How many times the document of this fingerprint is in ``source``'s counts (1 if not known as copied)."""
@@ -674,5 +659,5 @@ class LineStats:
     def evidence(self, source: str, line: str) -> Evidence | None:
         """One line's evidence (for single lookups; :meth:`n_docs` does a document at once)."""
         keys, countable = line_keys([line.strip()])
-        n = min(int(self.n_docs(source, keys)[0]) if countable[0] else 0, self.source_docs.get(source, 0))
+        n = int(self.n_docs(source, keys)[0]) if countable[0] else 0
         return Evidence(n, self.source_docs.get(source, 0)) if n else None

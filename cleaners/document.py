@@ -118,6 +118,13 @@ def _looks_like_title(line: str, config: CleanConfig) -> bool:
     return len(line) <= config.title_max_chars and len(line.split()) <= config.title_max_words
 
 
+def _acting_rules(doc: _Lines, program: RuleProgram, i: int, rank: int, n_alive: int) -> list[Rule]:
+    """The rules of ``program`` that act on line ``i`` where it stands: they match it, it is in their zone (``rank``
+    among the ``n_alive`` lines still in the text), and it is not a pipe-table row they leave alone."""
+    return [rule for rule in program.matching_rules(doc.stripped[i]) if rule.in_zone(rank, n_alive - 1 - rank)
+            and not (rule.keep_table_rows and in_pipe_table(doc.stripped, i))]
+
+
 def _rule_lines(doc: _Lines, top: list[int], program: RuleProgram, screened: Sequence[int] | None) -> set[int]:
     """The lines of ``top`` (the first lines still in the text, in order) that a rule of ``program`` would take
     out where they stand ("Skip to content", "Advertisement", a pipe menu): not a title, whatever their shape.
@@ -135,9 +142,7 @@ def _rule_lines(doc: _Lines, top: list[int], program: RuleProgram, screened: Seq
     for rank, i in enumerate(top):
         if i not in candidates:
             continue
-        line = doc.stripped[i]
-        acting = [rule.action for rule in program.matching_rules(line) if rule.in_zone(rank, n_alive - 1 - rank)
-                  and not (rule.keep_table_rows and in_pipe_table(doc.stripped, i))]
+        acting = [rule.action for rule in _acting_rules(doc, program, i, rank, n_alive)]
         if acting and Action.KEEP not in acting:  # a keep rule's line is article text
             ruled.add(i)
     return ruled
@@ -256,8 +261,7 @@ def apply_rules(doc: _Lines, program: RuleProgram, screened: Sequence[int],
     cut_from: tuple[int, Rule] | None = None
     for rank, i in hits:
         line = doc.stripped[i]
-        acting = [rule for rule in program.matching_rules(line) if rule.in_zone(rank, n - 1 - rank)
-                  and not (rule.keep_table_rows and in_pipe_table(doc.stripped, i))]
+        acting = _acting_rules(doc, program, i, rank, n)
         if any(rule.action is Action.KEEP for rule in acting):
             doc.protected.add(i)  # a keep rule wins over every other rule, in any pack and in any order
             continue
@@ -341,8 +345,7 @@ def template_counts(keys: np.ndarray, countable: np.ndarray, source: str, stats:
     n_docs = np.where(countable, stats.n_docs(source, keys), 0)
     if extra > 0:
         n_docs = np.where(n_docs > 0, np.maximum(n_docs - extra, 1), 0)
-    # A guard: a line's count is at most its source's total (which counts every copy, as the line counts do).
-    return TemplateCounts(np.minimum(n_docs, total), total)
+    return TemplateCounts(n_docs, total)
 
 
 def remove_source_boilerplate(doc: _Lines, source: str, counts: TemplateCounts, config: CleanConfig) -> None:

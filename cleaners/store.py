@@ -213,11 +213,9 @@ class OutputStore:
         the ledger (committed shards) or from this run's work orders (shards counted, not committed yet). Not by
         when they were ingested: a --reprocess or an upgrade ingests a source's whole history at once. A shard
         known to neither (a library caller's) comes first; ties go by shard id."""
-        newest: dict[str, int] = {}
-        for path in self._parts("_state", "ledger").values():
-            table = self.read_table(path, ["shard_id", "mtime_ns"])
-            for shard, mtime in zip(table["shard_id"].to_pylist(), table["mtime_ns"].to_pylist(), strict=True):
-                newest[shard] = max(newest.get(shard, mtime), mtime)
+        latest = self.ledger().group_by("shard_id").aggregate([("mtime_ns", "max")])
+        newest: dict[str, int] = dict(zip(latest["shard_id"].to_pylist(), latest["mtime_ns_max"].to_pylist(),
+                                          strict=True))
         for path in self._files("_state", "plans"):
             if _PLAN.search(path) is None:
                 continue

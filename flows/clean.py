@@ -423,11 +423,11 @@ def clean_articles(
         "files_seen": len(files), "files_processed": len(todo), "files_skipped": len(files) - len(todo),
         "shards": len(shards), "mb": sum(f.size for f in todo) / 1e6, "output": output,
         "low_confidence": sum(s["n_low_confidence"] for s in results),
-        "superseded_rows": superseded.superseded_rows + retired + sum(s.get("n_replaced_in_place", 0) for s in results),
+        "superseded_rows": superseded.superseded_rows + retired + sum(s["n_replaced_in_place"] for s in results),
         "rules_version": ruleset.version, "pipeline_version": PIPELINE_VERSION,
         "reject_reasons": dict(reasons), "removed_by_rule": dict(removed),
-        "inputs_on_other_versions": older,
-        "quarantined_parts": recovery.quarantined,  # ingested earlier, not given to this run, other rules or pipeline
+        "inputs_on_other_versions": older,  # ingested earlier, not given to this run, other rules or pipeline
+        "quarantined_parts": recovery.quarantined,  # parts without a ledger part, moved to _state/quarantine
         "unread_fields": dict(unread),  # record fields given with a value that is not a readable date: left null
         "ingested_at": ingested_at.isoformat(), "seconds": round(time.perf_counter() - started, 3),
         "task_runner": runner_name,
