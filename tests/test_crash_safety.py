@@ -128,11 +128,19 @@ def start_run(server: PrefectServer, inputs: list[Path], output: Path, log: Path
 
 
 def run_to_end(server: PrefectServer, inputs: list[Path], output: Path, log: Path, *args: str,
-               timeout: float = 300) -> float:
+               timeout: float = 600) -> float:
+    """A run to its end. The timeout is generous: after many killed runs the test's Prefect server once answered
+    state changes and heartbeat events minutes late (a run whose shards were done in 1 min took over 5)."""
     started = time.monotonic()
     proc = start_run(server, inputs, output, log, *args)
     try:
-        rc = proc.wait(timeout)
+        try:
+            rc = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGUSR1)  # the CLI prints its threads' stacks: where it waited
+            time.sleep(2)
+            raise AssertionError(f"run did not end in {timeout} s:\n{log.read_text(errors='replace')[-6000:]}") \
+                from None
     finally:
         stop_process_group(proc)
     assert rc == 0, f"run failed (rc={rc}):\n{log.read_text()[-4000:]}"
