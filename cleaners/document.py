@@ -152,21 +152,26 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
                program: RuleProgram | None = None, screened: Sequence[int] | None = None) -> str | None:
     """Find the title at the top, move it out of the text, and drop its repeats.
 
-    The title is, in order of preference: the title the input declared (record field or HTML
-    metadata) when it is printed at the top; a line printed twice at the top (page <title> plus
+    The title is the title the input declared (record field or HTML metadata), when it has one: its copies at the
+    top go (and a page <title> of it with the site name), and nothing else there is taken for a title (a body
+    given without its title starts with article text). Else: a line printed twice at the top (page <title> plus
     headline); the first line when it is short, does not end like a sentence, and more text follows.
     Lines that a rule of ``program`` (the source's rule packs) would remove are never the title: they are
     left for the rules ("Skip to content" above the headline).
     """
+    known_title = (known_title or "").strip() or None  # a blank declared title is no title
     top = doc.first_nonblank(max(config.title_zone_lines, 2))
     if len(top) < 2:
         return known_title
     top = top[: config.title_zone_lines]
     if program is not None:
-        ruled = _rule_lines(doc, top, program, screened)
-        if ruled:
+        ruled: set[int] = set()
+        window = top  # the first lines still in the text, ruled ones included (a rule's zone counts them)
+        while found := _rule_lines(doc, window, program, screened) - ruled:  # widened past ruled lines until none
+            ruled |= found
             # More text must follow the title: the first lines beyond the ruled ones, up to the zone's size.
-            top = [i for i in doc.first_nonblank(max(config.title_zone_lines, 2) + len(ruled)) if i not in ruled]
+            window = doc.first_nonblank(max(config.title_zone_lines, 2) + len(ruled))
+            top = [i for i in window if i not in ruled]
             if len(top) < 2:
                 return known_title
             top = top[: config.title_zone_lines]
@@ -178,7 +183,13 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
         wanted = canonical_line(known_title)
         hits = [i for i in top if canon[i] == wanted]
         if hits:
-            title = known_title.strip()
+            title = known_title
+        else:
+            # The declared title with the site name after it ("Headline | Site"): the page's <title>.
+            for i in top:
+                if canon[i].startswith(wanted) and _TITLE_SEPARATORS.match(canon[i][len(wanted):] + " "):
+                    doc.remove(i, "structure.page-title", "page <title>: the declared title with the site name")
+            return known_title
     if title is None:
         first = top[0]
         repeats = [i for i in top[1:] if canon[i] == canon[first]]
@@ -217,8 +228,10 @@ def _move_metadata(doc: _Lines, i: int, rule: Rule, metadata: dict[str, str]) ->
     value = (rule.matches(doc.stripped[i]).group("value") or "").strip()
     if not value:
         return False
-    metadata.setdefault(rule.metadata_column, value)  # type: ignore[arg-type]
-    doc.remove(i, rule.id, f"{rule.why} (moved to `{rule.metadata_column}`: {value!r})")
+    column: str = rule.metadata_column  # type: ignore[assignment]
+    kept = metadata.setdefault(column, value)  # the first value found is the column's
+    where = f"moved to `{column}`: {value!r}" if kept == value else f"not moved: `{column}` is {kept!r}, found above"
+    doc.remove(i, rule.id, f"{rule.why} ({where})")
     return True
 
 

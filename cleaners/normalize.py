@@ -64,9 +64,14 @@ def normalize_newlines(text: str) -> str:
 _MEMO_LINE_CHARS = 1_000
 
 
+# A repaired line stays one line: a line break ftfy restores ("â€¨" is U+2028 read as cp1252) becomes a space, so
+# that line numbers still count the input's lines.
+_BREAKS_TO_SPACES = str.maketrans(dict.fromkeys("\n\r\u2028\u2029\u0085", " "))
+
+
 def _fix_line(line: str) -> str:
     """One line through ftfy when its badness heuristic calls it broken."""
-    return ftfy.fix_text(line, config=FTFY_CONFIG) if is_bad(line) else line
+    return ftfy.fix_text(line, config=FTFY_CONFIG).translate(_BREAKS_TO_SPACES) if is_bad(line) else line
 
 
 # Memoized (a pure function of the line): broken lines repeat across a site's pages (menus, footers). On the

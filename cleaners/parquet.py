@@ -22,7 +22,8 @@ class AtomicParquetWriter:
     Local files are written under a hidden temporary name (so neither ``*.parquet`` globs nor
     ``pyarrow.dataset`` pick it up), fsynced and renamed into place. Object stores (S3 and the like) make an
     object visible only when its upload completes, so there the final key is written directly.
-    On error nothing is left at ``path``. An empty result is a valid file with zero rows.
+    On error ``path`` keeps what it held before (nothing, or the version being replaced). An empty result is a
+    valid file with zero rows.
     """
 
     def __init__(self, path: str, schema: pa.Schema, fs: fsspec.AbstractFileSystem | None = None,
@@ -76,6 +77,9 @@ class AtomicParquetWriter:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        if exc_type is not None and not self.local:
+            self._abandon_upload()
+            return
         ok = exc_type is None
         try:
             if ok:
@@ -88,9 +92,25 @@ class AtomicParquetWriter:
             self._handle.close()
         except BaseException:
             ok = False
+            if not self.local:
+                self._abandon_upload()
             raise
         finally:
             if ok and self.local:
                 os.replace(self._target, self.path)
-            elif not ok and self.fs.exists(self._target):
+            elif not ok and self.local and self.fs.exists(self._target):
                 self.fs.rm(self._target)
+
+    def _abandon_upload(self) -> None:
+        """On an object store: cancel the upload, so the key keeps what it held (an earlier committed version of the
+        file, or nothing). Closing the handle would upload the half-written file over it, and removing the key
+        then would delete that committed version (a --reprocess the same day, or a rewrite by recovery)."""
+        discard = getattr(self._handle, "discard", None)  # fsspec's buffered files (s3fs, gcsfs, adlfs)
+        if discard is None:
+            return  # nothing to cancel: fsspec's in-memory files, for one, are stored when opened
+        discard()
+        # Nothing may complete it later: not the handle's own close (it flushes), not the Parquet writer's when it
+        # is collected (it writes the footer and closes the file).
+        self._handle.closed = True
+        if self._writer is not None:
+            self._writer.is_open = False

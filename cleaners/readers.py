@@ -591,7 +591,7 @@ def _jsonl_record_of(f: InputFile, raw: bytes, line_no: int, seen_ids: set[str])
                        input_id=input_id, line_no=line_no, source=source, n_bytes=len(raw))
     # Each date parsed once; a value given but not read is counted (unread_fields).
     fetched_at, published = _parse_datetime(record.get("fetched_at")), _parse_date(record.get("published"))
-    title = record.get("title") if isinstance(record.get("title"), str) else None
+    title = (record["title"].strip() or None) if isinstance(record.get("title"), str) else None
     author = record.get("author") if isinstance(record.get("author"), str) and record["author"].strip() else None
     return _text_or_html_document(
         f, body, is_html=body is html, input_id=input_id, source=source, n_bytes=len(raw), encoding=encoding,

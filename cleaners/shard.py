@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from cleaners.boilerplate import COUNT_BATCH_DOCS, LineCounter, LineStats
@@ -156,18 +156,16 @@ def clean_raw_batch(docs: Sequence[RawDocument], rules: RuleSet, ingested_at: da
     """Clean raw documents into articles rows, or rejects when nothing is left.
 
     When the batch raises, each document is cleaned on its own, so one document that trips an error becomes a
-    ``processing_error`` reject naming it and the error, and the batch's other documents are written as usual
-    (unless every one of them fails: then the error is raised, as a setup problem rather than a bad input).
+    ``processing_error`` reject naming it and the error, and the batch's other documents are written as usual:
+    the same rows whichever batch a document falls in. A broken setup (a model that does not load) is found
+    before any document, by :func:`check_setup` (``process_shard`` runs it), and fails the shard instead.
     """
     try:
         return _clean_raw_batch(docs, rules, ingested_at, config, line_stats, judge)
     except Exception as exc:
         if len(docs) > 1:
-            rows = [row for doc in docs for row in clean_raw_batch([doc], rules, ingested_at, config, line_stats,
-                                                                    judge)]
-            if all(isinstance(row, Reject) and row.reason_code is RejectReason.PROCESSING_ERROR for row in rows):
-                raise  # every document fails: not one bad input but a broken setup (the task fails and says why)
-            return rows
+            return [row for doc in docs for row in clean_raw_batch([doc], rules, ingested_at, config, line_stats,
+                                                                     judge)]
         [doc] = docs
         _LOG.exception("cleaning %s of %s failed", doc.input_id, doc.input_file)
         return [Reject(input_id=doc.input_id, source=doc.source, input_file=doc.input_file,
@@ -175,6 +173,22 @@ def clean_raw_batch(docs: Sequence[RawDocument], rules: RuleSet, ingested_at: da
                        reason=f"cleaning this document raised {type(exc).__name__}: {str(exc)[:300]}; the run went on "
                               "without it. This is a bug in boilerstrip: report it with this input",
                        line_no=doc.line_no, n_bytes=doc.n_bytes)]
+
+
+# A short article any working setup cleans (tests/test_bad_inputs.py).
+_SETUP_CHECK_TEXT = ("Council approves the bridge\nThe council voted on Tuesday to rebuild the old bridge, which had "
+                     "been closed for two years after the flood.\nWork starts in spring, the mayor said.\n")
+
+
+def check_setup(rules: RuleSet, config: CleanConfig | None = None, line_stats: LineStats | None = None,
+                judge: LineJudge | None = None) -> None:
+    """Clean a known-good article with these settings, and raise what that raises: an error that every document
+    would hit (a model that does not load, a judge of the wrong shape) fails the shard with its cause, instead of
+    turning every input into a ``processing_error`` reject."""
+    text = _SETUP_CHECK_TEXT
+    probe = RawDocument(input_id="setup-check", source="setup-check.invalid", input_file="(setup check)", text=text,
+                        n_bytes=len(text.encode("utf-8")))
+    _clean_raw_batch([probe], rules, datetime.now(UTC), config, line_stats, judge)
 
 
 def _clean_raw_batch(docs: Sequence[RawDocument], rules: RuleSet, ingested_at: datetime,
@@ -241,6 +255,7 @@ def process_shard(shard: Shard, store: OutputStore, rules: RuleSet, ingested_at:
     file's path to its content SHA-256, recorded in the ledger so later runs skip unchanged files.
     """
     started = time.perf_counter()
+    check_setup(rules, config, line_stats, judge)  # a broken setup fails here, before any part is written
     stats = ShardStats(shard_id=shard.shard_id, partition=partition)
     # A --reprocess the same day plans the same shard ids: its parts are written over the committed ones, which
     # recovery never sees as superseded; their rows are counted here.

@@ -402,7 +402,9 @@ def clean_articles(
         if moved_away:
             logger.info("%d earlier input paths replaced by the same inputs under a new path: %d rows removed",
                         len(moved_away), retired)
-        superseded = store.recover()  # rows of inputs this run re-ingested leave their old files
+        # Rows of inputs this run re-ingested leave their old files. Parts without a ledger part are left where they
+        # are now (on object storage, where runs take no lock, they may be another run's, in flight).
+        superseded = store.recover(quarantine=False)
         if superseded.superseded_rows:
             logger.info("%d rows of inputs ingested again replaced by their new rows", superseded.superseded_rows)
     removed: Counter[str] = Counter()

@@ -378,7 +378,7 @@ def test_whole_corpus_through_the_flow(prefect_backend, corpus, tmp_path: Path) 
 
 def test_one_document_that_breaks_the_cleaner_is_a_reject_and_the_shard_goes_on(tmp_path, monkeypatch) -> None:
     """An error while cleaning one document (a bug) costs that document, as a `processing_error` reject naming
-    the error, not its shard; an error on every document (a broken setup) still fails the shard."""
+    the error, not its shard, whichever batches the documents fall in; a broken setup fails the shard."""
     from datetime import UTC, datetime
 
     import pyarrow.parquet as pq
@@ -411,6 +411,28 @@ def test_one_document_that_breaks_the_cleaner_is_a_reject_and_the_shard_goes_on(
     assert [(r["input_id"], r["reason_code"]) for r in rejects] == [("site.example/boom.txt", "processing_error")]
     assert "raised ZeroDivisionError: simulated bug" in rejects[0]["reason"]
 
-    monkeypatch.setattr(shard_module, "_clean_raw_batch", lambda docs, *args: 1 / 0)
-    with pytest.raises(ZeroDivisionError):
-        process_shard(shard, store, rules, now, partition_of(now), {})
+    # Two such documents in one batch, or every document of it: the same rejects, whatever the batches.
+    for name in ("boom2", "boom3"):
+        (tmp_path / "in" / "site.example" / f"{name}.txt").write_text(f"Headline {name}\n\nboom body {name}.\n")
+    [shard] = plan_shards(discover([str(tmp_path / "in")]))
+    outcomes = []
+    for batch_docs in (1, 2, 256):
+        stats = process_shard(shard, store, rules, now, partition_of(now), {}, batch_docs=batch_docs)
+        rejects = pq.read_table(store.rejects_path(partition_of(now), shard.shard_id)).to_pylist()
+        outcomes.append((stats.n_articles, sorted((r["input_id"], r["reason_code"]) for r in rejects)))
+    assert outcomes[0] == (3, [(f"site.example/{name}.txt", "processing_error") for name in ("boom", "boom2", "boom3")])
+    assert outcomes[1] == outcomes[0] and outcomes[2] == outcomes[0]
+
+    # A broken setup (here: a judge that cannot score) fails the shard, also when batches hold one document.
+    class BrokenJudge:
+        version = "broken"
+
+        def judge(self, *args, **kwargs):
+            raise ImportError("the model could not be loaded")
+
+        def decide(self, *args):
+            raise AssertionError("never reached")
+
+    monkeypatch.setattr(shard_module, "_clean_raw_batch", real)
+    with pytest.raises(ImportError, match="the model could not be loaded"):
+        process_shard(shard, store, rules, now, partition_of(now), {}, judge=BrokenJudge(), batch_docs=1)

@@ -28,6 +28,15 @@ def test_mojibake_is_repaired_and_quotes_are_kept() -> None:
     assert text == "The president’s “policy”"
 
 
+def test_a_repaired_line_stays_one_line() -> None:
+    """Mojibake of a line separator ("â€¨", U+2028 read as cp1252) is repaired to a space, not a line break: line
+    numbers keep counting the input's lines, and the text is LF-only as promised."""
+    broken = "It lasted two years.\u00e2\u20ac\u00a8Share this article\nNext line"
+    text, fixed = normalize_characters(broken)
+    assert fixed
+    assert text == "It lasted two years. Share this article\nNext line"
+
+
 def test_clean_text_does_not_go_through_ftfy() -> None:
     text = "Typographic “quotes” and ‘apostrophes’ – and dashes — stay as they are."
     assert fix_mojibake(text) == (text, False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from cleaners.schema import ARTICLES_SCHEMA, REJECTS_SCHEMA, SCHEMA_VERSION
 from tests.conftest import ROOT
 
@@ -78,3 +80,67 @@ def test_the_writer_builds_the_same_table_as_from_pylist(tmp_path) -> None:
     assert written.equals(pa.Table.from_pylist(rows, schema=ARTICLES_SCHEMA))
     assert written.column("removed").to_pylist()[2][1] == {"line_no": 3, "text": "Share", "rule": "share.prompt",
                                                            "reason": "why"}
+
+
+def test_a_failed_rewrite_keeps_the_committed_file(tmp_path) -> None:
+    """A writer that fails while replacing a part (a --reprocess the same day, recovery rewriting a part) leaves
+    the committed version whole and no temporary file beside it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from cleaners.parquet import AtomicParquetWriter
+
+    path = tmp_path / "part.parquet"
+    schema = pa.schema([pa.field("n", pa.int64())])
+    with AtomicParquetWriter(str(path), schema) as writer:
+        writer.write_rows([{"n": 1}, {"n": 2}])
+    with pytest.raises(RuntimeError, match="disk full"), AtomicParquetWriter(str(path), schema, batch_rows=1) as w:
+        w.write_rows([{"n": 3}, {"n": 4}])
+        raise RuntimeError("disk full")
+    assert pq.read_table(path).column("n").to_pylist() == [1, 2]
+    assert [p.name for p in tmp_path.iterdir()] == ["part.parquet"]
+
+
+@pytest.mark.slow
+def test_a_failed_rewrite_on_s3_keeps_the_committed_object(monkeypatch) -> None:
+    """On an object store the failed upload is cancelled: closing it would upload the half-written file over the
+    committed one, and removing the key afterwards (what the writer did) deleted the committed version."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from cleaners.parquet import AtomicParquetWriter
+    from tests.helpers import free_port, http_ok, wait_for
+
+    s3fs = pytest.importorskip("s3fs")
+    moto = Path(sys.executable).parent / "moto_server"
+    if shutil.which("moto_server", path=str(moto.parent)) is None:
+        pytest.skip("moto[server] is not installed")
+    port = free_port()
+    server = subprocess.Popen([str(moto), "-H", "127.0.0.1", "-p", str(port)], start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: http_ok(f"http://127.0.0.1:{port}/"), 60, "moto server")
+        for key, value in {"AWS_ACCESS_KEY_ID": "test-key", "AWS_SECRET_ACCESS_KEY": "not-a-real-secret",
+                           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}.items():
+            monkeypatch.setenv(key, value)
+        fs = s3fs.S3FileSystem(use_listings_cache=False)
+        fs.mkdir("lake")
+        schema = pa.schema([pa.field("n", pa.int64())])
+        with AtomicParquetWriter("lake/part.parquet", schema, fs=fs) as writer:
+            writer.write_rows([{"n": 1}, {"n": 2}])
+        with pytest.raises(RuntimeError, match="network down"), \
+             AtomicParquetWriter("lake/part.parquet", schema, fs=fs, batch_rows=1) as failing:
+            failing.write_rows([{"n": 3}, {"n": 4}])
+            raise RuntimeError("network down")
+        del failing
+        with fs.open("lake/part.parquet", "rb") as handle:
+            assert pq.ParquetFile(handle).read().column("n").to_pylist() == [1, 2]
+        assert fs.ls("lake", detail=False) == ["lake/part.parquet"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
