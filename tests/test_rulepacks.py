@@ -240,6 +240,48 @@ def test_a_line_a_rule_removes_is_never_the_title(rules, junk: str) -> None:
     assert (alone.title, alone.text) == (None, article)
 
 
+def test_any_number_of_ruled_lines_above_the_headline_are_skipped(rules) -> None:
+    """The title zone widens past ruled lines until none is left in it: with six junk lines above the headline
+    (more than the zone's four), the headline is still the title, not the last junk line."""
+    headline = "Council approves the bridge"
+    article = "The council voted on Tuesday to rebuild the old bridge, which had been closed for two years."
+    junk = ["Skip to content", "Advertisement", "Share this article", "Menu", "Back to top", "Read more"]
+    for count in range(1, len(junk) + 1):
+        result = clean_document("\n".join([*junk[:count], headline, article]), rules, source="example.org")
+        assert (result.title, result.text) == (headline, article), count
+        assert [r.text for r in result.removed if r.rule != "structure.title"] == junk[:count]
+
+
+def test_a_declared_title_is_the_title_and_no_body_line_is_taken_for_one(rules) -> None:
+    """With a declared title (a record's `title`), a body given without it keeps its first line, however short;
+    its copy at the top goes, and so does a page title made of it and the site name. A blank one is no title."""
+    body = "WASHINGTON —\nThe Senate passed the farm bill 61-39 late on Thursday after two weeks of debate."
+    result = clean_document(body, rules, source="wire.example", known_title="Senate passes farm bill")
+    assert result.title == "Senate passes farm bill"
+    assert "structure.title" not in [r.rule for r in result.removed]
+    printed = clean_document("Senate passes farm bill | Wire Example\n" + body, rules, source="wire.example",
+                             known_title="  Senate passes farm bill ")
+    assert printed.title == "Senate passes farm bill"
+    assert [(r.line_no, r.rule) for r in printed.removed][:1] == [(1, "structure.page-title")]
+    sentences = "The Senate passed the farm bill on Thursday.\nThe House votes next week, its leaders said."
+    for blank in ("", "   "):  # as no declared title: a first line that reads as a sentence is not a title
+        assert clean_document(sentences, rules, source="wire.example", known_title=blank).title is None
+
+
+def test_a_second_metadata_value_is_removed_and_its_reason_says_it_was_not_moved(tmp_path: Path) -> None:
+    """The first value found is the column's; a later line of the same rule goes, and says it was not moved."""
+    region = (RULE.format(pattern="regex = 'Region:\\s*(?P<value>\\w.*)'\naction = 'metadata'\n"
+                                  "metadata_column = 'region'")
+              .replace("Drop me", "Region: Mexico").replace("Keep me", "Regions vary"))
+    rules = load_rules([_pack(tmp_path, region)])
+    article = "This paragraph is the article itself, and it is long enough to be kept by every rule we have."
+    result = clean_document(f"Region: Mexico\n\n{article}\n\nRegion: Canada", rules, source="x")
+    assert result.metadata == {"region": "Mexico"}
+    reasons = [r.reason for r in result.removed if r.rule == "x.y"]
+    assert reasons[0].endswith("(moved to `region`: 'Mexico')")
+    assert reasons[1].endswith("(not moved: `region` is 'Mexico', found above)")
+
+
 def test_a_rules_folder_without_packs_is_refused_and_a_pack_given_twice_is_read_once(tmp_path: Path) -> None:
     with pytest.raises(RulePackError, match="no rule packs"):
         load_rules([tmp_path])
