@@ -44,6 +44,7 @@ class CleanConfig:
     # template, once the source has `min_source_docs` documents (fewer: the other rules only).
     min_source_docs: int = 5
     boilerplate_share: float = 0.5
+    min_template_docs: int = 5  # and on at least this many of them
     # Safety valve: when learned steps would leave less than this share of the words, they are undone
     # and the row is flagged `low_confidence`; rule-pack removals (explicit) stay.
     min_kept_share: float = 0.15
@@ -366,7 +367,8 @@ def remove_source_boilerplate(doc: _Lines, source: str, counts: TemplateCounts, 
 
     The lines are chosen with array masks and each reason is written once per distinct count (a template
     has a few): per-line checks and formatting were 0.2 s of the dev set's cleaning."""
-    common = (counts.n_docs >= 2) & (counts.n_docs >= config.boilerplate_share * counts.source_docs) & doc.nonblank
+    common = (counts.n_docs >= max(2, config.min_template_docs)) & \
+        (counts.n_docs >= config.boilerplate_share * counts.source_docs) & doc.nonblank
     if doc.removed:
         common[list(doc.removed)] = False
     if doc.protected:

@@ -397,3 +397,24 @@ def test_an_article_fetched_every_day_keeps_its_sources_template_off_and_its_tex
     counts = template_counts(keys, countable, "a.example", stats, CleanConfig(), print_)
     assert stats.source_docs == {"a.example": 12} and counts is not None
     assert counts.source_docs == 5 and counts.n_docs.tolist() == [1, 5, 5]
+
+
+def test_a_small_sources_template_must_be_on_at_least_five_of_its_documents(rules) -> None:
+    """At 6 documents, a line on 3 or 4 of them (an ingredient, a half-time score) is chance, not template: it
+    stays; the footer on 5 of 6 goes. At 10 documents, 5 (50%) is enough."""
+    from cleaners.batch import BatchItem, clean_batch
+
+    footer = "Recipes from the Example Kitchen"
+
+    def recipe(i: int, salt: bool, with_footer: bool) -> str:
+        lines = [f"Dish number {i}", f"A paragraph that describes dish {i}, long enough to read as its own text.",
+                 "Salt" if salt else f"{i + 1} eggs", f"Cook dish {i} for twenty minutes, then let it rest."]
+        return "\n".join(lines + [footer] * with_footer)
+
+    six = [BatchItem("kitchen.example", recipe(i, salt=i < 4, with_footer=i < 5)) for i in range(6)]
+    removed = [{r.text: r.rule for r in result.removed} for result in clean_batch(six, rules)]
+    assert all("Salt" not in lines for lines in removed), "on 4 of 6 documents: kept"
+    assert [lines.get(footer) for lines in removed] == ["learned.source-boilerplate"] * 5 + [None]
+    ten = [BatchItem("kitchen.example", recipe(i, salt=i < 5, with_footer=True)) for i in range(10)]
+    removed = [{r.text: r.rule for r in result.removed} for result in clean_batch(ten, rules)]
+    assert [lines.get("Salt") for lines in removed[:5]] == ["learned.source-boilerplate"] * 5
