@@ -21,8 +21,40 @@ from cleaners import clean_document
 ARTICLES_DIR = Path(__file__).parent / "clean_articles"
 ARTICLES = sorted(ARTICLES_DIR.glob("*.txt"))
 
-# file name -> which line a rule wrongly removes
-KNOWN_FAILURES: dict[str, str] = {}  # none now: the pipe table of results-nordlicht-q3 is kept (keep_table_rows)
+_QUOTED_INTERFACE = ("interface text quoted on a line of its own in an article about it reads, line by line, as that "
+                     "interface (a documented limit of line rules)")
+_SHORT_TAIL = ("the line classifier takes short lines near the end of a document (list items, labelled facts, a "
+               "sign-off) for a footer: real pages end in footers, these articles do not")
+_SHORT_TABLE = "the line classifier takes a table flattened to one cell per line for a link list"
+
+# file name -> why the current cleaner removes real text from it (xfail(strict=True): a fix makes the test
+# fail until the case is taken off this list)
+KNOWN_FAILURES: dict[str, str] = {
+    "about-comments.txt": _QUOTED_INTERFACE + ": 'Comments powered by Disqus.'",
+    "about-cookie-banners.txt": _QUOTED_INTERFACE + ": 'Accept all cookies', 'Accept all', 'Reject all'",
+    "about-sharing.txt": _QUOTED_INTERFACE + ": 'Tweet this', 'Print this article'",
+    "about-subscriptions.txt": _QUOTED_INTERFACE + ": 'Subscribe now.', 'Sign up for free.'",
+    "fr-article.txt": "nav.menu-button: a 'Menu' heading among the first lines reads as a menu button",
+    "restaurant-review.txt": "nav.menu-button: a 'Menu' heading among the first lines reads as a menu button; "
+                             "and the classifier takes the heading 'Price'",
+    "resolutions.txt": "related.read-more: a 'Read more' heading inside the article; and " + _SHORT_TAIL,
+    "lyrics-refrain.txt": "structure.title-repeat: a refrain that is the song's title is taken for the title "
+                          "printed again; and the classifier takes a lyric line",
+    "de-artikel.txt": _SHORT_TAIL + " (opening hours)",
+    "event-listings.txt": _SHORT_TAIL + " (event and venue names)",
+    "headlines-in-body.txt": _SHORT_TAIL + " (a last subheading and sentence)",
+    "letters-to-editor.txt": _SHORT_TAIL + " (the last letter's signature)",
+    "listicle-short-items.txt": _SHORT_TAIL + " (items 7 to 10)",
+    "press-release.txt": _SHORT_TAIL + " (the media contact block)",
+    "review-pros-cons.txt": _SHORT_TAIL + " (pros, cons, verdict, rating, price)",
+    "sports-results.txt": _SHORT_TAIL + " (other results, attendance)",
+    "transcript.txt": _SHORT_TAIL + " (the last speaker's line)",
+    "financial-table.txt": _SHORT_TABLE,
+    "poem-short-lines.txt": "the line classifier takes a poem's byline and first line, between the title and the "
+                            "stanzas, for header junk",
+    "short-one-sentence-paras.txt": "the line classifier takes a one-sentence lede below the title for a standfirst "
+                                    "fragment (p 0.72 in context, 0.28 alone)",
+}
 
 
 def _params():
@@ -52,7 +84,7 @@ def test_clean_article_is_unchanged(path: Path, rules, judge) -> None:
 
 def test_articles_are_well_formed() -> None:
     """Guard the fixtures: a layout change here would be blamed on the cleaner."""
-    assert len(ARTICLES) >= 12, f"expected at least 12 articles in {ARTICLES_DIR}"
+    assert len(ARTICLES) >= 48, f"expected at least 48 articles in {ARTICLES_DIR}"
     for path in ARTICLES:
         text = path.read_text(encoding="utf-8")
         lines = text.split("\n")
