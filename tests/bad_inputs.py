@@ -39,7 +39,7 @@ class Case:
     """One input (a file, or one line of a JSONL file) and what it must become."""
 
     relpath: str                 # InputFile.relpath: the path under the corpus root, '/'-separated
-    outcome: str | None          # "article", a reject reason_code, or None when it depends on the host
+    outcome: str                 # "article" or a reject reason_code
     line_no: int | None = None   # the JSONL line, for one record of a JSONL file
     why: str = ""
     record_id: str | None = None  # the JSONL record's input_id (its id, else path:line)
@@ -116,7 +116,7 @@ def build_corpus(root: Path, big_bytes: int = 50 * 2**20, long_line_bytes: int =
     root.mkdir(parents=True, exist_ok=True)
     cases: list[Case] = []
 
-    def add(relpath: str, data: bytes | str, outcome: str | None, why: str, check=None) -> Path:
+    def add(relpath: str, data: bytes | str, outcome: str, why: str, check=None) -> Path:
         path = root / relpath
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data.encode() if isinstance(data, str) else data)
@@ -199,7 +199,7 @@ def build_corpus(root: Path, big_bytes: int = 50 * 2**20, long_line_bytes: int =
     add("loop/inside.txt", ARTICLE, ARTICLE_OUTCOME, "a file next to a symlink loop")
     (root / "loop" / "parent").symlink_to("..", target_is_directory=True)  # folder symlink to its parent
     (root / "unreadable").mkdir()
-    locked = add("unreadable/chmod-000.txt", ARTICLE, None if RUNNING_AS_ROOT else "unreadable",
+    locked = add("unreadable/chmod-000.txt", ARTICLE, "article" if RUNNING_AS_ROOT else "unreadable",
                  "chmod 000: unreadable unless running as root")
     locked.chmod(0)
     os.mkfifo(root / "unreadable" / "named-pipe.txt")

@@ -33,6 +33,15 @@ def test_versions_are_in_the_ruleset_version(rules) -> None:
     assert "generic@" in rules.version and "site-420intel.com@" in rules.version
 
 
+def test_editing_a_pack_changes_the_rules_version_even_without_a_version_bump(tmp_path: Path) -> None:
+    """``rules_version`` (in every row, and what makes the next run clean every input again) holds a digest of the
+    packs' content, so an edit that forgets to bump the pack's version still reprocesses."""
+    before = load_rules([_pack(tmp_path, RULE.format(pattern='literal = "Drop me"'))]).version
+    after = load_rules([_pack(tmp_path, RULE.format(pattern='literal = "Drop me"').replace("because", "why"))]).version
+    assert before.split("#")[0] == after.split("#")[0] == "t@1"
+    assert before != after
+
+
 def test_site_pack_applies_only_to_its_site(rules) -> None:
     assert any(r.id == "420intel.region-tag" for r in rules.rules_for("420intel.com"))
     assert any(r.id == "420intel.region-tag" for r in rules.rules_for("news.420intel.com"))

@@ -41,10 +41,57 @@ def test_rejects_schema_is_pinned() -> None:
     assert _shape(REJECTS_SCHEMA) == REJECTS
 
 
-def test_every_column_is_in_the_data_dictionary() -> None:
+# How the README's data dictionary writes each Arrow type.
+_README_TYPES = {"string": "string", "int64": "int64", "int32": "int32", "float": "float32", "bool": "bool",
+                 "date32[day]": "date", "timestamp[us, tz=UTC]": "timestamp", "list": "list of struct"}
+
+
+def _dictionary(heading: str) -> dict[str, str]:
+    """``column -> type`` as the README's data-dictionary table under ``heading`` writes them (a row naming
+    several columns with an empty type: "as for articles")."""
+    import re
+
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    for name, _, _ in ARTICLES + REJECTS:
-        assert f"`{name}`" in readme, f"column {name} is not documented in the README data dictionary"
+    section = readme.split(heading, 1)[1].split("\n#", 1)[0]
+    columns: dict[str, str] = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) >= 3 and cells[0].startswith("`"):
+            for name in re.findall(r"`([^`]+)`", cells[0]):
+                columns[name] = cells[1]
+    return columns
+
+
+@pytest.mark.parametrize(("heading", "schema", "extra"),
+                         [("### Data dictionary: `articles`", ARTICLES, {"ingest_date"}),
+                          ("### Data dictionary: `rejects`", REJECTS, set())])
+def test_the_data_dictionary_documents_every_column_with_its_type(heading: str, schema, extra: set[str]) -> None:
+    documented = _dictionary(heading)
+    assert set(documented) == {name for name, _, _ in schema} | extra, "columns and the README table differ"
+    for name, arrow_type, nullable in schema:
+        written = documented[name]
+        if not written:  # "as for articles"
+            continue
+        word = _README_TYPES["list" if arrow_type.startswith("list") else arrow_type]
+        assert written.startswith(word), f"{name}: {arrow_type} documented as {written!r}"
+        assert written.endswith(", null") == nullable, f"{name}: nullable={nullable}, documented as {written!r}"
+
+
+def test_state_schemas_are_pinned() -> None:
+    """The ledger and the line counts are read back by later runs (and by analysts, for the ledger)."""
+    from cleaners.boilerplate import LINE_COUNTS_SCHEMA, LINE_COUNTS_VERSION
+    from cleaners.store import LEDGER_SCHEMA, STATE_VERSION
+
+    assert (STATE_VERSION, LINE_COUNTS_VERSION) == ("1", "3"), "bump the pinned columns below with the version"
+    assert _shape(LEDGER_SCHEMA) == [
+        ("input_file", "string", False), ("size", "int64", False), ("mtime_ns", "int64", False),
+        ("content_sha256", "string", False), ("shard_id", "string", False), ("partition", "string", False),
+        ("rules_version", "string", False), ("pipeline_version", "string", False), ("n_inputs", "int64", False),
+        ("n_articles", "int64", False), ("n_rejects", "int64", False),
+        ("ingested_at", "timestamp[us, tz=UTC]", False)]
+    assert _shape(LINE_COUNTS_SCHEMA) == [
+        ("source", "string", False), ("line_hash", "int64", False), ("line", "string", False),
+        ("n_docs", "int64", False), ("source_docs", "int64", False), ("kind", "string", False)]
 
 
 def test_removed_line_fields_are_in_the_order_of_the_parquet_struct() -> None:
