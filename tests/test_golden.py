@@ -1,4 +1,5 @@
-"""Golden tests: each case's cleaned text, title, metadata and removals are files under tests/golden.
+"""Golden tests: each case's cleaned text, title, metadata and removals (line, rule, text, reason) are files under
+tests/golden.
 
 Run ``pytest --update-golden`` to rewrite them from the current output; the diff is the review.
 Cases with ``expect = "fail"`` are known failures, run as ``xfail(strict=True)``.
@@ -27,7 +28,7 @@ def _render(case_dir: Path, rules, judge) -> dict[str, str]:
     case = _case(case_dir)
     raw = (ROOT / case["input"]).read_text(encoding="utf-8")
     result = clean_document(raw, rules, source=case["source"], judge=judge)
-    removed = "".join(f"{r.line_no}\t{r.rule}\t{r.text}\n" for r in result.removed)
+    removed = "".join(f"{r.line_no}\t{r.rule}\t{r.text}\t{r.reason}\n" for r in result.removed)
     return {
         "expected.txt": result.text + "\n",
         "expected_title.txt": (result.title or "") + "\n",
@@ -48,6 +49,7 @@ def test_golden_case(case_dir: Path, rules, judge, update_golden: bool) -> None:
     if update_golden:
         for name, content in actual.items():
             (case_dir / name).write_text(content, encoding="utf-8")
+        pytest.skip(f"{case_dir.name}: expected files rewritten from the current output; review the diff")
     for name, content in actual.items():
         expected = (case_dir / name).read_text(encoding="utf-8")
         assert content == expected, f"{case_dir.name}/{name} differs; review, then pytest --update-golden"
