@@ -1,29 +1,21 @@
-"""linejudge: fast line-level junk classifier for scraped article text.
+"""The line classifier's features and evaluators: what ``cleaners.linemodel`` (the cleaner's judge) and the
+training scripts (``scripts/training/``) share, so a model is scored in the product exactly as it was trained.
 
-Inference needs numpy and numba (cleaners.kernels).  Batch API:
+- :class:`Batch` lays documents out as one flat array of non-blank lines; :func:`base_features` computes the
+  stage-1 features of every line (byte classes, words, position, title, density, blocks, neighbours, topicality,
+  the per-source recurrence ``src``), :func:`stage2_features` those over the neighbours' stage-1 probabilities.
+- :class:`Oblivious` (CatBoost-style trees, scored by ``cleaners.kernels``) and :class:`MLP` evaluate a stage.
+- :class:`LineJudge` loads a model file and runs both stages (``_run``).
+- :func:`assemble` applies the cleaner's valve settings to bare probabilities, for training and evaluation.
 
-    from linejudge import LineJudge, clean_documents
-    judge = LineJudge.load("linejudge_model.json")
-    probs = judge.judge_documents(docs, sources=sources)   # list[list[float]] junk probability per line
-    keep = [[p < judge.threshold for p in doc] for doc in probs]
-    texts = clean_documents(judge, docs, sources=sources, max_removed_share=0.85, fallback_threshold=0.95)
-    judge.explain(lines, line_index)               # top feature contributions for one line
-
-`sources` (one key per doc, e.g. the site) switches on the per-source recurrence feature, computed
-within the batch exactly as in training (letters-only line hash, sources with >= 5 docs).  The
-pure-Python `source_fractions()` below is an approximate reference (different normalization);
-prefer `sources=`.  Recommended settings (OOF-chosen): threshold 0.6 (stored in the model),
-safety valve max_removed_share=0.85 -> fallback_threshold=0.95.
-
-`docs` is a list of documents, each a list of lines (blank lines are allowed and are
-ignored: they get probability 1.0 = junk and carry no text).
+Blank lines are not lines here: they carry no text and get no probability. The recommended decision settings
+(chosen out of fold) are stored with the model; docs/line-classifier.md describes features and training.
 """
 from __future__ import annotations
 
 import itertools
 import json
 import re
-from collections import Counter, defaultdict
 
 import numpy as np
 
@@ -100,34 +92,6 @@ _WORDISH[[c for c in range(256) if _LUT[c] in (1, 2, 3, 8, 9)]] = True
 _END_SENT = set(map(ord, '.!?"\'”’»)…'))
 _END_STRICT = set(map(ord, ".!?…"))
 _BULLETS = set(map(ord, "•·-*–—>»|►▶→■□◆●○✓"))
-_NORM_DIGITS = re.compile(r"\d+")
-_WS = re.compile(r"\s+")
-
-
-def norm_line(s: str) -> str:
-    return _WS.sub(" ", _NORM_DIGITS.sub("0", s.strip().lower()))
-
-
-def source_fractions(docs, sources, min_docs: int = 5):
-    """For each line: share of the OTHER documents of the same source that contain the
-    same normalized line (0 when the source has fewer than min_docs documents)."""
-    keys = [[norm_line(l) for l in d] for d in docs]
-    by_src = defaultdict(list)
-    for i, s in enumerate(sources):
-        by_src[s].append(i)
-    out = [None] * len(docs)
-    for s, idx in by_src.items():
-        if len(idx) < min_docs:
-            for i in idx:
-                out[i] = [0.0] * len(docs[i])
-            continue
-        cnt = Counter()
-        for i in idx:
-            cnt.update(set(keys[i]))
-        denom = len(idx) - 1
-        for i in idx:
-            out[i] = [(cnt[k] - 1) / denom if k else 0.0 for k in keys[i]]
-    return out
 
 
 def _source_frac_flat(H, nwl, doc_id, sources, min_docs=5):
@@ -430,24 +394,6 @@ class Oblivious:
         return kernels.oblivious_scores(XT, self.split_f_table, self.split_b_table, self.leaf_table,
                                         self.bias, record)
 
-    def contributions(self, x):
-        """Saabas-style path attribution for one row: dict feature -> logit contribution."""
-        contrib = Counter()
-        for sf, sb, lv, wt in zip(self.split_f, self.split_b, self.leaves, self.weights, strict=False):
-            D = len(sf)
-            bits = [(x[sf[d]] > sb[d]) for d in range(D)]
-            wt = wt if len(wt) == len(lv) and wt.sum() > 0 else np.ones_like(lv)
-            leaf_ids = np.arange(len(lv))
-            mask = np.ones(len(lv), bool)
-            prev = float((lv * wt).sum() / max(wt.sum(), 1e-9))
-            for d in range(D):
-                mask &= ((leaf_ids >> d) & 1) == int(bits[d])
-                ww = wt[mask]
-                cur = float((lv[mask] * ww).sum() / ww.sum()) if ww.sum() > 0 else float(lv[mask].mean())
-                contrib[self.features[sf[d]]] += cur - prev
-                prev = cur
-        return contrib
-
 
 class MLP:
     """numpy evaluator for a small ReLU MLP over signed-log, standardized features."""
@@ -471,15 +417,6 @@ class MLP:
 
     def raw(self, X):
         return self._forward(self.transform(np.asarray(X, np.float32))).astype(np.float64)
-
-    def contributions(self, x):
-        """occlusion: logit change when a feature is replaced by its training mean."""
-        z = self.transform(np.asarray(x, np.float32)[None, :])
-        base = self._forward(z)[0]
-        Z = np.repeat(z, len(self.features), 0)
-        Z[np.arange(len(self.features)), np.arange(len(self.features))] = 0.0
-        d = base - self._forward(Z)
-        return Counter({f: float(v) for f, v in zip(self.features, d, strict=False)})
 
 
 def make_evaluator(d):
@@ -520,48 +457,6 @@ class LineJudge:
         C2 = to_columns(G, self.s2.features)
         p2 = sigmoid(self.s2.raw_columns(C2))
         return batch, F, C1, C2, p2
-
-    def judge_flat(self, docs, source_frac=None, sources=None):
-        """returns (batch, probs) flat over non-blank lines (fast path).
-        sources: optional list (one per doc) of source keys; when given, the per-source
-        line-recurrence feature is computed over this batch (sources with >= 5 docs)."""
-        batch, _F, _C1, _C2, p = self._run(docs, source_frac, sources)
-        return batch, p
-
-    def judge_documents(self, docs, source_frac=None, sources=None):
-        batch, p = self.judge_flat(docs, source_frac, sources)
-        out = [[1.0] * len(d) for d in docs]
-        for d, j, v in zip(batch.doc_id.tolist(), batch.line_ix.tolist(), p.tolist(), strict=False):
-            out[d][j] = v
-        return out
-
-    def explain(self, doc, line_index, source_frac=None, top=6):
-        """Explain one line of one document: junk probability, per-feature logit
-        contributions (stage 2 contributions; stage-1 contributions are folded into
-        the 'p1...' entries and listed separately) and the raw feature values."""
-        fr = [source_frac] if source_frac is not None else None
-        batch, F, C1, C2, p = self._run([doc], fr)
-        rows = np.flatnonzero(batch.line_ix == line_index)
-        if len(rows) == 0:
-            return {"line": line_index, "p_junk": 1.0, "reason": "blank line"}
-        r = int(rows[0])
-        c1 = self.s1.contributions(C1[:, r])
-        res = {"line": line_index, "text": batch.lines[r][:120], "p_junk": float(p[r]),
-               "junk": bool(p[r] >= self.threshold),
-               "stage1_top": sorted(((k, round(v, 3)) for k, v in c1.items()), key=lambda t: -abs(t[1]))[:top]}
-        if self.s2 is not None:
-            c2 = self.s2.contributions(C2[:, r])
-            res["stage2_top"] = sorted(((k, round(v, 3)) for k, v in c2.items()), key=lambda t: -abs(t[1]))[:top]
-        res["values"] = {k: round(float(F[k][r]), 3) for k, _ in res["stage1_top"]}
-        return res
-
-
-def clean_documents(judge: LineJudge, docs, source_frac=None, sources=None, max_removed_share=None, fallback_threshold=None):
-    """Keep lines with junk probability < threshold.  Safety valve: if more than
-    max_removed_share of a doc's words would be removed, re-run the decision with
-    fallback_threshold (a more conservative, higher threshold)."""
-    batch, p = judge.judge_flat(docs, source_frac, sources)
-    return assemble(batch, p, len(docs), judge.threshold, max_removed_share, fallback_threshold)
 
 
 def assemble(batch, p, ndocs, thr, max_removed_share=None, fallback_threshold=None, cautious_threshold=None,
