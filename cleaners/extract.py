@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -9,6 +10,8 @@ from datetime import date
 import trafilatura
 from bs4 import BeautifulSoup
 
+_LOG = logging.getLogger(__name__)
+_FAILURES_SEEN: set[str] = set()  # exception types trafilatura raised in this process
 _HTML_START = re.compile(r"\A\s*(?:<!doctype\s+html|<html[\s>]|<head[\s>]|<body[\s>])", re.IGNORECASE)
 
 
@@ -46,7 +49,16 @@ def extract_html(html: str, url: str | None = None) -> Extracted | None:
             include_tables=True,
             deduplicate=False,  # trafilatura's dedup cache is process-global state: results would vary
         )
-    except Exception:  # trafilatura raises many types on odd markup; the fallback handles those pages
+    except Exception as exc:  # trafilatura raises many types on odd markup; the fallback handles those pages
+        # Logged: after an upgrade that breaks it, every page would otherwise fall back without a word (`extractor`
+        # in the rows says beautifulsoup4).
+        # The first failure of each kind in a process is a warning, later ones debug lines (a broken upgrade
+        # fails on every page).
+        level = logging.DEBUG if type(exc).__name__ in _FAILURES_SEEN else logging.WARNING
+        _FAILURES_SEEN.add(type(exc).__name__)
+        _LOG.log(level, "trafilatura failed on %s (%s: %.200s); extracted with beautifulsoup4 instead (later "
+                 "failures of this kind are logged at debug level)", url or "a page without URL", type(exc).__name__,
+                 exc)
         found = None
     if found is not None and (found.text or "").strip():
         return Extracted(
