@@ -316,7 +316,7 @@ def process_shard(shard: Shard, store: OutputStore, rules: RuleSet, ingested_at:
                     emit([item])
         flush()
     # A file that could not be read at all (its only input an `unreadable` reject: permissions, a network
-    # error) is committed without a content hash, so the next run tries it again (flows.clean._select_changed);
+    # error) is committed without a content hash, so the next run tries it again (cleaners.ingest.select_changed);
     # its reject row is then replaced like any changed file's rows.
     ledger_rows = [{
         "input_file": f.path, "size": f.size, "mtime_ns": f.mtime_ns,

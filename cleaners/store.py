@@ -366,7 +366,7 @@ class OutputStore:
         self._drop_superseded(report)
         # After the superseded rows went: a shard all of whose counted files were ingested again has no ledger part
         # left, or only rows of files nothing of which was read (in no counts), and its counts go now (not at the
-        # next run), so no reader of the counts sees those files twice (flows.clean._select_changed left it out of
+        # next run), so no reader of the counts sees those files twice (cleaners.ingest.select_changed left it out of
         # the run's merge).
         ledger = self.ledger()
         counted_shards = set(pc.unique(ledger.filter(_counted(ledger))["shard_id"]).to_pylist())
@@ -391,7 +391,7 @@ class OutputStore:
         """Remove every row of the input files named as keys of ``replaced_by``, ledger entries included, when the
         file that replaces each (its value) is committed and was read; returns the article and reject rows
         removed. For the old paths of a moved input tree whose files were ingested under their new path
-        (flows.clean._moved_away): the same inputs, so their rows would repeat the new rows' ``doc_id``. An old
+        (cleaners.ingest._moved_away): the same inputs, so their rows would repeat the new rows' ``doc_id``. An old
         path whose replacement could not be read keeps its rows. The shards' line counts stay: an old version
         counted next to the new one weighs one document more in its source's counts, where dropping the shard's
         counts would lose its other files' counts."""

@@ -117,7 +117,7 @@ def test_rerun_adds_no_rows_and_a_changed_file_replaces_its_rows(prefect_backend
                     encoding="utf-8")
     third_run = clean_articles(input=[str(corpus)], output=str(out))
     # The changed file, and with it the other files of its shard (here all four: one shard), whose line counts
-    # are one part: counted anew together, so no document is counted twice (flows.clean._select_changed).
+    # are one part: counted anew together, so no document is counted twice (cleaners.ingest.select_changed).
     assert third_run["files_processed"] == first_run["files_seen"] == 4
     assert third_run["superseded_rows"] == first_run["inputs"] == 5
     after = _articles(out)

@@ -54,11 +54,11 @@ def test_a_file_that_could_not_be_read_is_tried_again_on_the_next_run(tmp_path: 
     import pyarrow.dataset as ds
 
     import cleaners.readers as readers
+    from cleaners.ingest import select_changed
     from cleaners.readers import discover
     from cleaners.rulepack import load_rules
     from cleaners.shard import plan_shards, process_shard
     from cleaners.store import partition_of
-    from flows.clean import _select_changed
 
     (tmp_path / "in" / "site.example").mkdir(parents=True)
     (tmp_path / "in" / "site.example" / "a.txt").write_text(
@@ -73,8 +73,8 @@ def test_a_file_that_could_not_be_read_is_tried_again_on_the_next_run(tmp_path: 
     counts = []
     for opener in (failing, readable, readable):
         monkeypatch.setattr(readers, "open_input", opener)
-        monkeypatch.setattr("flows.clean.open_input", opener)
-        todo, fingerprints, *_ = _select_changed(discover([str(tmp_path / "in")]), store, rules.version, False)
+        monkeypatch.setattr("cleaners.ingest.open_input", opener)
+        todo, fingerprints, *_ = select_changed(discover([str(tmp_path / "in")]), store, rules.version, False)
         now = datetime.now(UTC)
         for shard in plan_shards(todo, salt=rules.version):
             process_shard(shard, store, rules, now, partition_of(now), fingerprints)
@@ -94,11 +94,11 @@ def test_retrying_an_unreadable_file_leaves_its_shard_mates_alone(tmp_path: Path
     from datetime import UTC, datetime
 
     import cleaners.readers as readers
+    from cleaners.ingest import select_changed
     from cleaners.readers import discover
     from cleaners.rulepack import load_rules
     from cleaners.shard import count_shard, plan_shards, process_shard
     from cleaners.store import partition_of
-    from flows.clean import _select_changed
 
     folder = tmp_path / "in" / "site.example"
     folder.mkdir(parents=True)
@@ -112,12 +112,12 @@ def test_retrying_an_unreadable_file_leaves_its_shard_mates_alone(tmp_path: Path
         return readable(path)
 
     monkeypatch.setattr(readers, "open_input", failing_for_a)
-    monkeypatch.setattr("flows.clean.open_input", failing_for_a)
+    monkeypatch.setattr("cleaners.ingest.open_input", failing_for_a)
     rules = load_rules()
     store = OutputStore.open(str(tmp_path / "out"))
     selected = []
     for _ in range(2):
-        selection = _select_changed(discover([str(tmp_path / "in")]), store, rules.version, False)
+        selection = select_changed(discover([str(tmp_path / "in")]), store, rules.version, False)
         selected.append((sorted(f.relpath for f in selection.todo), selection.replaced_shards))
         now = datetime.now(UTC)
         for shard in plan_shards(selection.todo, salt=str(now)):
@@ -138,11 +138,11 @@ def test_the_same_files_under_another_path_are_not_ingested_twice(tmp_path: Path
 
     import pyarrow.dataset as ds
 
+    from cleaners.ingest import select_changed
     from cleaners.readers import discover
     from cleaners.rulepack import load_rules
     from cleaners.shard import plan_shards, process_shard
     from cleaners.store import partition_of
-    from flows.clean import _select_changed
 
     for name in ("a", "b"):
         (tmp_path / "in" / "site.example").mkdir(parents=True, exist_ok=True)
@@ -152,7 +152,7 @@ def test_the_same_files_under_another_path_are_not_ingested_twice(tmp_path: Path
     store = OutputStore.open(str(tmp_path / "out"))
 
     def run(*roots: str) -> list[str]:
-        todo, fingerprints, _, moved_away, _ = _select_changed(discover([str(tmp_path / root) for root in roots]),
+        todo, fingerprints, _, moved_away, _ = select_changed(discover([str(tmp_path / root) for root in roots]),
                                                              store, rules.version, False)
         now = datetime.now(UTC)
         for shard in plan_shards(todo, salt=rules.version):
@@ -185,16 +185,16 @@ def test_a_changed_file_of_a_moved_tree_replaces_its_old_path_and_dated_roots_ar
 
     import pyarrow.dataset as ds
 
+    from cleaners.ingest import select_changed
     from cleaners.readers import discover
     from cleaners.rulepack import load_rules
     from cleaners.shard import plan_shards, process_shard
     from cleaners.store import partition_of
-    from flows.clean import _select_changed
 
     rules = load_rules()
 
     def run(store: OutputStore, *roots: Path, reprocess: bool = False) -> list[str]:
-        selection = _select_changed(discover([str(root) for root in roots]), store, rules.version, reprocess)
+        selection = select_changed(discover([str(root) for root in roots]), store, rules.version, reprocess)
         now = datetime.now(UTC)
         for shard in plan_shards(selection.todo, salt=str(now)):
             process_shard(shard, store, rules, now, partition_of(now), selection.fingerprints)
@@ -239,11 +239,11 @@ def test_a_folder_listed_again_replaces_its_unreadable_reject(tmp_path: Path, mo
 
     import pyarrow.dataset as ds
 
+    from cleaners.ingest import select_changed
     from cleaners.readers import discover
     from cleaners.rulepack import load_rules
     from cleaners.shard import plan_shards, process_shard
     from cleaners.store import partition_of
-    from flows.clean import _select_changed
 
     for folder in ("open.example", "locked.example"):
         (tmp_path / "in" / folder).mkdir(parents=True)
@@ -260,7 +260,7 @@ def test_a_folder_listed_again_replaces_its_unreadable_reject(tmp_path: Path, mo
     outcomes = []
     for scandir in (locked, real_scandir, real_scandir):
         monkeypatch.setattr(os, "scandir", scandir)
-        selection = _select_changed(discover([str(tmp_path / "in")]), store, rules.version, False)
+        selection = select_changed(discover([str(tmp_path / "in")]), store, rules.version, False)
         now = datetime.now(UTC)
         for shard in plan_shards(selection.todo, salt=str(now)):
             process_shard(shard, store, rules, now, partition_of(now), selection.fingerprints)
@@ -280,11 +280,11 @@ def test_a_run_given_only_a_changed_file_keeps_its_shard_mates_counts(tmp_path: 
     from datetime import UTC, datetime
 
     from cleaners.boilerplate import line_keys
+    from cleaners.ingest import select_changed
     from cleaners.readers import discover
     from cleaners.rulepack import load_rules
     from cleaners.shard import count_shard, plan_shards, process_shard
     from cleaners.store import partition_of
-    from flows.clean import _select_changed
 
     folder = tmp_path / "in" / "site.example"
     folder.mkdir(parents=True)
@@ -295,7 +295,7 @@ def test_a_run_given_only_a_changed_file_keeps_its_shard_mates_counts(tmp_path: 
     store = OutputStore.open(str(tmp_path / "out"))
 
     def run(inputs: list[str]) -> list[str]:
-        selection = _select_changed(discover(inputs), store, rules.version, False)
+        selection = select_changed(discover(inputs), store, rules.version, False)
         now = datetime.now(UTC)
         for shard in plan_shards(selection.todo, salt=str(now)):
             count_shard(shard, store)
@@ -317,14 +317,14 @@ def _ingest(store: OutputStore, inputs: list[str]) -> list[str]:
     """One run's selection and both passes, through the library (as the flow's tasks run them), then recovery."""
     from datetime import UTC, datetime
 
+    from cleaners.ingest import select_changed
     from cleaners.readers import discover
     from cleaners.rulepack import load_rules
     from cleaners.shard import count_shard, plan_shards, process_shard
     from cleaners.store import partition_of
-    from flows.clean import _select_changed
 
     rules = load_rules()
-    selection = _select_changed(discover(inputs), store, rules.version, False)
+    selection = select_changed(discover(inputs), store, rules.version, False)
     now = datetime.now(UTC)
     for shard in plan_shards(selection.todo, salt=str(now)):
         count_shard(shard, store)

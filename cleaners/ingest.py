@@ -1,0 +1,149 @@
+"""Which input files a run ingests: the ledger's view of the inputs it is given.
+
+A file is known by its path and content; a run ingests the files not yet ingested as they are now (new, changed,
+or cleaned with other rules or another pipeline version), and finds the earlier shards whose line counts it
+replaces and the earlier paths (a moved input tree) its files replace. The flow (``flows.clean``) calls
+:func:`select_changed` before planning its shards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import NamedTuple
+
+import fsspec
+
+from cleaners.readers import InputFile, open_input, os_name
+from cleaners.shard import PIPELINE_VERSION
+from cleaners.store import LedgerEntry, OutputStore
+
+
+def _sha256_of(path: str) -> str:
+    """The SHA-256 of a file's bytes, which the ledger knows it by; "" when it cannot be read."""
+    digest = hashlib.sha256()
+    try:
+        with open_input(path) as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return ""  # unreadable: the reader turns it into a reject with the reason
+    return digest.hexdigest()
+
+
+class Selection(NamedTuple):
+    todo: list[InputFile]          # the files to ingest
+    fingerprints: dict[str, str]   # path -> content SHA-256, for the ledger
+    replaced_shards: list[str]     # earlier shards whose line counts this run replaces (all their counted files)
+    moved_away: dict[str, str]     # earlier path -> the path of this run that replaces it (its rows go)
+    # Inputs ingested with other rules or another pipeline that this run was not given (raw files deleted, dated
+    # roots of other days): their rows keep the versions they were cleaned with.
+    on_other_versions: int
+
+
+def select_changed(files: list[InputFile], store: OutputStore, rules_version: str, reprocess: bool) -> Selection:
+    """The files not yet ingested as they are now (by path and content hash), with their hashes, the earlier
+    shards whose line counts this run replaces (those all of whose counted files it ingests again), and the
+    earlier paths this run's files replace.
+
+    A file is known by its path; the same file under another path (a copied, moved or differently mounted input
+    tree: the same path below the root and the same bytes as a file already ingested with these rules, or as
+    another file of this run) is the same input and is not ingested twice, since its rows would repeat the
+    first's ``doc_id``. See :func:`_moved_away` for the changed files of a moved tree."""
+    ingested = store.current_entries()
+    entries = {} if reprocess else ingested
+    is_current = {path: bool(entry.content_sha256 and entry.rules_version == rules_version
+                             and entry.pipeline_version == PIPELINE_VERSION) for path, entry in entries.items()}
+    ingested_as: dict[str, list[str]] = {}  # content hash -> paths ingested with it
+    for path, entry in ingested.items():
+        if entry.content_sha256:
+            ingested_as.setdefault(entry.content_sha256, []).append(path)
+    todo: list[InputFile] = []
+    fingerprints: dict[str, str] = {}
+    taken: set[tuple[str, str]] = set()  # (path below the root, content hash) of this run's files
+    moved_roots: dict[str, set[str]] = {}  # a root of this run -> earlier roots its identical files were ingested under
+    for f in files:
+        entry = entries.get(f.path)
+        # No content hash: the file could not be read when it was ingested (cleaners.shard); try it again.
+        current = entry is not None and is_current[f.path]
+        if current and entry.size == f.size and entry.mtime_ns == f.mtime_ns:
+            continue  # unchanged since it was ingested with these rules
+        sha = _sha256_of(f.path)
+        if current and sha and sha == entry.content_sha256:
+            continue  # touched but identical
+        earlier = [path for path in ingested_as.get(sha, ()) if path != f.path and path.endswith("/" + f.relpath)]
+        for path in earlier:
+            moved_roots.setdefault(f.path[:-len(f.relpath)], set()).add(path[:-len(f.relpath)])
+        if sha and ((f.relpath, sha) in taken or any(is_current.get(path, False) for path in earlier)):
+            continue  # the same input under another path
+        taken.add((f.relpath, sha))
+        fingerprints[f.path] = sha
+        todo.append(f)
+    # A shard's line counts are one part for all its files: when some are ingested (and counted) again, the others
+    # given to this run go with them, so the shard is counted anew as a whole.
+    # A file nothing of which could be read is in no counts: retrying it leaves its shard's other files alone.
+    again = {entries[f.path].shard_id for f in todo if f.path in entries and entries[f.path].counted}
+    chosen = {f.path for f in todo}
+    for f in files:
+        entry = entries.get(f.path)
+        if entry is not None and entry.shard_id in again and f.path not in chosen and is_current[f.path]:
+            fingerprints[f.path] = entry.content_sha256
+            todo.append(f)
+            chosen.add(f.path)
+    # Earlier shards this run counts anew: those all of whose counted files it ingests again. A shard some of whose
+    # files this run was not given keeps its counts (they are the only counts of those files); the documents of its
+    # files counted again here are counted twice (in its source's total too, so shares stay about right; a document
+    # is never counted against its own lines: cleaners.boilerplate.LineStats.copies).
+    counted_files: dict[str, set[str]] = {}
+    for path, entry in ingested.items():
+        if entry.counted:
+            counted_files.setdefault(entry.shard_id, set()).add(path)
+    replaced = sorted(shard for shard in {ingested[path].shard_id for path in chosen
+                                          if path in ingested and ingested[path].counted}
+                      if counted_files[shard] <= chosen)
+    given = {f.path for f in files}
+    older = sum(1 for path, entry in ingested.items() if path not in given and (
+        entry.rules_version != rules_version or entry.pipeline_version != PIPELINE_VERSION))
+    return Selection(todo, fingerprints, replaced, _moved_away(files, ingested, chosen, moved_roots), older)
+
+
+def _moved_away(files: list[InputFile], ingested: dict[str, LedgerEntry], chosen: set[str],
+                moved_roots: dict[str, set[str]]) -> dict[str, str]:
+    """Earlier paths that files of this run replace: ``{old path: new path}``, their rows to go once the new ones
+    are committed (:meth:`cleaners.store.OutputStore.retire`).
+
+    - A tree that was moved: a root of this run holds files identical to files ingested under an earlier root
+      (same path below both), so it is that tree, moved. A file of it that is ingested now (changed, new rules,
+      ``--reprocess``) or was ingested before replaces the same path under the earlier root, when that path no
+      longer exists and this run was not given it. Without such evidence nothing is replaced: dated input roots
+      whose raw files are deleted after ingestion hold different articles under the same names.
+    - A folder that could not be listed (an `unreadable` reject under the folder's path), now listed: this run's
+      files below it replace that reject.
+    """
+    given = {f.path for f in files}
+    moved: dict[str, str] = {}
+    for f in files:
+        if f.path not in chosen and f.path not in ingested:
+            continue
+        for old_root in moved_roots.get(f.path[:-len(f.relpath)], ()):
+            old = old_root + f.relpath
+            if old in ingested and old not in given and not _exists(old):
+                moved[old] = f.path
+    unlisted = [path for path, entry in ingested.items() if not entry.counted and "://" not in path
+                and os.path.isdir(os_name(path))]
+    for folder in unlisted:
+        below = next((f.path for f in files if f.path.startswith(folder + "/")), None)
+        if below is not None:
+            moved[folder] = below
+    return moved
+
+
+def _exists(path: str) -> bool:
+    """Whether an input path (local, or an fsspec URL) is still there; an error reading it counts as there."""
+    try:
+        if "://" not in path:
+            return os.path.lexists(os_name(path))
+        fs, inner = fsspec.core.url_to_fs(path)
+        return bool(fs.exists(inner))
+    except Exception:
+        return True
