@@ -46,6 +46,25 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+def _on_interrupt(signum: int, frame: object) -> None:
+    """Ctrl-C stops a run now. Prefect's temporary server is in the terminal's process group too, so the same Ctrl-C
+    stops it, and the run went on without it, then waited minutes at exit to send its events. Against a real server
+    the run is stopped as on SIGTERM (Prefect marks it Crashed); on the temporary one the process ends at once.
+    Either way the output is as after a crash: committed shards stay, and the next run removes the rest."""
+    typer.secho("\ninterrupted: the shards committed so far are kept; run the same command again to do the rest "
+                "(it first removes what this run left unfinished)", err=True, fg="yellow")
+    if _ON_A_SERVER:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second Ctrl-C stops it at once
+        os.kill(os.getpid(), signal.SIGTERM)
+    else:
+        os._exit(130)
+
+
+# Whether this process runs against a server of its own choosing (PREFECT_API_URL set when the command started; the
+# flow sets it later for its worker processes, pointing at the temporary server).
+_ON_A_SERVER = bool(os.environ.get("PREFECT_API_URL"))
+
+
 @app.command()
 def run(
     inputs: Annotated[list[str], typer.Argument(metavar="INPUT...", help="Files, folders (searched "
@@ -102,6 +121,7 @@ def run(
     reporter: progress.Reporter | None = progress.RichReporter() if use_bar else None
     params = {"input": inputs, "output": output, "rules": rules, "shard_mb": shard_mb, "reprocess": reprocess,
               "task_runner": task_runner, "dask_address": dask_address, "max_doc_mb": max_doc_mb}
+    previous = signal.signal(signal.SIGINT, _on_interrupt)
     try:
         if reporter is not None:
             with progress.reporting_to(reporter):
@@ -110,6 +130,8 @@ def run(
             summary = clean_articles(**params)
     except Exception as exc:  # the flow already logged the traceback; the shell gets one line
         _fail(f"the run failed: {exc}")
+    finally:
+        signal.signal(signal.SIGINT, previous)
     out = output.rstrip("/")
     query = f"SELECT source, title, region, len(text) AS chars FROM read_parquet('{out}/articles/**/*.parquet')"
     replaced = summary["superseded_rows"]

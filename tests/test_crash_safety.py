@@ -457,6 +457,38 @@ def test_sigkill_at_random_moments_never_leaves_a_corrupt_or_duplicated_output(
 
 
 @pytest.mark.slow
+def test_ctrl_c_stops_a_run_on_the_temporary_server_at_once(article_corpus, tmp_path: Path) -> None:
+    """Ctrl-C reaches the terminal's whole process group: the CLI, Prefect's temporary server and the workers. The
+    run went on without its server, then waited minutes at exit to send its events; now it ends at once, says
+    what to do, and leaves a readable output (a later run finishes it, as after any crash)."""
+    root, _ = article_corpus
+    out, log = tmp_path / "out", tmp_path / "run.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect"), DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               PREFECT_LOGGING_COLOR="false")
+    cmd = [str(BIN / "boilerstrip"), "run", str(root), "--output", str(out), "--no-progress", "--shard-mb",
+           str(SHARD_MB)]
+    with log.open("wb") as handle:
+        proc = subprocess.Popen(cmd, env=env, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                cwd=tmp_path, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while "task runner:" not in log.read_text(errors="replace"):
+            assert proc.poll() is None, f"the run ended before its shards:\n{log.read_text(errors='replace')}"
+            assert time.monotonic() < deadline, f"no shards after 240 s:\n{log.read_text(errors='replace')}"
+            time.sleep(0.2)
+        time.sleep(1.0)
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        rc = proc.wait(60)
+    finally:
+        stop_process_group(proc)
+    text = log.read_text(errors="replace")
+    assert rc == 130, text[-3000:]
+    assert "interrupted: the shards committed so far are kept; run the same command again" in text
+    assert_readable(out)
+
+
+@pytest.mark.slow
 def test_sigterm_marks_the_run_crashed_and_the_next_run_recovers(
         server: PrefectServer, article_corpus, tmp_path: Path) -> None:
     root, corpus = article_corpus
