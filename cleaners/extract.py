@@ -69,10 +69,11 @@ def extract_html(html: str, url: str | None = None) -> Extracted | None:
             published=_parse_date(found.date),
         )
     soup = BeautifulSoup(html, "html.parser")
-    for tag in soup(["script", "style", "noscript", "template", "svg", "iframe"]):
+    title = soup.title.get_text(strip=True) if soup.title else None
+    # The head is not page text: a page whose body holds only scripts had its <title> as its text.
+    for tag in soup(["head", "script", "style", "noscript", "template", "svg", "iframe"]):
         tag.decompose()
     text = soup.get_text("\n", strip=True)
     if not text.strip():
         return None
-    title = soup.title.get_text(strip=True) if soup.title else None
     return Extracted(text=text, extractor="beautifulsoup4", title=title or None)

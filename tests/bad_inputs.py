@@ -157,6 +157,11 @@ def build_corpus(root: Path, big_bytes: int = 50 * 2**20, long_line_bytes: int =
         "only lines the generic rule pack removes", _reason_mentions("boilerplate"))
     add("junk/empty-page.html", "<html><head><script>var a = 1;</script></head><body> </body></html>",
         "extraction_failed", "an HTML page without any text")
+    add("junk/title-and-scripts.html", "<html><head><title>x</title></head><body><script>var a = 1;</script>"
+        "</body></html>", "extraction_failed", "a page whose only text is its <title> (not body text)")
+    add("junk/app-shell.html", "<html><head><title>Examplenews</title></head><body><noscript>You need to enable "
+        "JavaScript to run this app.</noscript><div id=root></div></body></html>", "nothing_left",
+        "an app shell: its only text asks for JavaScript")
     add("junk/notes.docx", b"PK\x03\x04 not really a docx", "unsupported", "a file type the readers do not know")
     # --- size --------------------------------------------------------------------------------------------
     big = root / "size/huge-article.txt"
