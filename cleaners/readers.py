@@ -494,9 +494,17 @@ def _read_jsonl(f: InputFile, max_doc_bytes: int) -> Iterator[RawDocument | Reje
             while True:
                 try:
                     raw = handle.readline(max_doc_bytes + 1)
-                except (OSError, EOFError, zlib.error) as exc:  # truncated or corrupt gzip
-                    yield _reject(f, RejectReason.UNREADABLE, f"read failed after line {line_no}: {exc}",
-                                  input_id=f"{f.relpath}:{line_no + 1}", line_no=line_no + 1)
+                except (OSError, EOFError, zlib.error) as exc:
+                    # A truncated or damaged gzip stream is the file's content: reading it again gives the same
+                    # error, so it is `corrupt` (its ledger row keeps its hash: tried again once it changes). Other
+                    # errors (permissions, a network file system) are `unreadable`: tried again on every run.
+                    damaged = isinstance(exc, (EOFError, zlib.error, gzip.BadGzipFile))
+                    yield _reject(f, RejectReason.CORRUPT if damaged else RejectReason.UNREADABLE,
+                                  f"reading line {line_no + 1} failed: {type(exc).__name__}: {str(exc)[:300]}"
+                                  + ("; the rest of the file is not read (a truncated or damaged gzip file: replace "
+                                     "it with a whole copy)" if damaged else ""),
+                                  input_id=f"{f.relpath}:{line_no + 1}", line_no=line_no + 1,
+                                  n_bytes=0 if produced else f.size)
                     return
                 if not raw:
                     if not produced:
@@ -523,8 +531,8 @@ def _read_jsonl(f: InputFile, max_doc_bytes: int) -> Iterator[RawDocument | Reje
                 yield _jsonl_record(f, raw, line_no, seen_ids)
                 produced += 1
     except OSError as exc:
-        yield _reject(f, RejectReason.UNREADABLE, f"read failed after line {line_no}: {exc}",
-                      input_id=f"{f.relpath}:{line_no}", line_no=line_no)
+        yield _reject(f, RejectReason.UNREADABLE, f"reading failed after line {line_no}: {exc}",
+                      input_id=f"{f.relpath}:{line_no}", line_no=line_no, n_bytes=0 if produced else f.size)
 
 
 def _without_lone_surrogates(value: object) -> object:

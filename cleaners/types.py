@@ -19,7 +19,8 @@ class RejectReason(StrEnum):
     MISSING_TEXT = "missing_text"        # a JSONL record with neither `text` nor `html`
     DUPLICATE_ID = "duplicate_id"        # a JSONL record id seen earlier in the same file
     TOO_LARGE = "too_large"              # over the configured per-document size limit
-    UNREADABLE = "unreadable"            # the file could not be opened or read
+    UNREADABLE = "unreadable"            # the file could not be opened or read (tried again on every run)
+    CORRUPT = "corrupt"                  # a compressed file whose content is damaged (tried again once it changes)
     EXTRACTION_FAILED = "extraction_failed"  # HTML from which no extractor got any text
     UNSUPPORTED = "unsupported"          # a file type the readers do not know
     PROCESSING_ERROR = "processing_error"  # cleaning this one document raised an error (a bug: report it)

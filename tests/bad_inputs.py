@@ -254,7 +254,7 @@ def build_corpus(root: Path, big_bytes: int = 50 * 2**20, long_line_bytes: int =
     for no in range(1, readable + 1):
         cases.append(Case("feed/truncated.jsonl.gz", ARTICLE_OUTCOME, line_no=no, why="before the damage",
                           record_id=f"gz-{no - 1}"))
-    cases.append(Case("feed/truncated.jsonl.gz", "unreadable", line_no=readable + 1, why="a truncated gzip stream",
+    cases.append(Case("feed/truncated.jsonl.gz", "corrupt", line_no=readable + 1, why="a truncated gzip stream",
                       record_id=f"feed/truncated.jsonl.gz:{readable + 1}"))
     return cases
 

@@ -412,3 +412,32 @@ def test_a_retried_shard_does_not_count_its_own_uncommitted_parts_as_replaced(tm
             process_shard(shard, store, load_rules(), now, partition_of(now), {})
     assert process_shard(shard, store, load_rules(), now, partition_of(now), {}).n_replaced_in_place == 0
     assert process_shard(shard, store, load_rules(), now, partition_of(now), {}).n_replaced_in_place == 1
+
+
+def test_a_damaged_gzip_file_is_not_read_again_until_it_changes(tmp_path: Path) -> None:
+    """A truncated .jsonl.gz is `corrupt` (its content, not a read error): its ledger row keeps its hash, so the next
+    run skips it instead of writing new parts for the same reject every day; a whole copy in its place is read."""
+    import gzip
+    import json
+
+    import pyarrow.dataset as ds
+
+    from cleaners.ingest import select_changed
+    from cleaners.readers import discover
+    from cleaners.rulepack import load_rules
+
+    folder = tmp_path / "in" / "feed.example"
+    folder.mkdir(parents=True)
+    whole = gzip.compress(json.dumps({"id": "1", "text": "A headline\n\nThe body of the article is here, long "
+                                      "enough to be an article paragraph."}).encode() + b"\n")
+    (folder / "feed.jsonl.gz").write_bytes(whole[:20])
+    store = OutputStore.open(str(tmp_path / "out"))
+    _ingest(store, [str(tmp_path / "in")])
+    rejects = ds.dataset(str(tmp_path / "out" / "rejects"), format="parquet").to_table().to_pylist()
+    assert [r["reason_code"] for r in rejects] == ["corrupt"]
+    assert select_changed(discover([str(tmp_path / "in")]), store, load_rules().version, False).todo == []
+    (folder / "feed.jsonl.gz").write_bytes(whole)
+    _ingest(store, [str(tmp_path / "in")])
+    articles = ds.dataset(str(tmp_path / "out" / "articles"), format="parquet").to_table()
+    assert articles.num_rows == 1
+    assert ds.dataset(str(tmp_path / "out" / "rejects"), format="parquet").to_table().num_rows == 0

@@ -196,8 +196,9 @@ def test_a_corrupt_stream_or_odd_values_are_rejects_not_errors(tmp_path: Path) -
     (tmp_path / "odd.jsonl").write_text(f"{early}\n{long_id}\n")
     items = {(Path(i.input_file).name, i.line_no): i for i in _read_all([str(tmp_path)])}
     corrupt = items[("corrupt.jsonl.gz", 1)]
-    assert isinstance(corrupt, Reject) and corrupt.reason_code is RejectReason.UNREADABLE
-    assert "read failed" in corrupt.reason
+    assert isinstance(corrupt, Reject) and corrupt.reason_code is RejectReason.CORRUPT
+    assert corrupt.reason.startswith("reading line 1 failed: ") and "replace it with a whole copy" in corrupt.reason
+    assert corrupt.n_bytes == (tmp_path / "corrupt.jsonl.gz").stat().st_size  # nothing of it was read
     early = items[("odd.jsonl", 1)]
     assert isinstance(early, RawDocument) and early.fetched_at is None
     epochs = [{"id": f"e{i}", "text": ARTICLE, "fetched_at": value}
