@@ -46,6 +46,19 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+def _check_writable(folder: str) -> None:
+    """Fail now, with the reason, when a local output folder cannot be created or written (before Prefect starts:
+    its start takes 10-20 s, and the error came after it, with a traceback)."""
+    import tempfile
+
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        _fail(f"--output {folder}: cannot write there ({exc.strerror or exc}); give a folder you can write to")
+
+
 def _on_interrupt(signum: int, frame: object) -> None:
     """Ctrl-C stops a run now. Prefect's temporary server is in the terminal's process group too, so the same Ctrl-C
     stops it, and the run went on without it, then waited minutes at exit to send its events. Against a real server
@@ -102,6 +115,8 @@ def run(
         _fail(f"no input files found in {', '.join(inputs)}")
     if "://" not in output and os.path.exists(output) and not os.path.isdir(output):
         _fail(f"--output {output}: a file, not a folder; give a folder (it is created when missing)")
+    if "://" not in output or output.startswith("file://"):
+        _check_writable(output.removeprefix("file://"))
     use_bar = sys.stderr.isatty() if progress_bar is None else progress_bar
     if use_bar:
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
@@ -207,7 +222,7 @@ def explain(
     stats = store.line_stats({chosen_source}) if output else None
     result = clean_document(doc.text, ruleset, source=chosen_source, known_title=doc.title, line_stats=stats,
                             judge=default_judge())
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=not sys.stdout.isatty())  # piped: one line per line, for grep
     console.print(f"[bold]{doc.input_id}[/]  source={chosen_source}  title={result.title!r}  "
                   f"kept_ratio={result.kept_ratio:.2f}  low_confidence={result.low_confidence}  "
                   f"removed={len(result.removed)} lines")

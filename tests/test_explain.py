@@ -92,3 +92,22 @@ def test_explain_with_an_output_judges_a_file_as_the_run_named_its_source(tmp_pa
     assert code == 0 and "b.txt  source=feeds/wire" in output, output
     code, output = _explain(str(page), "--output", str(tmp_path / "out"), "--source", "other.example")
     assert code == 0 and "source=other.example" in output, output
+
+
+def test_run_refuses_an_output_it_cannot_write_before_starting_prefect(tmp_path: Path) -> None:
+    """An output that cannot be created is refused at once, with the reason (Prefect's start took 10-20 s
+    before the error came, with a traceback)."""
+    (tmp_path / "a-file").write_text("not a folder\n")
+    result = CliRunner().invoke(app, ["run", str(SEED), "--output", str(tmp_path / "a-file" / "out")],
+                                env={"PREFECT_HOME": str(tmp_path / "prefect")})
+    assert result.exit_code == 2
+    assert f"--output {tmp_path / 'a-file' / 'out'}: cannot write there" in result.output
+    assert not (tmp_path / "prefect" / "prefect.db").exists(), "Prefect was started"
+
+
+def test_explain_piped_keeps_each_line_on_one_line(tmp_path: Path) -> None:
+    """Piped into grep, a removed line and its rule are not wrapped at 80 columns."""
+    result = CliRunner().invoke(app, ["explain", str(SEED)], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    reason = next(line for line in result.output.splitlines() if "[420intel.footer-link-bar]" in line)
+    assert len(reason) > 80 and reason.endswith("so a change of separator still removes it."), reason
