@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 import re2
 
 from cleaners import kernels, textbytes
+from cleaners.readers import is_host_name
 
 DEFAULT_RULES_DIR = Path(__file__).parent / "rules"
 METADATA_COLUMNS = frozenset({"region", "author"})
@@ -310,6 +311,14 @@ def _fail(path: Path, what: str) -> RulePackError:
 _WORD_CHAR = re.compile(r"\w")
 
 
+# What RE2 refuses that Python's `re` reads: lookaround, backreferences by number or name, atomic groups (not when
+# the parenthesis or backslash is itself escaped).
+_QUIET = re2.Options()
+_QUIET.log_errors = False  # RE2 wrote each refusal to stderr in C++'s log format; the error says it once
+
+_UNSUPPORTED_BY_RE2 = re.compile(r"(?<!\\)(?:\(\?<?[=!]|\\[1-9]|\(\?P=\w+\)|\\k<\w+>|\(\?>)")
+
+
 def _compile(path: Path, rule_id: str, spec: dict, case_sensitive: bool, match: Match) -> tuple[str, Any]:
     """The rule's full-line regex and its RE2 compilation.
 
@@ -337,15 +346,20 @@ def _compile(path: Path, rule_id: str, spec: dict, case_sensitive: bool, match: 
         anchored = f"{body}(?:[^\\pL\\pN_].*)?"
     elif literal is not None and match is Match.SUFFIX and _WORD_CHAR.match(literal.strip()[0]):
         anchored = f"(?:.*[^\\pL\\pN_])?{body}"
+    unsupported = _UNSUPPORTED_BY_RE2.search(source) if regex is not None else None
+    if unsupported is not None:
+        raise _fail(path, f"rule {rule_id!r}: regex `{regex}` uses `{unsupported.group()}`, which the RE2 engine "
+                          "does not have (no lookaround, no backreferences: it matches in linear time); match the "
+                          "text itself instead, or split the rule in two")
     try:
-        return anchored, re2.compile(anchored)
+        return anchored, re2.compile(anchored, _QUIET)
     except re2.error as exc:
+        detail = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
         try:
             re.compile(source)  # Python's parser gives the clearer message for plain syntax errors
         except re.error as python_exc:
-            raise _fail(path, f"rule {rule_id!r}: invalid regex {regex!r}: {python_exc}") from exc
-        raise _fail(path, f"rule {rule_id!r}: regex {regex!r} is not supported by the RE2 engine "
-                          f"(no backreferences or lookaround): {exc}") from exc
+            detail = str(python_exc)
+        raise _fail(path, f"rule {rule_id!r}: invalid regex `{regex}`: {detail}") from exc
 
 
 def _enum(path: Path, rule_id: str, kind: type[StrEnum], value: str, key: str) -> StrEnum:
@@ -419,8 +433,11 @@ def _check_examples(path: Path, rule: Rule) -> None:
             # A case-sensitive rule (its body not wrapped in "(?i:") that would match ignoring case: say so.
             case = (" (case_sensitive = true: check the letter case)" if "(?i:" not in rule.anchored
                     and re2.compile(f"(?i){rule.anchored}").fullmatch(example.strip()) is not None else "")
-            raise _fail(path, f"rule {rule.id!r}: does not match its drop example {example!r} (or the example is "
-                              f"longer than max_chars = {rule.max_chars}){case}")
+            if len(example.strip()) > rule.max_chars:
+                raise _fail(path, f"rule {rule.id!r}: its drop example {example!r} is {len(example.strip())} "
+                                  f"characters, over the rule's max_chars = {rule.max_chars}: raise max_chars, or "
+                                  "shorten the example")
+            raise _fail(path, f"rule {rule.id!r}: does not match its drop example {example!r}{case}")
         if rule.action is Action.METADATA and not (found.group("value") or "").strip():
             raise _fail(path, f"rule {rule.id!r}: its drop example {example!r} gives an empty `value` group")
     for example in rule.examples_keep:
@@ -448,7 +465,9 @@ def load_pack(path: Path) -> RulePack:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         hint = (" (write regexes in single quotes, regex = '\\s+': in double quotes TOML reads a backslash as an "
-                "escape)" if "escape" in str(exc).lower() or "Unescaped" in str(exc) else "")
+                "escape)" if "escape" in str(exc).lower() or "Unescaped" in str(exc) else
+                " (a text value is quoted: why = \"...\"; a list is in brackets: sites = [\"example.com\"])"
+                if "Invalid value" in str(exc) else "")
         raise _fail(path, f"cannot read rule pack: {exc}{hint}") from exc
     meta = data.get("pack")
     if not isinstance(meta, dict) or not meta.get("name") or not meta.get("version"):
@@ -488,6 +507,10 @@ def load_pack(path: Path) -> RulePack:
     if not sites and path.parent.name == "sites":
         raise _fail(path, "[pack]: a pack in a sites/ folder needs `sites = [\"host\", ...]`; without it the pack "
                           "applies to every source. Name its hosts, or move it out of sites/ if it is generic")
+    if not sites and (str(meta["name"]).startswith("site-") or is_host_name(path.stem)):
+        # A site's pack given with --rules from anywhere: without `sites` its rules would act on every source.
+        raise _fail(path, f"[pack]: named for a site ({meta['name']!r}, file {path.name}) but without `sites`, so "
+                          "it would apply to every source: add sites = [\"host\", ...], or rename it if it is generic")
     return RulePack(
         name=str(meta["name"]),
         version=str(meta["version"]),
@@ -543,7 +566,8 @@ def _check_unique(packs: Sequence[RulePack]) -> None:
             raise RulePackError(f"{pack.path}: pack name {pack.name!r} is used by {others[0]} too: rename one")
         for rule in pack.rules:
             if rule.id in seen:
-                where = "this pack" if seen[rule.id] == pack.path else seen[rule.id]
-                raise RulePackError(f"{pack.path}: rule id {rule.id!r} is already defined in {where}: ids are unique "
-                                    "across the packs of a run (they name removals); rename one")
+                where = f"twice in {pack.path}" if seen[rule.id] == pack.path else \
+                    f"in both {seen[rule.id]} and {pack.path}"
+                raise RulePackError(f"rule id {rule.id!r} is defined {where}: ids are unique across the packs of a "
+                                    "run (they name removals); rename one")
             seen[rule.id] = pack.path

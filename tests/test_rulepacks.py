@@ -80,7 +80,7 @@ def _rule(pattern: str, drop: str = "Drop me", keep: str = "Keep me", rule_id: s
         (RULE.format(pattern='literal = "a"\nzone = "middle"'), "zone"),
         (RULE.format(pattern='literal = "a"\ncolour = "red"'), "unknown keys"),
         (RULE.format(pattern='literal = "a"').replace('examples.keep = ["Keep me"]', ""), "examples"),
-        (RULE.format(pattern='literal = "a"') + RULE.format(pattern='literal = "b"'), "already defined"),
+        (RULE.format(pattern='literal = "a"') + RULE.format(pattern='literal = "b"'), "is defined twice in"),
         (RULE.format(pattern='regex = "a"\naction = "metadata"\nmetadata_column = "region"'), "value"),
         (RULE.format(pattern='literal = "a"\nkeep_table_rows = "yes"'), "true or false"),
         (RULE.format(pattern='literal = "Drop me"\nzone_lines = "three"'), "zone_lines must be a whole number"),
@@ -88,7 +88,7 @@ def _rule(pattern: str, drop: str = "Drop me", keep: str = "Keep me", rule_id: s
         ('sites = "example.com"\n' + RULE.format(pattern='literal = "Drop me"'), "sites must be a list"),
         (RULE.format(pattern='literal = "a"'), "does not match its drop example 'Drop me'"),
         (RULE.format(pattern="regex = '.*me'"), "matches its keep example 'Keep me'"),
-        (RULE.format(pattern='literal = "Drop me"\nmax_chars = 3'), "longer than max_chars"),
+        (RULE.format(pattern='literal = "Drop me"\nmax_chars = 3'), "is 7 characters, over the rule's max_chars = 3"),
         (RULE.format(pattern='literal = "Drop me"').replace('["Keep me"]', '"Keep me"'), "lists of strings"),
         (RULE.format(pattern='literal = "Drop me"').replace('["Keep me"]', '5'), "lists of strings"),
         (RULE.format(pattern='literal = "Drop me"').replace('["Keep me"]', '["Keep me", 5]'), "lists of strings"),
@@ -138,10 +138,16 @@ def test_catastrophic_backtracking_pattern_cannot_hang_a_run(tmp_path: Path) -> 
     assert line in result.text
 
 
-def test_lookaround_is_refused_with_a_clear_message(tmp_path: Path) -> None:
-    path = _pack(tmp_path, RULE.format(pattern="regex = 'foo(?=bar)'"))
-    with pytest.raises(RulePackError, match="RE2"):
+def test_lookaround_and_bad_syntax_are_refused_with_a_clear_message(tmp_path: Path, capfd) -> None:
+    """The message names the construct RE2 lacks and shows the pattern as written; nothing else reaches stderr
+    (RE2 logged each refusal there in C++'s format)."""
+    path = _pack(tmp_path, RULE.format(pattern="regex = 'foo\\s+(?=bar)'"))
+    with pytest.raises(RulePackError, match=r"regex `foo\\s\+\(\?=bar\)` uses `\(\?=`, which the RE2 engine"):
         load_rules([path])
+    path = _pack(tmp_path, RULE.format(pattern="regex = 'Drop (me'"))
+    with pytest.raises(RulePackError, match=r"invalid regex `Drop \(me`: missing \)"):
+        load_rules([path])
+    assert capfd.readouterr().err == ""
 
 
 def test_pipe_tables_are_told_from_menus() -> None:
@@ -366,3 +372,29 @@ def test_a_keep_rule_wins_over_a_drop_rule_listed_before_it(tmp_path: Path) -> N
 def test_source_names_that_are_not_hosts_are_accepted_in_sites(tmp_path: Path, site: str) -> None:
     rules = load_rules([_pack(tmp_path, f'sites = ["{site}"]\n' + RULE.format(pattern='literal = "Drop me"'))])
     assert rules.packs[0].applies_to(site) and not rules.packs[0].applies_to("other.example")
+
+
+def test_a_pack_named_for_a_site_without_sites_is_refused_wherever_it_is(tmp_path: Path) -> None:
+    """Given with --rules from any folder, a site's pack that forgot `sites` would act on every source."""
+    body = RULE.format(pattern='literal = "Drop me"')
+    by_name = tmp_path / "mine.toml"
+    by_name.write_text('[pack]\nname = "site-examplenews"\nversion = "1"\n' + body, encoding="utf-8")
+    by_file = tmp_path / "examplenews.org.toml"
+    by_file.write_text('[pack]\nname = "examplenews"\nversion = "1"\n' + body, encoding="utf-8")
+    for path in (by_name, by_file):
+        with pytest.raises(RulePackError, match=r"named for a site .* without `sites`"):
+            load_rules([path])
+    generic = tmp_path / "house-style.toml"
+    generic.write_text('[pack]\nname = "house-style"\nversion = "1"\n' + body, encoding="utf-8")
+    assert not load_rules([generic]).packs[0].sites
+
+
+def test_the_readme_example_pack_loads_and_passes_its_examples(tmp_path: Path) -> None:
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "examplenews.org.toml"
+    path.write_text(example, encoding="utf-8")
+    [pack] = load_rules([path]).packs
+    assert pack.sites == ("examplenews.org",) and [rule.id for rule in pack.rules] == ["examplenews.filed-under"]
