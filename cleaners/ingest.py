@@ -39,6 +39,9 @@ class Selection(NamedTuple):
     # Inputs ingested with other rules or another pipeline that this run was not given (raw files deleted, dated
     # roots of other days): their rows keep the versions they were cleaned with.
     on_other_versions: int
+    # Unchanged files ingested again because a changed file of their shard is (the shard's line counts are one part,
+    # counted anew as a whole): in ``todo``, but not changed themselves.
+    with_shard_mates: int = 0
 
 
 def select_changed(files: list[InputFile], store: OutputStore, rules_version: str, reprocess: bool) -> Selection:
@@ -82,6 +85,7 @@ def select_changed(files: list[InputFile], store: OutputStore, rules_version: st
     # A shard's line counts are one part for all its files: when some are ingested (and counted) again, the others
     # given to this run go with them, so the shard is counted anew as a whole.
     # A file nothing of which could be read is in no counts: retrying it leaves its shard's other files alone.
+    changed = len(todo)
     again = {entries[f.path].shard_id for f in todo if f.path in entries and entries[f.path].counted}
     chosen = {f.path for f in todo}
     for f in files:
@@ -104,7 +108,8 @@ def select_changed(files: list[InputFile], store: OutputStore, rules_version: st
     given = {f.path for f in files}
     older = sum(1 for path, entry in ingested.items() if path not in given and (
         entry.rules_version != rules_version or entry.pipeline_version != PIPELINE_VERSION))
-    return Selection(todo, fingerprints, replaced, _moved_away(files, ingested, chosen, moved_roots), older)
+    return Selection(todo, fingerprints, replaced, _moved_away(files, ingested, chosen, moved_roots), older,
+                     len(todo) - changed)
 
 
 def _moved_away(files: list[InputFile], ingested: dict[str, LedgerEntry], chosen: set[str],

@@ -235,8 +235,11 @@ def clean_articles(
             logger.warning("%d files under the output %s left out of the inputs (the output is inside an input "
                            "folder; keep them apart)", len(own), output)
             files = [f for f in files if not f.path.startswith(inside)]
-        todo, fingerprints, replaced_shards, moved_away, older = select_changed(files, store, ruleset.version,
-                                                                                reprocess)
+        todo, fingerprints, replaced_shards, moved_away, older, mates = select_changed(files, store, ruleset.version,
+                                                                                      reprocess)
+        if mates:
+            logger.info("%d unchanged files are cleaned again with a changed file of their shard (a shard's line "
+                        "counts are counted anew as a whole)", mates)
         if older:
             logger.warning("%d ingested inputs not among this run's inputs keep rows of other rules or pipeline "
                            "versions (raw files removed, or other input roots): give them to a run to clean them "
@@ -293,6 +296,7 @@ def clean_articles(
         "inputs": inputs, "articles": articles, "rejects": rejects,
         "accounting_ok": inputs == articles + rejects,
         "files_seen": len(files), "files_processed": len(todo), "files_skipped": len(files) - len(todo),
+        "files_with_changed_shard_mates": mates,  # unchanged, processed again with a changed file of their shard
         "shards": len(shards), "mb": sum(f.size for f in todo) / 1e6, "output": output,
         "low_confidence": sum(s["n_low_confidence"] for s in results),
         "superseded_rows": superseded.superseded_rows + retired + sum(s["n_replaced_in_place"] for s in results),

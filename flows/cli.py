@@ -151,7 +151,9 @@ def run(
     query = f"SELECT source, title, region, len(text) AS chars FROM read_parquet('{out}/articles/**/*.parquet')"
     replaced = summary["superseded_rows"]
     typer.echo(
-        f"\n{summary['files_seen']} files seen, {summary['files_skipped']} already ingested; "
+        f"\n{summary['files_seen']} files seen, {summary['files_skipped']} already ingested"
+        + (f", {summary['files_with_changed_shard_mates']} unchanged cleaned again with a changed file of their shard"
+           if summary["files_with_changed_shard_mates"] else "") + "; "
         f"{summary['inputs']} inputs -> {summary['articles']} articles + {summary['rejects']} rejects"
         + (f"; {replaced} earlier rows of these inputs replaced" if replaced else "") + "\n"
         f"articles: {out}/articles\nrejects:  {out}/rejects\nmanifest: {summary['manifest']}\n\nQuery with DuckDB:\n"

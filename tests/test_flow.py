@@ -119,6 +119,7 @@ def test_rerun_adds_no_rows_and_a_changed_file_replaces_its_rows(prefect_backend
     # The changed file, and with it the other files of its shard (here all four: one shard), whose line counts
     # are one part: counted anew together, so no document is counted twice (cleaners.ingest.select_changed).
     assert third_run["files_processed"] == first_run["files_seen"] == 4
+    assert third_run["files_with_changed_shard_mates"] == 3  # said so in the log, the CLI and the manifest
     assert third_run["superseded_rows"] == first_run["inputs"] == 5
     after = _articles(out)
     assert after.num_rows == first.num_rows == 3

@@ -152,7 +152,7 @@ def test_the_same_files_under_another_path_are_not_ingested_twice(tmp_path: Path
     store = OutputStore.open(str(tmp_path / "out"))
 
     def run(*roots: str) -> list[str]:
-        todo, fingerprints, _, moved_away, _ = select_changed(discover([str(tmp_path / root) for root in roots]),
+        todo, fingerprints, _, moved_away, *_ = select_changed(discover([str(tmp_path / root) for root in roots]),
                                                              store, rules.version, False)
         now = datetime.now(UTC)
         for shard in plan_shards(todo, salt=rules.version):
