@@ -175,7 +175,9 @@ def test_a_failed_rewrite_on_s3_keeps_the_committed_object(monkeypatch) -> None:
         for key, value in {"AWS_ACCESS_KEY_ID": "test-key", "AWS_SECRET_ACCESS_KEY": "not-a-real-secret",
                            "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}.items():
             monkeypatch.setenv(key, value)
-        fs = s3fs.S3FileSystem(use_listings_cache=False)
+        # A new instance: fsspec reuses a filesystem made with the same arguments, and an earlier test's instance
+        # points at its own (stopped) server.
+        fs = s3fs.S3FileSystem(use_listings_cache=False, skip_instance_cache=True)
         fs.mkdir("lake")
         schema = pa.schema([pa.field("n", pa.int64())])
         with AtomicParquetWriter("lake/part.parquet", schema, fs=fs) as writer:

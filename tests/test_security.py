@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.bad_inputs import ARTICLE
+from tests.helpers import free_port
 
 BIN = Path(sys.executable).parent
 
@@ -229,10 +230,11 @@ def test_credentials_in_the_environment_reach_no_output_log_or_artifact(tmp_path
                         env=env, cwd=tmp_path, capture_output=True, timeout=300)
     console += [ok.stdout, ok.stderr]
     assert ok.returncode == 0, ok.stderr.decode()[-3000:]
-    blocker = tmp_path / "not-a-folder"
-    blocker.write_text("a file where the output's folders should go")
-    failed = subprocess.run([str(BIN / "boilerstrip"), "run", str(raw), "--output", str(blocker / "out"),
-                             "--no-progress"], env=env, cwd=tmp_path, capture_output=True, timeout=300)
+    # A run that fails inside the flow (its logs and error are checked too): a Dask scheduler that is not there.
+    failed = subprocess.run([str(BIN / "boilerstrip"), "run", str(raw), "--output", str(tmp_path / "out2"),
+                             "--no-progress", "--task-runner", "dask", "--dask-address", f"tcp://127.0.0.1:{free_port()}"],
+                            env={**env, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "3s"}, cwd=tmp_path,
+                            capture_output=True, timeout=300)
     console += [failed.stdout, failed.stderr]
     assert failed.returncode != 0 and b"the run failed" in failed.stderr, failed.stderr.decode()[-3000:]
 
