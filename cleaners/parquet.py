@@ -11,7 +11,9 @@ from typing import Any
 import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
+from fsspec.asyn import AsyncFileSystem
 from fsspec.implementations.local import LocalFileSystem
+from fsspec.spec import AbstractBufferedFile
 
 COMPRESSION = "zstd"
 
@@ -21,7 +23,8 @@ class AtomicParquetWriter:
 
     Local files are written under a hidden temporary name (so neither ``*.parquet`` globs nor
     ``pyarrow.dataset`` pick it up), fsynced and renamed into place. Object stores (S3 and the like) make an
-    object visible only when its upload completes, so there the final key is written directly.
+    object visible only when its upload completes, so there the final key is written directly, and a failure
+    cancels the upload. Other filesystems get the temporary name and a move.
     On error ``path`` keeps what it held before (nothing, or the version being replaced). An empty result is a
     valid file with zero rows.
     """
@@ -38,7 +41,11 @@ class AtomicParquetWriter:
         # *.parquet glob sees a file that a killed writer left half-written.
         parent, _, name = path.rpartition("/")
         hidden = f"{parent}/.{name}" if parent else f".{name}"
-        self._target = f"{hidden}.tmp-{uuid.uuid4().hex}" if self.local else path
+        # Object stores whose files upload on close (fsspec's buffered files: s3fs, gcsfs, adlfs; async filesystems)
+        # are written at the final key, and an error cancels the upload. Any other filesystem (fsspec's in-memory one
+        # replaces a file when it is opened) is written under the temporary name too, and moved into place.
+        self._direct = not self.local and isinstance(self.fs, AsyncFileSystem)
+        self._target = path if self._direct else f"{hidden}.tmp-{uuid.uuid4().hex}"
         self._pending: list[Mapping[str, Any]] = []
         self._handle: Any = None
         self._writer: pq.ParquetWriter | None = None
@@ -77,7 +84,7 @@ class AtomicParquetWriter:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if exc_type is not None and not self.local:
+        if exc_type is not None and self._direct:
             self._abandon_upload()
             return
         ok = exc_type is None
@@ -92,23 +99,25 @@ class AtomicParquetWriter:
             self._handle.close()
         except BaseException:
             ok = False
-            if not self.local:
+            if self._direct:
                 self._abandon_upload()
             raise
         finally:
             if ok and self.local:
                 os.replace(self._target, self.path)
-            elif not ok and self.local and self.fs.exists(self._target):
+            elif ok and not self._direct:
+                self.fs.mv(self._target, self.path)
+            elif not ok and not self._direct and self.fs.exists(self._target):
                 self.fs.rm(self._target)
 
     def _abandon_upload(self) -> None:
-        """On an object store: cancel the upload, so the key keeps what it held (an earlier committed version of the
-        file, or nothing). Closing the handle would upload the half-written file over it, and removing the key
+        """Cancel the upload of a file written at its final key, so the key keeps what it held (an earlier committed
+        version, or nothing). Closing the handle would upload the half-written file over it, and removing the key
         then would delete that committed version (a --reprocess the same day, or a rewrite by recovery)."""
-        discard = getattr(self._handle, "discard", None)  # fsspec's buffered files (s3fs, gcsfs, adlfs)
-        if discard is None:
-            return  # nothing to cancel: fsspec's in-memory files, for one, are stored when opened
-        discard()
+        if not isinstance(self._handle, AbstractBufferedFile):
+            raise TypeError(f"{type(self._handle).__name__}: an upload that cannot be cancelled; {self.path} may hold "
+                            "a partial file")  # not reached with fsspec's async filesystems (buffered files)
+        self._handle.discard()
         # Nothing may complete it later: not the handle's own close (it flushes), not the Parquet writer's when it
         # is collected (it writes the footer and closes the file).
         self._handle.closed = True

@@ -129,23 +129,29 @@ def test_the_writer_builds_the_same_table_as_from_pylist(tmp_path) -> None:
                                                            "reason": "why"}
 
 
-def test_a_failed_rewrite_keeps_the_committed_file(tmp_path) -> None:
+@pytest.mark.parametrize("filesystem", ["file", "memory"])
+def test_a_failed_rewrite_keeps_the_committed_file(tmp_path, filesystem: str) -> None:
     """A writer that fails while replacing a part (a --reprocess the same day, recovery rewriting a part) leaves
-    the committed version whole and no temporary file beside it."""
+    the committed version whole and no temporary file beside it: on a local disk, and on a filesystem that is
+    neither local nor an object store (fsspec's in-memory one replaces a file as soon as it is opened)."""
+    import fsspec
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from cleaners.parquet import AtomicParquetWriter
 
-    path = tmp_path / "part.parquet"
+    fs = fsspec.filesystem(filesystem)
+    folder = str(tmp_path) if filesystem == "file" else f"/bucket-{tmp_path.name}"
+    path = f"{folder}/part.parquet"
     schema = pa.schema([pa.field("n", pa.int64())])
-    with AtomicParquetWriter(str(path), schema) as writer:
+    with AtomicParquetWriter(path, schema, fs=fs) as writer:
         writer.write_rows([{"n": 1}, {"n": 2}])
-    with pytest.raises(RuntimeError, match="disk full"), AtomicParquetWriter(str(path), schema, batch_rows=1) as w:
+    with pytest.raises(RuntimeError, match="disk full"), AtomicParquetWriter(path, schema, fs=fs, batch_rows=1) as w:
         w.write_rows([{"n": 3}, {"n": 4}])
         raise RuntimeError("disk full")
-    assert pq.read_table(path).column("n").to_pylist() == [1, 2]
-    assert [p.name for p in tmp_path.iterdir()] == ["part.parquet"]
+    with fs.open(path, "rb") as handle:
+        assert pq.ParquetFile(handle).read().column("n").to_pylist() == [1, 2]
+    assert [name.rsplit("/", 1)[-1] for name in fs.ls(folder, detail=False)] == ["part.parquet"]
 
 
 @pytest.mark.slow
