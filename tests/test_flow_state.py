@@ -441,3 +441,14 @@ def test_a_damaged_gzip_file_is_not_read_again_until_it_changes(tmp_path: Path) 
     articles = ds.dataset(str(tmp_path / "out" / "articles"), format="parquet").to_table()
     assert articles.num_rows == 1
     assert ds.dataset(str(tmp_path / "out" / "rejects"), format="parquet").to_table().num_rows == 0
+
+
+def test_an_output_path_with_glob_characters_keeps_its_ledger(tmp_path: Path) -> None:
+    """The ledger's parts are read file by file: a batched read expanded `[1]` as a glob and found nothing."""
+    (tmp_path / "in" / "site.example").mkdir(parents=True)
+    (tmp_path / "in" / "site.example" / "a.txt").write_text(
+        "A headline\n\nThe body of the article is here, long enough to be an article paragraph.\n")
+    store = OutputStore.open(str(tmp_path / "out[1]"))
+    _ingest(store, [str(tmp_path / "in")])
+    fresh = OutputStore.open(str(tmp_path / "out[1]"))
+    assert list(fresh.current_entries()) == [str(tmp_path / "in" / "site.example" / "a.txt")]
