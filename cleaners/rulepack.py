@@ -87,14 +87,28 @@ def data_row(line: str) -> bool:
     return all(any(ch.isdigit() for ch in cell) for cell in cells[1:])
 
 
+# A cell of labelled values: a short label, a colon, a value with a figure ("Cook: 1 hr 20 min", "Serves: 6").
+_LABELLED_CELL = re.compile(r"\s*[^\W\d][^:|]{0,24}:\s*[^|]*\d[^|]*")
+
+
+def labelled_row(line: str) -> bool:
+    """A line of three or more pipe-separated cells that all hold a label and a figure ("Prep: 15 min | Cook: 1 hr |
+    Serves: 6"): facts, not a menu (a menu's items are names: "Home | News | Live: Election 2024 | Weather")."""
+    cells = line.strip().strip("|").split("|")
+    return len(cells) >= 3 and all(_LABELLED_CELL.fullmatch(cell) for cell in cells)
+
+
 def in_pipe_table(stripped: Sequence[str], index: int) -> bool:
     """Whether line ``index`` of a document (its stripped lines) is a row of a table written with pipes: it and
     the lines next to it (no blank line between) have the same number of cells, at least 3, there are at
     least two such rows, and one of them holds figures in every cell after the first. A flattened menu is one
-    line, or lines without figures; a table of results has a header and rows of numbers."""
+    line, or lines without figures; a table of results has a header and rows of numbers. A line of labelled
+    values (:func:`labelled_row`) is a table of its own."""
     cells = pipe_cells(stripped[index])
     if cells < 3:
         return False
+    if labelled_row(stripped[index]):
+        return True
     first = last = index
     while first > 0 and pipe_cells(stripped[first - 1]) == cells:
         first -= 1
@@ -441,7 +455,8 @@ def _check_examples(path: Path, rule: Rule) -> None:
         if rule.action is Action.METADATA and not (found.group("value") or "").strip():
             raise _fail(path, f"rule {rule.id!r}: its drop example {example!r} gives an empty `value` group")
     for example in rule.examples_keep:
-        if rule.matches(example) is not None:
+        # A table row is kept by a keep_table_rows rule where it stands; a lone example can only be a labelled row.
+        if rule.matches(example) is not None and not (rule.keep_table_rows and labelled_row(example)):
             raise _fail(path, f"rule {rule.id!r}: matches its keep example {example!r}")
 
 
