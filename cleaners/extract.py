@@ -70,8 +70,9 @@ def extract_html(html: str, url: str | None = None) -> Extracted | None:
         )
     soup = BeautifulSoup(html, "html.parser")
     title = soup.title.get_text(strip=True) if soup.title else None
-    # The head is not page text: a page whose body holds only scripts had its <title> as its text.
-    for tag in soup(["head", "script", "style", "noscript", "template", "svg", "iframe"]):
+    # The head's elements are not page text: a page whose body holds only scripts had its <title> as its text. By
+    # element, not the <head> itself: without </head> (optional in HTML5) html.parser nests the body inside it.
+    for tag in soup(["title", "meta", "link", "base", "script", "style", "noscript", "template", "svg", "iframe"]):
         tag.decompose()
     text = soup.get_text("\n", strip=True)
     if not text.strip():

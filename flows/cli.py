@@ -64,8 +64,9 @@ def _on_interrupt(signum: int, frame: object) -> None:
     stops it, and the run went on without it, then waited minutes at exit to send its events. Against a real server
     the run is stopped as on SIGTERM (Prefect marks it Crashed); on the temporary one the process ends at once.
     Either way the output is as after a crash: committed shards stay, and the next run removes the rest."""
-    typer.secho("\ninterrupted: the shards committed so far are kept; run the same command again to do the rest "
-                "(it first removes what this run left unfinished)", err=True, fg="yellow")
+    # os.write, not print: a signal handler may run while stderr is being written (a reentrant call raises).
+    os.write(2, b"\ninterrupted: the shards committed so far are kept; run the same command again to do the rest "
+                b"(it first removes what this run left unfinished)\n")
     if _ON_A_SERVER:
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second Ctrl-C stops it at once
         os.kill(os.getpid(), signal.SIGTERM)
@@ -73,9 +74,10 @@ def _on_interrupt(signum: int, frame: object) -> None:
         os._exit(130)
 
 
-# Whether this process runs against a server of its own choosing (PREFECT_API_URL set when the command started; the
-# flow sets it later for its worker processes, pointing at the temporary server).
-_ON_A_SERVER = bool(os.environ.get("PREFECT_API_URL"))
+# Whether this run is against a server of the user's (PREFECT_API_URL in the environment or a Prefect profile), not
+# Prefect's temporary one: set by `run` before the flow starts (the flow sets the variable later for its worker
+# processes, pointing at the temporary server).
+_ON_A_SERVER = False
 
 
 @app.command()
@@ -136,6 +138,10 @@ def run(
     reporter: progress.Reporter | None = progress.RichReporter() if use_bar else None
     params = {"input": inputs, "output": output, "rules": rules, "shard_mb": shard_mb, "reprocess": reprocess,
               "task_runner": task_runner, "dask_address": dask_address, "max_doc_mb": max_doc_mb}
+    from prefect.settings import PREFECT_API_URL
+
+    global _ON_A_SERVER
+    _ON_A_SERVER = bool(PREFECT_API_URL.value())
     previous = signal.signal(signal.SIGINT, _on_interrupt)
     try:
         if reporter is not None:

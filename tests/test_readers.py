@@ -285,3 +285,18 @@ def test_a_record_id_that_is_not_a_string_or_number_is_a_reject_saying_so(tmp_pa
     assert [(i.input_id, type(i).__name__) for i in items] == [
         ("batch.jsonl:1", "Reject"), ("batch.jsonl:2", "Reject"), ("7", "RawDocument"), ("batch.jsonl:4", "Reject")]
     assert "`id` must be a string or a whole number, not dict" in items[0].reason
+
+
+def test_the_fallback_extractor_reads_a_body_after_an_unclosed_head(monkeypatch) -> None:
+    """Without </head> (optional in HTML5) html.parser nests the body in the head: the fallback leaves out the
+    head's elements, not the head, so the body's text is still read; a page of scripts alone has none."""
+    import cleaners.extract as extract
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("simulated trafilatura failure")
+
+    monkeypatch.setattr(extract.trafilatura, "bare_extraction", failing)
+    found = extract.extract_html("<html><head><title>T</title>\n<body><h1>Head</h1><p>Body text here.</p>")
+    assert found is not None and (found.text, found.title, found.extractor) == ("Head\nBody text here.", "T",
+                                                                               "beautifulsoup4")
+    assert extract.extract_html("<html><head><title>x</title></head><body><script>1;</script></body></html>") is None
