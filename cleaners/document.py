@@ -150,13 +150,15 @@ def _rule_lines(doc: _Lines, top: list[int], program: RuleProgram, screened: Seq
 
 
 def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
-               program: RuleProgram | None = None, screened: Sequence[int] | None = None) -> str | None:
+               program: RuleProgram | None = None, screened: Sequence[int] | None = None,
+               declared: bool = True) -> str | None:
     """Find the title at the top, move it out of the text, and drop its repeats.
 
-    The title is the title the input declared (record field or HTML metadata), when it has one: its copies at the
-    top go (and a page <title> of it with the site name), and nothing else there is taken for a title (a body
-    given without its title starts with article text). Else: a line printed twice at the top (page <title> plus
-    headline); the first line when it is short, does not end like a sentence, and more text follows.
+    The title is the title the input declared (a record's field), when it has one: its copies at the top go (and a
+    page <title> of it with the site name), and nothing else there is taken for a title (a body given without its
+    title starts with article text). A title from the page's HTML metadata (``declared`` False) is the title when
+    it is printed at the top; else the headline is found as without one. Else: a line printed twice at the top (page
+    <title> plus headline); the first line when it is short, does not end like a sentence, and more text follows.
     Lines that a rule of ``program`` (the source's rule packs) would remove are never the title: they are
     left for the rules ("Skip to content" above the headline).
     """
@@ -185,7 +187,7 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
         hits = [i for i in top if canon[i] == wanted]
         if hits:
             title = known_title
-        else:
+        elif declared:
             # The declared title with the site name after it ("Headline | Site"): the page's <title>.
             for i in top:
                 if canon[i].startswith(wanted) and _TITLE_SEPARATORS.match(canon[i][len(wanted):] + " "):
@@ -424,6 +426,9 @@ class DocumentInput:
     text: str
     source: str = "unknown"
     known_title: str | None = None
+    # True: the input declares ``known_title`` (a record's field): no line is guessed to be the title. False: it is
+    # the page's own metadata (an HTML <title> or og:title, which may differ from the headline printed in the text).
+    title_declared: bool = True
 
 
 @dataclass(slots=True)
@@ -514,7 +519,7 @@ def _prepare_batch(items: Sequence[DocumentInput], rules: RuleSet, config: Clean
     for program in {id(program): program for program in programs}.values():
         program.match_lines(screened_lines.get(id(program), ()))
     for item, doc, program, hits in zip(items, docs, programs, screened, strict=True):
-        titles.append(take_title(doc, item.known_title, config, program, hits))
+        titles.append(take_title(doc, item.known_title, config, program, hits, declared=item.title_declared))
     # Template evidence: keys of the lines as pass 1 saw them (newlines normalized only); normalization
     # keeps the lines where they are, so line i is the same line in both.
     keyed: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(items)
@@ -757,6 +762,7 @@ def clean_document(
     *,
     source: str = "unknown",
     known_title: str | None = None,
+    title_declared: bool = True,
     config: CleanConfig | None = None,
     line_stats: LineStats | None = None,
     judge: LineJudge | None = None,
@@ -766,5 +772,5 @@ def clean_document(
     ``line_stats``: per-source line counts from pass 1 (and earlier runs); without them the learned
     per-source step does not run.
     """
-    return clean_documents([DocumentInput(text, source, known_title)], rules, config=config,
+    return clean_documents([DocumentInput(text, source, known_title, title_declared)], rules, config=config,
                            line_stats=line_stats, judge=judge)[0]

@@ -399,6 +399,7 @@ def _text_or_html_document(
     unread_fields: tuple[str, ...] = (),
 ) -> RawDocument | Reject:
     extractor = "none"
+    title_from_page = False
     if is_html or looks_like_html(text) or _looks_like_html_fragment(text):
         extracted = extract_html(text, url)
         if extracted is None:
@@ -406,6 +407,7 @@ def _text_or_html_document(
                            "beautifulsoup4 extracted any text", input_id=input_id, line_no=line_no,
                            source=source, n_bytes=n_bytes)
         text, extractor = extracted.text, extracted.extractor
+        title_from_page = title is None and extracted.title is not None
         title = title or extracted.title
         author = author or extracted.author
         published = published or extracted.published
@@ -415,7 +417,7 @@ def _text_or_html_document(
     return RawDocument(
         input_id=input_id, source=source, input_file=f.path, text=text, n_bytes=n_bytes, encoding=encoding,
         url=url, title=title, author=author, published=published, fetched_at=fetched_at,
-        extractor=extractor, line_no=line_no,
+        extractor=extractor, line_no=line_no, title_from_page=title_from_page,
         unread_fields=tuple(key for key in unread_fields if not (key == "published" and published)),
     )
 

@@ -42,6 +42,7 @@ class RawDocument:
     published: date | None = None
     fetched_at: datetime | None = None
     extractor: str = "none"   # "none" (plain text), "trafilatura" or "beautifulsoup4"
+    title_from_page: bool = False  # the title is the HTML's own metadata, not one the record declares
     line_no: int | None = None  # the JSONL line the record came from
     unread_fields: tuple[str, ...] = ()  # record fields given with a value no reader step reads (left null)
 

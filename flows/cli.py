@@ -228,7 +228,8 @@ def explain(
         # A file given on its own: the folder above it named like a host, as a run over its input root finds it.
         chosen_source = host_folder_of(input_file.path) or chosen_source
     stats = store.line_stats({chosen_source}) if output else None
-    result = clean_document(doc.text, ruleset, source=chosen_source, known_title=doc.title, line_stats=stats,
+    result = clean_document(doc.text, ruleset, source=chosen_source, known_title=doc.title,
+                            title_declared=not doc.title_from_page, line_stats=stats,
                             judge=default_judge())
     console = Console(highlight=False, soft_wrap=not sys.stdout.isatty())  # piped: one line per line, for grep
     console.print(f"[bold]{doc.input_id}[/]  source={chosen_source}  title={result.title!r}  "

@@ -283,6 +283,26 @@ def test_a_declared_title_is_the_title_and_no_body_line_is_taken_for_one(rules) 
         assert clean_document(sentences, rules, source="wire.example", known_title=blank).title is None
 
 
+def test_a_title_from_the_pages_metadata_does_not_stop_the_headline_being_found(rules, tmp_path: Path) -> None:
+    """An HTML page's own <title> or og:title often differs from the headline printed in its text: the headline is
+    still found and moved out (a record's declared title, by contrast, is the title)."""
+    from cleaners.readers import discover, read_file
+
+    page = tmp_path / "news.example" / "story.html"
+    page.parent.mkdir()
+    page.write_text("<html><head><title>Bridge vote: council says yes | News Example</title><meta "
+                    "property=\"og:title\" content=\"Bridge vote: council says yes\"></head><body><article>"
+                    "<h1>Council approves the bridge rebuild</h1><p>The council voted on Tuesday to rebuild the old "
+                    "bridge, which had been closed for two years after the flood.</p><p>Work starts in spring and "
+                    "should take eighteen months, the mayor said at the meeting.</p></article></body></html>")
+    [doc] = list(read_file(discover([str(page)])[0]))
+    assert doc.title == "Bridge vote: council says yes" and doc.title_from_page
+    result = clean_document(doc.text, rules, source=doc.source, known_title=doc.title,
+                            title_declared=not doc.title_from_page)
+    assert result.title == "Council approves the bridge rebuild"
+    assert not result.text.startswith("Council approves")
+
+
 def test_a_second_metadata_value_is_removed_and_its_reason_says_it_was_not_moved(tmp_path: Path) -> None:
     """The first value found is the column's; a later line of the same rule goes, and says it was not moved."""
     region = (RULE.format(pattern="regex = 'Region:\\s*(?P<value>\\w.*)'\naction = 'metadata'\n"
