@@ -23,7 +23,6 @@ import pyarrow.compute as pc
 import re2
 
 from cleaners import kernels, textbytes
-from cleaners.readers import is_host_name
 
 DEFAULT_RULES_DIR = Path(__file__).parent / "rules"
 METADATA_COLUMNS = frozenset({"region", "author"})
@@ -522,10 +521,11 @@ def load_pack(path: Path) -> RulePack:
     if not sites and path.parent.name == "sites":
         raise _fail(path, "[pack]: a pack in a sites/ folder needs `sites = [\"host\", ...]`; without it the pack "
                           "applies to every source. Name its hosts, or move it out of sites/ if it is generic")
-    if not sites and (str(meta["name"]).startswith("site-") or is_host_name(path.stem)):
-        # A site's pack given with --rules from anywhere: without `sites` its rules would act on every source.
-        raise _fail(path, f"[pack]: named for a site ({meta['name']!r}, file {path.name}) but without `sites`, so "
-                          "it would apply to every source: add sites = [\"host\", ...], or rename it if it is generic")
+    if not sites and str(meta["name"]).startswith("site-"):
+        # A site's pack given with --rules from anywhere: without `sites` its rules would act on every source. (Not
+        # by its file name: generic.de.toml or consent.eu.toml are generic packs named like hosts.)
+        raise _fail(path, f"[pack]: named for a site ({meta['name']!r}) but without `sites`, so it would apply to "
+                          "every source: add sites = [\"host\", ...], or rename it if it is generic")
     return RulePack(
         name=str(meta["name"]),
         version=str(meta["version"]),
