@@ -19,6 +19,11 @@ class Reporter(Protocol):
     def finish(self) -> None: ...
 
 
+def _mb(n_bytes: int) -> str:
+    """Megabytes to show: a small run's 40 KB is 0.04 MB, not 0.0."""
+    return f"{n_bytes / 1e6:.1f}" if n_bytes >= 1e6 else f"{n_bytes / 1e6:.3f}".rstrip("0").rstrip(".") or "0"
+
+
 class LogReporter:
     """Periodic log lines: documents, MB, rate and time left."""
 
@@ -33,7 +38,7 @@ class LogReporter:
     def start(self, total_files: int, total_bytes: int) -> None:
         self.total_bytes = total_bytes
         self.started = self.last = time.monotonic()
-        self.logger.info("cleaning %d files, %.1f MB", total_files, total_bytes / 1e6)
+        self.logger.info("cleaning %d files, %s MB", total_files, _mb(total_bytes))
 
     def advance(self, docs: int, n_bytes: int) -> None:
         self.docs += docs
@@ -47,7 +52,7 @@ class LogReporter:
         elapsed = max(time.monotonic() - self.started, 1e-9)
         rate = self.done_bytes / elapsed
         left = (self.total_bytes - self.done_bytes) / rate if rate > 0 else float("nan")
-        return (f"{self.docs} docs, {self.done_bytes / 1e6:.1f}/{self.total_bytes / 1e6:.1f} MB, "
+        return (f"{self.docs} docs, {_mb(self.done_bytes)}/{_mb(self.total_bytes)} MB, "
                 f"{self.docs / elapsed:.0f} docs/s, {rate / 1e6:.2f} MB/s, ~{left:.0f} s left")
 
     def finish(self) -> None:
