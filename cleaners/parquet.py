@@ -12,10 +12,17 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.asyn import AsyncFileSystem
+from fsspec.implementations.dirfs import DirFileSystem
 from fsspec.implementations.local import LocalFileSystem
 from fsspec.spec import AbstractBufferedFile
 
 COMPRESSION = "zstd"
+
+
+def uploads_on_close(fs: fsspec.AbstractFileSystem) -> bool:
+    """Whether ``fs`` is an object store's asynchronous filesystem (s3fs, gcsfs, adlfs): its files upload when closed.
+    A DirFileSystem is asynchronous too, but over any filesystem (a local one, for one): not counted."""
+    return isinstance(fs, AsyncFileSystem) and not isinstance(fs, DirFileSystem)
 
 
 class AtomicParquetWriter:
@@ -44,7 +51,7 @@ class AtomicParquetWriter:
         # Object stores whose files upload on close (fsspec's buffered files: s3fs, gcsfs, adlfs; async filesystems)
         # are written at the final key, and an error cancels the upload. Any other filesystem (fsspec's in-memory one
         # replaces a file when it is opened) is written under the temporary name too, and moved into place.
-        self._direct = not self.local and isinstance(self.fs, AsyncFileSystem)
+        self._direct = not self.local and uploads_on_close(self.fs)
         self._target = path if self._direct else f"{hidden}.tmp-{uuid.uuid4().hex}"
         self._pending: list[Mapping[str, Any]] = []
         self._handle: Any = None
@@ -106,9 +113,17 @@ class AtomicParquetWriter:
             if ok and self.local:
                 os.replace(self._target, self.path)
             elif ok and not self._direct:
-                self.fs.mv(self._target, self.path)
+                self._move_into_place()
             elif not ok and not self._direct and self.fs.exists(self._target):
-                self.fs.rm(self._target)
+                self.fs.rm_file(self._target)
+
+    def _move_into_place(self) -> None:
+        """Copy the temporary file to its name, then remove it. By lists and by file: ``fs.mv`` and ``fs.rm`` read a
+        path as a glob, and an output under ``out[1]`` or ``o*x`` lost its files."""
+        try:
+            self.fs.copy([self._target], [self.path])
+        finally:
+            self.fs.rm_file(self._target)
 
     def _abandon_upload(self) -> None:
         """Cancel the upload of a file written at its final key, so the key keeps what it held (an earlier committed

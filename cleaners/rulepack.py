@@ -86,15 +86,17 @@ def data_row(line: str) -> bool:
     return all(any(ch.isdigit() for ch in cell) for cell in cells[1:])
 
 
-# A cell of labelled values: a short label, a colon, a value with a figure ("Cook: 1 hr 20 min", "Serves: 6").
-_LABELLED_CELL = re.compile(r"\s*[^\W\d][^:|]{0,24}:\s*[^|]*\d[^|]*")
+# A cell of a labelled value: a short label, a colon, a value ("Cook: 1 hr 20 min", "Difficulty: Easy").
+_LABELLED_CELL = re.compile(r"\s*[^\W\d][^:|]{0,24}:\s*\S[^|]*")
 
 
 def labelled_row(line: str) -> bool:
-    """A line of three or more pipe-separated cells that all hold a label and a figure ("Prep: 15 min | Cook: 1 hr |
-    Serves: 6"): facts, not a menu (a menu's items are names: "Home | News | Live: Election 2024 | Weather")."""
+    """A line of three or more pipe-separated cells that are all labelled values, one at least with a figure
+    ("Prep: 15 min | Cook: 1 hr | Difficulty: Easy"): facts, not a menu (a menu's items are names, a colon in one at
+    most: "Home | News | Live: Election 2024 | Weather")."""
     cells = line.strip().strip("|").split("|")
-    return len(cells) >= 3 and all(_LABELLED_CELL.fullmatch(cell) for cell in cells)
+    return len(cells) >= 3 and all(_LABELLED_CELL.fullmatch(cell) for cell in cells) and \
+        any(ch.isdigit() for ch in line)
 
 
 def in_pipe_table(stripped: Sequence[str], index: int) -> bool:

@@ -32,11 +32,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from fsspec.asyn import AsyncFileSystem
 from fsspec.implementations.local import LocalFileSystem
 
 from cleaners.boilerplate import HISTORY_DOCS_PER_SOURCE, LINE_COUNTS_SCHEMA, LineStats, is_current
-from cleaners.parquet import AtomicParquetWriter
+from cleaners.parquet import AtomicParquetWriter, uploads_on_close
 
 STATE_VERSION = "1"
 PARTITION_KEY = "ingest_date"
@@ -190,7 +189,7 @@ class OutputStore:
         it expands glob characters, which an output path may hold (``out[1]``)."""
         for start in range(0, len(paths), batch):
             chunk = paths[start:start + batch]
-            if isinstance(self.fs, AsyncFileSystem):
+            if uploads_on_close(self.fs):  # an object store's asynchronous filesystem: fetched concurrently
                 found = fsspec.asyn.sync(self.fs.loop, _gather, [self.fs._cat_file(path) for path in chunk])
             else:
                 found = [self.fs.cat_file(path) for path in chunk]

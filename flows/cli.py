@@ -6,6 +6,7 @@ so nothing reaches beyond loopback. Set ``PREFECT_API_URL`` to run against a ser
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import os
 import signal
@@ -65,8 +66,9 @@ def _on_interrupt(signum: int, frame: object) -> None:
     the run is stopped as on SIGTERM (Prefect marks it Crashed); on the temporary one the process ends at once.
     Either way the output is as after a crash: committed shards stay, and the next run removes the rest."""
     # os.write, not print: a signal handler may run while stderr is being written (a reentrant call raises).
-    os.write(2, b"\ninterrupted: the shards committed so far are kept; run the same command again to do the rest "
-                b"(it first removes what this run left unfinished)\n")
+    with contextlib.suppress(OSError):  # stderr's reader may be gone (`| tee log`, stopped by the same Ctrl-C)
+        os.write(2, b"\ninterrupted: the shards committed so far are kept; run the same command again to do the "
+                    b"rest (it first removes what this run left unfinished)\n")
     if _ON_A_SERVER:
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second Ctrl-C stops it at once
         os.kill(os.getpid(), signal.SIGTERM)

@@ -20,8 +20,8 @@ class Reporter(Protocol):
 
 
 def _mb(n_bytes: int) -> str:
-    """Megabytes to show: a small run's 40 KB is 0.04 MB, not 0.0."""
-    return f"{n_bytes / 1e6:.1f}" if n_bytes >= 1e6 else f"{n_bytes / 1e6:.3f}".rstrip("0").rstrip(".") or "0"
+    """Megabytes to show: a small run's 40 KB is 0.040 MB, not 0.0."""
+    return f"{n_bytes / 1e6:.1f}" if n_bytes >= 1e6 else f"{n_bytes / 1e6:.3f}"
 
 
 class LogReporter:

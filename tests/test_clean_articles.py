@@ -12,6 +12,7 @@ the rule, then take the case off the list. Never edit an article to make it pass
 from __future__ import annotations
 
 import unicodedata
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -94,8 +95,8 @@ def test_known_failures_lose_no_more_than_they_do_now(rules, judge, update_golde
     allowed = json.loads(KNOWN_LOSSES.read_text(encoding="utf-8"))
     assert set(allowed) == set(KNOWN_FAILURES), "known_losses.json and KNOWN_FAILURES name different articles"
     for name, lost in found.items():
-        new = [line for line in lost if line not in allowed[name]]
-        assert not new, f"{name}: real text lost beyond its known failure: {new}"
+        new = Counter(lost) - Counter(allowed[name])  # by count: a third copy of a line lost twice is new
+        assert not new, f"{name}: real text lost beyond its known failure: {sorted(new.elements())}"
 
 
 @pytest.mark.parametrize("path", list(_params()))

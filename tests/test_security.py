@@ -244,4 +244,5 @@ def test_credentials_in_the_environment_reach_no_output_log_or_artifact(tmp_path
         needle = value.encode()
         assert not [i for i, text in enumerate(console) if needle in text], f"{value} in the console output"
         assert not _hits(needle, out), f"{value} in the output"
+        assert not _hits(needle, tmp_path / "out2"), f"{value} in the failed run's output"
         assert not _hits(needle, home), f"{value} under PREFECT_HOME"
