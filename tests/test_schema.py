@@ -141,7 +141,7 @@ def test_a_failed_rewrite_keeps_the_committed_file(tmp_path, filesystem: str) ->
     from cleaners.parquet import AtomicParquetWriter
 
     fs = fsspec.filesystem(filesystem)
-    folder = str(tmp_path) if filesystem == "file" else f"/bucket-{tmp_path.name}"
+    folder = str(tmp_path) if filesystem == "file" else f"/bucket-{tmp_path.name}/out[1]"  # not read as a glob
     path = f"{folder}/part.parquet"
     schema = pa.schema([pa.field("n", pa.int64())])
     with AtomicParquetWriter(path, schema, fs=fs) as writer:
