@@ -29,6 +29,7 @@ from cleaners.types import CleanResult, RawDocument, Reject, RejectReason
 # 0.7: a document counted in several shards or runs is not counted against its own lines; 0.8: a declared title is
 # the title, and a template line is on at least 5 documents).
 PIPELINE_VERSION = "0.8.0"
+MAX_SOURCES_PER_SHARD = 1_000  # sources a shard reports (ShardStats.sources): a small return value
 _LOG = logging.getLogger(__name__)
 # A shard should be seconds of work: 16 MiB of text is ~4 s of cleaning on one core. Measured on a 30,000-document
 # bench corpus (382 MB, default process pool, 2 cores): 8 MiB shards 71-75 s and 148-157 CPU s, 16 MiB 64.5 s and
@@ -67,6 +68,8 @@ class ShardStats:
     unread_fields: dict[str, int] = field(default_factory=dict)  # record fields left null: value not readable
     # Rows of an earlier run of this very shard (same files and versions, same day) that its parts replaced in place.
     n_replaced_in_place: int = 0
+    # The sources of its rows (at most MAX_SOURCES_PER_SHARD): which site packs had anything to act on.
+    sources: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -270,11 +273,15 @@ def process_shard(shard: Shard, store: OutputStore, rules: RuleSet, ingested_at:
     reasons: Counter[str] = Counter()
     per_file: dict[str, Counter[str]] = {f.path: Counter() for f in shard.files}
     unread: Counter[str] = Counter()
+    sources: set[str] = set()
     pending: list[RawDocument] = []
 
     def emit(outcomes: Iterable[dict[str, Any] | Reject]) -> None:
         nonlocal removed_lines
         for outcome in outcomes:
+            source = outcome.source if isinstance(outcome, Reject) else outcome["source"]
+            if len(sources) < MAX_SOURCES_PER_SHARD:
+                sources.add(source)
             if isinstance(outcome, Reject):
                 rejects.write(_reject_row(outcome, ingested_at, rules.version))
                 reasons[str(outcome.reason_code)] += 1
@@ -333,6 +340,7 @@ def process_shard(shard: Shard, store: OutputStore, rules: RuleSet, ingested_at:
     stats.removed_by_rule = dict(removed_by_rule)
     stats.reject_reasons = dict(reasons)
     stats.unread_fields = dict(unread)
+    stats.sources = sorted(sources)
     stats.top_removed_lines = dict(removed_lines.most_common(TOP_REMOVED_PER_SHARD))
     stats.seconds = time.perf_counter() - started
     return stats

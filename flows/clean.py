@@ -289,6 +289,15 @@ def clean_articles(
         removed.update(stats["removed_by_rule"])
         lines.update(stats["top_removed_lines"])
         reasons.update(stats["reject_reasons"])
+    sources = {source for stats in results for source in stats["sources"]}
+    # Site packs none of this run's sources fell under: a typo in `sites`, or sources named otherwise (a folder not
+    # named like a host, a record's declared `source`). Said only when the run cleaned something.
+    unused = sorted(f"{pack.name} ({', '.join(pack.sites)})" for pack in ruleset.packs
+                    if pack.sites and sources and not any(pack.applies_to(source) for source in sources))
+    if unused:
+        logger.warning("site packs that applied to none of this run's %d sources: %s; check their `sites` against "
+                       "the `source` column (`boilerstrip explain FILE` shows which packs apply to a page)",
+                       len(sources), "; ".join(unused))
     inputs = sum(s["n_inputs"] for s in results)
     articles = rows_in(store, [store.articles_path(s["partition"], s["shard_id"]) for s in results])
     rejects = rows_in(store, [store.rejects_path(s["partition"], s["shard_id"]) for s in results])
@@ -305,6 +314,7 @@ def clean_articles(
         "inputs_on_other_versions": older,  # ingested earlier, not given to this run, other rules or pipeline
         "quarantined_parts": recovery.quarantined,  # parts without a ledger part, moved to _state/quarantine
         "unread_fields": dict(unread),  # record fields given with a value that is not a readable date: left null
+        "site_packs_unused": unused,  # site packs none of this run's sources fell under (names and sites)
         "ingested_at": ingested_at.isoformat(), "seconds": round(time.perf_counter() - started, 3),
         "task_runner": runner_name,
         "shard_files": [{"shard_id": s["shard_id"], "partition": s["partition"], "inputs": s["n_inputs"],

@@ -47,6 +47,7 @@ def test_flow_writes_parquet_that_pyarrow_and_duckdb_read(prefect_backend, corpu
     assert {r["rule"] for r in seed["removed"]} >= {"420intel.region-tag", "comments.widget-placeholder"}
     assert rows["j1"]["source"] == "example.org"
     assert sorted(rejects.column("reason_code").to_pylist()) == ["empty", "malformed_record"]
+    assert summary["site_packs_unused"] == []  # the 420intel.com pack had its seed to act on
 
     glob = f"{out}/articles/**/*.parquet"
     count, sources = duckdb.sql(f"SELECT count(*), count(DISTINCT source) FROM read_parquet('{glob}')").fetchall()[0]
@@ -222,3 +223,17 @@ def test_rule_packs_edited_during_a_run_stop_its_shards_without_retrying(prefect
         clean.clean_articles(input=[str(corpus)], output=str(tmp_path / "out"), task_runner="threads")
     assert len(loads) == 2  # the flow's load, then one task attempt: no retries
     assert not list((tmp_path / "out").glob("articles/**/*.parquet"))
+
+
+def test_a_site_pack_no_source_of_the_run_falls_under_is_named(prefect_backend, corpus: Path, tmp_path: Path) -> None:
+    """A typo in `sites` (or sources named otherwise) leaves a site pack idle without an error: the run says so."""
+    from flows.clean import clean_articles
+
+    pack = tmp_path / "valleyherald.toml"
+    pack.write_text('[pack]\nname = "site-valleyherald"\nversion = "1"\nsites = ["valeyherald.com"]\n\n[[rules]]\n'
+                    'id = "valleyherald.footer"\nconcept = "footer"\nwhy = "The site footer."\n'
+                    'literal = "Valley Herald footer"\nexamples.drop = ["Valley Herald footer"]\n'
+                    'examples.keep = ["The Valley Herald footer league began in 1921."]\n', encoding="utf-8")
+    summary = clean_articles(input=[str(corpus)], output=str(tmp_path / "out"),
+                             rules=[str(ROOT / "cleaners" / "rules"), str(pack)])
+    assert summary["site_packs_unused"] == ["site-valleyherald (valeyherald.com)"]
