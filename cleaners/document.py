@@ -27,6 +27,7 @@ from cleaners.rulepack import (
     canonical_line,
     data_row,
     in_pipe_table,
+    labelled_row,
     pipe_cells,
 )
 from cleaners.textbytes import LineBytes
@@ -661,19 +662,22 @@ def _pipe_table_rows(stripped: Sequence[Sequence[str]], offsets: np.ndarray, doc
                      utf8: LineBytes | None) -> np.ndarray:
     """The lines (flat positions over the batch) still in the text that are rows of a pipe table, as
     :func:`cleaners.rulepack.in_pipe_table` defines one: a run of two or more adjacent lines with the same number
-    of cells (at least 3), one of them with figures in every cell after the first. Each run is walked once (a
-    per-row check rescans its table: quadratic in its rows), and only lines with two pipes or more, found from the
-    batch's bytes (``utf8``: the stripped lines end to end), are looked at."""
+    of cells (at least 3), one of them with figures in every cell after the first, or a line of labelled values.
+    Each run is walked once (a per-row check rescans its table: quadratic in its rows), and only lines with two
+    pipes or more, found from the batch's bytes (``utf8``: the stripped lines end to end), are looked at."""
     found = np.zeros(len(alive), bool)
     if utf8 is None or not len(alive):
         return found
     # Each pipe lies inside its line's stripped bounds: the line of each pipe, counted (pipes are rare).
     at = np.searchsorted(utf8.starts, np.flatnonzero(utf8.data == ord("|")), side="right") - 1
     piped = np.flatnonzero(np.bincount(at, minlength=len(alive)) >= 2)
+    lines = [stripped[doc][line] for doc, line in
+             zip(doc_of[piped].tolist(), (piped - offsets[doc_of[piped]]).tolist(), strict=True)]
+    # A line of labelled values ("Prep: 15 min | Cook: 1 hr | Serves: 6") is a table of its own.
+    found[piped[[labelled_row(line) for line in lines]] if len(piped) else piped] = True
     if len(piped) < 2:
-        return found
-    cells = np.array([pipe_cells(stripped[doc][line]) for doc, line in
-                      zip(doc_of[piped].tolist(), (piped - offsets[doc_of[piped]]).tolist(), strict=True)], np.int64)
+        return found & alive
+    cells = np.array([pipe_cells(line) for line in lines], np.int64)
     # Runs: consecutive lines of one document with the same number of cells (3 or more).
     starts_run = np.ones(len(piped), bool)
     starts_run[1:] = ((piped[1:] != piped[:-1] + 1) | (doc_of[piped[1:]] != doc_of[piped[:-1]])
