@@ -24,6 +24,9 @@ def _root() -> None:
     """Clean raw scraped articles into Parquet with explainable removals."""
 
 
+_HEARTBEAT_SECONDS = 30  # flow heartbeats against a server; the zombie automation's window is built on it
+
+
 def _prefect_environment() -> None:
     """Telemetry off and Prefect's state inside the project's ignored ``.state`` folder."""
     os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -39,7 +42,7 @@ def _prefect_environment() -> None:
     if os.environ.get("PREFECT_API_URL"):
         # Against a real server: the heartbeat the zombie automation expects. Set before Prefect is imported,
         # which reads its settings once (set later, runs kept Prefect's 180 s and were marked Crashed at 90 s).
-        os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30")
+        os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(_HEARTBEAT_SECONDS))
 
 
 def _fail(message: str) -> None:
@@ -125,31 +128,32 @@ def run(
     if use_bar:
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
 
+    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
     from flows import progress
     from flows.clean import clean_articles
 
-    if os.environ.get("PREFECT_API_URL"):
-        # Against a real server a killed run must not stay Running: heartbeats plus the zombie automation.
+    global _ON_A_SERVER
+    _ON_A_SERVER = bool(PREFECT_API_URL.value())  # from the environment or the active Prefect profile
+    # Against a real server a killed run must not stay Running: heartbeats plus the zombie automation. A server named
+    # in the environment got its heartbeat setting before Prefect loaded (_prefect_environment); one named only in a
+    # Prefect profile gets it here, for this run.
+    heartbeat = PREFECT_FLOWS_HEARTBEAT_FREQUENCY.value() or (_HEARTBEAT_SECONDS if _ON_A_SERVER else None)
+    if _ON_A_SERVER:
         from flows.zombies import ensure_zombie_automation
 
         try:
-            ensure_zombie_automation(int(os.environ["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"]))
+            ensure_zombie_automation(int(heartbeat))
         except Exception as exc:  # the run itself does not depend on it
             typer.secho(f"warning: could not create the zombie-run automation: {exc}", err=True, fg="yellow")
 
     reporter: progress.Reporter | None = progress.RichReporter() if use_bar else None
     params = {"input": inputs, "output": output, "rules": rules, "shard_mb": shard_mb, "reprocess": reprocess,
               "task_runner": task_runner, "dask_address": dask_address, "max_doc_mb": max_doc_mb}
-    from prefect.settings import PREFECT_API_URL
-
-    global _ON_A_SERVER
-    _ON_A_SERVER = bool(PREFECT_API_URL.value())
     previous = signal.signal(signal.SIGINT, _on_interrupt)
     try:
-        if reporter is not None:
-            with progress.reporting_to(reporter):
-                summary = clean_articles(**params)
-        else:
+        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: heartbeat}), \
+                (progress.reporting_to(reporter) if reporter is not None else contextlib.nullcontext()):
             summary = clean_articles(**params)
     except Exception as exc:  # the flow already logged the traceback; the shell gets one line
         _fail(f"the run failed: {exc}")
