@@ -294,6 +294,12 @@ class RuleSet:
     version: str  # ``name@version`` of every pack plus a digest of their content; in every output row
     _programs: dict[tuple[str, ...], RuleProgram] = field(default_factory=dict, compare=False, repr=False)
 
+    def idle_site_packs(self, sources: Iterable[str]) -> list[RulePack]:
+        """The site packs none of ``sources`` falls under: a typo in `sites`, or sources named otherwise (a folder not
+        named like a host, a record's declared `source`)."""
+        seen = set(sources)
+        return [pack for pack in self.packs if pack.sites and not any(pack.applies_to(source) for source in seen)]
+
     def program_for(self, source: str) -> RuleProgram:
         """The compiled rules for ``source`` (memoized per set of applicable packs: pure, no I/O)."""
         packs = tuple(pack.name for pack in self.packs if pack.applies_to(source))
@@ -326,11 +332,11 @@ def _fail(path: Path, what: str) -> RulePackError:
 _WORD_CHAR = re.compile(r"\w")
 
 
-# What RE2 refuses that Python's `re` reads: lookaround, backreferences by number or name, atomic groups (not when
-# the parenthesis or backslash is itself escaped).
 _QUIET = re2.Options()
 _QUIET.log_errors = False  # RE2 wrote each refusal to stderr in C++'s log format; the error says it once
 
+# What RE2 refuses that Python's `re` reads: lookaround, backreferences by number or name, atomic groups (not when
+# the parenthesis or backslash is itself escaped).
 _UNSUPPORTED_BY_RE2 = re.compile(r"(?<!\\)(?:\(\?<?[=!]|\\[1-9]|\(\?P=\w+\)|\\k<\w+>|\(\?>)")
 
 

@@ -143,11 +143,15 @@ class OutputStore:
         return AtomicParquetWriter(path, schema, fs=self.fs)
 
     # -- listing and reading -------------------------------------------------------------------
-    def _files(self, *parts: str) -> list[str]:
+    def _listing(self, *parts: str) -> dict[str, dict[str, Any]]:
+        """Every file under a folder, sorted by path, with what the filesystem's listing says of it."""
         base = self.path(*parts)
         if not self.fs.exists(base):
-            return []
-        return sorted(str(p) for p in self.fs.find(base))
+            return {}
+        return {str(path): info for path, info in sorted(self.fs.find(base, detail=True).items())}
+
+    def _files(self, *parts: str) -> list[str]:
+        return list(self._listing(*parts))
 
     def _parts(self, *parts: str) -> dict[tuple[str, str], str]:
         """``(partition, shard_id) -> path`` of the committed-looking part files under a folder."""
@@ -169,9 +173,7 @@ class OutputStore:
         """Every ledger part, concatenated. A part this object read before is read again only when the listing
         shows it changed (another size, modification time, inode or ETag: parts are replaced whole, under a new
         name renamed into place); the others are fetched at once (concurrently on object storage)."""
-        base = self.path("_state", "ledger")
-        listing = {str(path): info for path, info in sorted(self.fs.find(base, detail=True).items())
-                   if _PART.search(str(path))} if self.fs.exists(base) else {}
+        listing = {path: info for path, info in self._listing("_state", "ledger").items() if _PART.search(path)}
         versions = {path: _version_of(info) for path, info in listing.items()}
         known = dict(self._ledger_parts)  # a snapshot: threads sharing this object each build their own result
         parts = {path: known[path] for path, version in versions.items()

@@ -290,10 +290,9 @@ def clean_articles(
         lines.update(stats["top_removed_lines"])
         reasons.update(stats["reject_reasons"])
     sources = {source for stats in results for source in stats["sources"]}
-    # Site packs none of this run's sources fell under: a typo in `sites`, or sources named otherwise (a folder not
-    # named like a host, a record's declared `source`). Said only when the run cleaned something.
-    unused = sorted(f"{pack.name} ({', '.join(pack.sites)})" for pack in ruleset.packs
-                    if pack.sites and sources and not any(pack.applies_to(source) for source in sources))
+    # Said only when the run cleaned something (cleaners.rulepack.RuleSet.idle_site_packs).
+    unused = sorted(f"{pack.name} ({', '.join(pack.sites)})" for pack in ruleset.idle_site_packs(sources)) \
+        if sources else []
     if unused:
         logger.warning("site packs that applied to none of this run's %d sources: %s; check their `sites` against "
                        "the `source` column (`boilerstrip explain FILE` shows which packs apply to a page)",
