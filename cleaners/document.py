@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Protocol
@@ -226,15 +226,21 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
     return title
 
 
-def _move_metadata(doc: _Lines, i: int, rule: Rule, metadata: dict[str, str]) -> bool:
+def _move_metadata(doc: _Lines, i: int, rule: Rule, metadata: dict[str, str],
+                   declared: Mapping[str, str] | None = None) -> bool:
     """Move line ``i``'s value (the metadata rule's ``value`` group) to its column and remove the line; False,
-    and the line stays, when the value is empty."""
+    and the line stays, when the value is empty. A column the record declares (``declared``) keeps the record's
+    value."""
     value = (rule.matches(doc.stripped[i]).group("value") or "").strip()
     if not value:
         return False
     column: str = rule.metadata_column  # type: ignore[assignment]
-    kept = metadata.setdefault(column, value)  # the first value found is the column's
-    where = f"moved to `{column}`: {value!r}" if kept == value else f"not moved: `{column}` is {kept!r}, found above"
+    if declared and declared.get(column):
+        where = f"not moved: `{column}` is {declared[column]!r}, given with the input"
+    else:
+        kept = metadata.setdefault(column, value)  # the first value found is the column's
+        where = (f"moved to `{column}`: {value!r}" if kept == value
+                 else f"not moved: `{column}` is {kept!r}, found above")
     doc.remove(i, rule.id, f"{rule.why} ({where})")
     return True
 
@@ -257,7 +263,7 @@ def _text_above(doc: _Lines, marker: int, line_words: np.ndarray) -> bool:
 
 
 def apply_rules(doc: _Lines, program: RuleProgram, screened: Sequence[int],
-                line_words: np.ndarray | None = None) -> dict[str, str]:
+                line_words: np.ndarray | None = None, declared: Mapping[str, str] | None = None) -> dict[str, str]:
     """Drop the lines that rule-pack rules match; return metadata values the rules extracted.
 
     ``screened``: the indices of the lines that passed ``program``'s screens, screened for a whole batch at
@@ -265,7 +271,8 @@ def apply_rules(doc: _Lines, program: RuleProgram, screened: Sequence[int],
     A line that a keep rule matches stays, whatever other rules match it. A ``cut_rest`` marker with too little text
     above it (:func:`_text_above`; ``line_words``: each line's word count) is a comment count under a byline or a
     dek, not the start of the comments: only the marker line goes, the document is flagged (``doc.held_back``),
-    and the rules go on below it (a lower marker may cut).
+    and the rules go on below it (a lower marker may cut). ``declared``: the metadata columns the record fills
+    itself (see :func:`_move_metadata`).
     """
     metadata: dict[str, str] = {}
     if program.screen is None or not screened:
@@ -284,7 +291,7 @@ def apply_rules(doc: _Lines, program: RuleProgram, screened: Sequence[int],
             continue
         for rule in acting:
             if rule.action is Action.METADATA and rule.metadata_column:
-                if not _move_metadata(doc, i, rule, metadata):
+                if not _move_metadata(doc, i, rule, metadata, declared):
                     continue  # "Region:" with nothing after it: no value to keep, so no match
             elif rule.action is Action.CUT_REST:
                 if line_words is not None and not _text_above(doc, i, line_words):
@@ -317,7 +324,7 @@ def apply_rules(doc: _Lines, program: RuleProgram, screened: Sequence[int],
             if len(line) <= program.longest and program.screen.fullmatch(line) is not None and any(
                     found.action is Action.METADATA and found.metadata_column
                     and found.in_zone(int(before[i]), n - 1 - int(before[i]))
-                    and _move_metadata(doc, i, found, metadata) for found in program.matching_rules(line)):
+                    and _move_metadata(doc, i, found, metadata, declared) for found in program.matching_rules(line)):
                 continue
             doc.remove(i, rule.id, f"after the marker on line {start + 1}: {rule.why}")
     return metadata
@@ -430,6 +437,9 @@ class DocumentInput:
     # True: the input declares ``known_title`` (a record's field): no line is guessed to be the title. False: it is
     # the page's own metadata (an HTML <title> or og:title, which may differ from the headline printed in the text).
     title_declared: bool = True
+    # Metadata columns the input itself fills (a record's ``author`` field, a page's author metadata): a metadata
+    # rule's line still goes, but its value does not replace the input's, and the removal's reason says so.
+    declared_metadata: Mapping[str, str] | None = None
 
 
 @dataclass(slots=True)
@@ -536,7 +546,7 @@ def _prepare_batch(items: Sequence[DocumentInput], rules: RuleSet, config: Clean
     prepared = []
     for item, doc, title, program, hits, (normalized, fixed), doc_keys, line_words, doc_fingerprint in zip(
             items, docs, titles, programs, screened, normalized_texts, keyed, word_counts, fingerprints, strict=True):
-        metadata = apply_rules(doc, program, hits, line_words)
+        metadata = apply_rules(doc, program, hits, line_words, item.declared_metadata)
         explicit = dict(doc.removed)
         template = None
         if doc_keys is not None and len(doc_keys[0]) == len(doc.lines):

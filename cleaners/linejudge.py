@@ -247,6 +247,28 @@ def line_values_utf8(b: np.ndarray, lstart: np.ndarray, lend: np.ndarray) -> tup
 BODY_LINE_WORDS = 25
 
 
+# From how many words a line counts as a sentence for ``sent_after``.
+SENTENCE_LINE_WORDS = 4
+
+
+def _document_relative(nw, endsent, dens, maxw, ds_doc, de_doc, doc_id) -> dict[str, np.ndarray]:
+    """A line's length and density against its own document's, and how much sentence text follows it.
+    The absolute values alone read a document of short lines (a listicle, a review's pros and cons, a
+    results list) as a footer from some point on: real pages end in footers, those documents do not."""
+    n = len(nw)
+    nonempty = np.flatnonzero(de_doc > ds_doc)
+    densest = np.zeros(len(ds_doc), np.float32)
+    if n:
+        densest[nonempty] = np.maximum.reduceat(dens, ds_doc[nonempty])
+    dens_rel = dens / np.maximum(densest[doc_id], np.float32(1))
+    lw_rel = nw / np.maximum(maxw, np.float32(1))
+    sentence = ((endsent > 0) & (nw >= SENTENCE_LINE_WORDS)).astype(np.float64)
+    running = np.cumsum(sentence)
+    at_end = running[np.maximum(de_doc[doc_id] - 1, 0)] if n else running
+    sent_after = np.log1p(at_end - running).astype(np.float32)
+    return {"dens_rel": dens_rel.astype(np.float32), "lw_rel": lw_rel.astype(np.float32), "sent_after": sent_after}
+
+
 def base_features(batch: Batch):
     doc_id = batch.doc_id
     F = {}
@@ -290,6 +312,7 @@ def base_features(batch: Batch):
         "blk_share": nw / np.maximum(blk_w, 1), "kwany": kwany, "src": batch.src,
         "body_ovl": body_ovl, "body_ovl_idf": body_ovl_idf,
     })
+    F.update(_document_relative(nw, endsent, dens, maxw, ds_doc, de_doc, doc_id))
     for i, k in enumerate(KW_NAMES):
         F["kw_" + k] = kw[i]
     for j, name in enumerate(_HEADER_NAMES):

@@ -198,7 +198,8 @@ def check_setup(rules: RuleSet, config: CleanConfig | None = None, line_stats: L
 def _clean_raw_batch(docs: Sequence[RawDocument], rules: RuleSet, ingested_at: datetime,
                      config: CleanConfig | None, line_stats: LineStats | None,
                      judge: LineJudge | None) -> list[dict[str, Any] | Reject]:
-    inputs = [DocumentInput(d.text, d.source, d.title, title_declared=not d.title_from_page) for d in docs]
+    inputs = [DocumentInput(d.text, d.source, d.title, title_declared=not d.title_from_page,
+                            declared_metadata={"author": d.author} if d.author else None) for d in docs]
     results = clean_documents(inputs, rules, config=config, line_stats=line_stats, judge=judge)
     out: list[dict[str, Any] | Reject] = []
     for doc, result in zip(docs, results, strict=True):

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from cleaners import clean_document, load_rules
+from cleaners.document import DocumentInput, clean_documents
 from cleaners.rulepack import RulePackError, in_pipe_table
 
 ALL_RULES = load_rules().all_rules()
@@ -315,6 +316,25 @@ def test_a_second_metadata_value_is_removed_and_its_reason_says_it_was_not_moved
     reasons = [r.reason for r in result.removed if r.rule == "x.y"]
     assert reasons[0].endswith("(moved to `region`: 'Mexico')")
     assert reasons[1].endswith("(not moved: `region` is 'Mexico', found above)")
+
+
+def test_a_metadata_line_does_not_replace_the_value_the_input_declares(tmp_path: Path) -> None:
+    """A record that has an ``author`` keeps it (the row's column is the record's); the "Author:" line still goes,
+    and its reason says the value was not moved and why, instead of claiming it was."""
+    author = (RULE.format(pattern="regex = 'Author:\\s*(?P<value>\\w.*)'\naction = 'metadata'\n"
+                                  "metadata_column = 'author'")
+              .replace("Drop me", "Author: Ann Lee").replace("Keep me", "Authors agree"))
+    rules = load_rules([_pack(tmp_path, author)])
+    article = "This paragraph is the article itself, and it is long enough to be kept by every rule we have."
+    text = f"Author: Ann Lee\n\n{article}"
+    [declared, alone] = clean_documents([DocumentInput(text, "x", declared_metadata={"author": "Bo Ma"}),
+                                         DocumentInput(text, "x")], rules)
+    assert declared.text == alone.text == article
+    assert declared.metadata == {} and alone.metadata == {"author": "Ann Lee"}
+    [reason] = [r.reason for r in declared.removed if r.rule == "x.y"]
+    assert reason.endswith("(not moved: `author` is 'Bo Ma', given with the input)")
+    [reason] = [r.reason for r in alone.removed if r.rule == "x.y"]
+    assert reason.endswith("(moved to `author`: 'Ann Lee')")
 
 
 def test_a_rules_folder_without_packs_is_refused_and_a_pack_given_twice_is_read_once(tmp_path: Path) -> None:
