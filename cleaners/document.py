@@ -120,6 +120,30 @@ def _looks_like_title(line: str, config: CleanConfig) -> bool:
     return len(line) <= config.title_max_chars and len(line.split()) <= config.title_max_words
 
 
+_TITLE_WORD = re.compile(r"\w+")
+# A line is the printed form of a page's own title when they share this share of the longer one's words.
+PAGE_TITLE_OVERLAP = 0.6
+
+
+def _headline_like(page_title: str, top: list[int], doc: _Lines, config: CleanConfig) -> str | None:
+    """The line at the top printed from the page's own title (HTML <title>/og:title), which is often the headline
+    with a site name or a small edit ("Council approves bridge rebuild | Gazette" above "Council approves the
+    bridge rebuild"): the title-like line sharing the most words with it, at least ``PAGE_TITLE_OVERLAP`` of the
+    longer one's. None when no line does; then the title is guessed as without one, and a short category label
+    above the headline is not taken for it when the headline matches."""
+    wanted = set(_TITLE_WORD.findall(page_title.casefold()))
+    best, best_share = None, PAGE_TITLE_OVERLAP
+    for i in top:
+        line = doc.stripped[i]
+        if not _looks_like_title(line, config):
+            continue
+        words = set(_TITLE_WORD.findall(line.casefold()))
+        share = len(words & wanted) / max(len(words), len(wanted), 1)
+        if share >= best_share and (best is None or share > best_share):
+            best, best_share = line, share
+    return best
+
+
 def _acting_rules(doc: _Lines, program: RuleProgram, i: int, rank: int, n_alive: int) -> list[Rule]:
     """The rules of ``program`` that act on line ``i`` where it stands: they match it, it is in their zone (``rank``
     among the ``n_alive`` lines still in the text), and it is not a pipe-table row they leave alone."""
@@ -194,6 +218,8 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
                 if canon[i].startswith(wanted) and _TITLE_SEPARATORS.match(canon[i][len(wanted):] + " "):
                     doc.remove(i, "structure.page-title", "page <title>: the declared title with the site name")
             return known_title
+        else:
+            title = _headline_like(known_title, top, doc, config)
     if title is None:
         first = top[0]
         repeats = [i for i in top[1:] if canon[i] == canon[first]]

@@ -318,6 +318,22 @@ def test_a_second_metadata_value_is_removed_and_its_reason_says_it_was_not_moved
     assert reasons[1].endswith("(not moved: `region` is 'Mexico', found above)")
 
 
+def test_the_printed_form_of_the_pages_title_is_the_title_not_a_category_label_above_it(rules) -> None:
+    """A page's own title is often the headline with the site name or a small edit. The title-like line at the top
+    that shares most of its words is the headline, not the short category label printed above it; a page title
+    that no line resembles leaves the guess as it was."""
+    text = ("Local politics\n\nCouncil approves the bridge rebuild\n\nThe council voted on Tuesday to rebuild the "
+            "old bridge, which had been closed for two years after the flood.\n\nWork starts in spring, the mayor "
+            "said.")
+    matched = clean_document(text, rules, source="news.example", title_declared=False,
+                             known_title="Council approves bridge rebuild | Daily Gazette")
+    assert matched.title == "Council approves the bridge rebuild"
+    assert "Council approves" not in matched.text
+    unlike = clean_document(text, rules, source="news.example", title_declared=False,
+                            known_title="Gazette: your town, every day")
+    assert unlike.title == "Local politics"  # the first short line, guessed as without a page title
+
+
 def test_a_metadata_line_does_not_replace_the_value_the_input_declares(tmp_path: Path) -> None:
     """A record that has an ``author`` keeps it (the row's column is the record's); the "Author:" line still goes,
     and its reason says the value was not moved and why, instead of claiming it was."""
