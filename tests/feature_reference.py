@@ -11,6 +11,7 @@ from cleaners.linejudge import (
     _POWW,
     _Q,
     KW_NAMES,
+    SENTENCE_LINE_WORDS,
     Batch,
     _seg_cumsum_excl,
     _seg_shift,
@@ -155,6 +156,18 @@ def reference_base_features(batch: Batch) -> dict:
         "blk_share": nw / np.maximum(blk_w, 1), "kwany": kwany, "src": batch.src,
     })
     F["body_ovl"], F["body_ovl_idf"] = reference_body_overlap(batch.lines, doc_id, nw >= 25)
+    # document-relative values, one document at a time (the library: np.maximum.reduceat and suffix sums)
+    dens32 = np.asarray(dens, np.float32)
+    dens_rel = np.zeros(n, np.float32)
+    sent_after = np.zeros(n, np.float32)
+    for d in range(batch.ndocs):
+        rows = np.flatnonzero(doc_id == d)
+        if not len(rows):
+            continue
+        dens_rel[rows] = dens32[rows] / max(dens32[rows].max(), np.float32(1))
+        sentence = (endsent[rows] > 0) & (nw[rows] >= SENTENCE_LINE_WORDS)
+        sent_after[rows] = np.log1p([int(sentence[k + 1:].sum()) for k in range(len(rows))])
+    F["dens_rel"], F["lw_rel"], F["sent_after"] = dens_rel, nw / np.maximum(maxw, np.float32(1)), sent_after
     for i, k in enumerate(KW_NAMES):
         F["kw_" + k] = kw[i]
     # section headers seen before / after the line (comments, related, footer)
