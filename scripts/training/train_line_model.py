@@ -7,9 +7,11 @@ Needs lines.pkl from label_lines.py (line splits + labels).  Writes OOF predicti
 oof_<tag>_{A,B}.jsonl, scores them with score.py, then trains the final model on all
 data and writes it as JSON (pure-numpy inference in linejudge.py)."""
 import argparse
+import gzip
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 import time
@@ -44,6 +46,11 @@ ap.add_argument("--weight", choices=["line", "words", "doc", "mix"], default="li
                 help="training weight of a line: 1 (line), its words (words), or its share of its document's words "
                      "with every document weighing the same (doc; the scorer averages F1 over documents), or the mean "
                      "of line and doc (mix)")
+ap.add_argument("--clean-docs", type=float, default=0.0, metavar="WEIGHT",
+                help="also train on every dev page's gold body as a document of its own, all of its lines content, "
+                     "each such document weighing WEIGHT pages (0: off). Real pages end in footers, so without them "
+                     "the model learns that a document's last short lines are junk; the cleaner also gets clean "
+                     "articles. Scored out of fold on the pages only")
 ap.add_argument("--nested", action="store_true", help="stage-2 trained on inner-OOF stage-1 probs (fully honest)")
 ap.add_argument("--no-final", action="store_true")
 ap.add_argument("--final-from-oof", metavar="TAG",
@@ -59,12 +66,23 @@ sites = [d["site"] for d in docs]
 ndoc = len(docs)
 
 # ---------------------------------------------------------------- features for both renderings
+def gold_documents():
+    """Each dev page's gold body, its non-blank lines, in the order of ``docs``; every line with a word is content."""
+    with gzip.open(os.path.join(EVAL_DIR, "dev.jsonl.gz"), "rt", encoding="utf-8") as handle:
+        gold = {record["id"]: record["gold_body"] for record in map(json.loads, handle)}
+    lines = [[line for line in gold[d["id"]].split("\n") if line.strip()] for d in docs]
+    return lines, [[0 if re.search(r"\w", line) else -1 for line in doc] for doc in lines]
+
+
+RENDERINGS = ("A", "B") + (("G",) if args.clean_docs > 0 else ())
+if args.clean_docs > 0:
+    gold_lines, gold_labels = gold_documents()
 R = {}
-for rend in ("A", "B"):
+for rend in RENDERINGS:
     t = time.time()
-    b = lj.Batch([d[rend] for d in docs], sources=sites)
+    b = lj.Batch(gold_lines if rend == "G" else [d[rend] for d in docs], sources=sites)
     F = lj.base_features(b)
-    y = np.concatenate([np.asarray(d["y" + rend]) for d in docs])
+    y = np.concatenate([np.asarray(labels) for labels in (gold_labels if rend == "G" else (d["y" + rend] for d in docs))])
     assert len(y) == len(b.lines), (len(y), len(b.lines))
     words = np.fromiter((len(line.split()) for line in b.lines), np.float64, len(b.lines))
     if args.weight == "line":
@@ -77,6 +95,8 @@ for rend in ("A", "B"):
         wt *= (y >= 0).sum() / wt[y >= 0].sum()
         if args.weight == "mix":
             wt = 0.5 * wt + 0.5
+    if rend == "G":
+        wt = wt * args.clean_docs
     R[rend] = dict(batch=b, F=F, y=y, w=wt)
     print(f"features {rend}: {len(y)} lines in {time.time()-t:.1f}s", flush=True)
 names1 = [k for k in R["A"]["F"] if not k.startswith("_")]
@@ -163,7 +183,7 @@ def X2_of(rend, p1):
 
 # What the OOF probabilities depend on: a final model may reuse them only with the same settings and lines.
 OOF_SETTINGS = json.dumps({k: getattr(args, k) for k in ("folds", "iters1", "depth1", "iters2", "depth2", "lr", "model",
-                                                          "hidden1", "hidden2", "epochs", "weight", "nested")}
+                                                          "hidden1", "hidden2", "epochs", "weight", "nested", "clean_docs")}
                           | {"lines": {r: len(R[r]["y"]) for r in R}, "labels": {r: int(R[r]["y"].sum()) for r in R}},
                           sort_keys=True)
 if args.model == "mlp" and args.weight != "line":
@@ -239,7 +259,7 @@ for stage, P in (("stage1", P1), ("stage2", P2)):
         break
     for thr in ((0.5,) if stage == "stage1" else (0.4, 0.5, 0.6)):
         res = []
-        for r in R:
+        for r in ("A", "B"):  # the pages; "G" (clean documents) is training data only
             f1, cat, _ = score(r, P[r], thr, f"{args.tag}_{stage}_t{thr}")
             res.append(f"{r}: F1={f1:.4f} cat={cat}")
         print(stage, "thr", thr, " | ".join(res), flush=True)
