@@ -130,7 +130,9 @@ def _headline_like(page_title: str, top: list[int], doc: _Lines, config: CleanCo
     with a site name or a small edit ("Council approves bridge rebuild | Gazette" above "Council approves the
     bridge rebuild"): the title-like line sharing the most words with it, at least ``PAGE_TITLE_OVERLAP`` of the
     longer one's. None when no line does; then the title is guessed as without one, and a short category label
-    above the headline is not taken for it when the headline matches."""
+    above the headline is not taken for it when the headline matches. Tried after a line printed twice and a
+    "Headline - Site" line above the bare headline, which say more. Words are word-character runs: in scripts written
+    without spaces (Chinese, Japanese, Thai) a run is a phrase, and only a near-exact match counts."""
     wanted = set(_TITLE_WORD.findall(page_title.casefold()))
     best, best_share = None, PAGE_TITLE_OVERLAP
     for i in top:
@@ -183,7 +185,9 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
     page <title> of it with the site name), and nothing else there is taken for a title (a body given without its
     title starts with article text). A title from the page's HTML metadata (``declared`` False) is the title when
     it is printed at the top; else the headline is found as without one. Else: a line printed twice at the top (page
-    <title> plus headline); the first line when it is short, does not end like a sentence, and more text follows.
+    <title> plus headline); a "Headline - Site" line above the bare headline (the headline); the line printed from a
+    page's own title with a small difference (:func:`_headline_like`); the first line when it is short, does not
+    end like a sentence, and more text follows.
     Lines that a rule of ``program`` (the source's rule packs) would remove are never the title: they are
     left for the rules ("Skip to content" above the headline).
     """
@@ -218,8 +222,6 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
                 if canon[i].startswith(wanted) and _TITLE_SEPARATORS.match(canon[i][len(wanted):] + " "):
                     doc.remove(i, "structure.page-title", "page <title>: the declared title with the site name")
             return known_title
-        else:
-            title = _headline_like(known_title, top, doc, config)
     if title is None:
         first = top[0]
         repeats = [i for i in top[1:] if canon[i] == canon[first]]
@@ -236,6 +238,8 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
                 title = doc.stripped[prefixed[0]]
             else:
                 title = doc.stripped[first]
+        elif known_title and (headline := _headline_like(known_title, top, doc, config)) is not None:
+            title = headline  # the page's own title, printed with a small difference (not a label above it)
         elif _looks_like_title(doc.stripped[first], config) and not _SENTENCE_END.search(doc.stripped[first]):
             title = doc.stripped[first]
     if title is None:

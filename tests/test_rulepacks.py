@@ -332,6 +332,13 @@ def test_the_printed_form_of_the_pages_title_is_the_title_not_a_category_label_a
     unlike = clean_document(text, rules, source="news.example", title_declared=False,
                             known_title="Gazette: your town, every day")
     assert unlike.title == "Local politics"  # the first short line, guessed as without a page title
+    # The page <title> printed with the site name above the bare headline says more than word overlap: the bare
+    # headline is the title and the printed <title> goes, though it shares more of the page title's words.
+    printed = clean_document("Council approves bridge rebuild - Daily Gazette\n\nCouncil approves bridge rebuild\n\n"
+                             + text.split("\n\n", 2)[2], rules, source="news.example", title_declared=False,
+                             known_title="Council approves bridge rebuild | Gazette")
+    assert printed.title == "Council approves bridge rebuild"
+    assert [(r.line_no, r.rule) for r in printed.removed][:2] == [(1, "structure.page-title"), (3, "structure.title")]
 
 
 def test_a_metadata_line_does_not_replace_the_value_the_input_declares(tmp_path: Path) -> None:
@@ -351,6 +358,24 @@ def test_a_metadata_line_does_not_replace_the_value_the_input_declares(tmp_path:
     assert reason.endswith("(not moved: `author` is 'Bo Ma', given with the input)")
     [reason] = [r.reason for r in alone.removed if r.rule == "x.y"]
     assert reason.endswith("(moved to `author`: 'Ann Lee')")
+
+
+def test_the_articles_row_keeps_the_records_author_and_the_reason_says_so(tmp_path: Path) -> None:
+    """The same through the shard's cleaning, as a run writes the row: the record's author fills the column."""
+    from datetime import UTC, datetime
+
+    from cleaners.shard import clean_raw
+    from cleaners.types import RawDocument
+
+    author = (RULE.format(pattern="regex = 'Author:\\s*(?P<value>\\w.*)'\naction = 'metadata'\n"
+                                  "metadata_column = 'author'")
+              .replace("Drop me", "Author: Ann Lee").replace("Keep me", "Authors agree"))
+    rules = load_rules([_pack(tmp_path, author)])
+    text = "Author: Ann Lee\n\nThis paragraph is the article itself, and it is long enough to be kept by every rule."
+    row = clean_raw(RawDocument("1", "x", "a.jsonl", text, len(text), author="Bo Ma"), rules, datetime.now(UTC))
+    assert isinstance(row, dict) and row["author"] == "Bo Ma"
+    [reason] = [reason for _line, _text, rule, reason in row["removed"] if rule == "x.y"]
+    assert reason.endswith("(not moved: `author` is 'Bo Ma', given with the input)")
 
 
 def test_a_rules_folder_without_packs_is_refused_and_a_pack_given_twice_is_read_once(tmp_path: Path) -> None:
