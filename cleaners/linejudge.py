@@ -254,18 +254,16 @@ SENTENCE_LINE_WORDS = 4
 def _document_relative(nw, endsent, dens, maxw, ds_doc, de_doc, doc_id) -> dict[str, np.ndarray]:
     """A line's length and density against its own document's, and how much sentence text follows it.
     The absolute values alone read a document of short lines (a listicle, a review's pros and cons, a
-    results list) as a footer from some point on: real pages end in footers, those documents do not."""
-    n = len(nw)
+    results list) as a footer from some point on: real pages end in footers, those documents do not. The batch
+    holds at least one line (``base_features`` returns before otherwise)."""
     nonempty = np.flatnonzero(de_doc > ds_doc)
     densest = np.zeros(len(ds_doc), np.float32)
-    if n:
-        densest[nonempty] = np.maximum.reduceat(dens, ds_doc[nonempty])
+    densest[nonempty] = np.maximum.reduceat(dens, ds_doc[nonempty])  # lines are grouped by document, in order
     dens_rel = dens / np.maximum(densest[doc_id], np.float32(1))
     lw_rel = nw / np.maximum(maxw, np.float32(1))
     sentence = ((endsent > 0) & (nw >= SENTENCE_LINE_WORDS)).astype(np.float64)
-    running = np.cumsum(sentence)
-    at_end = running[np.maximum(de_doc[doc_id] - 1, 0)] if n else running
-    sent_after = np.log1p(at_end - running).astype(np.float32)
+    running = np.cumsum(sentence)  # the sentence lines up to each line; below it: its document's total minus that
+    sent_after = np.log1p(running[de_doc[doc_id] - 1] - running).astype(np.float32)
     return {"dens_rel": dens_rel.astype(np.float32), "lw_rel": lw_rel.astype(np.float32), "sent_after": sent_after}
 
 

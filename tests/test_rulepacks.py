@@ -8,7 +8,7 @@ import pytest
 
 from cleaners import clean_document, load_rules
 from cleaners.document import DocumentInput, clean_documents
-from cleaners.rulepack import RulePackError, in_pipe_table
+from cleaners.rulepack import RulePackError, RuleSet, in_pipe_table
 
 ALL_RULES = load_rules().all_rules()
 
@@ -304,12 +304,16 @@ def test_a_title_from_the_pages_metadata_does_not_stop_the_headline_being_found(
     assert not result.text.startswith("Council approves")
 
 
+def _metadata_rules(tmp_path: Path, label: str, column: str, value: str) -> RuleSet:
+    """A pack of one metadata rule, id ``x.y``: "<label>: <value>" lines fill ``column``."""
+    pattern = f"regex = '{label}:\\s*(?P<value>\\w.*)'\naction = 'metadata'\nmetadata_column = '{column}'"
+    body = RULE.format(pattern=pattern).replace("Drop me", f"{label}: {value}").replace("Keep me", f"{label}s vary")
+    return load_rules([_pack(tmp_path, body)])
+
+
 def test_a_second_metadata_value_is_removed_and_its_reason_says_it_was_not_moved(tmp_path: Path) -> None:
     """The first value found is the column's; a later line of the same rule goes, and says it was not moved."""
-    region = (RULE.format(pattern="regex = 'Region:\\s*(?P<value>\\w.*)'\naction = 'metadata'\n"
-                                  "metadata_column = 'region'")
-              .replace("Drop me", "Region: Mexico").replace("Keep me", "Regions vary"))
-    rules = load_rules([_pack(tmp_path, region)])
+    rules = _metadata_rules(tmp_path, "Region", "region", "Mexico")
     article = "This paragraph is the article itself, and it is long enough to be kept by every rule we have."
     result = clean_document(f"Region: Mexico\n\n{article}\n\nRegion: Canada", rules, source="x")
     assert result.metadata == {"region": "Mexico"}
@@ -344,10 +348,7 @@ def test_the_printed_form_of_the_pages_title_is_the_title_not_a_category_label_a
 def test_a_metadata_line_does_not_replace_the_value_the_input_declares(tmp_path: Path) -> None:
     """A record that has an ``author`` keeps it (the row's column is the record's); the "Author:" line still goes,
     and its reason says the value was not moved and why, instead of claiming it was."""
-    author = (RULE.format(pattern="regex = 'Author:\\s*(?P<value>\\w.*)'\naction = 'metadata'\n"
-                                  "metadata_column = 'author'")
-              .replace("Drop me", "Author: Ann Lee").replace("Keep me", "Authors agree"))
-    rules = load_rules([_pack(tmp_path, author)])
+    rules = _metadata_rules(tmp_path, "Author", "author", "Ann Lee")
     article = "This paragraph is the article itself, and it is long enough to be kept by every rule we have."
     text = f"Author: Ann Lee\n\n{article}"
     [declared, alone] = clean_documents([DocumentInput(text, "x", declared_metadata={"author": "Bo Ma"}),
@@ -367,10 +368,7 @@ def test_the_articles_row_keeps_the_records_author_and_the_reason_says_so(tmp_pa
     from cleaners.shard import clean_raw
     from cleaners.types import RawDocument
 
-    author = (RULE.format(pattern="regex = 'Author:\\s*(?P<value>\\w.*)'\naction = 'metadata'\n"
-                                  "metadata_column = 'author'")
-              .replace("Drop me", "Author: Ann Lee").replace("Keep me", "Authors agree"))
-    rules = load_rules([_pack(tmp_path, author)])
+    rules = _metadata_rules(tmp_path, "Author", "author", "Ann Lee")
     text = "Author: Ann Lee\n\nThis paragraph is the article itself, and it is long enough to be kept by every rule."
     row = clean_raw(RawDocument("1", "x", "a.jsonl", text, len(text), author="Bo Ma"), rules, datetime.now(UTC))
     assert isinstance(row, dict) and row["author"] == "Bo Ma"
