@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Protocol
@@ -24,6 +25,7 @@ from cleaners.rulepack import (
     Rule,
     RuleProgram,
     RuleSet,
+    Zone,
     canonical_line,
     data_row,
     in_pipe_table,
@@ -146,11 +148,53 @@ def _headline_like(page_title: str, top: list[int], doc: _Lines, config: CleanCo
     return best
 
 
-def _acting_rules(doc: _Lines, program: RuleProgram, i: int, rank: int, n_alive: int) -> list[Rule]:
+def _acting_rules(doc: _Lines, program: RuleProgram, i: int, rank: int, n_alive: int,
+                  inside_article: Callable[[int], bool] | None = None) -> list[Rule]:
     """The rules of ``program`` that act on line ``i`` where it stands: they match it, it is in their zone (``rank``
-    among the ``n_alive`` lines still in the text), and it is not a pipe-table row they leave alone."""
-    return [rule for rule in program.matching_rules(doc.stripped[i]) if rule.in_zone(rank, n_alive - 1 - rank)
+    among the ``n_alive`` lines still in the text), and it is not a pipe-table row they leave alone.
+
+    ``inside_article(i)`` (:func:`_article_interior`): whether line ``i`` stands inside the article's prose. Then
+    it is not in the page's top zone: a "Menu" heading under a restaurant review's first paragraphs is not the
+    menu button above the headline. Nor, when it is nearer the top than the bottom, in the bottom zone of a document
+    short enough for both zones to cover it. Lines nearer the bottom keep their zone: a footer's copyright line or
+    link bar often has prose under it (a disclaimer), and the dev set's gold bodies leave those out."""
+    matching = program.matching_rules(doc.stripped[i])
+    top_rank, bottom_rank = rank, n_alive - 1 - rank
+    if inside_article is not None and top_rank <= bottom_rank and any(
+            rule.zone in (Zone.TOP, Zone.EDGES) and top_rank < rule.zone_lines for rule in matching) \
+            and inside_article(i):
+        top_rank = bottom_rank = _BEYOND_ANY_ZONE  # out of the top zone, and of a short document's bottom zone
+    return [rule for rule in matching if rule.in_zone(top_rank, bottom_rank)
             and not (rule.keep_table_rows and in_pipe_table(doc.stripped, i))]
+
+
+# A line stands inside the article, where the edge zones (menu buttons, account links, cookie notices, reading
+# times) do not reach, when ARTICLE_WORDS_ABOVE words of prose stand above it and a line of prose below it. Prose: a
+# line of PROSE_LINE_WORDS words or more that ends a sentence, printed once (a page's description printed twice at
+# the top is not the article). 40 words, as a standfirst of a sentence or two (15-35
+# words) may stand above a reading time or a share bar that still belong to the page's top; and a line below,
+# as a page's last lines (a footer) have no article prose under them.
+ARTICLE_WORDS_ABOVE = 40
+_BEYOND_ANY_ZONE = 2**62  # a distance from the edges no zone_lines reaches
+PROSE_LINE_WORDS = 8
+_SENTENCE_FINAL = re.compile(r"[.!?…][\"'”’)\]]*$")
+
+
+def _article_interior(doc: _Lines, line_words: np.ndarray) -> Callable[[int], bool]:
+    """``inside(i)``: whether line ``i`` has article prose still in the text on both sides (see
+    ``ARTICLE_WORDS_ABOVE``). The prose lines are found when first asked: only an edge rule's match asks."""
+    prose: list[int] | None = None
+
+    def inside(i: int) -> bool:
+        nonlocal prose
+        if prose is None:
+            long_lines = np.flatnonzero(line_words >= PROSE_LINE_WORDS).tolist()
+            printed = Counter(doc.stripped[j] for j in long_lines)
+            prose = [j for j in long_lines if printed[doc.stripped[j]] == 1 and _SENTENCE_FINAL.search(doc.stripped[j])]
+        alive = [j for j in prose if j not in doc.removed]
+        return any(j > i for j in alive) and int(sum(line_words[j] for j in alive if j < i)) >= ARTICLE_WORDS_ABOVE
+
+    return inside
 
 
 def _rule_lines(doc: _Lines, top: list[int], program: RuleProgram, screened: Sequence[int] | None) -> set[int]:
@@ -313,9 +357,10 @@ def apply_rules(doc: _Lines, program: RuleProgram, screened: Sequence[int],
     n = int(before[-1] + alive[-1]) if len(alive) else 0
     hits = [(int(before[i]), i) for i in screened if i not in doc.removed]
     cut_from: tuple[int, Rule] | None = None
+    inside_article = _article_interior(doc, line_words) if line_words is not None else None
     for rank, i in hits:
         line = doc.stripped[i]
-        acting = _acting_rules(doc, program, i, rank, n)
+        acting = _acting_rules(doc, program, i, rank, n, inside_article)
         if any(rule.action is Action.KEEP for rule in acting):
             doc.protected.add(i)  # a keep rule wins over every other rule, in any pack and in any order
             continue
@@ -671,9 +716,6 @@ def _finalize(prepared: _Prepared, config: CleanConfig, learned: _LearnedDrops |
         kept_ratio=kept_words / total_words if total_words > 0 else 0.0,
         low_confidence=low_confidence,
     )
-
-
-_SENTENCE_FINAL = re.compile(r"[.!?…][\"'”’)\]]*$")
 
 
 def _keep_sandwiched_sentences(stripped: Sequence[Sequence[str]], offsets: np.ndarray, alive: np.ndarray,

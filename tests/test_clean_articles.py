@@ -32,11 +32,8 @@ _SHORT_TABLE = "the line classifier takes a table flattened to one cell per line
 # fail until the case is taken off this list)
 KNOWN_FAILURES: dict[str, str] = {
     "about-comments.txt": _QUOTED_INTERFACE + ": 'Comments powered by Disqus.'",
-    "about-cookie-banners.txt": _QUOTED_INTERFACE + ": 'Accept all cookies'",
     "about-sharing.txt": _QUOTED_INTERFACE + ": 'Share on Facebook', 'Tweet this', 'Email this', 'Print this article'",
     "about-subscriptions.txt": _QUOTED_INTERFACE + ": 'Subscribe now.', 'Sign up for free.'",
-    "fr-article.txt": "nav.menu-button: a 'Menu' heading among the first lines reads as a menu button",
-    "restaurant-review.txt": "nav.menu-button: a 'Menu' heading among the first lines reads as a menu button",
     "resolutions.txt": "related.read-more: a 'Read more' heading inside the article",
     "lyrics-refrain.txt": "structure.title-repeat: a refrain that is the song's title is taken for the title "
                           "printed again; and the classifier takes a lyric line",

@@ -475,3 +475,42 @@ def test_the_readme_example_pack_loads_and_passes_its_examples(tmp_path: Path) -
     path.write_text(example, encoding="utf-8")
     [pack] = load_rules([path]).packs
     assert pack.sites == ("examplenews.org",) and [rule.id for rule in pack.rules] == ["examplenews.filed-under"]
+
+
+_LEDE = ("Tern opened in June in a former net loft on the harbour arm, and it already feels as if it has always "
+         "been there. The room is all whitewashed boards and salt-stained windows; the kitchen is open, and the staff "
+         "are young.")
+_BODY = "The menu changes daily and runs to about a dozen plates, most of them fish from the boats that morning."
+
+
+def _edge_rule_hits(rules: RuleSet, text: str) -> list[tuple[str, str]]:
+    return [(r.text, r.rule) for r in clean_document(text, rules, source="example.org").removed
+            if r.rule not in ("structure.title", "structure.title-repeat")]
+
+
+def test_edge_rules_stop_where_the_article_prose_begins(rules) -> None:
+    """A top-zone rule's line under the article's first prose (40 words or more of sentences, with prose below it)
+    is inside the article: a "Menu" heading stays there, and in a document so short that the bottom zone covers it
+    too, as long as it is nearer the top. Above the prose, or under a standfirst of fewer words, the rule acts."""
+    headline = "Review: Tern, Whitstable"
+    assert _edge_rule_hits(rules, f"{headline}\n\n{_LEDE}\n\nMenu\n\n{_BODY}") == []
+    assert _edge_rule_hits(rules, f"Menu\n\n{headline}\n\n{_LEDE}\n\n{_BODY}") == [("Menu", "nav.menu-button")]
+    standfirst = "A former net loft on the harbour arm becomes the best new restaurant on the Kent coast."
+    assert _edge_rule_hits(rules, f"{headline}\n\n{standfirst}\n\nMenu\n\n{_BODY}\n\n{_LEDE}") == [
+        ("Menu", "nav.menu-button")]
+
+
+def test_a_page_description_printed_twice_is_not_article_prose(rules) -> None:
+    """A long description at the top of a page, printed twice (the <title> and the page), is not where the article
+    begins: the pipe menu under it is still in the top zone."""
+    menu = "Welcome | Daily news | Briefs | Feature articles | Books | Events"
+    text = f"{_LEDE}\n{_LEDE}\n{menu}\n\n{_BODY}\n\n{_BODY} Twice."
+    assert (menu, "nav.pipe-menu") in _edge_rule_hits(rules, text)
+
+
+def test_a_footer_line_with_a_disclaimer_under_it_is_still_in_the_bottom_zone(rules) -> None:
+    """Nearer the bottom than the top, a line keeps its bottom zone even with prose under it: a copyright line
+    above a footer's disclaimer goes."""
+    disclaimer = "Products and services referenced here are for general information only and are not advice."
+    text = f"Harbour news\n\n{_LEDE}\n\n{_BODY}\n\n{_LEDE} Again.\n\nCopyright © 2023 Harbour News Ltd.\n\n{disclaimer}"
+    assert ("Copyright © 2023 Harbour News Ltd.", "legal.copyright") in _edge_rule_hits(rules, text)

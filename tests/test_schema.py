@@ -199,3 +199,13 @@ def test_a_failed_rewrite_on_s3_keeps_the_committed_object(monkeypatch) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_new_line_classifier_comes_with_a_new_pipeline_version() -> None:
+    """The shipped classifier decides most removals, so a retrained file changes rows; only a new PIPELINE_VERSION
+    makes runs reprocess what they ingested with the old one (rules_version covers the rule packs only). After
+    retraining: bump cleaners.shard.PIPELINE_VERSION, then put both new values here."""
+    from cleaners.linemodel import default_judge
+    from cleaners.shard import PIPELINE_VERSION
+
+    assert (PIPELINE_VERSION, default_judge().version) == ("0.9.0", "sha256:4f7c419221b6")
