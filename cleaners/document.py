@@ -25,7 +25,6 @@ from cleaners.rulepack import (
     Rule,
     RuleProgram,
     RuleSet,
-    Zone,
     canonical_line,
     data_row,
     in_pipe_table,
@@ -151,38 +150,32 @@ def _headline_like(page_title: str, top: list[int], doc: _Lines, config: CleanCo
 def _acting_rules(doc: _Lines, program: RuleProgram, i: int, rank: int, n_alive: int,
                   inside_article: Callable[[int], bool] | None = None) -> list[Rule]:
     """The rules of ``program`` that act on line ``i`` where it stands: they match it, it is in their zone (``rank``
-    among the ``n_alive`` lines still in the text), and it is not a pipe-table row they leave alone.
-
-    ``inside_article(i)`` (:func:`_article_interior`): whether line ``i`` stands inside the article's prose. Then
-    it is not in the page's top zone: a "Menu" heading under a restaurant review's first paragraphs is not the
-    menu button above the headline. Nor, when it is nearer the top than the bottom, in the bottom zone of a document
-    short enough for both zones to cover it. Lines nearer the bottom keep their zone: a footer's copyright line or
-    link bar often has prose under it (a disclaimer), and the dev set's gold bodies leave those out."""
-    matching = program.matching_rules(doc.stripped[i])
-    top_rank, bottom_rank = rank, n_alive - 1 - rank
-    if inside_article is not None and top_rank <= bottom_rank and any(
-            rule.zone in (Zone.TOP, Zone.EDGES) and top_rank < rule.zone_lines for rule in matching) \
-            and inside_article(i):
-        top_rank = bottom_rank = _BEYOND_ANY_ZONE  # out of the top zone, and of a short document's bottom zone
-    return [rule for rule in matching if rule.in_zone(top_rank, bottom_rank)
-            and not (rule.keep_table_rows and in_pipe_table(doc.stripped, i))]
+    among the ``n_alive`` lines still in the text), it is not a pipe-table row they leave alone, and, for a rule with
+    ``spare_inside_article``, it is not inside the article (``inside_article(i)``, :func:`_article_interior`)."""
+    acting = [rule for rule in program.matching_rules(doc.stripped[i]) if rule.in_zone(rank, n_alive - 1 - rank)
+              and not (rule.keep_table_rows and in_pipe_table(doc.stripped, i))]
+    if inside_article is not None and any(rule.spare_inside_article for rule in acting) \
+            and rank <= n_alive - 1 - rank and inside_article(i):
+        acting = [rule for rule in acting if not rule.spare_inside_article]
+    return acting
 
 
-# A line stands inside the article, where the edge zones (menu buttons, account links, cookie notices, reading
-# times) do not reach, when ARTICLE_WORDS_ABOVE words of prose stand above it and a line of prose below it. Prose: a
-# line of PROSE_LINE_WORDS words or more that ends a sentence, printed once (a page's description printed twice at
-# the top is not the article). 40 words, as a standfirst of a sentence or two (15-35
-# words) may stand above a reading time or a share bar that still belong to the page's top; and a line below,
-# as a page's last lines (a footer) have no article prose under them.
+# A line stands inside the article (where a rule with spare_inside_article does not act: a "Menu" heading under a
+# restaurant review's first paragraph is not a menu button) when it is nearer the top of the text than the bottom,
+# ARTICLE_WORDS_ABOVE words of prose stand above it, and a line of prose below it. Prose: a line of PROSE_LINE_WORDS
+# words or more that ends a sentence, printed once (a page's description printed twice at the top is not the
+# article). 40 words, as a standfirst (15-35 words) may stand above page furniture; nearer the top, as a footer's
+# lines often have prose under them (a disclaimer). Consent texts and site blurbs can be 40 words of prose too: a
+# rule opts in only for labels that are also article headings.
 ARTICLE_WORDS_ABOVE = 40
-_BEYOND_ANY_ZONE = 2**62  # a distance from the edges no zone_lines reaches
 PROSE_LINE_WORDS = 8
 _SENTENCE_FINAL = re.compile(r"[.!?…][\"'”’)\]]*$")
 
 
 def _article_interior(doc: _Lines, line_words: np.ndarray) -> Callable[[int], bool]:
     """``inside(i)``: whether line ``i`` has article prose still in the text on both sides (see
-    ``ARTICLE_WORDS_ABOVE``). The prose lines are found when first asked: only an edge rule's match asks."""
+    ``ARTICLE_WORDS_ABOVE``; the caller checks that it is nearer the top). The prose lines are found when first
+    asked: only the match of a rule with ``spare_inside_article`` asks."""
     prose: list[int] | None = None
 
     def inside(i: int) -> bool:

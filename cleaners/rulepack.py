@@ -135,6 +135,9 @@ class Rule:
     examples_drop: tuple[str, ...]
     examples_keep: tuple[str, ...]
     keep_table_rows: bool = False  # a line that is a row of a pipe table (:func:`in_pipe_table`) is not matched
+    # a line inside the article's prose (cleaners.document._article_interior) is not matched: for labels that are also
+    # headings ("Menu" above a restaurant review's dishes)
+    spare_inside_article: bool = False
 
     def matches(self, line: str) -> Any:
         """The match when the stripped ``line`` matches this rule and its length limit (zone aside)."""
@@ -321,7 +324,7 @@ _PACK_KEYS = {"name", "version", "description", "sites", "disable"}
 _DEFAULT_KEYS = {"zone_lines", "max_chars"}
 _RULE_KEYS = {
     "id", "concept", "why", "literal", "regex", "match", "zone", "zone_lines", "max_chars",
-    "action", "metadata_column", "case_sensitive", "examples", "keep_table_rows",
+    "action", "metadata_column", "case_sensitive", "examples", "keep_table_rows", "spare_inside_article",
 }
 
 
@@ -435,6 +438,7 @@ def _parse_rule(path: Path, pack_name: str, spec: dict, defaults: dict) -> Rule:
         examples_drop=tuple(drop),
         examples_keep=tuple(keep),
         keep_table_rows=_flag(path, rule_id, spec, "keep_table_rows"),
+        spare_inside_article=_flag(path, rule_id, spec, "spare_inside_article"),
     )
 
 

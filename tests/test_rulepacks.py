@@ -8,7 +8,7 @@ import pytest
 
 from cleaners import clean_document, load_rules
 from cleaners.document import DocumentInput, clean_documents
-from cleaners.rulepack import RulePackError, RuleSet, in_pipe_table
+from cleaners.rulepack import DEFAULT_RULES_DIR, RulePackError, RuleSet, in_pipe_table
 
 ALL_RULES = load_rules().all_rules()
 
@@ -488,10 +488,10 @@ def _edge_rule_hits(rules: RuleSet, text: str) -> list[tuple[str, str]]:
             if r.rule not in ("structure.title", "structure.title-repeat")]
 
 
-def test_edge_rules_stop_where_the_article_prose_begins(rules) -> None:
-    """A top-zone rule's line under the article's first prose (40 words or more of sentences, with prose below it)
-    is inside the article: a "Menu" heading stays there, and in a document so short that the bottom zone covers it
-    too, as long as it is nearer the top. Above the prose, or under a standfirst of fewer words, the rule acts."""
+def test_a_menu_heading_inside_the_article_stays(rules) -> None:
+    """nav.menu-button spares a line inside the article (spare_inside_article): under 40 words or more of prose, with
+    prose below it, nearer the top than the bottom; so in a document short enough for both zones to cover it too.
+    Above the prose, or under a standfirst of fewer words, it is a menu button."""
     headline = "Review: Tern, Whitstable"
     assert _edge_rule_hits(rules, f"{headline}\n\n{_LEDE}\n\nMenu\n\n{_BODY}") == []
     assert _edge_rule_hits(rules, f"Menu\n\n{headline}\n\n{_LEDE}\n\n{_BODY}") == [("Menu", "nav.menu-button")]
@@ -502,15 +502,26 @@ def test_edge_rules_stop_where_the_article_prose_begins(rules) -> None:
 
 def test_a_page_description_printed_twice_is_not_article_prose(rules) -> None:
     """A long description at the top of a page, printed twice (the <title> and the page), is not where the article
-    begins: the pipe menu under it is still in the top zone."""
-    menu = "Welcome | Daily news | Briefs | Feature articles | Books | Events"
-    text = f"{_LEDE}\n{_LEDE}\n{menu}\n\n{_BODY}\n\n{_BODY} Twice."
-    assert (menu, "nav.pipe-menu") in _edge_rule_hits(rules, text)
+    begins: the menu button under it is still a menu button."""
+    text = f"{_LEDE}\n{_LEDE}\nMenu\n\n{_BODY}\n\n{_BODY} Twice."
+    assert ("Menu", "nav.menu-button") in _edge_rule_hits(rules, text)
 
 
-def test_a_footer_line_with_a_disclaimer_under_it_is_still_in_the_bottom_zone(rules) -> None:
-    """Nearer the bottom than the top, a line keeps its bottom zone even with prose under it: a copyright line
-    above a footer's disclaimer goes."""
+def test_a_menu_line_nearer_the_bottom_is_in_the_footer(rules) -> None:
+    """Nearer the bottom than the top, a menu line with article prose above and a disclaimer below is the footer's."""
     disclaimer = "Products and services referenced here are for general information only and are not advice."
-    text = f"Harbour news\n\n{_LEDE}\n\n{_BODY}\n\n{_LEDE} Again.\n\nCopyright © 2023 Harbour News Ltd.\n\n{disclaimer}"
-    assert ("Copyright © 2023 Harbour News Ltd.", "legal.copyright") in _edge_rule_hits(rules, text)
+    text = f"Harbour news\n\n{_LEDE}\n\n{_BODY}\n\nMenu\n\n{disclaimer}"
+    assert _edge_rule_hits(rules, text) == [("Menu", "nav.menu-button")]
+
+
+def test_only_rules_that_opt_in_spare_the_article_interior(rules, tmp_path: Path) -> None:
+    """Page furniture under a long consent text or standfirst still goes (their rules do not opt in); and a keep
+    rule's zone is its zone wherever the article begins."""
+    consent = ("We and our partners store and access information on your device, such as cookies, and process personal "
+               "data such as unique identifiers to personalise ads and content and to measure them, as you choose.")
+    text = f"{consent}\n\nAccept all cookies\n\n{_BODY}\n\n{_LEDE}"
+    assert ("Accept all cookies", "consent.cookie-notice") in _edge_rule_hits(rules, text)
+    keep = _pack(tmp_path, _rule("literal = 'Advertisement'\naction = 'keep'\nzone = 'top'", drop="Advertisement",
+                                 keep="Advertisements"))
+    with_keep = load_rules([DEFAULT_RULES_DIR, keep])
+    assert _edge_rule_hits(with_keep, f"{_LEDE}\n\nAdvertisement\n\n{_BODY}") == []
