@@ -29,6 +29,9 @@ def looks_like_html(text: str) -> bool:
     return bool(_HTML_START.match(text[:1024]))
 
 
+_DATE_FROM_MARKUP = {"original_date": True, "extensive_search": False}
+
+
 def _parse_date(value: str | None) -> date | None:
     if not value:
         return None
@@ -48,6 +51,9 @@ def extract_html(html: str, url: str | None = None) -> Extracted | None:
             include_comments=False,
             include_tables=True,
             deduplicate=False,  # trafilatura's dedup cache is process-global state: results would vary
+            # The date from the page's markup and metadata only. htmldate's extensive search reads the text too:
+            # "In 2022, he explained..." became published = 2022-01-01 on a page with no date at all.
+            date_extraction_params=_DATE_FROM_MARKUP,
         )
     except Exception as exc:  # trafilatura raises many types on odd markup; the fallback handles those pages
         # Logged: after an upgrade that breaks it, every page would otherwise fall back without a word (`extractor`

@@ -51,9 +51,14 @@ class LogReporter:
     def line(self) -> str:
         elapsed = max(time.monotonic() - self.started, 1e-9)
         rate = self.done_bytes / elapsed
-        left = (self.total_bytes - self.done_bytes) / rate if rate > 0 else float("nan")
+        remaining = self.total_bytes - self.done_bytes
+        # Nothing done yet (or nothing to do): no rate to estimate from ("~nan s left" said nothing).
+        if rate > 0:
+            left = f"~{remaining / rate:.0f} s left"
+        else:
+            left = "nothing left" if remaining <= 0 else "time left unknown"
         return (f"{self.docs} docs, {_mb(self.done_bytes)}/{_mb(self.total_bytes)} MB, "
-                f"{self.docs / elapsed:.0f} docs/s, {rate / 1e6:.2f} MB/s, ~{left:.0f} s left")
+                f"{self.docs / elapsed:.0f} docs/s, {rate / 1e6:.2f} MB/s, {left}")
 
     def finish(self) -> None:
         self.logger.info("done: %s", self.line())

@@ -237,3 +237,18 @@ def test_a_site_pack_no_source_of_the_run_falls_under_is_named(prefect_backend, 
     summary = clean_articles(input=[str(corpus)], output=str(tmp_path / "out"),
                              rules=[str(ROOT / "cleaners" / "rules"), str(pack)])
     assert summary["site_packs_unused"] == ["site-valleyherald (valeyherald.com)"]
+
+
+def test_the_progress_line_of_a_run_with_nothing_done_says_so() -> None:
+    """No bytes done yet (or none to do): the log line gives no made-up estimate ("~nan s left" before)."""
+    import logging
+
+    from flows.progress import LogReporter
+
+    reporter = LogReporter(logging.getLogger("test"))
+    reporter.start(0, 0)
+    assert reporter.line().endswith("nothing left")
+    reporter.start(2, 4_000)
+    assert reporter.line().endswith("time left unknown")
+    reporter.advance(1, 2_000)
+    assert reporter.line().endswith(" s left") and "nan" not in reporter.line()

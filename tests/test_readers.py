@@ -237,6 +237,20 @@ def test_html_file_is_extracted_with_metadata(tmp_path: Path) -> None:
     assert "approved the new budget" in doc.text
 
 
+def test_an_html_page_publication_date_comes_from_its_markup_not_its_text(tmp_path: Path) -> None:
+    """A year in the article's text is not its publication date (htmldate's extensive search made "In 2022, ..."
+    2022-01-01); the page's metadata is."""
+    body = "<p>" + "In 2022, he explained that the bridge would be rebuilt within two years. " * 6 + "</p>"
+    html = ("<html><head>{meta}<title>Bridge</title></head><body><article><h1>Bridge</h1>" + body
+            + "</article></body></html>")
+    (tmp_path / "undated.html").write_text(html.format(meta=""))
+    (tmp_path / "dated.html").write_text(html.format(
+        meta="<meta property='article:published_time' content='2024-03-05T10:00:00Z'>"))
+    docs = {Path(doc.input_file).name: doc for doc in _read_all([str(tmp_path)])}
+    assert docs["undated.html"].published is None
+    assert str(docs["dated.html"].published) == "2024-03-05"
+
+
 def test_html_fallback_to_beautifulsoup(tmp_path: Path) -> None:
     (tmp_path / "tiny.html").write_text("<html><body><div>Short note.</div></body></html>")
     [doc] = _read_all([str(tmp_path / "tiny.html")])

@@ -525,3 +525,16 @@ def test_only_rules_that_opt_in_spare_the_article_interior(rules, tmp_path: Path
                                  keep="Advertisements"))
     with_keep = load_rules([DEFAULT_RULES_DIR, keep])
     assert _edge_rule_hits(with_keep, f"{_LEDE}\n\nAdvertisement\n\n{_BODY}") == []
+
+
+def test_a_breadcrumb_above_the_headline_goes_and_is_not_the_title(rules) -> None:
+    """nav.breadcrumb, anywhere in the page: a trail above the headline was taken for the title on pages of the dev
+    set ('Homepage > Bits > ...'); a table row starting with 'Home' stays."""
+    headline = "Council approves the bridge"
+    article = "The council voted on Tuesday to rebuild the old bridge, which had been closed for two years."
+    result = clean_document(f"Home > News > Local politics\n{headline}\n{article}", rules, source="example.org")
+    assert (result.title, result.text) == (headline, article)
+    assert [(r.text, r.rule) for r in result.removed if r.rule != "structure.title"] == [
+        ("Home > News > Local politics", "nav.breadcrumb")]
+    table = "Venue | Won | Lost | Drawn\nHome | 11 | 4 | 3\nAway | 7 | 8 | 3"
+    assert clean_document(f"{headline}\n{article}\n{table}\n{article} Again.", rules).text.count("Home | 11") == 1
