@@ -237,7 +237,7 @@ def test_html_file_is_extracted_with_metadata(tmp_path: Path) -> None:
     assert "approved the new budget" in doc.text
 
 
-def test_an_html_page_publication_date_comes_from_its_markup_not_its_text(tmp_path: Path) -> None:
+def test_an_html_page_publication_date_is_not_guessed_from_its_prose(tmp_path: Path) -> None:
     """A year in the article's text is not its publication date (htmldate's extensive search made "In 2022, ..."
     2022-01-01); the page's metadata is."""
     body = "<p>" + "In 2022, he explained that the bridge would be rebuilt within two years. " * 6 + "</p>"
