@@ -51,10 +51,10 @@ def extract_html(html: str, url: str | None = None) -> Extracted | None:
             include_comments=False,
             include_tables=True,
             deduplicate=False,  # trafilatura's dedup cache is process-global state: results would vary
-            # htmldate's fast search: meta tags, JSON-LD, <time>, the URL, date classes on common elements (and an
-            # ISO date written in the text). Its extensive search guesses from the prose: "In 2022, he explained..."
-            # became published = 2022-01-01 on a page with no date at all. A wrong date is worse than none; the
-            # price is dates in rarer places (<a class="date">, a table cell), left null.
+            # htmldate's fast search: meta tags, JSON-LD, <time>, the URL, date classes on common elements (and,
+            # in the text, an ISO date or one after a label: "on 12/03/2019"). Its extensive search guesses from
+            # the prose: "In 2022, he explained..." became published = 2022-01-01 on a page with no date at all. A
+            # wrong date is worse than none; the price is dates in rarer places (<a class="date">, a table cell).
             date_extraction_params=_DATE_FROM_MARKUP,
         )
     except Exception as exc:  # trafilatura raises many types on odd markup; the fallback handles those pages
