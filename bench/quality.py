@@ -9,7 +9,11 @@ of the whole cleaner (both passes) on one core, after the compiled kernels are l
 as an analyst reads the row.
 
     python bench/quality.py [--eval-dir DIR] [--rendering raw_text|raw_text_alt|both] [--limit N]
-                            [--no-baselines] [--by-dataset]
+                            [--no-baselines] [--by-dataset] [--rules PATH ...] [--save DIR]
+
+A rule writer's check of a change on the dev set, page by page: run with ``--save before`` on the old rules and
+``--save after`` with the new ones (``--rules cleaners/rules --rules my-pack.toml``), then
+``python bench/compare_predictions.py before after``.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from bench.baselines import BASELINES, MissingBenchDependencyError
 from cleaners import load_rules
 from cleaners.batch import BatchItem, clean_batch, warm_up
 from cleaners.linemodel import default_judge
+from cleaners.rulepack import RuleSet
 
 DEFAULT_EVAL_DIR = Path(os.environ.get("EVAL_DIR", Path(__file__).resolve().parents[2] / "shared" / "eval"))
 
@@ -44,10 +49,23 @@ def load_records(eval_dir: Path, limit: int | None) -> list[dict]:
     return records[:limit] if limit else records
 
 
-def boilerstrip(records: list[dict], rendering: str) -> list[str]:
-    """Both passes over the whole set as one batch."""
-    results = clean_batch([BatchItem(r["site"], r[rendering]) for r in records], load_rules(), judge=default_judge())
-    return [f"{res.title}\n\n{res.text}" if res.title else res.text for res in results]
+def boilerstrip(rules: RuleSet, save_dir: Path | None = None) -> Callable[[list[dict], str], list[str]]:
+    """Both passes over the whole set as one batch. With ``save_dir``, each document's prediction and removed lines
+    go to ``save_dir/<rendering>.jsonl`` (bench/compare_predictions.py lists what a change did, page by page)."""
+
+    def run(records: list[dict], rendering: str) -> list[str]:
+        results = clean_batch([BatchItem(r["site"], r[rendering]) for r in records], rules, judge=default_judge())
+        texts = [f"{res.title}\n\n{res.text}" if res.title else res.text for res in results]
+        if save_dir is not None:
+            save_dir.mkdir(parents=True, exist_ok=True)
+            with (save_dir / f"{rendering}.jsonl").open("w", encoding="utf-8") as handle:
+                for record, text, res in zip(records, texts, results, strict=True):
+                    handle.write(json.dumps({"id": record["id"], "text": text, "removed": [list(row) for row in
+                                             res.removed_rows], "rules_version": rules.version},
+                                            ensure_ascii=False) + "\n")
+        return texts
+
+    return run
 
 
 def per_document(function: Callable[[str], str]) -> Callable[[list[dict], str], list[str]]:
@@ -75,10 +93,16 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="only the first N records (a quick look; not a score)")
     parser.add_argument("--no-baselines", action="store_true", help="score boilerstrip only")
     parser.add_argument("--by-dataset", action="store_true", help="print score.py's per-dataset table too")
+    parser.add_argument("--rules", action="append", type=Path, metavar="PATH",
+                        help="rule packs (files or folders) instead of the shipped ones; repeat to add more "
+                             "(the shipped folder is cleaners/rules)")
+    parser.add_argument("--save", type=Path, metavar="DIR",
+                        help="write boilerstrip's predictions and removed lines to DIR/<rendering>.jsonl")
     args = parser.parse_args()
     records = load_records(args.eval_dir, args.limit)
     renderings = ["raw_text", "raw_text_alt"] if args.rendering == "both" else [args.rendering]
-    methods: dict[str, Callable[[list[dict], str], list[str]]] = {"boilerstrip": boilerstrip}
+    methods: dict[str, Callable[[list[dict], str], list[str]]] = {
+        "boilerstrip": boilerstrip(load_rules(args.rules), args.save)}
     if not args.no_baselines:
         methods.update({name: per_document(fn) for name, fn in BASELINES.items()})
     warm_up()  # numba's compilation or cache load, once per process: not in the documents/s
