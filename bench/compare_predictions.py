@@ -10,16 +10,13 @@ page, or only the pages it was written for, shows at once; so does one that eats
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.quality import DEFAULT_EVAL_DIR
+from bench.quality import DEFAULT_EVAL_DIR, load_records, score
 
 FIGURES = ("f1", "p", "r", "catastrophic", "junk_left")
 
@@ -27,19 +24,6 @@ FIGURES = ("f1", "p", "r", "catastrophic", "junk_left")
 def read(path: Path) -> dict[str, dict]:
     with path.open(encoding="utf-8") as handle:
         return {row["id"]: row for row in map(json.loads, handle)}
-
-
-def overall(eval_dir: Path, predictions: Path, ids: set[str]) -> dict:
-    """score.py's overall figures over the documents predicted (a ``--limit`` run scores its own documents: the
-    scorer counts every other dev document as an empty output)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        summary, subset = Path(tmp) / "summary.json", Path(tmp) / "eval.jsonl"
-        with gzip.open(eval_dir / "dev.jsonl.gz", "rt", encoding="utf-8") as source, \
-                subset.open("w", encoding="utf-8") as target:
-            target.writelines(line for line in source if json.loads(line)["id"] in ids)
-        subprocess.run([sys.executable, str(eval_dir / "score.py"), str(subset), str(predictions),
-                        "--json", str(summary)], capture_output=True, text=True, check=True)
-        return json.loads(summary.read_text())["overall_macro"]
 
 
 def removed(row: dict) -> set[tuple[int, str, str]]:
@@ -62,8 +46,9 @@ def main() -> None:
         before, after = read(args.before / f"{rendering}.jsonl"), read(args.after / f"{rendering}.jsonl")
         if set(before) != set(after):
             sys.exit(f"error: {rendering}: the two folders hold different documents (one was written with --limit?)")
-        for side, folder in (("before", args.before), ("after", args.after)):
-            figures = overall(args.eval_dir, folder / f"{rendering}.jsonl", set(before))
+        records = [record for record in load_records(args.eval_dir, None) if record["id"] in before]
+        for side, rows in (("before", before), ("after", after)):
+            figures = score(args.eval_dir, records, [rows[r["id"]]["text"] for r in records], False)["overall_macro"]
             print(f"{side:<7} " + "  ".join(f"{name} {figures[name]:.4f}" if isinstance(figures[name], float)
                                             else f"{name} {figures[name]}" for name in FIGURES))
         changed = [doc_id for doc_id in before if before[doc_id]["text"] != after[doc_id]["text"]]

@@ -73,13 +73,17 @@ def per_document(function: Callable[[str], str]) -> Callable[[list[dict], str], 
 
 
 def score(eval_dir: Path, records: list[dict], texts: list[str], by_dataset: bool) -> dict:
+    """score.py's figures for ``texts``, the predictions of ``records``, scored on those records only (the scorer
+    counts every dev document without a prediction as an empty output: a ``--limit`` run scored near 0)."""
     with tempfile.TemporaryDirectory() as tmp:
-        predictions = Path(tmp) / "pred.jsonl"
+        predictions, subset = Path(tmp) / "pred.jsonl", Path(tmp) / "eval.jsonl"
         summary = Path(tmp) / "summary.json"
         with predictions.open("w", encoding="utf-8") as handle:
             for record, text in zip(records, texts, strict=True):
                 handle.write(json.dumps({"id": record["id"], "text": text}, ensure_ascii=False) + "\n")
-        done = subprocess.run([sys.executable, str(eval_dir / "score.py"), str(eval_dir / "dev.jsonl.gz"),
+        with subset.open("w", encoding="utf-8") as handle:
+            handle.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+        done = subprocess.run([sys.executable, str(eval_dir / "score.py"), str(subset),
                                str(predictions), "--json", str(summary)], capture_output=True, text=True, check=True)
         if by_dataset:
             print(done.stdout)
@@ -90,7 +94,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--eval-dir", type=Path, default=DEFAULT_EVAL_DIR)
     parser.add_argument("--rendering", choices=["raw_text", "raw_text_alt", "both"], default="both")
-    parser.add_argument("--limit", type=int, help="only the first N records (a quick look; not a score)")
+    parser.add_argument("--limit", type=int, help="only the first N records (a quick look, scored on them alone)")
     parser.add_argument("--no-baselines", action="store_true", help="score boilerstrip only")
     parser.add_argument("--by-dataset", action="store_true", help="print score.py's per-dataset table too")
     parser.add_argument("--rules", action="append", type=Path, metavar="PATH",

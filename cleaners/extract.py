@@ -29,7 +29,7 @@ def looks_like_html(text: str) -> bool:
     return bool(_HTML_START.match(text[:1024]))
 
 
-_DATE_FROM_MARKUP = {"original_date": True, "extensive_search": False}
+_FAST_DATE_SEARCH = {"original_date": True, "extensive_search": False}
 
 
 def _parse_date(value: str | None) -> date | None:
@@ -55,7 +55,7 @@ def extract_html(html: str, url: str | None = None) -> Extracted | None:
             # in the text, an ISO date or one after a label: "on 12/03/2019"). Its extensive search guesses from
             # the prose: "In 2022, he explained..." became published = 2022-01-01 on a page with no date at all. A
             # wrong date is worse than none; the price is dates in rarer places (<a class="date">, a table cell).
-            date_extraction_params=_DATE_FROM_MARKUP,
+            date_extraction_params=_FAST_DATE_SEARCH,
         )
     except Exception as exc:  # trafilatura raises many types on odd markup; the fallback handles those pages
         # Logged: after an upgrade that breaks it, every page would otherwise fall back without a word (`extractor`
