@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -381,7 +382,16 @@ def test_sigterm_marks_the_run_crashed_and_the_next_run_recovers(
             raise AssertionError(f"{exc}\nrun log:\n{log.read_text(errors='replace')[-6000:]}") from exc
         time.sleep(1.0)  # let it write some shards
         os.kill(proc.pid, signal.SIGTERM)
-        rc = proc.wait(60)
+        try:
+            rc = proc.wait(60)
+        except subprocess.TimeoutExpired:
+            # Seen about once in ten full suites: the run still alive a minute after SIGTERM. Not the subject of this
+            # test (the Crashed state and the recovery are), so it may take longer; but the stacks of where it waits
+            # go into the run log, and the slow exit is reported as a warning with them.
+            os.kill(proc.pid, signal.SIGUSR1)
+            rc = proc.wait(180)
+            warnings.warn("the run took over 60 s to exit after SIGTERM; its stacks at 60 s:\n"
+                          + log.read_text(errors="replace")[-6000:], stacklevel=1)
     finally:
         stop_process_group(proc)
     assert rc != 0, "the run ignored SIGTERM"
