@@ -363,6 +363,13 @@ def zombie(server: PrefectServer, article_corpus,
     return run.id, killed_at, within.total_seconds()
 
 
+# How long a run may take to exit after SIGTERM. It reports Crashed to the server first; Prefect's server on SQLite
+# sometimes holds its database lock until SQLite's 60 s busy timeout ("database is locked" in the server log), and the
+# report waits for it (seen about once in eight runs of this test: the stacks showed `set_flow_run_state` waiting for
+# the server's answer, the run exited right after the 60 s). docs/operations.md tells operators.
+SIGTERM_EXIT_S = 90
+
+
 @pytest.mark.slow
 def test_sigterm_marks_the_run_crashed_and_the_next_run_recovers(
         server: PrefectServer, article_corpus, tmp_path: Path) -> None:
@@ -371,26 +378,29 @@ def test_sigterm_marks_the_run_crashed_and_the_next_run_recovers(
     SQLite writes contend with this test's runs (triggers drop events as "database is locked")."""
     root, corpus = article_corpus
     out, log = tmp_path / "out", tmp_path / "run.log"
+    started = time.time()
     proc = start_run(server, [root], out, log, "--shard-mb", str(SHARD_MB))
     try:
-        try:
-            # Waits only as long as the start takes (seconds; once, on a loaded machine, minutes).
-            _wait_for_state(server, out, {"RUNNING"}, timeout=240)
-        except AssertionError as exc:
-            os.kill(proc.pid, signal.SIGUSR1)  # the CLI prints its threads' stacks: where the start waited
-            time.sleep(2)
-            raise AssertionError(f"{exc}\nrun log:\n{log.read_text(errors='replace')[-6000:]}") from exc
-        time.sleep(1.0)  # let it write some shards
+        # Killed once it has committed its first shard: mid-run, ~45 shards still to do. Timed from the output folder,
+        # not from the server: under load a query of the run's state once answered after the whole run had ended,
+        # and the SIGTERM found a finished process.
+        deadline = time.monotonic() + 240  # the start takes seconds; once, on a loaded machine, minutes
+        while not _ledger_parts_since(out, started):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                os.kill(proc.pid, signal.SIGUSR1)  # the CLI prints its threads' stacks: where the start waited
+                time.sleep(2)
+                raise AssertionError(f"the run committed no shard (exit code {proc.poll()}) in 240 s; run log:\n"
+                                     f"{log.read_text(errors='replace')[-6000:]}")
+            time.sleep(0.02)
         os.kill(proc.pid, signal.SIGTERM)
         try:
-            rc = proc.wait(60)
+            rc = proc.wait(SIGTERM_EXIT_S)
         except subprocess.TimeoutExpired:
-            # Seen about once in ten full suites: the run still alive a minute after SIGTERM. Not the subject of this
-            # test (the Crashed state and the recovery are), so it may take longer; but the stacks of where it waits
-            # go into the run log, and the slow exit is reported as a warning with them.
+            # Not the subject of this test (the Crashed state and the recovery are), so it may take longer; but the
+            # stacks of where it waits go into the run log, and the slow exit is reported as a warning with them.
             os.kill(proc.pid, signal.SIGUSR1)
             rc = proc.wait(180)
-            warnings.warn("the run took over 60 s to exit after SIGTERM; its stacks at 60 s:\n"
+            warnings.warn(f"the run took over {SIGTERM_EXIT_S} s to exit after SIGTERM; its stacks then:\n"
                           + log.read_text(errors="replace")[-6000:], stacklevel=1)
     finally:
         stop_process_group(proc)
@@ -405,6 +415,12 @@ def test_sigterm_marks_the_run_crashed_and_the_next_run_recovers(
     assert not uncommitted(out)
     [latest, *_] = _flow_runs_for(server, out)
     assert latest.state_name == "Completed"
+
+
+def _ledger_parts_since(out: Path, since: float) -> list[str]:
+    """The ledger parts (shard commits) written at or after ``since`` (a time.time())."""
+    return [path for path in glob.glob(f"{out}/_state/ledger/**/part-*.parquet", recursive=True)
+            if os.path.getmtime(path) >= since]
 
 
 def _update_line(path: Path, n: int) -> str:
