@@ -35,7 +35,7 @@ from bench.baselines import BASELINES, MissingBenchDependencyError
 from cleaners import load_rules
 from cleaners.batch import BatchItem, clean_batch, warm_up
 from cleaners.linemodel import default_judge
-from cleaners.rulepack import RuleSet
+from cleaners.rulepack import RulePackError, RuleSet
 
 DEFAULT_EVAL_DIR = Path(os.environ.get("EVAL_DIR", Path(__file__).resolve().parents[2] / "shared" / "eval"))
 
@@ -103,10 +103,14 @@ def main() -> None:
     parser.add_argument("--save", type=Path, metavar="DIR",
                         help="write boilerstrip's predictions and removed lines to DIR/<rendering>.jsonl")
     args = parser.parse_args()
+    try:
+        rules = load_rules(args.rules)
+    except RulePackError as exc:
+        sys.exit(f"error: {exc}")
     records = load_records(args.eval_dir, args.limit)
     renderings = ["raw_text", "raw_text_alt"] if args.rendering == "both" else [args.rendering]
     methods: dict[str, Callable[[list[dict], str], list[str]]] = {
-        "boilerstrip": boilerstrip(load_rules(args.rules), args.save)}
+        "boilerstrip": boilerstrip(rules, args.save)}
     if not args.no_baselines:
         methods.update({name: per_document(fn) for name, fn in BASELINES.items()})
     warm_up()  # numba's compilation or cache load, once per process: not in the documents/s

@@ -29,6 +29,15 @@ METADATA_COLUMNS = frozenset({"region", "author"})
 _MEMO_LIMIT = 200_000
 # Lines per Arrow call of the screen (bounded work per call; <= 1,200 bytes each).
 _SCREEN_ROWS = 1_000_000
+# The RE2 program sizes (instructions) a rule program's two combined screens stay under: every line goes through the
+# "anywhere" screen, the lines near a document's edges through the "near_edges" one. The shipped packs' are ~4,200
+# and ~12,800 (tests/test_rulepacks.py pins them under these). A counted repeat copies its pattern once per count: one
+# top-zone rule with `[\p{L} .\-]{3,40}?` (\p{L} alone is ~1,200 instructions) made the near-edges screen 60,793
+# instructions (`[\p{L} .\-]+`: 1,207; `[A-Za-z .\-]{3,40}?`: 364). Each batch compiles its screens again: cleaning
+# 100 dev pages one call each took 2.7-3.2x as long (in batches of 300, no difference), and on some pages RE2 ran out
+# of DFA memory, printed "DFA out of memory" to stderr and fell back to a slower matcher. Counted repeats inside
+# repeats in an anywhere rule made the whole cleaner ~30% slower at 25,037 instructions.
+SCREEN_PROGRAM_LIMITS = {"anywhere": 8_000, "near_edges": 20_000}
 _WHITESPACE = re.compile(r"\s+")
 
 
@@ -198,6 +207,17 @@ class RuleProgram:
                    zone_reach=max((rule.zone_lines for rule in near_edges), default=0),
                    arrow_patterns=tuple(f"^(?:{rule.anchored})$" for rule in rules))
 
+    def screen_sizes(self) -> dict[str, int]:
+        """The RE2 program size (instructions) of each of the two screens (see ``SCREEN_PROGRAM_LIMITS``)."""
+        return {part: re2.compile(pattern).programsize
+                for part, pattern in (("anywhere", self.anywhere), ("near_edges", self.near_edges)) if pattern}
+
+    def screen_sizes_by_rule(self, part: str) -> list[tuple[int, str]]:
+        """Each rule of one screen (``anywhere`` or ``near_edges``) with its own pattern's program size, largest
+        first: where a screen's size comes from."""
+        rules = [rule for rule in self.rules if (rule.zone is Zone.ANY) == (part == "anywhere")]
+        return sorted(((re2.compile(rule.anchored).programsize, rule.id) for rule in rules), reverse=True)
+
     def screen_many(self, lines: Sequence[str]) -> np.ndarray:
         """Which of these stripped lines any rule could match, wherever they are (zones aside)."""
         if not lines:
@@ -302,6 +322,29 @@ class RuleSet:
         named like a host, a record's declared `source`)."""
         seen = set(sources)
         return [pack for pack in self.packs if pack.sites and not any(pack.applies_to(source) for source in seen)]
+
+    def costly_screens(self) -> list[str]:
+        """A warning for each rule program (the generic packs', each site's) whose screen is over its
+        ``SCREEN_PROGRAM_LIMITS``, naming the rules that cost most: every run and check-rules say it."""
+        found: list[str] = []
+        seen: set[int] = set()
+        for source in ["any.invalid", *(pack.sites[0] for pack in self.packs if pack.sites)]:
+            program = self.program_for(source)
+            if id(program) in seen:
+                continue
+            seen.add(id(program))
+            where = "the generic packs" if source == "any.invalid" else f"{source}'s packs"
+            for part, size in program.screen_sizes().items():
+                if size <= SCREEN_PROGRAM_LIMITS[part]:
+                    continue
+                costly = ", ".join(f"{rule_id} ({cost:,})" for cost, rule_id in program.screen_sizes_by_rule(part)[:3])
+                found.append(f"{where}: the {part.replace('_', '-')} screen compiles to {size:,} RE2 instructions "
+                             f"(over {SCREEN_PROGRAM_LIMITS[part]:,}): small batches (explain, one page at a time) "
+                             f"clean ~3x slower, and RE2 may print 'DFA out of memory'. Costliest rules: {costly}. "
+                             "A counted repeat copies its pattern once per count: a Unicode class under one "
+                             "([\\p{L} ]{3,40}) or repeats inside repeats are the usual causes; use + or .* and let "
+                             "max_chars bound the line")
+        return found
 
     def program_for(self, source: str) -> RuleProgram:
         """The compiled rules for ``source`` (memoized per set of applicable packs: pure, no I/O)."""

@@ -212,6 +212,8 @@ def clean_articles(
     output = _absolute(output)
     rules = [_absolute(path) for path in rules] if rules else rules
     ruleset = load_rules(rules)  # a broken pack fails the run here, before any work
+    for warning in ruleset.costly_screens():
+        logger.warning("rule packs: %s", warning)
     store = OutputStore.open(output)
     max_doc_bytes = int(max_doc_mb * 2**20)
     if not store.is_local:
@@ -294,9 +296,11 @@ def clean_articles(
     unused = sorted(f"{pack.name} ({', '.join(pack.sites)})" for pack in ruleset.idle_site_packs(sources)) \
         if sources else []
     if unused:
-        logger.warning("site packs that applied to none of this run's %d sources: %s; check their `sites` against "
-                       "the `source` column (`boilerstrip explain FILE` shows which packs apply to a page)",
-                       len(sources), "; ".join(unused))
+        # Info, not a warning: a run without a site's pages is normal for a daily batch of many sites. A new pack's
+        # author looks here (or in the manifest) for a typo in its `sites`.
+        logger.info("site packs that applied to none of this run's %d sources: %s; for a pack that should have, "
+                    "check its `sites` against the `source` column (`boilerstrip explain FILE` shows which packs "
+                    "apply to a page)", len(sources), "; ".join(unused))
     inputs = sum(s["n_inputs"] for s in results)
     articles = rows_in(store, [store.articles_path(s["partition"], s["shard_id"]) for s in results])
     rejects = rows_in(store, [store.rejects_path(s["partition"], s["shard_id"]) for s in results])

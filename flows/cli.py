@@ -182,7 +182,9 @@ def explain(
     output: Annotated[str | None, typer.Option("--output", "-o", help="An output folder whose learned "
                       "per-source line counts should be used, as in a run.")] = None,
     source: Annotated[str | None, typer.Option(help="Override the source (site) the rules are chosen by.")] = None,
-    rules: Annotated[list[str] | None, typer.Option("--rules", help="Rule-pack file or folder (repeatable).")] = None,
+    rules: Annotated[list[str] | None, typer.Option("--rules", help="Rule-pack file or folder to use instead of "
+                                                     "the shipped packs (repeatable; to add a pack to them: "
+                                                     "--rules cleaners/rules --rules my-site.toml).")] = None,
     width: Annotated[int, typer.Option(help="Characters of each line to show.")] = 100,
 ) -> None:
     """Show a document line by line: what is kept, what is removed, by which rule and why."""
@@ -202,6 +204,8 @@ def explain(
         found = discover([file])
     except (InputError, RulePackError, ValueError) as exc:
         _fail(str(exc))
+    for warning in ruleset.costly_screens():
+        typer.secho(f"warning: {warning}", err=True, fg="yellow")
     if len(found) != 1:
         names = ", ".join(f.relpath for f in found[:3]) + (", ..." if len(found) > 3 else "")
         _fail(f"{file}: explain shows one file; this is {len(found)} files ({names}): give one of them"
@@ -274,6 +278,8 @@ def check_rules(
         where = f"sites {', '.join(pack.sites)}" if pack.sites else "every source"
         typer.echo(f"ok  {pack.name}@{pack.version}  {len(pack.rules)} rules, {examples} examples pass  ({where}; "
                    f"{pack.path})")
+    for warning in ruleset.costly_screens():  # loads and works, but slowly: said, not refused
+        typer.secho(f"warning: {warning}", err=True, fg="yellow")
     typer.echo(f"rules_version {ruleset.version}")
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from cleaners.rulepack import DEFAULT_RULES_DIR
 from flows.cli import app
 
 SEED = Path(__file__).resolve().parents[1] / "data" / "raw" / "420intel.com" / "000_09f1c496b2e8d967.txt"
@@ -48,6 +49,23 @@ def test_check_rules_lists_each_pack_and_names_a_broken_one(tmp_path: Path) -> N
     result = CliRunner().invoke(app, ["check-rules", "--rules", str(broken)])
     assert result.exit_code == 2
     assert str(broken) in result.output and "is not a source name" in result.output
+    assert "warning:" not in result.output
+
+
+def test_check_rules_warns_of_a_rule_that_makes_the_screen_costly(tmp_path: Path) -> None:
+    """A byline rule with a Unicode class under a counted repeat loads and works, but its screen is ~60,000 RE2
+    instructions: check-rules says so and names it (exit code 0: slow, not broken)."""
+    pack = tmp_path / "riverside.toml"
+    pack.write_text('[pack]\nname = "riverside"\nversion = "1"\nsites = ["riversidegazette.com"]\n\n[[rules]]\n'
+                    'id = "riverside.byline"\nconcept = "byline"\nwhy = "The byline."\n'
+                    "regex = 'By [\\p{L} .\\-]{3,40}?'\nzone = \"top\"\nexamples.drop = [\"By Jane Doe\"]\n"
+                    'examples.keep = ["By the river the town grew for a hundred years, as the records show."]\n',
+                    encoding="utf-8")
+    result = CliRunner().invoke(app, ["check-rules", "--rules", str(DEFAULT_RULES_DIR), "--rules", str(pack)])
+    assert result.exit_code == 0, result.output
+    assert "ok  riverside@1" in result.output
+    assert "warning: riversidegazette.com's packs: the near-edges screen compiles to" in result.output
+    assert "Costliest rules: riverside.byline (" in result.output
 
 
 def test_explain_refuses_a_folder_of_several_files_and_an_empty_one(tmp_path: Path) -> None:
