@@ -481,11 +481,13 @@ class LineJudge:
 
 
 def assemble(batch, p, ndocs, thr, max_removed_share=None, fallback_threshold=None, cautious_threshold=None,
-             max_uncertain_share=None, keep_all_if_eaten=False):
+             max_uncertain_share=None, keep_all_if_eaten=False, keep_if_only_uncertain=False):
     """Joined kept lines per document, with the cleaner's valve settings in its order (cleaners.document._finalize;
     the classifier alone: no rule packs, template lines, title or short-sentence rule):
     drops at `thr`; at `cautious_threshold` instead when the lines dropped below it hold more than
-    `max_uncertain_share` of the words; at `fallback_threshold` when more than `max_removed_share` would go;
+    `max_uncertain_share` of the words, or (keep_if_only_uncertain) when no line is at or above it (with no rule packs
+    or template lines here, the classifier's uncertain drops are then the only evidence of junk);
+    at `fallback_threshold` when more than `max_removed_share` would go;
     and (keep_all_if_eaten) nothing when even that would remove more than `max_removed_share`."""
     if (max_uncertain_share is None) != (cautious_threshold is None) or \
             (max_removed_share is None) != (fallback_threshold is None):
@@ -502,6 +504,8 @@ def assemble(batch, p, ndocs, thr, max_removed_share=None, fallback_threshold=No
 
     if max_uncertain_share is not None:
         unsure = words_in(~keep & (p < cautious_threshold)) > max_uncertain_share * tot
+        if keep_if_only_uncertain:
+            unsure |= np.bincount(batch.doc_id, weights=p >= cautious_threshold, minlength=ndocs) == 0
         keep = np.where(unsure[batch.doc_id], p < cautious_threshold, keep)
     if max_removed_share is not None:
         bad = removed(keep) > max_removed_share * tot

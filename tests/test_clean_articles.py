@@ -40,8 +40,6 @@ KNOWN_FAILURES: dict[str, str] = {
                           "printed again; and the classifier takes a lyric line",
     "listicle-short-items.txt": _SHORT_TAIL + " (items 9 and 10)",
     "press-release.txt": _SHORT_TAIL + " (the media contact block)",
-    "review-pros-cons.txt": _SHORT_TAIL + " (one-word pros and cons, the verdict heading, the rating)",
-    "sports-results.txt": _SHORT_TAIL + " (the next fixture)",
     "financial-table.txt": _SHORT_TABLE,
 }
 

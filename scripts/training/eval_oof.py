@@ -1,11 +1,12 @@
 """Score saved OOF probabilities (oof_<tag>.npz from train.py) with different decision
 thresholds and safety-valve settings.  One global setting for all datasets/renderings.
 
-    python eval_oof.py TAG [--stage p2] [--grid "thr,valve,fallback[,cautious,uncertain_share[,keep_all]];..."]
+    python eval_oof.py TAG [--stage p2]
+                       [--grid "thr,valve,fallback[,cautious,uncertain_share[,keep_all[,only_uncertain]]];..."]
 
-The cleaner's own setting: "0.6,0.85,0.95,0.8,0.2,keep_all" (threshold 0.6; uncertainty valve: cautious
-threshold 0.8 when uncertain drops hold > 20 % of the words; safety valve at 85 % removed: threshold 0.95,
-then nothing removed).
+The cleaner's own setting: "0.6,0.85,0.95,0.8,0.2,keep_all,only_uncertain" (threshold 0.6; uncertainty valve:
+cautious threshold 0.8 when uncertain drops hold > 20 % of the words, or when no line is at 0.8 or above; safety
+valve at 85 % removed: threshold 0.95, then nothing removed).
 """
 import argparse
 import json
@@ -33,9 +34,10 @@ oof = np.load(os.path.join(HERE, f"oof_{args.tag}.npz"))
 batches = {r: lj.Batch([d[r] for d in docs]) for r in ("A", "B")}
 
 
-def run(r, thr, valve, fb, cautious=None, uncertain=None, keep_all=False):
+def run(r, thr, valve, fb, cautious=None, uncertain=None, keep_all=False, only_uncertain=False):
     b = batches[r]
-    texts = lj.assemble(b, oof[f"{args.stage}_{r}"], len(docs), thr, valve, fb, cautious, uncertain, keep_all)
+    texts = lj.assemble(b, oof[f"{args.stage}_{r}"], len(docs), thr, valve, fb, cautious, uncertain, keep_all,
+                        only_uncertain)
     path = f"/tmp/oofeval_{args.tag}_{r}.jsonl"
     with open(path, "w") as f:
         for d, t in zip(docs, texts, strict=False):
@@ -52,11 +54,13 @@ for g in args.grid.split(";"):
     if len(more) == 1:
         raise SystemExit(f"grid entry {g!r}: give the cautious threshold and the uncertain share together")
     cautious, uncertain = (float(more[0]), float(more[1])) if more else (None, None)
-    keep_all = len(more) > 2 and more[2] == "keep_all"
+    keep_all = "keep_all" in more[2:]
+    only_uncertain = "only_uncertain" in more[2:]
     res = []
     for r in ("A", "B"):
-        f1, cat, s = run(r, thr, valve, fb, cautious, uncertain, keep_all)
+        f1, cat, s = run(r, thr, valve, fb, cautious, uncertain, keep_all, only_uncertain)
         per = " ".join(f"{k}={v['f1']:.3f}" for k, v in s["datasets"].items())
         res.append(f"{r}: F1={f1:.4f} cat={cat} [{per}]")
-    print(f"thr={thr} valve={valve} fallback={fb} cautious={cautious} uncertain={uncertain} keep_all={keep_all} | "
+    print(f"thr={thr} valve={valve} fallback={fb} cautious={cautious} uncertain={uncertain} keep_all={keep_all} "
+          f"only_uncertain={only_uncertain} | "
           + " | ".join(res), flush=True)
