@@ -25,8 +25,8 @@ _INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
 _CONTROLS = "".join(chr(c) for c in [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0)])
 
 def replace_odd_characters(text: str) -> str:
-    """Odd spaces (and NUL, which separates words in the binary-ish text it appears in) become one space
-    each; invisible and control characters go; ``\\n`` stays.
+    """Odd spaces (and NUL and the unit separator, which separate words or fields where they appear) become one
+    space each; invisible and control characters go; ``\\n`` stays.
 
     A compiled pass over the UTF-8 bytes (cleaners.kernels.replace_odd_characters). Measured on the dev set
     (38 M characters): one regex with a callback per run 0.75 s, two plain regex passes 1.0 s, Arrow's RE2
@@ -39,9 +39,11 @@ def replace_odd_characters(text: str) -> str:
     return text if written < 0 else out[:written].tobytes().decode("utf-8", "surrogatepass")
 
 
-# Unicode line and paragraph separators are line breaks for our purposes.
-_NEWLINES = re.compile(r"\r\n|\r|\u2028|\u2029|\u0085")
-_RARE_BREAKS = ("\r", "\u2028", "\u2029", "\u0085")
+# Line breaks, as Python's str.splitlines has them: CR, Unicode line and paragraph separators, NEL, and the
+# vertical tab (a spreadsheet cell's line break in Word and Excel exports), form feed (pdftotext's page break) and
+# the file, group and record separators. Deleted as control characters, they glued the words on either side.
+_NEWLINES = re.compile("\r\n|[\r\u2028\u2029\u0085\x0b\x0c\x1c\x1d\x1e]")
+_RARE_BREAKS = ("\r", "\u2028", "\u2029", "\u0085", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e")
 
 # ftfy runs at ~2.5 MB/s, so it is gated: only text containing a pair that UTF-8 read as Latin-1 or
 # cp1252 produces ("Ã©", "â€™", "Â ", C1 controls) is checked with ftfy's own badness heuristic.
@@ -54,7 +56,7 @@ FTFY_CONFIG = ftfy.TextFixerConfig(uncurl_quotes=False, fix_line_breaks=False, n
 
 
 def normalize_newlines(text: str) -> str:
-    """CRLF, CR and Unicode line separators become LF."""
+    """CRLF and every other line break (``_NEWLINES``) become LF."""
     if any(mark in text for mark in _RARE_BREAKS):  # substring checks are memchr-fast; most text has none
         return _NEWLINES.sub("\n", text)
     return text
