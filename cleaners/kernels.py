@@ -556,7 +556,7 @@ _MAY_CHANGE[[c for c in range(0x20) if c not in (10, 13)] + [0x7F, 0xC2, 0xE1, 0
 @numba.jit(**_JIT)
 def replace_odd_characters(data: np.ndarray, out: np.ndarray) -> int:
     """Copy UTF-8 ``data`` into ``out`` (as long) with odd spaces as one space each and invisible or control
-    characters left out (cleaners.normalize: ``_ODD_SPACES`` plus NUL and U+001F, ``_INVISIBLE``, ``_CONTROLS``);
+    characters left out (cleaners.normalize: ``_ODD_SPACES`` plus NUL and U+001C-001F, ``_INVISIBLE``, ``_CONTROLS``);
     ``\\n`` stays. Returns the length written, or -1 when nothing changed (``out`` is then not filled).
     Only the bytes in ``_MAY_CHANGE`` (a constant of the compiled code) are looked at; the runs between
     changes are copied as slices (byte by byte, the pass took 3 ns a byte on the dev set)."""
@@ -572,7 +572,7 @@ def replace_odd_characters(data: np.ndarray, out: np.ndarray) -> int:
         width = 1
         action = 0  # 0 keep, 1 space, 2 drop
         if c < 0x80:
-            action = 1 if c == 9 or c == 0 or c == 0x1F else 2
+            action = 1 if c == 9 or c == 0 or 0x1C <= c <= 0x1F else 2
         elif c == 0xC2 and p + 1 < n:
             width = 2
             d = data[p + 1]

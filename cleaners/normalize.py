@@ -25,8 +25,8 @@ _INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
 _CONTROLS = "".join(chr(c) for c in [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0)])
 
 def replace_odd_characters(text: str) -> str:
-    """Odd spaces (and NUL and the unit separator, which separate words or fields where they appear) become one
-    space each; invisible and control characters go; ``\\n`` stays.
+    """Odd spaces (and NUL and the file, group, record and unit separators, which separate words or fields where
+    they appear) become one space each; invisible and control characters go; ``\\n`` stays.
 
     A compiled pass over the UTF-8 bytes (cleaners.kernels.replace_odd_characters). Measured on the dev set
     (38 M characters): one regex with a callback per run 0.75 s, two plain regex passes 1.0 s, Arrow's RE2
@@ -39,11 +39,13 @@ def replace_odd_characters(text: str) -> str:
     return text if written < 0 else out[:written].tobytes().decode("utf-8", "surrogatepass")
 
 
-# Line breaks, as Python's str.splitlines has them: CR, Unicode line and paragraph separators, NEL, and the
-# vertical tab (a spreadsheet cell's line break in Word and Excel exports), form feed (pdftotext's page break) and
-# the file, group and record separators. Deleted as control characters, they glued the words on either side.
-_NEWLINES = re.compile("\r\n|[\r\u2028\u2029\u0085\x0b\x0c\x1c\x1d\x1e]")
-_RARE_BREAKS = ("\r", "\u2028", "\u2029", "\u0085", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e")
+# Line breaks: CR, Unicode line and paragraph separators, NEL, and the vertical tab (a spreadsheet cell's line break
+# in Word and Excel exports) and form feed (pdftotext's page break), as Python's str.splitlines has them. Deleted as
+# control characters, VT and FF glued the words on either side. (The file, group, record and unit separators, which
+# str.splitlines also breaks at, become spaces: in the one dev page that has them, 64 group separators stand between
+# list markers and their items, "(c)\x1d To provide".)
+_NEWLINES = re.compile("\r\n|[\r\u2028\u2029\u0085\x0b\x0c]")
+_RARE_BREAKS = ("\r", "\u2028", "\u2029", "\u0085", "\x0b", "\x0c")
 
 # ftfy runs at ~2.5 MB/s, so it is gated: only text containing a pair that UTF-8 read as Latin-1 or
 # cp1252 produces ("Ã©", "â€™", "Â ", C1 controls) is checked with ftfy's own badness heuristic.

@@ -149,7 +149,7 @@ def test_lexicon_counts_find_stopwords_keywords_and_phrases() -> None:
 def test_odd_characters_as_the_regex_form_replaced_them() -> None:
     from cleaners.normalize import _CONTROLS, _INVISIBLE, _ODD_SPACES, replace_odd_characters
 
-    spaces = frozenset(_ODD_SPACES + "\x00\x1f")
+    spaces = frozenset(_ODD_SPACES + "\x00\x1c\x1d\x1e\x1f")
     odd = re.compile(f"[{re.escape(_ODD_SPACES + _INVISIBLE + _CONTROLS)}]+")
 
     def reference(text: str) -> str:
