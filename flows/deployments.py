@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from typing import Any
 
 from prefect.client.schemas.schedules import CronSchedule
@@ -117,7 +118,28 @@ def main() -> None:
     heartbeat = int(_env("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS)))
     os.environ["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] = str(heartbeat)
     ensure_zombie_automation(heartbeat)
-    serve(*served, limit=limit)
+    try:
+        serve(*served, limit=limit)
+    finally:
+        pause(served)
+
+
+def pause(served: list[RunnerDeployment]) -> None:
+    """Pause the served deployments (the server then drops their upcoming scheduled runs). Prefect's serve does it as
+    it stops, but not when it is stopped with a run in flight: its stop task is cancelled ("coroutine 'Runner.astop'
+    was never awaited") and the daily deployment kept its scheduled runs with nothing left to run them. Pausing a
+    paused deployment changes nothing. A failure is printed, not raised: serve is stopping anyway."""
+    from prefect.client.orchestration import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            for deployment in served:
+                found = client.read_deployment_by_name(f"{clean_articles.name}/{deployment.name}")
+                client.pause_deployment(found.id)
+        print(f"paused {', '.join(f'{clean_articles.name}/{d.name}' for d in served)}", flush=True)
+    except Exception as exc:  # the server may be gone too
+        print(f"warning: could not pause the deployments ({type(exc).__name__}: {exc}); pause them with "
+              f"`prefect deployment schedule pause {clean_articles.name}/daily --all`", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -287,5 +287,18 @@ def test_served_deployment_runs_from_the_cli(tmp_path: Path, processes: list[sub
     assert status == 200 and len(artifacts) == 1 and artifacts[0]["type"] == "markdown"
     assert "inputs: **2** = articles **2** + rejects **0**" in artifacts[0]["data"]
 
+    # Serve stopped with a run in flight still pauses both deployments, and the daily one's scheduled runs go (Prefect's
+    # own pause was cancelled then, and one deployment or the other stayed live with nothing to run it).
+    started = cli("deployment", "run", "clean-articles/adhoc", "-p", f"input={json.dumps([str(raw)])}",
+                  "-p", f"output={json.dumps(str(tmp_path / 'out2'))}", timeout=120)
+    match = re.search(r"UUID: ([0-9a-f-]{36})", started.stdout)
+    assert match, started.stdout + started.stderr
+    _wait_for("the second run running", lambda: _http("GET", f"{api}/flow_runs/{match[1]}")[1]["state_type"]
+              in ("RUNNING", "COMPLETED"), processes[1], serve_log, timeout=RUN_TIMEOUT)
+    _stop(processes[1])
+    for name in ("daily", "adhoc"):
+        assert _http("GET", f"{api}/deployments/name/clean-articles/{name}")[1]["paused"], f"{name}\n{_tail(serve_log)}"
+    assert _http("POST", f"{api}/flow_runs/count", scheduled)[1] == 0, _tail(serve_log)
+
     timings["total"] = time.monotonic() - t0
     print("e2e timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
