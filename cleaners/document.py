@@ -699,10 +699,22 @@ def _finalize(prepared: _Prepared, config: CleanConfig, learned: _LearnedDrops |
     # The title's words, when it was taken out of the text (a declared title absent from it has none here).
     total_words = all_words - words_of(i for i, removal in prepared.explicit.items() if removal[2] == TITLE_RULE)
     low_confidence = doc.held_back
+    # Which valve acted, for the removals it undid (CleanResult.spared_rows). The safety valve replaces doc.removed:
+    # this keeps the dict with the template lines' removals.
+    valve = ""
+    before_valves = doc.removed
     if learned is not None and len(learned.lines):
         uncertain_words = int(line_words[learned.lines[learned.levels == Caution.NORMAL]].sum())
-        floor = Caution.CAUTIOUS if uncertain_words > config.max_uncertain_share * total_words \
-            or _only_uncertain_evidence(prepared, learned) else Caution.NORMAL
+        floor = Caution.NORMAL
+        if uncertain_words > config.max_uncertain_share * total_words:
+            floor = Caution.CAUTIOUS
+            valve = (f"kept by the uncertainty valve: the classifier's uncertain drops held "
+                     f"{uncertain_words / max(total_words, 1):.0%} of the words (over "
+                     f"{config.max_uncertain_share:.0%})")
+        elif _only_uncertain_evidence(prepared, learned):
+            floor = Caution.CAUTIOUS
+            valve = ("kept by the uncertainty valve: the classifier's uncertain drops were the document's only "
+                     "evidence of junk (no rule or template line, no line it is sure of)")
         doc.removed.update(learned.at_least(floor))
     # Words never span lines, so the kept text's words are all words minus the removed lines' words.
     # Layout changes no words: this is the clean text's count.
@@ -710,6 +722,8 @@ def _finalize(prepared: _Prepared, config: CleanConfig, learned: _LearnedDrops |
     if len(doc.removed) > len(prepared.explicit) and total_words and kept_words / total_words < config.min_kept_share:
         # The learned steps would eat the document: keep the conservative result and say so; when even
         # that would eat it, only the rule packs' removals.
+        valve = (f"kept by the safety valve: the learned steps would have left {kept_words / total_words:.0%} of the "
+                 f"words (under {config.min_kept_share:.0%}); row flagged low_confidence")
         low_confidence = True
         doc.removed = dict(prepared.explicit)
         if learned is not None:
@@ -722,6 +736,13 @@ def _finalize(prepared: _Prepared, config: CleanConfig, learned: _LearnedDrops |
         # The rule packs' removals alone leave little (a prefix rule on paragraphs, a cut marker under a dek): they
         # are the rule writer's to fix, so they stay, but the row says it.
         low_confidence = True
+    spared: tuple[tuple[int, str], ...] = ()
+    if valve:  # the learned steps' lines (template, classifier), as they would have gone
+        proposed = {k: v for k, v in before_valves.items() if k not in prepared.explicit}
+        if learned is not None:
+            proposed.update(zip(learned.lines.tolist(), learned.removals, strict=True))
+        spared = tuple((row[0], f"{valve}; would have gone: [{row[2]}] {row[3]}")
+                       for line, row in sorted(proposed.items()) if line not in doc.removed)
     clean = _laid_out_text(doc)
     return CleanResult(
         text=clean,
@@ -731,6 +752,7 @@ def _finalize(prepared: _Prepared, config: CleanConfig, learned: _LearnedDrops |
         mojibake_fixed=prepared.mojibake_fixed,
         kept_ratio=kept_words / total_words if total_words > 0 else 0.0,
         low_confidence=low_confidence,
+        spared_rows=spared,
     )
 
 

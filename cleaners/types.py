@@ -84,6 +84,9 @@ class CleanResult:
     mojibake_fixed: bool = False
     kept_ratio: float = 1.0        # words kept in `text` / words of the input without its title
     low_confidence: bool = False   # the safety valve undid learned removals that would eat the text
+    # The lines a valve kept that a learned step would have removed: (line_no, which valve and why, with the removal
+    # it undid), in line order. Not written to Parquet; `boilerstrip explain` shows them.
+    spared_rows: tuple[tuple[int, str], ...] = ()
 
     @property
     def removed(self) -> tuple[RemovedLine, ...]:

@@ -255,6 +255,8 @@ def explain(
         shown = line.text if len(line.text) <= width else line.text[: width - 1] + "…"
         if line.kept:
             console.print(Text(f"{line.line_no:5d}   {shown}"))
+            if line.note:
+                console.print(Text(f"        ({line.note})", style="yellow"))
         else:
             console.print(Text(f"{line.line_no:5d} - {shown}", style="red"))
             console.print(Text(f"        [{line.rule}] {line.reason}", style="dim"))

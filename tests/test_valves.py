@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from cleaners.document import MODEL_RULE, Caution, CleanConfig, DocumentInput, clean_document, clean_documents
+from cleaners.explain import explain_lines
 from cleaners.linemodel import CAUTIOUS_THRESHOLD, CONSERVATIVE_THRESHOLD
 
 TITLE = "Harbour ferry timetable changes from Monday"
@@ -91,6 +92,12 @@ def test_uncertain_drops_as_the_only_evidence_of_junk_stay(rules) -> None:
     assert _by_classifier(alone) == []
     assert alone.text.split("\n\n") == PROSE
     assert not alone.low_confidence
+    # What the valve kept, and why (boilerstrip explain shows it): PROSE[i] is line 3 + 2i.
+    assert [line_no for line_no, _ in alone.spared_rows] == [19, 21]
+    assert all("only evidence of junk" in why for _, why in alone.spared_rows)
+    assert alone.spared_rows[0][1].endswith("would have gone: [learned.line-classifier] scripted p=0.70")
+    [*_, explained] = explain_lines("\n\n".join([TITLE, *PROSE]) + "\n", alone)
+    assert explained.kept and explained.note == alone.spared_rows[1][1]
     confident = _clean(rules, {PROSE[8]: 0.7, PROSE[9]: 0.9})
     assert _by_classifier(confident) == PROSE[8:]
     ruled = _clean(rules, {PROSE[8]: 0.7, PROSE[9]: 0.75}, furniture=True)
@@ -106,6 +113,9 @@ def test_many_uncertain_drops_leave_only_the_confident(rules) -> None:
     assert _by_classifier(result) == [PROSE[9]]
     assert not result.low_confidence
     assert PROSE[0] in result.text
+    assert [line_no for line_no, _ in result.spared_rows] == [3, 5, 7]
+    assert result.spared_rows[0][1].startswith("kept by the uncertainty valve: the classifier's uncertain drops "
+                                               "held 30%")
 
 
 def test_the_uncertainty_share_is_a_setting(rules) -> None:
@@ -122,6 +132,9 @@ def test_safety_valve_keeps_the_conservative_result(rules) -> None:
     assert _by_classifier(result) == [PROSE[9]]
     assert result.low_confidence
     assert result.kept_ratio == pytest.approx(0.9)
+    assert len(result.spared_rows) == 9
+    assert all(why.startswith("kept by the safety valve: the learned steps would have left 0%") for _, why in
+               result.spared_rows)
 
 
 def test_safety_valve_keeps_everything_when_even_the_conservative_result_eats_the_document(rules) -> None:
