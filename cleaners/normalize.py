@@ -73,9 +73,16 @@ _MEMO_LINE_CHARS = 1_000
 _BREAKS_TO_SPACES = str.maketrans(dict.fromkeys("\n\r\u2028\u2029\u0085", " "))
 
 
+# ftfy deletes control characters; NUL and the file, group, record and unit separators are spaces here
+# (replace_odd_characters), so a repaired line gets them as spaces first, as a line without mojibake does.
+_SEPARATORS_TO_SPACES = str.maketrans(dict.fromkeys("\x00\x1c\x1d\x1e\x1f", " "))
+
+
 def _fix_line(line: str) -> str:
     """One line through ftfy when its badness heuristic calls it broken."""
-    return ftfy.fix_text(line, config=FTFY_CONFIG).translate(_BREAKS_TO_SPACES) if is_bad(line) else line
+    if not is_bad(line):
+        return line
+    return ftfy.fix_text(line.translate(_SEPARATORS_TO_SPACES), config=FTFY_CONFIG).translate(_BREAKS_TO_SPACES)
 
 
 # Memoized (a pure function of the line): broken lines repeat across a site's pages (menus, footers). On the

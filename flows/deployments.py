@@ -138,8 +138,10 @@ def pause(served: list[RunnerDeployment]) -> None:
                 client.pause_deployment(found.id)
         print(f"paused {', '.join(f'{clean_articles.name}/{d.name}' for d in served)}", flush=True)
     except Exception as exc:  # the server may be gone too
-        print(f"warning: could not pause the deployments ({type(exc).__name__}: {exc}); pause them with "
-              f"`prefect deployment schedule pause {clean_articles.name}/daily --all`", file=sys.stderr, flush=True)
+        print(f"warning: could not pause the deployments ({type(exc).__name__}: {exc}); start serve again and "
+              "stop it with no run in flight, or pause the daily schedule: `prefect deployment schedule ls "
+              f"{clean_articles.name}/daily`, then `prefect deployment schedule pause {clean_articles.name}/daily "
+              "<schedule id>`", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

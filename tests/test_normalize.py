@@ -19,6 +19,8 @@ def test_form_feed_and_vertical_tab_are_line_breaks() -> None:
     assert text == "Headline Three\nThe council met.\nFirst line"
     text, _ = normalize_characters("(c)\x1d To provide\x1ca\x1eb\x1fc")
     assert text == "(c)  To provide a b c"
+    # The same on a line ftfy repairs (ftfy deletes control characters): "Café menu Specials", not "menuSpecials".
+    assert normalize_characters("CafÃ© menu\x1dSpecials\x00today")[0] == "Café menu Specials today"
 
 
 def test_odd_spaces_invisible_and_control_characters() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -612,3 +613,31 @@ def test_the_shipped_packs_screen_stays_cheap() -> None:
     assert sizes["anywhere"] < SCREEN_PROGRAM_LIMITS["anywhere"]
     assert sizes["near_edges"] < SCREEN_PROGRAM_LIMITS["near_edges"]
     assert rules.costly_screens() == []
+
+
+def _site_pack(tmp_path: Path, name: str, sites: list[str], regex: str, zone: str = "top") -> Path:
+    path = tmp_path / f"{name}.toml"
+    listed = f"sites = {json.dumps(sites)}\n" if sites else ""
+    path.write_text(f'[pack]\nname = "{name}"\nversion = "1"\n{listed}'
+                    + f'\n[[rules]]\nid = "{name}.byline"\nconcept = "byline"\nwhy = "The byline."\n'
+                    f"regex = '{regex}'\nzone = \"{zone}\"\nexamples.drop = [\"By Jo\"]\n"
+                    'examples.keep = ["By the river the town grew for a hundred years, as the records show."]\n',
+                    encoding="utf-8")
+    return path
+
+
+def test_costly_screens_checks_sources_under_two_site_packs_and_says_a_generic_one_once(tmp_path: Path) -> None:
+    """Each pack's byline rule alone keeps its site's near-edges screen under the limit; a source under both packs
+    (news.example.com is under example.com too) combines them over it. A costly generic pack is said once."""
+    a = _site_pack(tmp_path, "a", ["example.com"], r"By [\p{L} ]{2,5}")
+    b = _site_pack(tmp_path, "b", ["other.org", "news.example.com"], r"By [\p{L} ]{2,5}")
+    rules = load_rules([DEFAULT_RULES_DIR, a, b])
+    sizes = {site: rules.program_for(site).screen_sizes()["near_edges"] for site in ("example.com", "other.org",
+                                                                                      "news.example.com")}
+    limit = SCREEN_PROGRAM_LIMITS["near_edges"]
+    assert sizes["example.com"] < limit and sizes["other.org"] < limit < sizes["news.example.com"]
+    [warning] = rules.costly_screens()
+    assert warning.startswith("news.example.com's packs: the near-edges screen")
+    generic = _site_pack(tmp_path, "g", [], r"By [\p{L} ]{2,9}")
+    warnings = load_rules([DEFAULT_RULES_DIR, generic, a]).costly_screens()
+    assert len(warnings) == 1 and warnings[0].startswith("the generic packs: the near-edges screen"), warnings
