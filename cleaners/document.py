@@ -257,7 +257,7 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
             # The declared title with the site name after it ("Headline | Site"): the page's <title>.
             for i in top:
                 if canon[i].startswith(wanted) and _TITLE_SEPARATORS.match(canon[i][len(wanted):] + " "):
-                    doc.remove(i, "structure.page-title", "page <title>: the declared title with the site name")
+                    doc.remove(i, PAGE_TITLE_RULE, "page <title>: the declared title with the site name")
             return known_title
     if title is None:
         first = top[0]
@@ -270,7 +270,7 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
         ]
         if _looks_like_title(doc.stripped[first], config) and (repeats or prefixed):
             if prefixed:
-                doc.remove(first, "structure.page-title",
+                doc.remove(first, PAGE_TITLE_RULE,
                            "page <title> with the site name; the headline below is kept as title")
                 title = doc.stripped[prefixed[0]]
             else:
@@ -289,7 +289,7 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
                 doc.remove(i, TITLE_RULE, "the title: moved to the `title` column")
                 first_copy = False
             else:
-                doc.remove(i, "structure.title-repeat", "the title printed again at the top")
+                doc.remove(i, TITLE_REPEAT_RULE, "the title printed again at the top")
     return title
 
 
@@ -401,6 +401,8 @@ def apply_rules(doc: _Lines, program: RuleProgram, screened: Sequence[int],
 LEARNED_RULE = "learned.source-boilerplate"
 MODEL_RULE = "learned.line-classifier"
 TITLE_RULE = "structure.title"
+TITLE_REPEAT_RULE = "structure.title-repeat"
+PAGE_TITLE_RULE = "structure.page-title"
 
 
 @dataclass(frozen=True, slots=True)
@@ -668,7 +670,7 @@ class _LearnedDrops:
 
 
 # The steps that take a line out without calling it junk: the title moved to its column, and its copies.
-_TITLE_STEPS = frozenset({TITLE_RULE, "structure.title-repeat", "structure.page-title"})
+_TITLE_STEPS = frozenset({TITLE_RULE, TITLE_REPEAT_RULE, PAGE_TITLE_RULE})
 
 
 def _only_uncertain_evidence(prepared: _Prepared, learned: _LearnedDrops) -> bool:

@@ -329,17 +329,18 @@ class RuleSet:
         every site pack is checked (a source under two site packs combines them). A screen of the generic packs
         over its limit is said once, not again for every site."""
         found: list[str] = []
-        generic = self.program_for("any.invalid").screen_sizes()
+        no_site = "any.invalid"  # a source no site pack lists (.invalid is reserved): the generic packs' program
+        generic = self.program_for(no_site).screen_sizes()
         generic_over = {part for part, size in generic.items() if size > SCREEN_PROGRAM_LIMITS[part]}
         seen: set[int] = set()
-        for source in ["any.invalid", *(site for pack in self.packs for site in pack.sites)]:
+        for source in [no_site, *(site for pack in self.packs for site in pack.sites)]:
             program = self.program_for(source)
             if id(program) in seen:
                 continue
             seen.add(id(program))
-            where = "the generic packs" if source == "any.invalid" else f"{source}'s packs"
+            where = "the generic packs" if source == no_site else f"{source}'s packs"
             for part, size in program.screen_sizes().items():
-                if size <= SCREEN_PROGRAM_LIMITS[part] or (source != "any.invalid" and part in generic_over):
+                if size <= SCREEN_PROGRAM_LIMITS[part] or (source != no_site and part in generic_over):
                     continue
                 costly = ", ".join(f"{rule_id} ({cost:,})" for cost, rule_id in program.screen_sizes_by_rule(part)[:3])
                 found.append(f"{where}: the {part.replace('_', '-')} screen compiles to {size:,} RE2 instructions "

@@ -59,30 +59,12 @@ def _check_drop_examples_in_context(rule: Rule, rules: RuleSet, source: str) -> 
 def test_a_site_pack_of_any_name_with_a_keep_rule_passes_the_context_check(tmp_path: Path) -> None:
     """A site pack named for its site without the `site-` prefix, with a keep rule whose drop example is a line a
     generic rule takes (`related.read-more`): the check cleans it as that site's page, where the keep rule wins."""
-    pack = tmp_path / "riverside.toml"
-    pack.write_text('''[pack]
-name = "riverside"
-version = "1"
-sites = ["riversidegazette.com"]
-
-[[rules]]
-id = "riverside.keep-read-more-heading"
-concept = "article"
-why = "The gazette's book column has a section headed 'Read more': article text."
-literal = "Read more"
-action = "keep"
-examples.drop = ["Read more"]
-examples.keep = ["Read more of the council's minutes at the library."]
-
-[[rules]]
-id = "riverside.masthead"
-concept = "navigation"
-why = "The masthead printed above every article."
-literal = "Riverside Gazette"
-zone = "top"
-examples.drop = ["Riverside Gazette"]
-examples.keep = ["The Riverside Gazette was founded in 1871 by two printers from Leeds."]
-''', encoding="utf-8")
+    keep = _rule('literal = "Read more"\naction = "keep"', drop="Read more", rule_id="riverside.keep-read-more-heading",
+                 keep="Read more of the council's minutes at the library.")
+    masthead = _rule('literal = "Riverside Gazette"\nzone = "top"', drop="Riverside Gazette",
+                     rule_id="riverside.masthead",
+                     keep="The Riverside Gazette was founded in 1871 by two printers from Leeds.")
+    pack = _pack(tmp_path, keep + masthead, name="riverside", sites=["riversidegazette.com"])
     rules = load_rules([DEFAULT_RULES_DIR, pack])
     page = "Read more\n\nThis paragraph is the article itself, and it is long enough to be kept by every rule we have."
     assert "Read more" not in clean_document(page, load_rules(), source="riversidegazette.com").text  # generic
@@ -110,9 +92,11 @@ def test_site_pack_applies_only_to_its_site(rules) -> None:
     assert not any(r.pack.startswith("site-") for r in rules.rules_for("example.org"))
 
 
-def _pack(tmp_path: Path, body: str) -> Path:
-    path = tmp_path / "pack.toml"
-    path.write_text('[pack]\nname = "t"\nversion = "1"\n' + body, encoding="utf-8")
+def _pack(tmp_path: Path, body: str, name: str = "t", sites: list[str] | None = None) -> Path:
+    """A pack file of ``body``'s rules; with ``sites``, a site pack (each named pack in its own file)."""
+    path = tmp_path / ("pack.toml" if name == "t" else f"{name}.toml")
+    listed = f"sites = {json.dumps(sites)}\n" if sites else ""
+    path.write_text(f'[pack]\nname = "{name}"\nversion = "1"\n{listed}' + body, encoding="utf-8")
     return path
 
 
@@ -615,22 +599,18 @@ def test_the_shipped_packs_screen_stays_cheap() -> None:
     assert rules.costly_screens() == []
 
 
-def _site_pack(tmp_path: Path, name: str, sites: list[str], regex: str, zone: str = "top") -> Path:
-    path = tmp_path / f"{name}.toml"
-    listed = f"sites = {json.dumps(sites)}\n" if sites else ""
-    path.write_text(f'[pack]\nname = "{name}"\nversion = "1"\n{listed}'
-                    + f'\n[[rules]]\nid = "{name}.byline"\nconcept = "byline"\nwhy = "The byline."\n'
-                    f"regex = '{regex}'\nzone = \"{zone}\"\nexamples.drop = [\"By Jo\"]\n"
-                    'examples.keep = ["By the river the town grew for a hundred years, as the records show."]\n',
-                    encoding="utf-8")
-    return path
+def _byline_pack(tmp_path: Path, name: str, sites: list[str], regex: str) -> Path:
+    """A pack with one top-zone byline rule of ``regex`` (generic without ``sites``)."""
+    rule = _rule(f"regex = '{regex}'\nzone = \"top\"", drop="By Jo", rule_id=f"{name}.byline",
+                 keep="By the river the town grew for a hundred years, as the records show.")
+    return _pack(tmp_path, rule, name=name, sites=sites)
 
 
 def test_costly_screens_checks_sources_under_two_site_packs_and_says_a_generic_one_once(tmp_path: Path) -> None:
     """Each pack's byline rule alone keeps its site's near-edges screen under the limit; a source under both packs
     (news.example.com is under example.com too) combines them over it. A costly generic pack is said once."""
-    a = _site_pack(tmp_path, "a", ["example.com"], r"By [\p{L} ]{2,5}")
-    b = _site_pack(tmp_path, "b", ["other.org", "news.example.com"], r"By [\p{L} ]{2,5}")
+    a = _byline_pack(tmp_path, "a", ["example.com"], r"By [\p{L} ]{2,5}")
+    b = _byline_pack(tmp_path, "b", ["other.org", "news.example.com"], r"By [\p{L} ]{2,5}")
     rules = load_rules([DEFAULT_RULES_DIR, a, b])
     sizes = {site: rules.program_for(site).screen_sizes()["near_edges"] for site in ("example.com", "other.org",
                                                                                       "news.example.com")}
@@ -638,6 +618,6 @@ def test_costly_screens_checks_sources_under_two_site_packs_and_says_a_generic_o
     assert sizes["example.com"] < limit and sizes["other.org"] < limit < sizes["news.example.com"]
     [warning] = rules.costly_screens()
     assert warning.startswith("news.example.com's packs: the near-edges screen")
-    generic = _site_pack(tmp_path, "g", [], r"By [\p{L} ]{2,9}")
+    generic = _byline_pack(tmp_path, "g", [], r"By [\p{L} ]{2,9}")
     warnings = load_rules([DEFAULT_RULES_DIR, generic, a]).costly_screens()
     assert len(warnings) == 1 and warnings[0].startswith("the generic packs: the near-edges screen"), warnings
