@@ -891,6 +891,7 @@ def clean_document(
     source: str = "unknown",
     known_title: str | None = None,
     title_declared: bool = True,
+    declared_metadata: Mapping[str, str] | None = None,
     config: CleanConfig | None = None,
     line_stats: LineStats | None = None,
     judge: LineJudge | None = None,
@@ -898,7 +899,8 @@ def clean_document(
     """Clean one article's text with the rules that apply to its ``source`` (see :func:`clean_documents`).
 
     ``line_stats``: per-source line counts from pass 1 (and earlier runs); without them the learned
-    per-source step does not run.
+    per-source step does not run. ``declared_metadata``: the metadata the input itself gives (a record's
+    ``author``), as :class:`DocumentInput` has it.
     """
-    return clean_documents([DocumentInput(text, source, known_title, title_declared)], rules, config=config,
-                           line_stats=line_stats, judge=judge)[0]
+    return clean_documents([DocumentInput(text, source, known_title, title_declared, declared_metadata)], rules,
+                           config=config, line_stats=line_stats, judge=judge)[0]

@@ -8,18 +8,23 @@ training scripts (``scripts/training/``) share, so a model is scored in the prod
 - :class:`LineJudge` loads a model file and runs both stages (``_run``).
 - :func:`assemble` applies the cleaner's valve settings to bare probabilities, for training and evaluation.
 
-Blank lines are not lines here: they carry no text and get no probability. The recommended decision settings
-(chosen out of fold) are stored with the model; docs/line-classifier.md describes features and training.
+Blank lines are not lines here: they carry no text and get no probability. The model file stores its decision
+threshold; the valves' thresholds are in ``cleaners.linemodel`` and their shares in ``cleaners.document.CleanConfig``
+(all chosen out of fold); docs/line-classifier.md describes features and training.
 """
 from __future__ import annotations
 
 import itertools
 import json
-import re
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from cleaners import kernels, textbytes
+
+# A batch's features by name: arrays of one value per line, and ``_ctx`` (what stage 2 reads of the layout).
+Features = dict[str, Any]
 
 # ---------------------------------------------------------------- lexicons
 STOPWORDS = ["the", "of", "and", "to", "a", "in", "is", "that", "for", "it", "on", "with", "as", "was", "at", "by", "be", "this", "from", "or", "an", "are", "have", "has", "not", "but", "they", "which", "you", "his", "her", "he", "she", "we", "their", "its", "were", "been", "will", "would", "there", "can", "more", "one", "all", "also", "had", "who", "said", "if", "about", "than", "what", "when", "into", "after", "so", "them", "our", "i", "do", "out", "up", "some", "could", "other", "these", "time", "only", "new", "just", "over", "most", "may", "no", "because", "how", "those", "while", "him", "my", "your", "us", "me", "did", "such", "even", "where", "between", "then", "being", "very", "both", "much", "many", "any", "should", "through", "before"]
@@ -69,8 +74,6 @@ _BI_FIRST = {_whash(_ph.split()[0]) for _v in KEYWORDS.values() for _ph in _v.sp
 _WORD_TABLE = kernels.word_table({_whash(w) for w in STOPWORDS}, _uni, _BI_FIRST)
 
 
-SYM_RE = re.compile(r"[|•»«·›‹►▶→©®™@#>/\\]")
-
 # byte classes
 _LUT = np.zeros(256, np.uint8)
 for _c in range(256):
@@ -89,12 +92,10 @@ K = 11
 _WORDISH = np.zeros(256, bool)
 _WORDISH[[c for c in range(256) if _LUT[c] in (1, 2, 3, 8, 9)]] = True
 
-_END_SENT = set(map(ord, '.!?"\'”’»)…'))
-_END_STRICT = set(map(ord, ".!?…"))
-_BULLETS = set(map(ord, "•·-*–—>»|►▶→■□◆●○✓"))
 
 
-def _source_frac_flat(H, nwl, doc_id, sources, min_docs=5):
+def _source_frac_flat(H: np.ndarray, nwl: np.ndarray, doc_id: np.ndarray, sources: Sequence[str],
+                      min_docs: int = 5) -> np.ndarray:
     """share of the OTHER docs of the same source containing a line with the same hash."""
     src_codes = {}
     sc = np.array([src_codes.setdefault(s, len(src_codes)) for s in sources], np.int64)
@@ -115,7 +116,7 @@ def _source_frac_flat(H, nwl, doc_id, sources, min_docs=5):
 
 
 # ---------------------------------------------------------------- features
-def _seg_shift(x, doc_id, k, fill):
+def _seg_shift(x: np.ndarray, doc_id: np.ndarray, k: int, fill: float) -> np.ndarray:
     """x shifted by k within documents (value of line i+k), fill outside doc."""
     n = len(x)
     out = np.full(n, fill, dtype=np.float32)
@@ -130,7 +131,8 @@ def _seg_shift(x, doc_id, k, fill):
     return out
 
 
-def _seg_window_mean(x, doc_start, doc_end, idx_global, w):
+def _seg_window_mean(x: np.ndarray, doc_start: np.ndarray, doc_end: np.ndarray, idx_global: np.ndarray,
+                     w: int) -> np.ndarray:
     """mean of x over lines [i-w, i+w] clipped to the document."""
     cs = np.concatenate([[0.0], np.cumsum(x, dtype=np.float64)])
     lo = np.maximum(idx_global - w, doc_start)
@@ -138,7 +140,7 @@ def _seg_window_mean(x, doc_start, doc_end, idx_global, w):
     return ((cs[hi] - cs[lo]) / (hi - lo)).astype(np.float32)
 
 
-def _seg_cumsum_excl(x, doc_start_per_line, idx_global):
+def _seg_cumsum_excl(x: np.ndarray, doc_start_per_line: np.ndarray, idx_global: np.ndarray) -> np.ndarray:
     cs = np.concatenate([[0.0], np.cumsum(x, dtype=np.float64)])
     return cs[idx_global] - cs[doc_start_per_line]
 
@@ -146,7 +148,9 @@ def _seg_cumsum_excl(x, doc_start_per_line, idx_global):
 class Batch:
     """Flattened batch of documents (non-blank, stripped lines)."""
 
-    def __init__(self, docs, source_frac=None, sources=None, stripped=False, utf8=None):
+    def __init__(self, docs: Sequence[Sequence[str]], source_frac: Sequence[Sequence[float] | np.ndarray] | None = None,
+                 sources: Sequence[str] | None = None, stripped: bool = False,
+                 utf8: textbytes.LineBytes | None = None) -> None:
         """docs: per document its lines (``stripped=True``: already stripped); source_frac: per document,
         a sequence (or array) of one value per line. ``utf8``: the same stripped lines, end to end, as
         cleaners.textbytes.LineBytes; the features are read from its bytes, and ``lines`` is left None
@@ -251,7 +255,8 @@ BODY_LINE_WORDS = 25
 SENTENCE_LINE_WORDS = 4
 
 
-def _document_relative(nw, endsent, dens, maxw, ds_doc, de_doc, doc_id) -> dict[str, np.ndarray]:
+def _document_relative(nw: np.ndarray, endsent: np.ndarray, dens: np.ndarray, maxw: np.ndarray, ds_doc: np.ndarray,
+                       de_doc: np.ndarray, doc_id: np.ndarray) -> dict[str, np.ndarray]:
     """A line's length and density against its own document's, and how much sentence text follows it.
     The absolute values alone read a document of short lines (a listicle, a review's pros and cons, a
     results list) as a footer from some point on: real pages end in footers, those documents do not. The batch
@@ -267,7 +272,7 @@ def _document_relative(nw, endsent, dens, maxw, ds_doc, de_doc, doc_id) -> dict[
     return {"dens_rel": dens_rel.astype(np.float32), "lw_rel": lw_rel.astype(np.float32), "sent_after": sent_after}
 
 
-def base_features(batch: Batch):
+def base_features(batch: Batch) -> Features:
     doc_id = batch.doc_id
     F = {}
     n = batch.n_lines
@@ -330,7 +335,7 @@ def base_features(batch: Batch):
     return F
 
 
-def stage2_features(F, p1):
+def stage2_features(F: Features, p1: np.ndarray) -> Features:
     """features over stage-1 junk probabilities of neighbours / doc."""
     c = F["_ctx"]
     ds, de, gidx, nw, doc_id, blk = c["ds"], c["de"], c["gidx"], c["nw"], c["doc_id"], c["blk"]
@@ -369,11 +374,11 @@ def stage2_features(F, p1):
     return G
 
 
-def to_matrix(F, names):
+def to_matrix(F: Features, names: Sequence[str]) -> np.ndarray | None:
     return np.column_stack([np.asarray(F[k], np.float32) for k in names]) if names else None
 
 
-def to_columns(F, names):
+def to_columns(F: Features, names: Sequence[str]) -> np.ndarray:
     """Feature-major (n_features, n_rows) float32 matrix: what the tree evaluator reads, built without
     the row-major copy and transpose of ``to_matrix``."""
     n = len(F[names[0]])
@@ -387,7 +392,7 @@ def to_columns(F, names):
 class Oblivious:
     """numpy evaluator for a CatBoost-style oblivious tree ensemble."""
 
-    def __init__(self, d):
+    def __init__(self, d: dict[str, Any]) -> None:
         self.features = d["features"]
         self.bias = float(d["bias"])
         self.split_f = [np.asarray(t, np.int64) for t in d["split_f"]]
@@ -402,11 +407,11 @@ class Oblivious:
         self.split_b_table = np.asarray(self.split_b, np.float32).reshape(len(self.split_b), -1)
         self.leaf_table = np.asarray(self.leaves, np.float32).reshape(len(self.leaves), -1)
 
-    def raw(self, X):
+    def raw(self, X: np.ndarray) -> np.ndarray:
         """X: (n, F) matrix."""
         return self.raw_columns(np.ascontiguousarray(np.asarray(X, np.float32).T))
 
-    def raw_columns(self, XT, leaves_out=None):
+    def raw_columns(self, XT: np.ndarray, leaves_out: np.ndarray | None = None) -> np.ndarray:
         """XT: feature-major (F, n) float32 matrix (compiled: cleaners.kernels.oblivious_scores). ``leaves_out``:
         an optional (n_trees, n) uint8 array that receives each row's leaf in each tree (for attributions
         without re-evaluating)."""
@@ -419,16 +424,16 @@ class Oblivious:
 class MLP:
     """numpy evaluator for a small ReLU MLP over signed-log, standardized features."""
 
-    def __init__(self, d):
+    def __init__(self, d: dict[str, Any]) -> None:
         self.features = d["features"]
         self.mu = np.asarray(d["mu"], np.float32)
         self.sd = np.asarray(d["sd"], np.float32)
         self.layers = [(np.asarray(W, np.float32), np.asarray(b, np.float32)) for W, b in d["layers"]]
 
-    def transform(self, X):
+    def transform(self, X: np.ndarray) -> np.ndarray:
         return (np.sign(X) * np.log1p(np.abs(X)) - self.mu) / self.sd
 
-    def _forward(self, Z):
+    def _forward(self, Z: np.ndarray) -> np.ndarray:
         h = Z
         for i, (W, b) in enumerate(self.layers):
             h = h @ W + b
@@ -436,31 +441,38 @@ class MLP:
                 np.maximum(h, 0, out=h)
         return h[:, 0]
 
-    def raw(self, X):
+    def raw(self, X: np.ndarray) -> np.ndarray:
         return self._forward(self.transform(np.asarray(X, np.float32))).astype(np.float64)
 
+    def raw_columns(self, XT: np.ndarray, leaves_out: np.ndarray | None = None) -> np.ndarray:
+        """XT: feature-major (F, n) matrix, as :meth:`Oblivious.raw_columns` takes it (an MLP has no leaves to
+        record: ``leaves_out`` is left as it is)."""
+        return self.raw(np.asarray(XT, np.float32).T)
 
-def make_evaluator(d):
+
+def make_evaluator(d: dict[str, Any]) -> Oblivious | MLP:
     return MLP(d) if d.get("type") == "mlp" else Oblivious(d)
 
 
-def sigmoid(z):
+def sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
 class LineJudge:
-    def __init__(self, model: dict):
+    def __init__(self, model: dict[str, Any]) -> None:
         self.m = model
         self.s1 = make_evaluator(model["stage1"])
         self.s2 = make_evaluator(model["stage2"]) if model.get("stage2") else None
         self.threshold = float(model.get("threshold", 0.5))
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: str) -> LineJudge:
         with open(path) as f:
             return cls(json.load(f))
 
-    def _run(self, docs, source_frac, sources=None, stripped=False, utf8=None):
+    def _run(self, docs: Sequence[Sequence[str]], source_frac: Sequence[Sequence[float] | np.ndarray] | None,
+             sources: Sequence[str] | None = None, stripped: bool = False, utf8: textbytes.LineBytes | None = None
+             ) -> tuple[Batch, Features, np.ndarray | None, np.ndarray | None, np.ndarray]:
         batch = Batch(docs, source_frac, sources, stripped, utf8)
         F = base_features(batch)
         if not batch.n_lines:
@@ -480,8 +492,10 @@ class LineJudge:
         return batch, F, C1, C2, p2
 
 
-def assemble(batch, p, ndocs, thr, max_removed_share=None, fallback_threshold=None, cautious_threshold=None,
-             max_uncertain_share=None, keep_all_if_eaten=False, keep_if_only_uncertain=False):
+def assemble(batch: Batch, p: np.ndarray, ndocs: int, thr: float, max_removed_share: float | None = None,
+             fallback_threshold: float | None = None, cautious_threshold: float | None = None,
+             max_uncertain_share: float | None = None, keep_all_if_eaten: bool = False,
+             keep_if_only_uncertain: bool = False) -> list[str]:
     """Joined kept lines per document, with the cleaner's valve settings in its order (cleaners.document._finalize;
     the classifier alone: no rule packs, template lines, title or short-sentence rule):
     drops at `thr`; at `cautious_threshold` instead when the lines dropped below it hold more than
@@ -496,10 +510,10 @@ def assemble(batch, p, ndocs, thr, max_removed_share=None, fallback_threshold=No
     nw = np.fromiter((len(l.split()) for l in batch.lines), np.float64, count=len(batch.lines))
     tot = np.bincount(batch.doc_id, weights=nw, minlength=ndocs)
 
-    def words_in(mask):
+    def words_in(mask: np.ndarray) -> np.ndarray:
         return np.bincount(batch.doc_id, weights=nw * mask, minlength=ndocs)
 
-    def removed(kept):
+    def removed(kept: np.ndarray) -> np.ndarray:
         return tot - words_in(kept)
 
     if max_uncertain_share is not None:

@@ -58,7 +58,8 @@ def _leaf_deltas(evaluator: linejudge.Oblivious) -> np.ndarray:
 
 
 def _chunks(offsets: np.ndarray, target_lines: int) -> list[tuple[int, int]]:
-    """Consecutive document ranges of about ``target_lines`` lines each (a longer document alone)."""
+    """Consecutive document ranges of at least ``target_lines`` lines each (the last one may hold fewer): a range
+    closes at the first document that takes it to ``target_lines``, so a long document ends the range it is in."""
     bounds = [0]
     for index in range(1, len(offsets)):
         if offsets[index] - offsets[bounds[-1]] >= target_lines or index == len(offsets) - 1:
@@ -83,7 +84,7 @@ def _reasons(model: LearnedLineJudge, columns: np.ndarray, leaves: np.ndarray, p
     (cleaners.kernels.format_reasons). Per-row Python formatting was a quarter of the cleaner's time, Arrow's
     string kernels over 30 columns 0.3 s of the dev set's cleaning; the compiled form ~0.05 s. Zero reads "0"
     (never "-0"); a push is signed "+" when it is not negative."""
-    if not len(rows) or model.deltas is None:
+    if not len(rows):
         return []
     k = TOP_FEATURES
     top, pushes = kernels.top_attributions(leaves, np.ascontiguousarray(rows, np.int64), model.stage1.split_f_table,
@@ -133,9 +134,6 @@ class Judgement:
         known = np.flatnonzero(rows >= 0)
         if not len(known):
             return out
-        if self._model.deltas is None or any(chunk.leaves is None for chunk in self._chunks):
-            raise TypeError("explanations need an oblivious-tree stage 1 (leaf attributions); "
-                            f"{type(self._model.stage1).__name__} has none")
         owner = np.searchsorted(self._chunk_starts, rows[known], side="right") - 1
         for index in np.unique(owner).tolist():
             mine = known[owner == index]
@@ -152,11 +150,16 @@ class LearnedLineJudge:
 
     def __init__(self, path: Path = DEFAULT_MODEL) -> None:
         self.model = linejudge.LineJudge.load(str(path))
+        if not isinstance(self.model.s1, linejudge.Oblivious):
+            # Every removal names the features that decided it: attributions read the leaves of oblivious trees.
+            raise ValueError(f"{path}: the cleaner explains each removal from the leaves of oblivious trees, and this "
+                             f"model's stage 1 is {type(self.model.s1).__name__}; train it with --model cb "
+                             "(scripts/training/train_line_model.py)")
         self.threshold = self.model.threshold
         # The model file's digest: written into every reason, so a removal names the exact model.
         self.version = "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
         self.stage1 = self.model.s1
-        self.deltas = _leaf_deltas(self.stage1) if isinstance(self.stage1, linejudge.Oblivious) else None
+        self.deltas = _leaf_deltas(self.stage1)
         # What the reasons are written from (cleaners.kernels.format_reasons): ASCII bytes.
         self.reason_head = np.frombuffer(f"line classifier {self.version}: p(junk)=".encode("ascii"), np.uint8)
         names = [name.encode("ascii") for name in self.stage1.features]

@@ -135,7 +135,8 @@ def _summary_markdown(summary: dict[str, Any], removed: Counter[str], lines: Cou
         f"- inputs: **{summary['inputs']}** = articles **{summary['articles']}** + rejects **{summary['rejects']}**",
         f"- files: {summary['files_seen']} seen, {summary['files_processed']} processed, "
         f"{summary['files_skipped']} already ingested; shards: {summary['shards']}",
-        f"- low-confidence articles (safety valve): {summary['low_confidence']}",
+        f"- low-confidence articles (cleaning would have left under 15% of their words; column `low_confidence`): "
+        f"{summary['low_confidence']}",
         f"- output: `{summary['output']}`",
         f"- rules: `{summary['rules_version']}`",
         "",

@@ -16,12 +16,14 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Clean raw scraped articles into Parquet with explainable removals: the clean-articles flow, "
+                       "run on Prefect's embedded default (no server) unless PREFECT_API_URL names one.")
 
 
 @app.callback()
 def _root() -> None:
-    """Clean raw scraped articles into Parquet with explainable removals."""
+    """Subcommands only (the app's help is the Typer's own)."""
 
 
 _HEARTBEAT_SECONDS = 30  # flow heartbeats against a server; the zombie automation's window is built on it
@@ -93,7 +95,8 @@ def run(
                       "Parquet datasets are written under it.")],
     rules: Annotated[list[str] | None, typer.Option("--rules", help="Rule-pack file or folder to use "
                      "instead of the shipped packs (repeatable).")] = None,
-    shard_mb: Annotated[float, typer.Option(help="Input megabytes per task (a shard).", min=0.01)] = 16.0,
+    shard_mb: Annotated[float, typer.Option(help="Input megabytes per task (a shard).", min=0.01,
+                                                max=1024)] = 16.0,
     reprocess: Annotated[bool, typer.Option("--reprocess", help="Process every input again, even those "
                          "already ingested with the current rules (their old rows are replaced).")] = False,
     task_runner: Annotated[str | None, typer.Option(help="threads, processes or dask; or set "
@@ -102,7 +105,7 @@ def run(
     dask_address: Annotated[str | None, typer.Option(help="Dask scheduler address (tcp://host:port) for "
                             "--task-runner dask; default: a temporary local cluster.")] = None,
     max_doc_mb: Annotated[float, typer.Option(help="Documents larger than this become rejects "
-                          "(too_large) instead of being read into memory.", min=0.001)] = 16.0,
+                          "(too_large) instead of being read into memory.", min=0.001, max=1024)] = 16.0,
     progress_bar: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bar "
                             "(default: on when the output is a terminal, else periodic log lines).")] = None,
 ) -> None:
@@ -239,7 +242,8 @@ def explain(
         chosen_source = host_folder_of(input_file.path) or chosen_source
     stats = store.line_stats({chosen_source}) if output else None
     result = clean_document(doc.text, ruleset, source=chosen_source, known_title=doc.title,
-                            title_declared=not doc.title_from_page, line_stats=stats,
+                            title_declared=not doc.title_from_page,
+                            declared_metadata={"author": doc.author} if doc.author else None, line_stats=stats,
                             judge=default_judge())
     console = Console(highlight=False, soft_wrap=not sys.stdout.isatty())  # piped: one line per line, for grep
     console.print(f"[bold]{doc.input_id}[/]  source={chosen_source}  title={result.title!r}  "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -128,4 +129,24 @@ def test_explain_piped_keeps_each_line_on_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["explain", str(SEED)], env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output
     reason = next(line for line in result.output.splitlines() if "[420intel.footer-link-bar]" in line)
-    assert len(reason) > 80 and reason.endswith("so a change of separator still removes it."), reason
+    assert len(reason) > 80 and reason.endswith("with any of its separators (|, · or •)."), reason
+
+
+def test_explain_keeps_the_author_a_record_declares_as_the_run_does(tmp_path: Path) -> None:
+    """A record's own ``author`` is the column's value in a run; explain shows the same: the "Author:" line goes, and
+    its reason says the value was not moved (it claimed the line's value was)."""
+    pack = tmp_path / "gazette.toml"
+    pack.write_text('[pack]\nname = "gazette"\nversion = "1"\nsites = ["gazette.example"]\n\n[[rules]]\n'
+                    'id = "gazette.author"\nconcept = "byline"\nwhy = "The author line."\n'
+                    "regex = 'Author:\\s*(?P<value>\\w.*)'\naction = 'metadata'\nmetadata_column = 'author'\n"
+                    'examples.drop = ["Author: Ann Lee"]\nexamples.keep = ["Authors vary"]\n', encoding="utf-8")
+    records = tmp_path / "in.jsonl"
+    text = ("Author: Ann Lee\n\nThis paragraph is the article itself, and it is long enough to be kept by every rule "
+            "we have.")
+    records.write_text(json.dumps({"id": "1", "source": "gazette.example", "author": "Bo Ma", "text": text}) + "\n",
+                       encoding="utf-8")
+    code, output = _explain(str(records), "--rules", str(DEFAULT_RULES_DIR), "--rules", str(pack))
+    assert code == 0, output
+    assert "[gazette.author]" in output
+    assert "(not moved: `author` is 'Bo Ma', given with the input)" in output
+    assert "metadata: {'author'" not in output

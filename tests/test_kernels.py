@@ -310,3 +310,25 @@ def test_distinct_per_group_equals_a_lexsort_by_group_and_key() -> None:
     got, bounds = kernels.distinct_per_group(keys, np.concatenate([[0], np.cumsum(sizes)]))
     assert got.tolist() == expected_keys.tolist()
     assert bounds.tolist() == np.searchsorted(expected_group, np.arange(len(sizes) + 1)).tolist()
+
+
+def test_an_mlp_stage_scores_feature_major_columns_and_the_cleaner_refuses_it(tmp_path) -> None:
+    """``--model mlp`` models score as the trees do (feature-major columns, for out-of-fold comparisons); the
+    cleaner, which names the features behind each removal from tree leaves, refuses one when it loads."""
+    import json
+
+    from cleaners.linemodel import LearnedLineJudge
+
+    names = ["lw", "stop_frac", "endsent"]
+    rng = np.random.default_rng(3)
+    stage = {"type": "mlp", "features": names, "mu": [0.0] * 3, "sd": [1.0] * 3,
+             "layers": [[rng.normal(size=(3, 4)).tolist(), [0.0] * 4], [rng.normal(size=(4, 1)).tolist(), [0.1]]]}
+    mlp = lj.MLP(stage)
+    rows = rng.random((50, 3)).astype(np.float32)
+    assert np.array_equal(mlp.raw_columns(np.ascontiguousarray(rows.T)), mlp.raw(rows))
+    path = tmp_path / "mlp.json"
+    path.write_text(json.dumps({"version": 1, "threshold": 0.6, "stage1": stage}))
+    batch, _, _, _, p = lj.LineJudge.load(str(path))._run([["Home | News", "A sentence of the story, told."]], None)
+    assert p.shape == (batch.n_lines,) == (2,)
+    with pytest.raises(ValueError, match=r"mlp\.json: the cleaner explains each removal from the leaves of oblivious"):
+        LearnedLineJudge(path)

@@ -19,7 +19,7 @@ from cleaners.explain import explain_lines
 from cleaners.linemodel import CAUTIOUS_THRESHOLD, CONSERVATIVE_THRESHOLD
 
 TITLE = "Harbour ferry timetable changes from Monday"
-# Ordinary prose lines of ten words each: no rule pack names them.
+# Ordinary prose lines of twelve words each: no rule pack names them.
 PROSE = [f"Line {n} of the report says the ferry will run later today." for n in range(10)]
 
 

@@ -26,7 +26,8 @@ EVAL_DIR = os.environ.get("EVAL_DIR", os.path.join(os.path.dirname(ROOT), "share
 ap = argparse.ArgumentParser()
 ap.add_argument("tag")
 ap.add_argument("--stage", default="p2")
-ap.add_argument("--grid", default="0.6,none,none;0.6,0.85,0.95;0.6,0.85,0.95,0.8,0.2,keep_all")
+ap.add_argument("--grid", default="0.6,none,none;0.6,0.85,0.95;0.6,0.85,0.95,0.8,0.2,keep_all;"
+                                  "0.6,0.85,0.95,0.8,0.2,keep_all,only_uncertain")
 args = ap.parse_args()
 
 docs = pickle.load(open(os.path.join(HERE, "lines.pkl"), "rb"))

@@ -1,11 +1,16 @@
-"""Reproducible training + out-of-fold-by-site evaluation for linejudge.
+"""Reproducible training + out-of-fold-by-site evaluation of the line classifier (cleaners/linejudge.py).
 
     python scripts/training/train_line_model.py [--folds 5] [--iters1 300] [--depth1 6] [--iters2 150] [--depth2 5]
-                    [--nested] [--out linejudge_model.json] [--tag NAME]
+                    [--lr 0.15] [--weight line|words|doc|mix] [--clean-docs WEIGHT] [--threshold 0.6]
+                    [--nested] [--no-final] [--no-score] [--final-from-oof TAG] [--out PATH] [--tag NAME]
 
-Needs lines.pkl from label_lines.py (line splits + labels).  Writes OOF predictions
-oof_<tag>_{A,B}.jsonl, scores them with score.py, then trains the final model on all
-data and writes it as JSON (pure-numpy inference in linejudge.py)."""
+The defaults are not the shipped model's settings: docs/line-classifier.md has the commands that trained it.
+Needs lines.pkl from label_lines.py (line splits + labels) in WORK_DIR (default .state/training). Writes the
+out-of-fold probabilities to oof_<tag>.npz (scored here with score.py unless --no-score; eval_oof.py scores them
+for other decision settings), then trains the final model on all data and writes it as JSON to --out (default: the
+shipped cleaners/models/line_model.json), checked against CatBoost's own predictions. ``--model mlp`` is for
+out-of-fold comparisons only (--no-final): the cleaner explains each removal from the trees' leaves, which an MLP
+has not."""
 import argparse
 import gzip
 import json
@@ -41,7 +46,7 @@ ap.add_argument("--model", choices=["cb", "mlp"], default="cb")
 ap.add_argument("--hidden1", default="64,32")
 ap.add_argument("--hidden2", default="32")
 ap.add_argument("--epochs", type=int, default=12)
-ap.add_argument("--threshold", type=float, default=0.5)
+ap.add_argument("--threshold", type=float, default=0.6, help="p(junk) from which a line goes (the shipped 0.6)")
 ap.add_argument("--weight", choices=["line", "words", "doc", "mix"], default="line",
                 help="training weight of a line: 1 (line), its words (words), or its share of its document's words "
                      "with every document weighing the same (doc; the scorer averages F1 over documents), or the mean "
@@ -187,6 +192,9 @@ OOF_SETTINGS = json.dumps({k: getattr(args, k) for k in ("folds", "iters1", "dep
                                                           "hidden1", "hidden2", "epochs", "weight", "nested", "clean_docs")}
                           | {"lines": {r: len(R[r]["y"]) for r in R}, "labels": {r: int(R[r]["y"].sum()) for r in R}},
                           sort_keys=True)
+if args.model == "mlp" and not args.no_final:
+    sys.exit("--model mlp is for out-of-fold comparisons (add --no-final): the cleaner explains every removal from "
+             "oblivious trees' leaves (cleaners/linemodel.py), which an MLP has not")
 if args.model == "mlp" and args.clean_docs > 0:
     sys.exit("--clean-docs needs training weights, which only CatBoost (--model cb) implements")
 if args.model == "mlp" and args.weight != "line":
