@@ -124,6 +124,17 @@ def test_run_refuses_an_output_it_cannot_write_before_starting_prefect(tmp_path:
     assert "Starting temporary server" not in result.output, "Prefect was started before the check"
 
 
+def test_run_refuses_sizes_over_the_flows_limits_before_starting_prefect(tmp_path: Path) -> None:
+    """The flow takes at most 1024 MiB per shard and per document: the CLI says so at once (the flow refused them
+    only after Prefect had started)."""
+    for flag in ("--shard-mb", "--max-doc-mb"):
+        result = CliRunner().invoke(app, ["run", str(SEED), "--output", str(tmp_path / "out"), flag, "2000"],
+                                    env={"PREFECT_HOME": str(tmp_path / "prefect"), "COLUMNS": "200"})
+        assert result.exit_code == 2, result.output
+        assert f"Invalid value for '{flag}'" in result.output and "less than or equal to 1024" in result.output
+        assert not (tmp_path / "out").exists()
+
+
 def test_explain_piped_keeps_each_line_on_one_line(tmp_path: Path) -> None:
     """Piped into grep, a removed line and its rule are not wrapped at 80 columns."""
     result = CliRunner().invoke(app, ["explain", str(SEED)], env={"COLUMNS": "80"})
