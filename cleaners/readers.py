@@ -162,7 +162,9 @@ def _discover_remote(arg: str) -> list[InputFile]:
     """Inputs on object storage or any other fsspec filesystem (``s3://bucket/prefix``)."""
     fs, path = fsspec.core.url_to_fs(arg)
     if any(ch in path for ch in "*?["):
-        matches = [p for p in fs.glob(path) if fs.isfile(p)]
+        # A matched folder is read as a folder input is (as a local glob does), each object once.
+        matches = sorted({found for match, info in fs.glob(path, detail=True).items()
+                          for found in (fs.find(match) if info.get("type") == "directory" else [match])})
         root = path.split("*")[0].split("?")[0].split("[")[0].rsplit("/", 1)[0]
     elif fs.isdir(path):
         matches, root = fs.find(path), path.rstrip("/")
@@ -176,7 +178,7 @@ def _discover_remote(arg: str) -> list[InputFile]:
     for match in sorted(matches):
         info = fs.info(match)
         rel = match[len(root):].lstrip("/") if match.startswith(root) else match.rsplit("/", 1)[-1]
-        if rel.rsplit("/", 1)[-1].startswith("."):
+        if any(part.startswith(".") for part in rel.split("/")):  # hidden files and folders, as a local walk skips
             continue
         modified = info.get("LastModified") or info.get("mtime") or 0
         mtime_ns = int(modified.timestamp() * 1e9) if isinstance(modified, datetime) else int(float(modified) * 1e9)
@@ -225,8 +227,8 @@ def discover(inputs: Sequence[str]) -> list[InputFile]:
     """Resolve input arguments to files. Raises :class:`InputError` for an argument that matches nothing."""
     found: dict[str, InputFile] = {}
     for arg in inputs:
-        if arg.startswith("file://"):  # a local path written as a URL (file:///srv/raw)
-            arg = arg.removeprefix("file://")
+        if arg.startswith(("file://", "local://")):  # a local path written as a URL (file:///srv/raw)
+            arg = arg.split("://", 1)[1]
         if "://" in arg:
             for f in _discover_remote(arg):
                 found.setdefault(f.path, f)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import time
 import uuid
 from collections import Counter
@@ -39,27 +40,59 @@ class RuleChangeError(RuntimeError):
     """The rule packs on disk are not the ones the run was planned with."""
 
 
+class InstallationMismatchError(RuntimeError):
+    """A worker runs another version of boilerstrip's cleaning than the run that planned its shard."""
+
+
+def _check_installation(plan: dict[str, Any]) -> None:
+    """Refuse a shard planned by another pipeline version: its rows would carry this worker's version, and every
+    later run would clean them again (a Dask worker on another installation)."""
+    planned = plan.get("pipeline_version")
+    if planned and planned != PIPELINE_VERSION:
+        raise InstallationMismatchError(
+            f"this worker ({socket.gethostname()}) runs boilerstrip pipeline {PIPELINE_VERSION} and the run was "
+            f"planned with {planned}: install the same boilerstrip on every worker (docs/operations.md, Dask) and "
+            "run again; the shards already committed are kept")
+
+
 class AccountingError(RuntimeError):
     """Written rows do not add up to the inputs read: something was lost."""
 
 
+class WorkOrderMissingError(RuntimeError):
+    """A worker cannot read its shard's work order: the output is not storage every worker reaches."""
+
+
 def _load_plan(plan_path: str, output: str) -> tuple[OutputStore, Shard, dict[str, Any]]:
     store = OutputStore.open(output)
-    plan = store.read_plan(plan_path)
+    try:
+        plan = store.read_plan(plan_path)
+    except FileNotFoundError as exc:
+        raise WorkOrderMissingError(
+            f"this worker ({socket.gethostname()}) cannot read its shard's work order {plan_path}: the output "
+            f"{output} must be storage every worker reaches (a folder they all mount, or object storage; memory:// "
+            "is one process's own). Give such an --output and run again") from exc
     shard = Shard(plan["shard_id"], tuple(InputFile(**f) for f in plan["files"]))
     return store, shard, plan
 
 
-@task(name="count-lines", persist_result=False, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS)
+def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
+    """A retry cannot help when the rule packs changed under the run or the worker runs another version (Prefect's
+    ``retry_condition_fn``)."""
+    return not isinstance(getattr(state, "data", None), RuleChangeError | InstallationMismatchError)
+
+
+# Failures that no retry or re-run mends until the workers and the output are set up alike: the run's error says so.
+_SETUP_ERRORS = (RuleChangeError, InstallationMismatchError, WorkOrderMissingError)
+
+
+@task(name="count-lines", persist_result=False, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,
+      retry_condition_fn=_worth_retrying)
 def count_lines_task(plan_path: str, output: str, max_doc_bytes: int) -> int:
     """Pass 1 for one shard: per-source line counts into the output's state."""
-    store, shard, _ = _load_plan(plan_path, output)
+    store, shard, plan = _load_plan(plan_path, output)
+    _check_installation(plan)
     return count_shard(shard, store, max_doc_bytes)
-
-
-def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
-    """A retry cannot help when the rule packs changed under the run (Prefect's ``retry_condition_fn``)."""
-    return not isinstance(getattr(state, "data", None), RuleChangeError)
 
 
 @task(name="clean-shard", persist_result=False, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,
@@ -70,12 +103,15 @@ def clean_shard_task(plan_path: str, output: str, rules: list[str] | None, max_d
     store, shard, plan = _load_plan(plan_path, output)
     ingested_at = datetime.fromisoformat(plan["ingested_at"])
     line_stats = worker_cache.run_line_stats(output, stats_token) if stats_token else store.merged_line_stats()
+    _check_installation(plan)
     ruleset = load_rules(rules)
     planned = plan.get("rules_version")
-    if planned and ruleset.version != planned:  # the packs were edited while the run went on
-        raise RuleChangeError(f"the rule packs changed during this run (planned with {planned}, now {ruleset.version}):"
-                              " this shard is not cleaned, so no run mixes two rule versions. Run again: the shards "
-                              "committed before the change are ingested again with the new rules")
+    if planned and ruleset.version != planned:  # the packs were edited while the run went on, or differ here
+        raise RuleChangeError(f"this worker ({socket.gethostname()}) loads rule packs {ruleset.version}, and the run "
+                              f"was planned with {planned}: the packs changed during the run, or this worker has "
+                              "another boilerstrip installation or other --rules files. This shard is not cleaned, so "
+                              "no run mixes two rule versions. Run again once every worker has the same packs: the "
+                              "shards committed before are ingested again with the new rules")
     stats = process_shard(shard, store, ruleset, ingested_at, partition_of(ingested_at),
                           plan["fingerprints"], line_stats=line_stats, judge=default_judge(),
                           max_doc_bytes=max_doc_bytes)
@@ -91,6 +127,7 @@ def clean_shards(plan_paths: list[str], output: str, rules: list[str] | None,
     counts = [count_lines_task.with_options(task_run_name=f"count-lines-{name}").submit(path, output, max_doc_bytes)
               for name, path in zip(names, plan_paths, strict=True)]
     failed: list[str] = []
+    setup_errors = 0  # failures no retry or re-run helps until the workers are set up alike (_worth_retrying)
     counted: list[tuple[str, str]] = []  # every shard's counts exist before any shard is cleaned
     for name, path, future in zip(names, plan_paths, counts, strict=True):
         try:
@@ -98,6 +135,7 @@ def clean_shards(plan_paths: list[str], output: str, rules: list[str] | None,
             counted.append((name, path))
         except Exception as exc:  # this shard is not cleaned (named below); the others go on
             failed.append(f"counting lines: {type(exc).__name__}: {exc}")
+            setup_errors += isinstance(exc, _SETUP_ERRORS)
     OutputStore.open(output).write_merged_line_stats(without_shards=set(counted_again or ()))
     stats_token = uuid.uuid4().hex  # names this merge: a worker that cached an earlier one reads it anew
     reporter = progress.current() or progress.LogReporter(logger)
@@ -110,6 +148,7 @@ def clean_shards(plan_paths: list[str], output: str, rules: list[str] | None,
                 stats = future.result()
             except Exception as exc:  # named below; the shards that succeeded are committed and kept
                 failed.append(f"cleaning: {type(exc).__name__}: {exc}")
+                setup_errors += isinstance(exc, _SETUP_ERRORS)
                 continue
             results.append(stats)
             reporter.advance(stats["n_inputs"], stats["n_bytes"])
@@ -121,6 +160,9 @@ def clean_shards(plan_paths: list[str], output: str, rules: list[str] | None,
         files = [f["relpath"] for name, path in zip(names, plan_paths, strict=True) if name in missing
                  for f in store.read_plan(path)["files"]]
         shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+        if setup_errors:  # the message says what to set up; nothing to report
+            raise RuntimeError(f"{len(missing)} shard(s) not cleaned: {', '.join(missing)} (files: {shown}); first "
+                               f"error: {failed[0]}. Committed shards are kept and skipped by the next run.")
         raise RuntimeError(f"{len(missing)} shard(s) failed after retries: {', '.join(missing)} (files: {shown}); "
                            f"first error: {failed[0]}. Committed shards are kept and skipped by the next run; "
                            "if re-running the same command fails the same way, run those files on their own "
@@ -259,10 +301,10 @@ def clean_articles(
         if shards:
             plan_paths = [store.write_plan(run_id, s.shard_id, {
                 "shard_id": s.shard_id, "ingested_at": ingested_at.isoformat(), "rules_version": ruleset.version,
-                "files": [_file_dict(f) for f in s.files],
+                "pipeline_version": PIPELINE_VERSION, "files": [_file_dict(f) for f in s.files],
                 "fingerprints": {f.path: fingerprints.get(f.path, "") for f in s.files},
             }) for s in shards]
-            runner_name = resolve_runner_name(task_runner, sum(f.size for f in todo), len(shards))
+            runner_name = resolve_runner_name(task_runner, sum(f.size for f in todo), len(shards), dask_address)
             logger.info("task runner: %s", runner_name)
             runner = make_task_runner(runner_name, dask_address)
             with progress.reporting_to(reporter), _workers_share_this_api(runner_name):

@@ -117,9 +117,15 @@ def run(
     try:
         load_rules(rules)
         files = discover(inputs)
-        if task_runner not in (None, "threads", "processes", "dask"):
-            raise InputError(f"--task-runner {task_runner!r}: use threads, processes or dask")
-    except (InputError, RulePackError) as exc:
+        # The runner named by the flag or $BOILERSTRIP_TASK_RUNNER, checked before Prefect starts (its size rule
+        # aside: a scheduler's address alone means dask).
+        from flows.runners import resolve_runner_name
+
+        chosen = resolve_runner_name(task_runner, 0, 1, dask_address) if task_runner or dask_address or \
+            os.environ.get("BOILERSTRIP_TASK_RUNNER") else None
+        if dask_address and chosen != "dask":
+            raise InputError(f"--dask-address is for the dask task runner, and this run uses {chosen}: leave one out")
+    except (InputError, RulePackError, ValueError) as exc:
         _fail(str(exc))
     if not files:
         _fail(f"no input files found in {', '.join(inputs)}")

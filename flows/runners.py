@@ -25,20 +25,26 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def resolve_runner_name(name: str | None, work_bytes: int, shards: int = 2) -> str:
-    """The runner a run uses: ``name``, else $BOILERSTRIP_TASK_RUNNER, else processes for runs of at least
-    ``PROCESSES_FROM_BYTES`` of input in more than one shard on a machine with more than one usable CPU,
-    else threads."""
+def resolve_runner_name(name: str | None, work_bytes: int, shards: int = 2, dask_address: str | None = None) -> str:
+    """The runner a run uses: ``name``, else $BOILERSTRIP_TASK_RUNNER, else dask when a scheduler's address is given
+    (``dask_address`` or $BOILERSTRIP_DASK_ADDRESS), else processes for runs of at least ``PROCESSES_FROM_BYTES`` of
+    input in more than one shard on a machine with more than one usable CPU, else threads."""
+    where = "--task-runner" if name else f"${DEFAULT_RUNNER_ENV}"
     name = name or os.environ.get(DEFAULT_RUNNER_ENV) or None
     if name:
+        if name not in ("threads", "processes", "dask"):
+            raise ValueError(f"{where} {name!r}: unknown task runner; use threads, processes or dask")
         return name
+    if dask_address or os.environ.get(DASK_ADDRESS_ENV):
+        return "dask"
     parallel = usable_cpus() > 1 and shards > 1
     return "processes" if parallel and work_bytes >= PROCESSES_FROM_BYTES else "threads"
 
 
 def make_task_runner(name: str, dask_address: str | None = None, workers: int | None = None) -> TaskRunner:
     """``threads``, ``processes`` or ``dask`` (the flow picks one with :func:`resolve_runner_name`); Dask
-    connects to ``dask_address`` (or $BOILERSTRIP_DASK_ADDRESS) when given, else starts a local cluster."""
+    connects to ``dask_address`` (or $BOILERSTRIP_DASK_ADDRESS) when given, else starts a local cluster of one
+    worker per usable CPU."""
     dask_address = dask_address or os.environ.get(DASK_ADDRESS_ENV) or None
     if name == "threads":
         # Cleaning is CPU-bound under the GIL: more threads add memory (one batch each), not speed.
@@ -50,6 +56,7 @@ def make_task_runner(name: str, dask_address: str | None = None, workers: int | 
 
         if dask_address:
             return DaskTaskRunner(address=dask_address)
-        return DaskTaskRunner(cluster_kwargs={"n_workers": workers or 2, "threads_per_worker": 1,
+        # A local cluster: one single-threaded worker process per usable CPU, as the process pool has.
+        return DaskTaskRunner(cluster_kwargs={"n_workers": workers or usable_cpus(), "threads_per_worker": 1,
                                               "dashboard_address": None, "host": "127.0.0.1"})
     raise ValueError(f"unknown task runner {name!r}: use threads, processes or dask")

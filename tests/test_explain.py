@@ -124,6 +124,21 @@ def test_run_refuses_an_output_it_cannot_write_before_starting_prefect(tmp_path:
     assert "Starting temporary server" not in result.output, "Prefect was started before the check"
 
 
+def test_run_refuses_a_runner_it_does_not_know_and_an_address_without_dask(tmp_path: Path) -> None:
+    """A misspelt $BOILERSTRIP_TASK_RUNNER failed 20 s in, after Prefect started; a Dask address given with another
+    runner was ignored (the cluster stood idle). Both are refused at once, naming what to change."""
+    env = {"PREFECT_HOME": str(tmp_path / "prefect"), "COLUMNS": "200"}
+    out = str(tmp_path / "out")
+    result = CliRunner().invoke(app, ["run", str(SEED), "--output", out],
+                                env={**env, "BOILERSTRIP_TASK_RUNNER": "dsak"})
+    assert result.exit_code == 2 and "$BOILERSTRIP_TASK_RUNNER 'dsak': unknown task runner" in result.output
+    result = CliRunner().invoke(app, ["run", str(SEED), "--output", out, "--task-runner", "threads", "--dask-address",
+                                      "tcp://127.0.0.1:8786"], env=env)
+    assert result.exit_code == 2
+    assert "--dask-address is for the dask task runner, and this run uses threads" in result.output
+    assert not (tmp_path / "out").exists()
+
+
 def test_run_refuses_sizes_over_the_flows_limits_before_starting_prefect(tmp_path: Path) -> None:
     """The flow takes at most 1024 MiB per shard and per document: the CLI says so at once (the flow refused them
     only after Prefect had started)."""

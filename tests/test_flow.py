@@ -219,9 +219,36 @@ def test_rule_packs_edited_during_a_run_stop_its_shards_without_retrying(prefect
 
     clean_load = clean.load_rules
     monkeypatch.setattr(clean, "load_rules", edited_after_the_first_load)
-    with pytest.raises(Exception, match="rule packs changed during this run"):
+    with pytest.raises(Exception, match="the packs changed during the run, or this worker has another boilerstrip"):
         clean.clean_articles(input=[str(corpus)], output=str(tmp_path / "out"), task_runner="threads")
     assert len(loads) == 2  # the flow's load, then one task attempt: no retries
+    assert not list((tmp_path / "out").glob("articles/**/*.parquet"))
+
+
+def test_a_worker_on_another_pipeline_version_is_refused_without_retrying(prefect_backend, corpus: Path,
+                                                                           tmp_path: Path, monkeypatch) -> None:
+    """A shard planned by another pipeline version (a Dask worker with another installation) is not counted or
+    cleaned: its rows would carry the worker's version, and every later run would clean them again."""
+    import flows.clean as clean
+    from cleaners.store import OutputStore
+
+    write_plan = OutputStore.write_plan
+    attempts = []
+
+    def planned_elsewhere(self, run_id, shard_id, plan):
+        return write_plan(self, run_id, shard_id, {**plan, "pipeline_version": "0.0.1"})
+
+    def counted(plan):
+        attempts.append(plan["shard_id"])
+        check(plan)
+
+    check = clean._check_installation
+    monkeypatch.setattr(OutputStore, "write_plan", planned_elsewhere)
+    monkeypatch.setattr(clean, "_check_installation", counted)
+    with pytest.raises(Exception, match=r"runs boilerstrip pipeline .* and the run was planned with 0\.0\.1: install "
+                                        "the same boilerstrip on every worker"):
+        clean.clean_articles(input=[str(corpus)], output=str(tmp_path / "out"), task_runner="threads")
+    assert len(attempts) == len(set(attempts))  # each shard's count task ran once: no retries
     assert not list((tmp_path / "out").glob("articles/**/*.parquet"))
 
 

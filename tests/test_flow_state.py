@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from cleaners.boilerplate import LineCounter
 from cleaners.store import OutputStore
 from flows import worker_cache
@@ -43,6 +45,16 @@ def test_default_runner_is_threads_for_small_runs_and_processes_for_large(monkey
     assert resolve_runner_name(None, 10 * PROCESSES_FROM_BYTES, shards=1) == "threads"  # one shard: no pool
     monkeypatch.setattr("flows.runners.usable_cpus", lambda: 1)
     assert resolve_runner_name(None, 10 * PROCESSES_FROM_BYTES) == "threads"  # one core: no pool
+    # A scheduler's address means dask (it was ignored: the run went to threads, the cluster idle).
+    assert resolve_runner_name(None, 0, dask_address="tcp://127.0.0.1:8786") == "dask"
+    monkeypatch.setenv("BOILERSTRIP_DASK_ADDRESS", "tcp://127.0.0.1:8786")
+    assert resolve_runner_name(None, 0) == "dask"
+    assert resolve_runner_name("threads", 0) == "threads"  # an explicit choice still wins
+    monkeypatch.setenv("BOILERSTRIP_TASK_RUNNER", "dsak")
+    with pytest.raises(ValueError, match=r"\$BOILERSTRIP_TASK_RUNNER 'dsak': unknown task runner"):
+        resolve_runner_name(None, 0)
+    with pytest.raises(ValueError, match="--task-runner 'thread': unknown task runner"):
+        resolve_runner_name("thread", 0)
 
 
 def test_a_file_that_could_not_be_read_is_tried_again_on_the_next_run(tmp_path: Path, monkeypatch) -> None:

@@ -314,3 +314,24 @@ def test_the_fallback_extractor_reads_a_body_after_an_unclosed_head(monkeypatch)
     assert found is not None and (found.text, found.title, found.extractor) == ("Head\nBody text here.", "T",
                                                                                "beautifulsoup4")
     assert extract.extract_html("<html><head><title>x</title></head><body><script>1;</script></body></html>") is None
+
+
+def test_object_storage_inputs_skip_hidden_folders_and_read_folders_a_glob_matches(tmp_path: Path) -> None:
+    """On fsspec URLs as on local paths: files under hidden folders (.git/, .cache/) are not inputs, and a glob that
+    matches folders reads them as folder inputs (it matched no object before); ``local://`` is a local path."""
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    for name in ("news.example.com/a.txt", "news.example.com/.cache/b.txt", ".git/c.txt", "other.example.org/d.txt",
+                 "other.example.org/.e.txt"):
+        with fs.open(f"/boilerstrip-test-raw/{name}", "w") as handle:
+            handle.write("Some article text.\n")
+    try:
+        whole = discover(["memory://boilerstrip-test-raw"])
+        assert sorted(f.relpath for f in whole) == ["news.example.com/a.txt", "other.example.org/d.txt"]
+        assert [f.relpath for f in discover(["memory://boilerstrip-test-raw/*"])] == [f.relpath for f in whole]
+    finally:
+        fs.rm("/boilerstrip-test-raw", recursive=True)
+    (tmp_path / "raw" / "news.example.com").mkdir(parents=True)
+    (tmp_path / "raw" / "news.example.com" / "a.txt").write_text("Some article text.\n")
+    assert discover([f"local://{tmp_path / 'raw'}"]) == discover([str(tmp_path / "raw")])
