@@ -530,6 +530,13 @@ def _read_jsonl(f: InputFile, max_doc_bytes: int) -> Iterator[RawDocument | Reje
                     continue
                 if line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark
                     raw = raw[3:]
+                if line_no == 1 and b"\x00" in raw:
+                    # JSON text has no NUL byte outside UTF-16 and UTF-32: such a file split at its 0x0A bytes gave a
+                    # malformed record per line and one more for the trailing NUL. One reject says what to do.
+                    yield _reject(f, RejectReason.UNDECODABLE, "a JSON Lines file in UTF-16 or UTF-32 (NUL bytes in "
+                                  "its first line); JSON Lines are UTF-8: re-encode it (iconv -f UTF-16 -t UTF-8) and "
+                                  "run again", n_bytes=f.size)
+                    return
                 if not raw.strip():
                     continue
                 yield _jsonl_record(f, raw, line_no, seen_ids)

@@ -335,3 +335,16 @@ def test_object_storage_inputs_skip_hidden_folders_and_read_folders_a_glob_match
     (tmp_path / "raw" / "news.example.com").mkdir(parents=True)
     (tmp_path / "raw" / "news.example.com" / "a.txt").write_text("Some article text.\n")
     assert discover([f"local://{tmp_path / 'raw'}"]) == discover([str(tmp_path / "raw")])
+
+
+def test_a_jsonl_file_in_utf16_is_one_reject_saying_to_re_encode_it(tmp_path: Path) -> None:
+    """UTF-16 (with or without its byte-order mark) split at its 0x0A bytes gave a malformed record per line and
+    one more for the trailing NUL, none saying why: it is one `undecodable` reject naming the encoding."""
+    records = "".join(json.dumps({"id": str(n), "text": f"Story {n}."}) + "\n" for n in range(3))
+    for encoding in ("utf-16", "utf-16-le", "utf-32"):
+        path = tmp_path / f"{encoding}.jsonl"
+        path.write_bytes(records.encode(encoding))
+        [reject] = _read_all([str(path)])
+        assert isinstance(reject, Reject) and reject.reason_code is RejectReason.UNDECODABLE
+        assert "UTF-16 or UTF-32" in reject.reason and "re-encode it" in reject.reason
+        assert reject.n_bytes == path.stat().st_size
