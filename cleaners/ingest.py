@@ -42,6 +42,10 @@ class Selection(NamedTuple):
     # Unchanged files ingested again because a changed file of their shard is (the shard's line counts are one part,
     # counted anew as a whole): in ``todo``, but not changed themselves.
     with_shard_mates: int = 0
+    # The output's record of current files whose size or time moved and whose bytes did not (path -> size, mtime_ns,
+    # SHA-256) when this run changes it, else None: for OutputStore.write_identical_inputs, so that the next run does
+    # not hash them again.
+    identical: dict[str, tuple[int, int, str]] | None = None
 
 
 def select_changed(files: list[InputFile], store: OutputStore, rules_version: str, reprocess: bool) -> Selection:
@@ -55,6 +59,8 @@ def select_changed(files: list[InputFile], store: OutputStore, rules_version: st
     first's ``doc_id``. See :func:`_moved_away` for the changed files of a moved tree."""
     ingested = store.current_entries()
     entries = {} if reprocess else ingested
+    hashed_before = store.identical_inputs()
+    identical: dict[str, tuple[int, int, str]] = {}
     is_current = {path: bool(entry.content_sha256 and entry.rules_version == rules_version
                              and entry.pipeline_version == PIPELINE_VERSION) for path, entry in entries.items()}
     ingested_as: dict[str, list[str]] = {}  # content hash -> paths ingested with it
@@ -71,8 +77,10 @@ def select_changed(files: list[InputFile], store: OutputStore, rules_version: st
         current = entry is not None and is_current[f.path]
         if current and entry.size == f.size and entry.mtime_ns == f.mtime_ns:
             continue  # unchanged since it was ingested with these rules
-        sha = _sha256_of(f.path)
+        known = hashed_before.get(f.path)
+        sha = known[2] if known is not None and known[:2] == (f.size, f.mtime_ns) else _sha256_of(f.path)
         if current and sha and sha == entry.content_sha256:
+            identical[f.path] = (f.size, f.mtime_ns, sha)
             continue  # touched but identical
         earlier = [path for path in ingested_as.get(sha, ()) if path != f.path and path.endswith("/" + f.relpath)]
         for path in earlier:
@@ -108,8 +116,10 @@ def select_changed(files: list[InputFile], store: OutputStore, rules_version: st
     given = {f.path for f in files}
     older = sum(1 for path, entry in ingested.items() if path not in given and (
         entry.rules_version != rules_version or entry.pipeline_version != PIPELINE_VERSION))
+    # The files of other inputs keep their entries; this run's files have theirs as found now.
+    identical.update((path, known) for path, known in hashed_before.items() if path not in given)
     return Selection(todo, fingerprints, replaced, _moved_away(files, ingested, chosen, moved_roots), older,
-                     len(todo) - changed)
+                     len(todo) - changed, identical if identical != hashed_before else None)
 
 
 def _moved_away(files: list[InputFile], ingested: dict[str, LedgerEntry], chosen: set[str],

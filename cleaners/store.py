@@ -6,6 +6,7 @@ Layout under OUTPUT (a local folder or an fsspec URL such as ``s3://bucket/prefi
     rejects/ingest_date=YYYY-MM-DD/part-<shard>.parquet    inputs that could not become articles
     _state/ledger/ingest_date=YYYY-MM-DD/part-<shard>.parquet   one row per input file ingested
     _state/line_counts/part-<shard>.parquet                per-source line counts (learned boilerplate)
+    _state/identical_inputs.parquet                        inputs touched since ingested, bytes unchanged (a cache)
     _manifests/run-<time>-<id>.json                        one small manifest per run
 
 A shard's articles and rejects are written first; its ledger part is written last and is the commit:
@@ -57,6 +58,17 @@ LEDGER_SCHEMA = pa.schema(
         pa.field("ingested_at", pa.timestamp("us", tz="UTC"), nullable=False),
     ],
     metadata={"boilerstrip.schema": "ledger", "boilerstrip.schema_version": STATE_VERSION},
+)
+
+
+IDENTICAL_INPUTS_SCHEMA = pa.schema(
+    [
+        pa.field("input_file", pa.string(), nullable=False),
+        pa.field("size", pa.int64(), nullable=False),
+        pa.field("mtime_ns", pa.int64(), nullable=False),
+        pa.field("content_sha256", pa.string(), nullable=False),
+    ],
+    metadata={"boilerstrip.schema": "identical_inputs", "boilerstrip.schema_version": STATE_VERSION},
 )
 
 
@@ -283,6 +295,27 @@ class OutputStore:
         if not is_current(table):
             return self.line_stats()
         return LineStats.from_table(table)  # each source's total is on its rows
+
+    # -- input files known identical to their ledger entry -----------------------------------------------------
+    @property
+    def identical_inputs_path(self) -> str:
+        return self.path("_state", "identical_inputs.parquet")
+
+    def identical_inputs(self) -> dict[str, tuple[int, int, str]]:
+        """Input files whose size or modification time moved since they were ingested while their bytes did not
+        (``touch``, a copy without times): path -> (size, mtime_ns, content SHA-256) as last hashed. Without it every
+        run hashed them again, serially (a whole corpus after an rsync without -t). A cache: lost, it costs a hash."""
+        if not self.fs.exists(self.identical_inputs_path):
+            return {}
+        table = self.read_table(self.identical_inputs_path)
+        return {path: (size, mtime, sha) for path, size, mtime, sha in zip(
+            *(table[name].to_pylist() for name in IDENTICAL_INPUTS_SCHEMA.names), strict=True)}
+
+    def write_identical_inputs(self, known: dict[str, tuple[int, int, str]]) -> None:
+        rows = [{"input_file": path, "size": size, "mtime_ns": mtime, "content_sha256": sha}
+                for path, (size, mtime, sha) in sorted(known.items())]
+        with self.writer(self.identical_inputs_path, IDENTICAL_INPUTS_SCHEMA) as out:
+            out.write_rows(rows)
 
     # -- writing state ----------------------------------------------------------------------------
     def write_ledger(self, partition: str, shard_id: str, rows: list[dict[str, Any]]) -> None:

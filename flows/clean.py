@@ -280,8 +280,10 @@ def clean_articles(
             logger.warning("%d files under the output %s left out of the inputs (the output is inside an input "
                            "folder; keep them apart)", len(own), output)
             files = [f for f in files if not f.path.startswith(inside)]
-        todo, fingerprints, replaced_shards, moved_away, older, mates = select_changed(files, store, ruleset.version,
-                                                                                      reprocess)
+        todo, fingerprints, replaced_shards, moved_away, older, mates, identical = select_changed(
+            files, store, ruleset.version, reprocess)
+        if identical is not None:  # inputs touched but unchanged: not hashed again by the next run
+            store.write_identical_inputs(identical)
         if mates:
             logger.info("%d unchanged files are cleaned again with a changed file of their shard (a shard's line "
                         "counts are counted anew as a whole)", mates)

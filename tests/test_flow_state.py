@@ -464,3 +464,49 @@ def test_an_output_path_with_glob_characters_keeps_its_ledger(tmp_path: Path) ->
     _ingest(store, [str(tmp_path / "in")])
     fresh = OutputStore.open(str(tmp_path / "out[1]"))
     assert list(fresh.current_entries()) == [str(tmp_path / "in" / "site.example" / "a.txt")]
+
+
+def test_a_touched_but_unchanged_file_is_hashed_once_not_on_every_run(tmp_path: Path, monkeypatch) -> None:
+    """A file whose time moved and whose bytes did not (touch, a copy without times) is not ingested again; it was
+    hashed again on every later run too, serially, forever. The output remembers it: one hash, then none until
+    it moves again; a changed file is still found."""
+    import os
+    from datetime import UTC, datetime
+
+    import cleaners.ingest as ingest
+    from cleaners.readers import discover
+    from cleaners.rulepack import load_rules
+    from cleaners.shard import plan_shards, process_shard
+    from cleaners.store import partition_of
+
+    folder = tmp_path / "in" / "site.example"
+    folder.mkdir(parents=True)
+    for name in ("a.txt", "b.txt"):
+        (folder / name).write_text(f"A headline {name}\n\nThe body of the article is here, long enough to be an "
+                                   "article paragraph.\n")
+    rules = load_rules()
+    store = OutputStore.open(str(tmp_path / "out"))
+    hashed: list[str] = []
+    sha256_of = ingest._sha256_of
+    monkeypatch.setattr(ingest, "_sha256_of", lambda path: hashed.append(path) or sha256_of(path))
+
+    def run() -> list[str]:
+        hashed.clear()
+        selection = ingest.select_changed(discover([str(tmp_path / "in")]), store, rules.version, False)
+        if selection.identical is not None:
+            store.write_identical_inputs(selection.identical)
+        now = datetime.now(UTC)
+        for shard in plan_shards(selection.todo, salt=rules.version):
+            process_shard(shard, store, rules, now, partition_of(now), selection.fingerprints)
+        return sorted(f.relpath.rsplit("/", 1)[-1] for f in selection.todo)
+
+    assert run() == ["a.txt", "b.txt"] and len(hashed) == 2
+    for name in ("a.txt", "b.txt"):
+        os.utime(folder / name, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+    assert run() == [] and len(hashed) == 2  # touched: hashed once, found identical
+    assert run() == [] and hashed == []  # and not again
+    (folder / "b.txt").write_text("A changed headline\n\nThe body of the article changed, long enough to be kept.\n")
+    os.utime(folder / "b.txt", ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+    # Same time as remembered, another size: hashed, and ingested again (with its shard mate: cleaners.ingest).
+    assert "b.txt" in run() and str(folder / "b.txt") in hashed
+    assert run() == [] and hashed == []
