@@ -160,7 +160,11 @@ def _make(path: str, root: str) -> InputFile:
 
 def _discover_remote(arg: str) -> list[InputFile]:
     """Inputs on object storage or any other fsspec filesystem (``s3://bucket/prefix``)."""
-    fs, path = fsspec.core.url_to_fs(arg)
+    try:
+        fs, path = fsspec.core.url_to_fs(arg)
+    except (ValueError, ImportError, OSError) as exc:  # an unknown protocol, its package not installed
+        raise InputError(f"input {arg!r}: {exc} (fsspec reads this protocol through a package of its own: s3fs "
+                         "for s3://, gcsfs for gs://, adlfs for az://; install it into the same environment)") from exc
     if any(ch in path for ch in "*?["):
         # A matched folder is read as a folder input is (as a local glob does), each object once.
         matches = sorted({found for match, info in fs.glob(path, detail=True).items()

@@ -224,6 +224,15 @@ def _workers_share_this_api(runner_name: str) -> Iterator[None]:
         os.environ.pop("PREFECT_API_URL", None)
 
 
+def _without_userinfo(url: str) -> str:
+    """``url`` without a ``user:password@`` part (a local path as it is): manifests never hold credentials."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, path = rest.partition("/")
+    return f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
+
+
 def _absolute(path: str) -> str:
     """A local path made absolute (an fsspec URL as it is)."""
     if path.startswith("file://"):
@@ -365,6 +374,12 @@ def clean_articles(
         "site_packs_unused": unused,  # site packs none of this run's sources fell under (names and sites)
         "ingested_at": ingested_at.isoformat(), "seconds": round(time.perf_counter() - started, 3),
         "task_runner": runner_name,
+        # What the run was asked: to tell runs apart, or repeat one (URLs without any user or password in them).
+        "parameters": {"input": [_without_userinfo(arg) for arg in ([input] if isinstance(input, str) else input)],
+                       "rules": [_without_userinfo(arg) for arg in rules] if rules else None, "shard_mb": shard_mb,
+                       "reprocess": reprocess, "task_runner": task_runner,
+                       "dask_address": _without_userinfo(dask_address) if dask_address else None,
+                       "max_doc_mb": max_doc_mb},
         "shard_files": [{"shard_id": s["shard_id"], "partition": s["partition"], "inputs": s["n_inputs"],
                          "articles": s["n_articles"], "rejects": s["n_rejects"], "seconds": round(s["seconds"], 3)}
                         for s in sorted(results, key=lambda s: s["shard_id"])],

@@ -133,6 +133,14 @@ def run(
         _fail(f"--output {output}: a file, not a folder; give a folder (it is created when missing)")
     if "://" not in output or output.startswith("file://"):
         _check_writable(output.removeprefix("file://"))
+    else:
+        import fsspec
+
+        try:
+            fsspec.core.url_to_fs(output)
+        except (ValueError, ImportError, OSError) as exc:
+            _fail(f"--output {output}: {exc} (install the fsspec package of its protocol: s3fs for s3://, gcsfs for "
+                  "gs://, adlfs for az://)")
     use_bar = sys.stderr.isatty() if progress_bar is None else progress_bar
     if use_bar:
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
@@ -144,6 +152,10 @@ def run(
 
     global _ON_A_SERVER
     _ON_A_SERVER = bool(PREFECT_API_URL.value())  # from the environment or the active Prefect profile
+    if not _ON_A_SERVER and (dask_address or os.environ.get("BOILERSTRIP_DASK_ADDRESS")):
+        typer.secho("warning: the Dask cluster's workers report their task runs to a temporary Prefect server of "
+                    "their own: run a Prefect server and give the run and the workers its PREFECT_API_URL to see them "
+                    "(docs/operations.md)", err=True, fg="yellow")
     # Against a real server a killed run must not stay Running: heartbeats plus the zombie automation. A server named
     # in the environment got its heartbeat setting before Prefect loaded (_prefect_environment); one named only in a
     # Prefect profile gets it here, for this run.

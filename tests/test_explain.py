@@ -139,6 +139,14 @@ def test_run_refuses_a_runner_it_does_not_know_and_an_address_without_dask(tmp_p
     assert not (tmp_path / "out").exists()
 
 
+def test_run_names_a_url_protocol_it_cannot_read_without_a_traceback(tmp_path: Path) -> None:
+    env = {"PREFECT_HOME": str(tmp_path / "prefect"), "COLUMNS": "200"}
+    result = CliRunner().invoke(app, ["run", "nosuchproto://bucket/raw", "--output", str(tmp_path / "out")], env=env)
+    assert result.exit_code == 2 and "input 'nosuchproto://bucket/raw': Protocol not known" in result.output
+    result = CliRunner().invoke(app, ["run", str(SEED), "--output", "nosuchproto://bucket/out"], env=env)
+    assert result.exit_code == 2 and "--output nosuchproto://bucket/out: Protocol not known" in result.output
+
+
 def test_run_refuses_sizes_over_the_flows_limits_before_starting_prefect(tmp_path: Path) -> None:
     """The flow takes at most 1024 MiB per shard and per document: the CLI says so at once (the flow refused them
     only after Prefect had started)."""

@@ -136,6 +136,16 @@ def test_rerun_adds_no_rows_and_a_changed_file_replaces_its_rows(prefect_backend
     assert len(manifests) == 4
     manifest = json.loads(manifests[-1].read_text())
     assert manifest["inputs"] == manifest["articles"] + manifest["rejects"] and manifest["accounting_ok"]
+    assert manifest["parameters"] == {"input": [str(corpus)], "rules": None, "shard_mb": 16.0, "reprocess": True,
+                                      "task_runner": None, "dask_address": None, "max_doc_mb": 16.0}
+
+
+def test_the_manifest_names_no_credentials_given_in_a_url() -> None:
+    from flows.clean import _without_userinfo
+
+    assert _without_userinfo("s3://KEY:SECRET@bucket/raw") == "s3://bucket/raw"
+    assert _without_userinfo("tcp://127.0.0.1:8786") == "tcp://127.0.0.1:8786"
+    assert _without_userinfo("/srv/raw/a@b.txt") == "/srv/raw/a@b.txt"
 
 
 def test_an_output_inside_the_input_folder_is_not_read_as_input(prefect_backend, corpus: Path) -> None:
