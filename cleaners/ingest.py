@@ -59,7 +59,9 @@ def select_changed(files: list[InputFile], store: OutputStore, rules_version: st
     first's ``doc_id``. See :func:`_moved_away` for the changed files of a moved tree."""
     ingested = store.current_entries()
     entries = {} if reprocess else ingested
-    hashed_before = store.identical_inputs()
+    # --reprocess hashes every file anew; the record of the other inputs' files is kept for later runs.
+    recorded = store.identical_inputs()
+    hashed_before = {} if reprocess else recorded
     identical: dict[str, tuple[int, int, str]] = {}
     is_current = {path: bool(entry.content_sha256 and entry.rules_version == rules_version
                              and entry.pipeline_version == PIPELINE_VERSION) for path, entry in entries.items()}
@@ -86,6 +88,7 @@ def select_changed(files: list[InputFile], store: OutputStore, rules_version: st
         for path in earlier:
             moved_roots.setdefault(f.path[:-len(f.relpath)], set()).add(path[:-len(f.relpath)])
         if sha and ((f.relpath, sha) in taken or any(is_current.get(path, False) for path in earlier)):
+            identical[f.path] = (f.size, f.mtime_ns, sha)  # not in the ledger under this path: remembered here
             continue  # the same input under another path
         taken.add((f.relpath, sha))
         fingerprints[f.path] = sha
@@ -116,10 +119,11 @@ def select_changed(files: list[InputFile], store: OutputStore, rules_version: st
     given = {f.path for f in files}
     older = sum(1 for path, entry in ingested.items() if path not in given and (
         entry.rules_version != rules_version or entry.pipeline_version != PIPELINE_VERSION))
-    # The files of other inputs keep their entries; this run's files have theirs as found now.
-    identical.update((path, known) for path, known in hashed_before.items() if path not in given)
+    # This run's files have their entries as found now; the files of other inputs keep theirs while the ledger
+    # still knows them (a file deleted, or retired with its old path, leaves the record).
+    identical.update((path, known) for path, known in recorded.items() if path not in given and path in ingested)
     return Selection(todo, fingerprints, replaced, _moved_away(files, ingested, chosen, moved_roots), older,
-                     len(todo) - changed, identical if identical != hashed_before else None)
+                     len(todo) - changed, identical if identical != recorded else None)
 
 
 def _moved_away(files: list[InputFile], ingested: dict[str, LedgerEntry], chosen: set[str],

@@ -520,6 +520,13 @@ def _read_jsonl(f: InputFile, max_doc_bytes: int) -> Iterator[RawDocument | Reje
                                       if line_no else "no records (empty file)", n_bytes=f.size)
                     return
                 line_no += 1
+                if not produced and _wide_encoding(raw, line_no):
+                    # Split at its 0x0A bytes, such a file gave a malformed record per line and one more for its
+                    # trailing NUL, none saying why. One reject says what to do.
+                    yield _reject(f, RejectReason.UNDECODABLE, "a JSON Lines file in UTF-16 or UTF-32 (by its first "
+                                  "bytes); JSON Lines are UTF-8: re-encode it (iconv -f UTF-16 -t UTF-8) and run "
+                                  "again", n_bytes=f.size)
+                    return
                 if len(raw) > max_doc_bytes and not raw.endswith(b"\n"):
                     # Skip the rest of the oversize line without holding it in memory (its id is not read: the
                     # reject is known by file and line).
@@ -534,13 +541,6 @@ def _read_jsonl(f: InputFile, max_doc_bytes: int) -> Iterator[RawDocument | Reje
                     continue
                 if line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark
                     raw = raw[3:]
-                if line_no == 1 and b"\x00" in raw:
-                    # JSON text has no NUL byte outside UTF-16 and UTF-32: such a file split at its 0x0A bytes gave a
-                    # malformed record per line and one more for the trailing NUL. One reject says what to do.
-                    yield _reject(f, RejectReason.UNDECODABLE, "a JSON Lines file in UTF-16 or UTF-32 (NUL bytes in "
-                                  "its first line); JSON Lines are UTF-8: re-encode it (iconv -f UTF-16 -t UTF-8) and "
-                                  "run again", n_bytes=f.size)
-                    return
                 if not raw.strip():
                     continue
                 yield _jsonl_record(f, raw, line_no, seen_ids)
@@ -548,6 +548,22 @@ def _read_jsonl(f: InputFile, max_doc_bytes: int) -> Iterator[RawDocument | Reje
     except OSError as exc:
         yield _reject(f, RejectReason.UNREADABLE, f"reading failed after line {line_no}: {exc}",
                       input_id=f"{f.relpath}:{line_no}", line_no=line_no, n_bytes=0 if produced else f.size)
+
+
+_WIDE_BOMS = (b"\x00\x00\xfe\xff", b"\xff\xfe\x00\x00", b"\xff\xfe", b"\xfe\xff")  # UTF-32 BE/LE, UTF-16 LE/BE
+
+
+def _wide_encoding(raw: bytes, line_no: int) -> bool:
+    """Whether a JSONL file's first bytes (``raw``: its first non-blank line so far, or its first line) are UTF-16
+    or UTF-32: a byte-order mark, or an ASCII character (a JSON text begins with one) next to NUL bytes in the
+    pattern of those encodings. NUL padding (a writer that crashed) is not taken for one: it stays a bad record."""
+    if line_no == 1 and raw.startswith(_WIDE_BOMS):
+        return True
+    head = raw.lstrip(b"\n")[:4]
+    if len(head) < 2:
+        return False
+    zeros = tuple(byte == 0 for byte in head)
+    return zeros[:2] in ((False, True), (True, False)) and any(0 < byte < 0x80 for byte in head[:2])
 
 
 def _without_lone_surrogates(value: object) -> object:

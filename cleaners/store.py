@@ -307,7 +307,13 @@ class OutputStore:
         run hashed them again, serially (a whole corpus after an rsync without -t). A cache: lost, it costs a hash."""
         if not self.fs.exists(self.identical_inputs_path):
             return {}
-        table = self.read_table(self.identical_inputs_path)
+        try:
+            table = self.read_table(self.identical_inputs_path)
+        except (OSError, pa.ArrowInvalid):  # damaged: the files are hashed again, and the record written anew
+            return {}
+        if (table.schema.metadata or {}).get(b"boilerstrip.schema_version") != STATE_VERSION.encode() or \
+                table.schema.names != IDENTICAL_INPUTS_SCHEMA.names:
+            return {}
         return {path: (size, mtime, sha) for path, size, mtime, sha in zip(
             *(table[name].to_pylist() for name in IDENTICAL_INPUTS_SCHEMA.names), strict=True)}
 

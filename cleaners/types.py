@@ -83,8 +83,8 @@ class CleanResult:
     removed_rows: tuple[tuple[int, str, str, str], ...] = ()
     mojibake_fixed: bool = False
     kept_ratio: float = 1.0        # words kept in `text` / words of the input without its title
-    # Under 15% of the words would be kept: the safety valve undid learned removals, a cut_rest marker with too little
-    # text above it cut nothing, or the rule packs' removals alone leave that little (README, `low_confidence`).
+    # The safety valve undid learned removals (under 15% of the words would have been kept), a cut_rest marker with too
+    # little text above it cut nothing, or the rule packs' removals alone leave under 15% (README, `low_confidence`).
     low_confidence: bool = False
     # The lines a valve kept that a learned step would have removed: (line_no, which valve and why, with the removal
     # it undid), in line order. Not written to Parquet; `boilerstrip explain` shows them.

@@ -51,7 +51,7 @@ def _check_installation(plan: dict[str, Any]) -> None:
     if planned and planned != PIPELINE_VERSION:
         raise InstallationMismatchError(
             f"this worker ({socket.gethostname()}) runs boilerstrip pipeline {PIPELINE_VERSION} and the run was "
-            f"planned with {planned}: install the same boilerstrip on every worker (docs/operations.md, Dask) and "
+            f"planned with {planned}: install the same boilerstrip on every worker (README, Scale-out) and "
             "run again; the shards already committed are kept")
 
 
@@ -70,19 +70,20 @@ def _load_plan(plan_path: str, output: str) -> tuple[OutputStore, Shard, dict[st
     except FileNotFoundError as exc:
         raise WorkOrderMissingError(
             f"this worker ({socket.gethostname()}) cannot read its shard's work order {plan_path}: the output "
-            f"{output} must be storage every worker reaches (a folder they all mount, or object storage; memory:// "
-            "is one process's own). Give such an --output and run again") from exc
+            f"{_without_userinfo(output)} must be storage every worker reaches (a folder they all mount, or object "
+            "storage; memory:// is one process's own), and one run writes to it at a time (on object storage runs "
+            "take no lock, and another run's recovery removes work orders it takes for a dead run's)") from exc
     shard = Shard(plan["shard_id"], tuple(InputFile(**f) for f in plan["files"]))
     return store, shard, plan
 
 
 def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
     """A retry cannot help when the rule packs changed under the run or the worker runs another version (Prefect's
-    ``retry_condition_fn``)."""
+    ``retry_condition_fn``). A missing work order is retried: a shared folder's mount may show a new file late."""
     return not isinstance(getattr(state, "data", None), RuleChangeError | InstallationMismatchError)
 
 
-# Failures that no retry or re-run mends until the workers and the output are set up alike: the run's error says so.
+# Failures that no re-run mends until the workers and the output are set up alike: the run's error says so.
 _SETUP_ERRORS = (RuleChangeError, InstallationMismatchError, WorkOrderMissingError)
 
 
@@ -101,9 +102,9 @@ def clean_shard_task(plan_path: str, output: str, rules: list[str] | None, max_d
                      stats_token: str = "") -> dict[str, Any]:
     """Pass 2 for one shard: clean into ``articles/`` and ``rejects/``, commit the ledger part."""
     store, shard, plan = _load_plan(plan_path, output)
+    _check_installation(plan)
     ingested_at = datetime.fromisoformat(plan["ingested_at"])
     line_stats = worker_cache.run_line_stats(output, stats_token) if stats_token else store.merged_line_stats()
-    _check_installation(plan)
     ruleset = load_rules(rules)
     planned = plan.get("rules_version")
     if planned and ruleset.version != planned:  # the packs were edited while the run went on, or differ here
@@ -127,7 +128,7 @@ def clean_shards(plan_paths: list[str], output: str, rules: list[str] | None,
     counts = [count_lines_task.with_options(task_run_name=f"count-lines-{name}").submit(path, output, max_doc_bytes)
               for name, path in zip(names, plan_paths, strict=True)]
     failed: list[str] = []
-    setup_errors = 0  # failures no retry or re-run helps until the workers are set up alike (_worth_retrying)
+    setup_errors = 0  # failures no re-run mends until the workers and the output are set up alike (_SETUP_ERRORS)
     counted: list[tuple[str, str]] = []  # every shard's counts exist before any shard is cleaned
     for name, path, future in zip(names, plan_paths, counts, strict=True):
         try:
@@ -160,7 +161,7 @@ def clean_shards(plan_paths: list[str], output: str, rules: list[str] | None,
         files = [f["relpath"] for name, path in zip(names, plan_paths, strict=True) if name in missing
                  for f in store.read_plan(path)["files"]]
         shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
-        if setup_errors:  # the message says what to set up; nothing to report
+        if setup_errors == len(failed):  # every message says what to set up: nothing to report
             raise RuntimeError(f"{len(missing)} shard(s) not cleaned: {', '.join(missing)} (files: {shown}); first "
                                f"error: {failed[0]}. Committed shards are kept and skipped by the next run.")
         raise RuntimeError(f"{len(missing)} shard(s) failed after retries: {', '.join(missing)} (files: {shown}); "
@@ -177,7 +178,8 @@ def _summary_markdown(summary: dict[str, Any], removed: Counter[str], lines: Cou
         f"- inputs: **{summary['inputs']}** = articles **{summary['articles']}** + rejects **{summary['rejects']}**",
         f"- files: {summary['files_seen']} seen, {summary['files_processed']} processed, "
         f"{summary['files_skipped']} already ingested; shards: {summary['shards']}",
-        f"- low-confidence articles (cleaning would have left under 15% of their words; column `low_confidence`): "
+        f"- low-confidence articles (a valve kept text cleaning would have eaten, or a cut marker held back: "
+        "column `low_confidence`): "
         f"{summary['low_confidence']}",
         f"- output: `{summary['output']}`",
         f"- rules: `{summary['rules_version']}`",
@@ -225,18 +227,24 @@ def _workers_share_this_api(runner_name: str) -> Iterator[None]:
 
 
 def _without_userinfo(url: str) -> str:
-    """``url`` without a ``user:password@`` part (a local path as it is): manifests never hold credentials."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    authority, slash, path = rest.partition("/")
-    return f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
+    """``url`` as a manifest may show it: in each part of a chained fsspec URL (``zip://a::s3://b``), no
+    ``user:password@`` before the host, and no query or fragment (they may hold tokens: ``?sig=``). A local path
+    as it is."""
+    parts = []
+    for part in url.split("::"):
+        scheme, sep, rest = part.partition("://")
+        if sep:
+            cut = min((at for at in (rest.find("?"), rest.find("#")) if at >= 0), default=len(rest))
+            authority, slash, path = rest[:cut].partition("/")
+            part = f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
+        parts.append(part)
+    return "::".join(parts)
 
 
 def _absolute(path: str) -> str:
-    """A local path made absolute (an fsspec URL as it is)."""
-    if path.startswith("file://"):
-        path = path.removeprefix("file://")
+    """A local path made absolute (an fsspec URL as it is; ``file://`` and ``local://`` are local paths)."""
+    if path.startswith(("file://", "local://")):
+        path = path.split("://", 1)[1]
     return path if "://" in path else os.path.abspath(path)
 
 
@@ -270,7 +278,8 @@ def clean_articles(
     max_doc_bytes = int(max_doc_mb * 2**20)
     if not store.is_local:
         logger.warning("%s is on object storage, where runs take no lock: run one writer per output at a time "
-                       "(a second run at once would take this one's unfinished parts for a dead run's)", output)
+                       "(a second run at once would take this one's unfinished parts for a dead run's)",
+                       _without_userinfo(output))
     with store.lock(on_wait=logger.warning):
         recovery = store.recover()
         if recovery.orphans_removed or recovery.superseded_rows:
@@ -287,7 +296,7 @@ def clean_articles(
         own = [f for f in files if f.path.startswith(inside)]
         if own:
             logger.warning("%d files under the output %s left out of the inputs (the output is inside an input "
-                           "folder; keep them apart)", len(own), output)
+                           "folder; keep them apart)", len(own), _without_userinfo(output))
             files = [f for f in files if not f.path.startswith(inside)]
         todo, fingerprints, replaced_shards, moved_away, older, mates, identical = select_changed(
             files, store, ruleset.version, reprocess)
@@ -305,7 +314,7 @@ def clean_articles(
         reporter = progress.current() or progress.LogReporter(logger)
         reporter.start(len(todo), sum(f.size for f in todo))
         logger.info("%d files seen, %d to process in %d shards -> %s (rules %s)",
-                    len(files), len(todo), len(shards), output, ruleset.version)
+                    len(files), len(todo), len(shards), _without_userinfo(output), ruleset.version)
         results: list[dict[str, Any]] = []
         runner_name = "none"  # no shards: nothing ran
         run_id = f"{ingested_at:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}"
@@ -363,7 +372,7 @@ def clean_articles(
         "accounting_ok": inputs == articles + rejects,
         "files_seen": len(files), "files_processed": len(todo), "files_skipped": len(files) - len(todo),
         "files_with_changed_shard_mates": mates,  # unchanged, processed again with a changed file of their shard
-        "shards": len(shards), "mb": sum(f.size for f in todo) / 1e6, "output": output,
+        "shards": len(shards), "mb": sum(f.size for f in todo) / 1e6, "output": _without_userinfo(output),
         "low_confidence": sum(s["n_low_confidence"] for s in results),
         "superseded_rows": superseded.superseded_rows + retired + sum(s["n_replaced_in_place"] for s in results),
         "rules_version": ruleset.version, "pipeline_version": PIPELINE_VERSION,
@@ -392,7 +401,8 @@ def clean_articles(
     create_markdown_artifact(key="clean-articles-summary", markdown=_summary_markdown(summary, removed, lines),
                              description="Counts, removals per rule, most frequent removed lines")
     if not summary["accounting_ok"]:
-        raise AccountingError(f"inputs ({inputs}) != articles ({articles}) + rejects ({rejects}) in {output}")
+        raise AccountingError(f"inputs ({inputs}) != articles ({articles}) + rejects ({rejects}) in "
+                             f"{_without_userinfo(output)}")
     logger.info("accounting ok: inputs %d == articles %d + rejects %d (%d files already ingested)",
                 inputs, articles, rejects, len(files) - len(todo))
     return summary

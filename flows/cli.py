@@ -117,22 +117,29 @@ def run(
     try:
         load_rules(rules)
         files = discover(inputs)
-        # The runner named by the flag or $BOILERSTRIP_TASK_RUNNER, checked before Prefect starts (its size rule
-        # aside: a scheduler's address alone means dask).
-        from flows.runners import resolve_runner_name
+        # The runner named by the flag or the environment, checked before Prefect starts (its size rule aside: a
+        # scheduler's address alone means dask). flows.runners imports Prefect: only when a runner is named.
+        chosen = None
+        if task_runner or dask_address or os.environ.get("BOILERSTRIP_TASK_RUNNER") or \
+                os.environ.get("BOILERSTRIP_DASK_ADDRESS"):
+            from flows.runners import resolve_runner_name
 
-        chosen = resolve_runner_name(task_runner, 0, 1, dask_address) if task_runner or dask_address or \
-            os.environ.get("BOILERSTRIP_TASK_RUNNER") else None
+            try:
+                chosen = resolve_runner_name(task_runner, 0, 1, dask_address)
+            except ValueError as exc:
+                raise InputError(str(exc)) from exc
         if dask_address and chosen != "dask":
             raise InputError(f"--dask-address is for the dask task runner, and this run uses {chosen}: leave one out")
-    except (InputError, RulePackError, ValueError) as exc:
+    except (InputError, RulePackError) as exc:
         _fail(str(exc))
     if not files:
         _fail(f"no input files found in {', '.join(inputs)}")
     if "://" not in output and os.path.exists(output) and not os.path.isdir(output):
         _fail(f"--output {output}: a file, not a folder; give a folder (it is created when missing)")
-    if "://" not in output or output.startswith("file://"):
-        _check_writable(output.removeprefix("file://"))
+    if output.startswith(("file://", "local://")):  # a local path written as a URL: the run and DuckDB take the path
+        output = output.split("://", 1)[1]
+    if "://" not in output:
+        _check_writable(output)
     else:
         import fsspec
 
@@ -152,10 +159,10 @@ def run(
 
     global _ON_A_SERVER
     _ON_A_SERVER = bool(PREFECT_API_URL.value())  # from the environment or the active Prefect profile
-    if not _ON_A_SERVER and (dask_address or os.environ.get("BOILERSTRIP_DASK_ADDRESS")):
+    if not _ON_A_SERVER and chosen == "dask" and (dask_address or os.environ.get("BOILERSTRIP_DASK_ADDRESS")):
         typer.secho("warning: the Dask cluster's workers report their task runs to a temporary Prefect server of "
                     "their own: run a Prefect server and give the run and the workers its PREFECT_API_URL to see them "
-                    "(docs/operations.md)", err=True, fg="yellow")
+                    "(README, Scale-out; docs/operations.md, the server)", err=True, fg="yellow")
     # Against a real server a killed run must not stay Running: heartbeats plus the zombie automation. A server named
     # in the environment got its heartbeat setting before Prefect loaded (_prefect_environment); one named only in a
     # Prefect profile gets it here, for this run.

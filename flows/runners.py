@@ -26,19 +26,26 @@ def usable_cpus() -> int:
 
 
 def resolve_runner_name(name: str | None, work_bytes: int, shards: int = 2, dask_address: str | None = None) -> str:
-    """The runner a run uses: ``name``, else $BOILERSTRIP_TASK_RUNNER, else dask when a scheduler's address is given
-    (``dask_address`` or $BOILERSTRIP_DASK_ADDRESS), else processes for runs of at least ``PROCESSES_FROM_BYTES`` of
-    input in more than one shard on a machine with more than one usable CPU, else threads."""
-    where = "--task-runner" if name else f"${DEFAULT_RUNNER_ENV}"
-    name = name or os.environ.get(DEFAULT_RUNNER_ENV) or None
+    """The runner a run uses, the run's own choices before the environment's: ``name``, else dask when
+    ``dask_address`` is given, else $BOILERSTRIP_TASK_RUNNER, else dask when $BOILERSTRIP_DASK_ADDRESS is set, else
+    processes for runs of at least ``PROCESSES_FROM_BYTES`` of input in more than one shard on a machine with more
+    than one usable CPU, else threads."""
     if name:
-        if name not in ("threads", "processes", "dask"):
-            raise ValueError(f"{where} {name!r}: unknown task runner; use threads, processes or dask")
-        return name
-    if dask_address or os.environ.get(DASK_ADDRESS_ENV):
+        return _known(name, "--task-runner")
+    if dask_address:
+        return "dask"
+    if os.environ.get(DEFAULT_RUNNER_ENV):
+        return _known(os.environ[DEFAULT_RUNNER_ENV], f"${DEFAULT_RUNNER_ENV}")
+    if os.environ.get(DASK_ADDRESS_ENV):
         return "dask"
     parallel = usable_cpus() > 1 and shards > 1
     return "processes" if parallel and work_bytes >= PROCESSES_FROM_BYTES else "threads"
+
+
+def _known(name: str, where: str) -> str:
+    if name not in ("threads", "processes", "dask"):
+        raise ValueError(f"{where} {name!r}: unknown task runner; use threads, processes or dask")
+    return name
 
 
 def make_task_runner(name: str, dask_address: str | None = None, workers: int | None = None) -> TaskRunner:

@@ -146,6 +146,11 @@ def test_the_manifest_names_no_credentials_given_in_a_url() -> None:
     assert _without_userinfo("s3://KEY:SECRET@bucket/raw") == "s3://bucket/raw"
     assert _without_userinfo("tcp://127.0.0.1:8786") == "tcp://127.0.0.1:8786"
     assert _without_userinfo("/srv/raw/a@b.txt") == "/srv/raw/a@b.txt"
+    assert _without_userinfo("s3://bucket/raw/a@b.txt") == "s3://bucket/raw/a@b.txt"
+    assert _without_userinfo("zip://a.txt::ftp://user:pw@host/a.zip") == "zip://a.txt::ftp://host/a.zip"
+    assert _without_userinfo("https://host/raw?sig=TOKEN") == "https://host/raw"
+    assert _without_userinfo("http://host?x=a@b") == "http://host"
+    assert _without_userinfo("https://u:pw@host#frag@x") == "https://host"
 
 
 def test_an_output_inside_the_input_folder_is_not_read_as_input(prefect_backend, corpus: Path) -> None:

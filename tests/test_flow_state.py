@@ -50,6 +50,9 @@ def test_default_runner_is_threads_for_small_runs_and_processes_for_large(monkey
     monkeypatch.setenv("BOILERSTRIP_DASK_ADDRESS", "tcp://127.0.0.1:8786")
     assert resolve_runner_name(None, 0) == "dask"
     assert resolve_runner_name("threads", 0) == "threads"  # an explicit choice still wins
+    # The run's own address wins over the environment's runner (a deployment's default).
+    monkeypatch.setenv("BOILERSTRIP_TASK_RUNNER", "processes")
+    assert resolve_runner_name(None, 0, dask_address="tcp://127.0.0.1:8786") == "dask"
     monkeypatch.setenv("BOILERSTRIP_TASK_RUNNER", "dsak")
     with pytest.raises(ValueError, match=r"\$BOILERSTRIP_TASK_RUNNER 'dsak': unknown task runner"):
         resolve_runner_name(None, 0)
@@ -510,3 +513,43 @@ def test_a_touched_but_unchanged_file_is_hashed_once_not_on_every_run(tmp_path: 
     # Same time as remembered, another size: hashed, and ingested again (with its shard mate: cleaners.ingest).
     assert "b.txt" in run() and str(folder / "b.txt") in hashed
     assert run() == [] and hashed == []
+    (tmp_path / "out" / "_state" / "identical_inputs.parquet").write_bytes(b"damaged")
+    assert run() == [] and hashed == []  # nothing touched since: nothing to hash, and a damaged record is no error
+
+
+def test_a_copied_input_tree_is_hashed_once_not_on_every_run(tmp_path: Path, monkeypatch) -> None:
+    """The same files under a new root (a copy, a new mount) are the inputs already ingested: not ingested again,
+    and not hashed again by every later run either (they are in the ledger under their first path only)."""
+    import shutil
+    from datetime import UTC, datetime
+
+    import cleaners.ingest as ingest
+    from cleaners.readers import discover
+    from cleaners.rulepack import load_rules
+    from cleaners.shard import plan_shards, process_shard
+    from cleaners.store import partition_of
+
+    (tmp_path / "a" / "site.example").mkdir(parents=True)
+    (tmp_path / "a" / "site.example" / "x.txt").write_text("A headline\n\nThe body of the article is here, long "
+                                                          "enough to be an article paragraph.\n")
+    rules = load_rules()
+    store = OutputStore.open(str(tmp_path / "out"))
+    hashed: list[str] = []
+    sha256_of = ingest._sha256_of
+    monkeypatch.setattr(ingest, "_sha256_of", lambda path: hashed.append(path) or sha256_of(path))
+
+    def run(*roots: str) -> int:
+        hashed.clear()
+        selection = ingest.select_changed(discover([str(tmp_path / root) for root in roots]), store, rules.version,
+                                          False)
+        if selection.identical is not None:
+            store.write_identical_inputs(selection.identical)
+        now = datetime.now(UTC)
+        for shard in plan_shards(selection.todo, salt=rules.version):
+            process_shard(shard, store, rules, now, partition_of(now), selection.fingerprints)
+        return len(selection.todo)
+
+    assert run("a") == 1
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    assert run("a", "b") == 0 and hashed == [str(tmp_path / "b" / "site.example" / "x.txt")]
+    assert run("a", "b") == 0 and hashed == []

@@ -341,10 +341,18 @@ def test_a_jsonl_file_in_utf16_is_one_reject_saying_to_re_encode_it(tmp_path: Pa
     """UTF-16 (with or without its byte-order mark) split at its 0x0A bytes gave a malformed record per line and
     one more for the trailing NUL, none saying why: it is one `undecodable` reject naming the encoding."""
     records = "".join(json.dumps({"id": str(n), "text": f"Story {n}."}) + "\n" for n in range(3))
-    for encoding in ("utf-16", "utf-16-le", "utf-32"):
-        path = tmp_path / f"{encoding}.jsonl"
-        path.write_bytes(records.encode(encoding))
+    for name, data in (("utf-16", records.encode("utf-16")), ("utf-16-le", records.encode("utf-16-le")),
+                       ("utf-32", records.encode("utf-32")), ("bom-blank", ("\n" + records).encode("utf-16")),
+                       ("blank-le", ("\n" + records).encode("utf-16-le"))):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_bytes(data)
         [reject] = _read_all([str(path)])
-        assert isinstance(reject, Reject) and reject.reason_code is RejectReason.UNDECODABLE
+        assert isinstance(reject, Reject) and reject.reason_code is RejectReason.UNDECODABLE, name
         assert "UTF-16 or UTF-32" in reject.reason and "re-encode it" in reject.reason
         assert reject.n_bytes == path.stat().st_size
+    # A UTF-8 file whose first line a crashed writer left as NUL bytes: one bad record, the others read.
+    damaged = tmp_path / "damaged.jsonl"
+    damaged.write_bytes(b"\x00" * 64 + b"\n" + records.encode("utf-8"))
+    items = _read_all([str(damaged)])
+    assert [type(item) for item in items] == [Reject, RawDocument, RawDocument, RawDocument]
+    assert items[0].reason_code is RejectReason.MALFORMED_RECORD
