@@ -166,9 +166,16 @@ def _discover_remote(arg: str) -> list[InputFile]:
         raise InputError(f"input {arg!r}: {exc} (fsspec reads this protocol through a package of its own: s3fs "
                          "for s3://, gcsfs for gs://, adlfs for az://; install it into the same environment)") from exc
     if any(ch in path for ch in "*?["):
-        # A matched folder is read as a folder input is (as a local glob does), each object once.
-        matches = sorted({found for match, info in fs.glob(path, detail=True).items()
-                          for found in (fs.find(match) if info.get("type") == "directory" else [match])})
+        # A matched folder is read as a folder input is (as a local glob does), each object once: only the
+        # outermost matched folders are listed ("raw/**" matches every folder under raw/; each is in raw/'s listing).
+        globbed = fs.glob(path, detail=True)
+        folders = sorted(match.rstrip("/") for match, info in globbed.items() if info.get("type") == "directory")
+        outermost: list[str] = []
+        for folder in folders:  # sorted: a folder comes after the folders above it
+            if not any(folder.startswith(top + "/") for top in outermost):
+                outermost.append(folder)
+        matches = sorted({match for match, info in globbed.items() if info.get("type") != "directory"}
+                         | {found for folder in outermost for found in fs.find(folder)})
         root = path.split("*")[0].split("?")[0].split("[")[0].rsplit("/", 1)[0]
     elif fs.isdir(path):
         matches, root = fs.find(path), path.rstrip("/")

@@ -330,6 +330,15 @@ def test_object_storage_inputs_skip_hidden_folders_and_read_folders_a_glob_match
         whole = discover(["memory://boilerstrip-test-raw"])
         assert sorted(f.relpath for f in whole) == ["news.example.com/a.txt", "other.example.org/d.txt"]
         assert [f.relpath for f in discover(["memory://boilerstrip-test-raw/*"])] == [f.relpath for f in whole]
+        listed: list[str] = []
+        find = type(fs).find
+        try:  # "**" matches every folder: only the outermost is listed, each object read once
+            type(fs).find = lambda self, path, *args, **kwargs: listed.append(path) or find(self, path, *args, **kwargs)
+            deep = discover(["memory://boilerstrip-test-raw/**"])
+        finally:
+            type(fs).find = find
+        assert sorted(f.relpath for f in deep) == [f.relpath for f in whole]
+        assert len(listed) <= 2, listed
     finally:
         fs.rm("/boilerstrip-test-raw", recursive=True)
     (tmp_path / "raw" / "news.example.com").mkdir(parents=True)
