@@ -276,6 +276,11 @@ def clean_articles(
         logger.warning("rule packs: %s", warning)
     store = OutputStore.open(output)
     max_doc_bytes = int(max_doc_mb * 2**20)
+    # What the run was asked, for its manifest: to tell runs apart, or repeat one (URLs without any user or password).
+    parameters = {"input": [_without_userinfo(arg) for arg in ([input] if isinstance(input, str) else input)],
+                  "rules": [_without_userinfo(arg) for arg in rules] if rules else None, "shard_mb": shard_mb,
+                  "reprocess": reprocess, "task_runner": task_runner,
+                  "dask_address": _without_userinfo(dask_address) if dask_address else None, "max_doc_mb": max_doc_mb}
     if not store.is_local:
         logger.warning("%s is on object storage, where runs take no lock: run one writer per output at a time "
                        "(a second run at once would take this one's unfinished parts for a dead run's)",
@@ -327,12 +332,23 @@ def clean_articles(
             runner_name = resolve_runner_name(task_runner, sum(f.size for f in todo), len(shards), dask_address)
             logger.info("task runner: %s", runner_name)
             runner = make_task_runner(runner_name, dask_address)
-            with progress.reporting_to(reporter), _workers_share_this_api(runner_name):
-                # Old shards' counts left out of this run's merge; a shard planned again under the same id has had
-                # its counts part overwritten by this run's pass 1, so it stays in.
-                planned = {s.shard_id for s in shards}
-                results = clean_shards.with_options(task_runner=runner)(
-                    plan_paths, output, rules, max_doc_bytes, [s for s in replaced_shards if s not in planned])
+            try:
+                with progress.reporting_to(reporter), _workers_share_this_api(runner_name):
+                    # Old shards' counts left out of this run's merge; a shard planned again under the same id has
+                    # had its counts part overwritten by this run's pass 1, so it stays in.
+                    planned = {s.shard_id for s in shards}
+                    results = clean_shards.with_options(task_runner=runner)(
+                        plan_paths, output, rules, max_doc_bytes, [s for s in replaced_shards if s not in planned])
+            except Exception as exc:
+                # The output's own record of the failed run (Prefect's may be on a server long gone): what it was
+                # asked, and why it failed. Its committed shards are kept; the next run skips them.
+                store.write_manifest(f"run-{run_id}.json", {
+                    "status": "failed", "error": f"{type(exc).__name__}: {exc}"[:4000], "parameters": parameters,
+                    "files_seen": len(files), "files_to_process": len(todo), "shards": len(shards),
+                    "rules_version": ruleset.version, "pipeline_version": PIPELINE_VERSION,
+                    "ingested_at": ingested_at.isoformat(), "seconds": round(time.perf_counter() - started, 3),
+                    "task_runner": runner_name})
+                raise
             store.remove_plans(run_id)
         reporter.finish()
         # After this run's shards committed: the rows of inputs found under a new path leave their old paths' files.
@@ -368,6 +384,7 @@ def clean_articles(
     articles = rows_in(store, [store.articles_path(s["partition"], s["shard_id"]) for s in results])
     rejects = rows_in(store, [store.rejects_path(s["partition"], s["shard_id"]) for s in results])
     summary = {
+        "status": "ok" if inputs == articles + rejects else "accounting_failed",
         "inputs": inputs, "articles": articles, "rejects": rejects,
         "accounting_ok": inputs == articles + rejects,
         "files_seen": len(files), "files_processed": len(todo), "files_skipped": len(files) - len(todo),
@@ -383,12 +400,7 @@ def clean_articles(
         "site_packs_unused": unused,  # site packs none of this run's sources fell under (names and sites)
         "ingested_at": ingested_at.isoformat(), "seconds": round(time.perf_counter() - started, 3),
         "task_runner": runner_name,
-        # What the run was asked: to tell runs apart, or repeat one (URLs without any user or password in them).
-        "parameters": {"input": [_without_userinfo(arg) for arg in ([input] if isinstance(input, str) else input)],
-                       "rules": [_without_userinfo(arg) for arg in rules] if rules else None, "shard_mb": shard_mb,
-                       "reprocess": reprocess, "task_runner": task_runner,
-                       "dask_address": _without_userinfo(dask_address) if dask_address else None,
-                       "max_doc_mb": max_doc_mb},
+        "parameters": parameters,
         "shard_files": [{"shard_id": s["shard_id"], "partition": s["partition"], "inputs": s["n_inputs"],
                          "articles": s["n_articles"], "rejects": s["n_rejects"], "seconds": round(s["seconds"], 3)}
                         for s in sorted(results, key=lambda s: s["shard_id"])],

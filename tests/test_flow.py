@@ -136,6 +136,7 @@ def test_rerun_adds_no_rows_and_a_changed_file_replaces_its_rows(prefect_backend
     assert len(manifests) == 4
     manifest = json.loads(manifests[-1].read_text())
     assert manifest["inputs"] == manifest["articles"] + manifest["rejects"] and manifest["accounting_ok"]
+    assert manifest["status"] == "ok"
     assert manifest["parameters"] == {"input": [str(corpus)], "rules": None, "shard_mb": 16.0, "reprocess": True,
                                       "task_runner": None, "dask_address": None, "max_doc_mb": 16.0}
 
@@ -265,6 +266,10 @@ def test_a_worker_on_another_pipeline_version_is_refused_without_retrying(prefec
         clean.clean_articles(input=[str(corpus)], output=str(tmp_path / "out"), task_runner="threads")
     assert len(attempts) == len(set(attempts))  # each shard's count task ran once: no retries
     assert not list((tmp_path / "out").glob("articles/**/*.parquet"))
+    # The output keeps its own record of the failed run: what it was asked, and why it failed.
+    [manifest] = [json.loads(path.read_text()) for path in (tmp_path / "out" / "_manifests").glob("run-*.json")]
+    assert manifest["status"] == "failed" and "InstallationMismatchError" in manifest["error"]
+    assert manifest["parameters"]["input"] == [str(corpus)] and manifest["files_to_process"] == 4
 
 
 def test_a_site_pack_no_source_of_the_run_falls_under_is_named(prefect_backend, corpus: Path, tmp_path: Path) -> None:
