@@ -27,9 +27,9 @@ from cleaners.rulepack import (
     RuleSet,
     canonical_line,
     data_row,
-    in_pipe_table,
     labelled_row,
     pipe_cells,
+    pipe_table_rows,
 )
 from cleaners.textbytes import LineBytes
 from cleaners.types import CleanResult
@@ -81,6 +81,13 @@ class _Lines:
     held_back: bool = False
     # Lines a keep rule protects: article text no later step removes.
     protected: set[int] = field(default_factory=set)
+    # The rows of pipe tables (cleaners.rulepack.pipe_table_rows), found when a rule first asks.
+    table_rows: set[int] | None = None
+
+    def in_pipe_table(self, index: int) -> bool:
+        if self.table_rows is None:
+            self.table_rows = pipe_table_rows(self.stripped)
+        return index in self.table_rows
 
     @classmethod
     def of(cls, text: str) -> _Lines:
@@ -153,7 +160,7 @@ def _acting_rules(doc: _Lines, program: RuleProgram, i: int, rank: int, n_alive:
     among the ``n_alive`` lines still in the text), it is not a pipe-table row they leave alone, and, for a rule with
     ``spare_inside_article``, it is not inside the article (``inside_article(i)``, :func:`_article_interior`)."""
     acting = [rule for rule in program.matching_rules(doc.stripped[i]) if rule.in_zone(rank, n_alive - 1 - rank)
-              and not (rule.keep_table_rows and in_pipe_table(doc.stripped, i))]
+              and not (rule.keep_table_rows and doc.in_pipe_table(i))]
     if inside_article is not None and any(rule.spare_inside_article for rule in acting) \
             and rank <= n_alive - 1 - rank and inside_article(i):
         acting = [rule for rule in acting if not rule.spare_inside_article]
@@ -190,27 +197,33 @@ def _article_interior(doc: _Lines, line_words: np.ndarray) -> Callable[[int], bo
     return inside
 
 
-def _rule_lines(doc: _Lines, top: list[int], program: RuleProgram, screened: Sequence[int] | None) -> set[int]:
-    """The lines of ``top`` (the first lines still in the text, in order) that a rule of ``program`` would take
-    out where they stand ("Skip to content", "Advertisement", a pipe menu): not a title, whatever their shape.
-    ``screened``: the document's lines that passed the program's screen (:func:`_screen_batch`), when known;
-    the rules themselves run only on those."""
-    if program.screen is None:
-        return set()
+def _first_unruled(doc: _Lines, program: RuleProgram, screened: Sequence[int] | None, count: int) -> tuple[list[int],
+                                                                                                         bool]:
+    """The first ``count`` lines still in the text that no rule of ``program`` would take out where they stand ("Skip
+    to content", "Advertisement", a pipe menu: not a title, whatever their shape), and whether a rule takes a line
+    above the last of them. ``screened``: the document's lines that passed the program's screen
+    (:func:`_screen_batch`), when known; the rules themselves run only on those.
+
+    One walk from the top. A line's rules depend only on where it stands among the lines still in the text, so this
+    is the window the title step used to widen past each ruled line it found, which re-checked the whole window each
+    time (cubic: a page opening with 2,000 "Read more" lines took 22 s)."""
     wanted = set(screened) if screened is not None else None
-    candidates = [i for i in top if i in wanted] if wanted is not None else [
-        i for i in top if len(doc.stripped[i]) <= program.longest and program.screen.fullmatch(doc.stripped[i])]
-    if not candidates:
-        return set()
     n_alive = int(doc.nonblank.sum()) - len(doc.removed)
-    ruled: set[int] = set()
-    for rank, i in enumerate(top):
-        if i not in candidates:
-            continue
-        acting = [rule.action for rule in _acting_rules(doc, program, i, rank, n_alive)]
-        if acting and Action.KEEP not in acting:  # a keep rule's line is article text
-            ruled.add(i)
-    return ruled
+    kept: list[int] = []
+    ruled = False
+    for rank, i in enumerate(doc.first_nonblank(len(doc.lines))):
+        line = doc.stripped[i]
+        candidate = (i in wanted) if wanted is not None else (
+            len(line) <= program.longest and program.screen is not None and program.screen.fullmatch(line) is not None)
+        if candidate:
+            acting = [rule.action for rule in _acting_rules(doc, program, i, rank, n_alive)]
+            if acting and Action.KEEP not in acting:  # a keep rule's line is article text
+                ruled = True
+                continue
+        kept.append(i)
+        if len(kept) == count:
+            break
+    return kept, ruled
 
 
 def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
@@ -233,17 +246,14 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
     if len(top) < 2:
         return known_title
     top = top[: config.title_zone_lines]
-    if program is not None:
-        ruled: set[int] = set()
-        window = top  # the first lines still in the text, ruled ones included (a rule's zone counts them)
-        while found := _rule_lines(doc, window, program, screened) - ruled:  # widened past ruled lines until none
-            ruled |= found
-            # More text must follow the title: the first lines beyond the ruled ones, up to the zone's size.
-            window = doc.first_nonblank(max(config.title_zone_lines, 2) + len(ruled))
-            top = [i for i in window if i not in ruled]
-            if len(top) < 2:
+    if program is not None and program.screen is not None:
+        # The first lines no rule takes (a rule's zone counts the ruled ones above them); more text must follow the
+        # title, so at least two.
+        unruled, ruled = _first_unruled(doc, program, screened, max(config.title_zone_lines, 2))
+        if ruled:
+            if len(unruled) < 2:
                 return known_title
-            top = top[: config.title_zone_lines]
+            top = unruled[: config.title_zone_lines]
     if not top:
         return known_title
     canon = {i: canonical_line(doc.lines[i]) for i in top}

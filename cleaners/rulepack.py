@@ -127,6 +127,27 @@ def in_pipe_table(stripped: Sequence[str], index: int) -> bool:
     return last > first and any(data_row(stripped[i]) for i in range(first, last + 1))
 
 
+def pipe_table_rows(stripped: Sequence[str]) -> set[int]:
+    """The lines of a document (its stripped lines) that :func:`in_pipe_table` calls table rows, found in one walk
+    over its runs of lines: asking line by line rescans each run, quadratic in its length (a page of 4,000 pipe-menu
+    lines took 47 s)."""
+    cells = [pipe_cells(line) for line in stripped]
+    rows: set[int] = set()
+    first = 0
+    while first < len(stripped):
+        last = first
+        while last + 1 < len(stripped) and cells[last + 1] == cells[first]:
+            last += 1
+        if cells[first] >= 3:
+            run = range(first, last + 1)
+            if last > first and any(data_row(stripped[i]) for i in run):
+                rows.update(run)
+            else:
+                rows.update(i for i in run if labelled_row(stripped[i]))
+        first = last + 1
+    return rows
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     id: str

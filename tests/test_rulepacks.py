@@ -17,6 +17,7 @@ from cleaners.rulepack import (
     RulePackError,
     RuleSet,
     in_pipe_table,
+    pipe_table_rows,
 )
 
 ALL_RULES = load_rules().all_rules()
@@ -206,6 +207,10 @@ def test_pipe_tables_are_told_from_menus() -> None:
         False, False, False, False,  # menus: no row with figures after the first cell; a lone footer bar
         False, False, False,  # a line of years between blank lines is one line, not a table
         True, True]  # outer pipes
+    # The document's rows in one walk (what the cleaner asks) are the same lines.
+    labelled = ["Prep: 15 min | Cook: 1 hr | Serves: 6", "Home | News | Sport"]
+    for lines in (table, labelled, [*table, *labelled]):
+        assert pipe_table_rows(lines) == {i for i in range(len(lines)) if in_pipe_table(lines, i)}
 
 
 def test_the_pipe_menu_rule_keeps_the_rows_of_a_table_near_the_top(rules) -> None:
