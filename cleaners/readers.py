@@ -298,9 +298,14 @@ def _glob_root(pattern: str) -> str:
 
 
 def host_of(url: str | None) -> str | None:
+    """The URL's host without ``www.``; None when it has none, or when it cannot be read ("http://[::1/a"): an
+    optional field's bad value does not cost the record (its source then comes from its folder)."""
     if not url:
         return None
-    host = (urlsplit(url).hostname or "").lower()
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return None
     return host.removeprefix("www.") or None
 
 

@@ -41,6 +41,9 @@ DEFAULT_SHARD_BYTES = 16 * 1024 * 1024
 DEFAULT_SHARD_FILES = 2000
 TOP_REMOVED_PER_SHARD = 50
 MAX_TRACKED_REMOVED_LINES = 40_000
+# Documents are counted and cleaned in batches of 256 or of this many input bytes, whichever comes first: a batch's
+# memory is about ten times its text, and 256 documents of up to 16 MiB each (a few MB of .jsonl.gz) took gigabytes.
+BATCH_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,13 +237,16 @@ def count_shard(shard: Shard, store: OutputStore, max_doc_bytes: int = DEFAULT_M
     """Pass 1: count the shard's short lines per source into ``_state/line_counts``; returns rows written."""
     counter = LineCounter()
     batch: list[tuple[str, str]] = []
+    batch_bytes = 0
     for f in shard.files:
         for item in read_file(f, max_doc_bytes):
             if isinstance(item, RawDocument):
                 batch.append((item.source, item.text))
-                if len(batch) >= COUNT_BATCH_DOCS:
+                batch_bytes += item.n_bytes
+                if len(batch) >= COUNT_BATCH_DOCS or batch_bytes >= BATCH_BYTES:
                     counter.add_many(batch)
                     batch.clear()
+                    batch_bytes = 0
     counter.add_many(batch)
     table = counter.to_table()
     store.write_line_counts(shard.shard_id, table)
@@ -279,6 +285,7 @@ def process_shard(shard: Shard, store: OutputStore, rules: RuleSet, ingested_at:
     unread: Counter[str] = Counter()
     sources: set[str] = set()
     pending: list[RawDocument] = []
+    pending_bytes = 0
 
     def emit(outcomes: Iterable[dict[str, Any] | Reject]) -> None:
         nonlocal removed_lines
@@ -302,9 +309,11 @@ def process_shard(shard: Shard, store: OutputStore, rules: RuleSet, ingested_at:
                 removed_lines = Counter(dict(removed_lines.most_common(MAX_TRACKED_REMOVED_LINES // 4)))
 
     def flush() -> None:
+        nonlocal pending_bytes
         if pending:
             emit(clean_raw_batch(pending, rules, ingested_at, config, line_stats, judge))
             pending.clear()
+            pending_bytes = 0
 
     with store.writer(store.articles_path(partition, shard.shard_id), ARTICLES_SCHEMA) as articles, \
          store.writer(store.rejects_path(partition, shard.shard_id), REJECTS_SCHEMA) as rejects:
@@ -321,7 +330,8 @@ def process_shard(shard: Shard, store: OutputStore, rules: RuleSet, ingested_at:
                                          item.line_no, key)
                         unread[key] += 1
                     pending.append(item)
-                    if len(pending) >= batch_docs:
+                    pending_bytes += item.n_bytes
+                    if len(pending) >= batch_docs or pending_bytes >= BATCH_BYTES:
                         flush()
                 else:
                     emit([item])

@@ -8,6 +8,7 @@ The state that makes runs incremental and idempotent lives with the output (``cl
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 import time
@@ -226,6 +227,19 @@ def _workers_share_this_api(runner_name: str) -> Iterator[None]:
         os.environ.pop("PREFECT_API_URL", None)
 
 
+def _under_output(files: list[InputFile], store: OutputStore) -> set[str]:
+    """The paths of ``files`` inside the output (an input folder that holds it): not input, or its Parquet and
+    state files would come back as rejects on every run. Local folders are compared by their real paths (an input
+    given through a symlink to the folder that holds the output), each folder resolved once."""
+    if not store.is_local:
+        inside = store.fs.unstrip_protocol(store.root).rstrip("/") + "/"
+        return {f.path for f in files if f.path.startswith(inside)}
+    inside = os.path.realpath(store.root) + "/"
+    real_folder = functools.lru_cache(maxsize=None)(os.path.realpath)
+    return {f.path for f in files if "://" not in f.path and
+            os.path.join(real_folder(os.path.dirname(f.path)), "").startswith(inside)}
+
+
 def _without_userinfo(url: str) -> str:
     """``url`` as a manifest may show it: in each part of a chained fsspec URL (``zip://a::s3://b``), no
     ``user:password@`` before the host, and no query or fragment (they may hold tokens: ``?sig=``). A local path
@@ -297,12 +311,11 @@ def clean_articles(
                            len(recovery.quarantined), store.path("_state", "quarantine"))
         files = discover([input] if isinstance(input, str) else input)
         # An output inside an input folder is not input: its Parquet and state files would come back as rejects.
-        inside = store.fs.unstrip_protocol(store.root).rstrip("/") + "/" if not store.is_local else store.root + "/"
-        own = [f for f in files if f.path.startswith(inside)]
+        own = _under_output(files, store)
         if own:
             logger.warning("%d files under the output %s left out of the inputs (the output is inside an input "
                            "folder; keep them apart)", len(own), _without_userinfo(output))
-            files = [f for f in files if not f.path.startswith(inside)]
+            files = [f for f in files if f.path not in own]
         todo, fingerprints, replaced_shards, moved_away, older, mates, identical = select_changed(
             files, store, ruleset.version, reprocess)
         if identical is not None:  # inputs touched but unchanged: not hashed again by the next run

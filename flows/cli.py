@@ -271,24 +271,36 @@ def explain(
                             declared_metadata={"author": doc.author} if doc.author else None, line_stats=stats,
                             judge=default_judge())
     console = Console(highlight=False, soft_wrap=not sys.stdout.isatty())  # piped: one line per line, for grep
-    console.print(f"[bold]{doc.input_id}[/]  source={chosen_source}  title={result.title!r}  "
-                  f"kept_ratio={result.kept_ratio:.2f}  low_confidence={result.low_confidence}  "
-                  f"removed={len(result.removed)} lines")
+    # The page's own strings (id, source, title, values) as Text, never as Rich markup: "[/]" in a title crashed
+    # explain, "[link=...]" in a source was taken as a link; Text also drops terminal control codes.
+    header = Text(_printable(doc.input_id), style="bold")
+    header.append(_printable(f"  source={chosen_source}  title={result.title!r}  kept_ratio={result.kept_ratio:.2f}"
+                             f"  low_confidence={result.low_confidence}  removed={len(result.removed)} lines"))
+    console.print(header)
     applied = [f"{pack.name}@{pack.version}" for pack in ruleset.packs if pack.applies_to(chosen_source)]
-    console.print(f"rule packs for source {chosen_source!r}: {', '.join(applied) or 'none'}"
-                  + (" (no site pack lists this source)" if all(not p.sites for p in ruleset.packs
-                                                               if p.applies_to(chosen_source)) else ""))
+    console.print(Text(_printable(f"rule packs for source {chosen_source!r}: {', '.join(applied) or 'none'}"
+                                  + (" (no site pack lists this source)" if all(not p.sites for p in ruleset.packs
+                                                                               if p.applies_to(chosen_source))
+                                     else ""))))
     if result.metadata:
-        console.print(f"metadata: {result.metadata}")
+        console.print(Text(_printable(f"metadata: {result.metadata}")))
     for line in explain_lines(doc.text, result):
-        shown = line.text if len(line.text) <= width else line.text[: width - 1] + "…"
+        shown = _printable(line.text if len(line.text) <= width else line.text[: width - 1] + "…")
         if line.kept:
             console.print(Text(f"{line.line_no:5d}   {shown}"))
             if line.note:
                 console.print(Text(f"        ({line.note})", style="yellow"))
         else:
             console.print(Text(f"{line.line_no:5d} - {shown}", style="red"))
-            console.print(Text(f"        [{line.rule}] {line.reason}", style="dim"))
+            console.print(Text(_printable(f"        [{line.rule}] {line.reason}"), style="dim"))
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters written as escapes ("\\x1b"): a page's escape codes must not clear or
+    recolour the terminal, or plant links in it."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 @app.command("check-rules")

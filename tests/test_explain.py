@@ -184,3 +184,17 @@ def test_explain_keeps_the_author_a_record_declares_as_the_run_does(tmp_path: Pa
     assert "[gazette.author]" in output
     assert "(not moved: `author` is 'Bo Ma', given with the input)" in output
     assert "metadata: {'author'" not in output
+
+
+def test_explain_shows_a_pages_markup_and_escape_codes_as_text(tmp_path: Path) -> None:
+    """A page's strings are shown, never interpreted: "[/]" in a title crashed explain (Rich markup), a
+    "[link=...]" source was taken as a link, and an id's escape codes cleared the terminal."""
+    records = tmp_path / "in.jsonl"
+    text = "Budget [/] vote passes\n\nThe council voted on Tuesday to rebuild the old bridge, which had been closed."
+    records.write_text(json.dumps({"id": "a\x1b[2Jb", "source": "[link=http://evil.example]x[/link]",
+                                   "text": text}) + "\n", encoding="utf-8")
+    code, output = _explain(str(records))
+    assert code == 0, output
+    assert "\x1b" not in output and "a\\x1b[2Jb" in output
+    assert "source=[link=http://evil.example]x[/link]" in output
+    assert "title='Budget [/] vote passes'" in output

@@ -162,6 +162,11 @@ def test_an_output_inside_the_input_folder_is_not_read_as_input(prefect_backend,
     again = clean_articles(input=[str(corpus)], output=str(inner))
     assert first["files_seen"] == again["files_seen"] == 4  # the output's Parquet and state files left out
     assert (again["files_processed"], again["rejects"]) == (0, 0)
+    # The input folder given through a symlink: the output is still inside it.
+    alias = corpus.parent / "alias"
+    alias.symlink_to(corpus, target_is_directory=True)
+    through = clean_articles(input=[str(alias)], output=str(inner))
+    assert through["files_seen"] == 4 and through["rejects"] == 0
 
 
 def test_process_pool_runner_writes_the_same_rows_as_threads(prefect_backend, corpus: Path, tmp_path: Path) -> None:

@@ -365,3 +365,13 @@ def test_a_jsonl_file_in_utf16_is_one_reject_saying_to_re_encode_it(tmp_path: Pa
     items = _read_all([str(damaged)])
     assert [type(item) for item in items] == [Reject, RawDocument, RawDocument, RawDocument]
     assert items[0].reason_code is RejectReason.MALFORMED_RECORD
+
+
+def test_a_record_with_an_unreadable_url_is_kept(tmp_path: Path) -> None:
+    """The optional ``url`` that urllib cannot read ("http://[::1/a") cost the whole record (a malformed_record
+    reject under its file and line): the record is read, its source from its folder."""
+    folder = tmp_path / "feed.example.org"
+    folder.mkdir()
+    (folder / "recs.jsonl").write_text(json.dumps({"id": "badurl", "text": ARTICLE, "url": "http://[::1/a"}) + "\n")
+    [item] = _read_all([str(tmp_path)])
+    assert isinstance(item, RawDocument) and item.input_id == "badurl" and item.source == "feed.example.org"
