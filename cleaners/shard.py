@@ -324,7 +324,7 @@ def process_shard(shard: Shard, store: OutputStore, rules: RuleSet, ingested_at:
                 if isinstance(item, RawDocument):
                     for key in item.unread_fields:
                         if not unread[key]:
-                            _LOG.warning("%s line %s: `%s` is not a date this reader reads (ISO 8601, RFC 2822, a "
+                            _LOG.warning("%r line %s: `%s` is not a date this reader reads (ISO 8601, RFC 2822, a "
                                          "month name with day and year, or epoch seconds or milliseconds); left null. "
                                          "Later ones in this shard are counted in the run summary", item.input_file,
                                          item.line_no, key)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import socket
 import time
 import uuid
@@ -172,6 +173,18 @@ def clean_shards(plan_paths: list[str], output: str, rules: list[str] | None,
     return results
 
 
+# Markdown's and HTML's special characters, escaped in page text shown in the run's artifact (a removed line is the
+# page's text: an image or a link in it must not render as one, a pipe must not end a table cell).
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+
+
+def _markdown_text(text: str) -> str:
+    """``text`` as literal Markdown text on one line: special characters escaped, ``<`` and ``&`` as entities,
+    control characters (and line breaks) as spaces."""
+    text = "".join(ch if ch.isprintable() else " " for ch in text)
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text.replace("&", "&amp;").replace("<", "&lt;"))
+
+
 def _summary_markdown(summary: dict[str, Any], removed: Counter[str], lines: Counter[str]) -> str:
     out = [
         "# clean-articles run",
@@ -182,7 +195,7 @@ def _summary_markdown(summary: dict[str, Any], removed: Counter[str], lines: Cou
         f"- low-confidence articles (a valve kept text cleaning would have eaten, or a cut marker held back: "
         "column `low_confidence`): "
         f"{summary['low_confidence']}",
-        f"- output: `{summary['output']}`",
+        f"- output: {_markdown_text(summary['output'])}",
         f"- rules: `{summary['rules_version']}`",
         "",
         "## Removals per rule",
@@ -195,7 +208,7 @@ def _summary_markdown(summary: dict[str, Any], removed: Counter[str], lines: Cou
         "",
         "| line | times |",
         "|---|---:|",
-        *[f"| {line.replace('|', '&#124;')[:120]} | {n} |" for line, n in lines.most_common(20)],
+        *[f"| {_markdown_text(line[:120])} | {n} |" for line, n in lines.most_common(20)],
     ]
     if summary["reject_reasons"]:
         out += ["", "## Rejects", "", "| reason | inputs |", "|---|---:|",

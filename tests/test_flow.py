@@ -304,3 +304,21 @@ def test_the_progress_line_of_a_run_with_nothing_done_says_so() -> None:
     assert reporter.line().endswith("time left unknown")
     reporter.advance(1, 2_000)
     assert reporter.line().endswith(" s left") and "nan" not in reporter.line()
+
+
+def test_the_run_summary_shows_page_text_as_text() -> None:
+    """Removed lines are the page's text: in the run's Markdown artifact an image or a link in one must not render,
+    a pipe must not end its table cell, HTML stays literal, and control characters go."""
+    from collections import Counter
+
+    from flows.clean import _summary_markdown
+
+    line = "![beacon](http://evil.example/p.png) <img src=x onerror=alert(1)> [click](javascript:alert(1)) a|b \x1b[2J"
+    summary = {"inputs": 1, "articles": 1, "rejects": 0, "files_seen": 1, "files_processed": 1, "files_skipped": 0,
+               "shards": 1, "low_confidence": 0, "output": "/srv/out`\nx", "rules_version": "r",
+               "reject_reasons": {}, "unread_fields": {}}
+    markdown = _summary_markdown(summary, Counter({"generic.x": 1}), Counter({line: 3}))
+    [row] = [row for row in markdown.splitlines() if "beacon" in row]
+    assert row == ("| \\!\\[beacon\\]\\(http://evil\\.example/p\\.png\\) &lt;img src=x onerror=alert\\(1\\)\\> "
+                   "\\[click\\]\\(javascript:alert\\(1\\)\\) a\\|b  \\[2J | 3 |")
+    assert "- output: /srv/out\\` x" in markdown
