@@ -64,7 +64,7 @@ def extract_html(html: str, url: str | None = None) -> Extracted | None:
         # fails on every page).
         level = logging.DEBUG if type(exc).__name__ in _FAILURES_SEEN else logging.WARNING
         _FAILURES_SEEN.add(type(exc).__name__)
-        _LOG.log(level, "trafilatura failed on %s (%s: %.200s); extracted with beautifulsoup4 instead (later "
+        _LOG.log(level, "trafilatura failed on %r (%s: %.200r); extracted with beautifulsoup4 instead (later "
                  "failures of this kind are logged at debug level)", url or "a page without URL", type(exc).__name__,
                  exc)
         found = None

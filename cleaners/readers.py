@@ -419,7 +419,14 @@ def _text_or_html_document(
     extractor = "none"
     title_from_page = False
     if is_html or looks_like_html(text) or _looks_like_html_fragment(text):
-        extracted = extract_html(text, url)
+        try:
+            extracted = extract_html(text, url)
+        except Exception as exc:  # beautifulsoup4's fallback failed too (RecursionError on pathological nesting)
+            # The page's content, not the file system: an `unreadable` reject (the reader's catch-all) was tried
+            # again on every run; this one is tried again once the file changes.
+            return _reject(f, RejectReason.EXTRACTION_FAILED, f"HTML that neither trafilatura nor beautifulsoup4 "
+                           f"could parse: {type(exc).__name__}: {str(exc)[:200]}", input_id=input_id,
+                           line_no=line_no, source=source, n_bytes=n_bytes)
         if extracted is None:
             return _reject(f, RejectReason.EXTRACTION_FAILED, "HTML from which neither trafilatura nor "
                            "beautifulsoup4 extracted any text", input_id=input_id, line_no=line_no,

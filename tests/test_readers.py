@@ -375,3 +375,20 @@ def test_a_record_with_an_unreadable_url_is_kept(tmp_path: Path) -> None:
     (folder / "recs.jsonl").write_text(json.dumps({"id": "badurl", "text": ARTICLE, "url": "http://[::1/a"}) + "\n")
     [item] = _read_all([str(tmp_path)])
     assert isinstance(item, RawDocument) and item.input_id == "badurl" and item.source == "feed.example.org"
+
+
+def test_html_neither_extractor_can_parse_is_an_extraction_failed_reject(tmp_path: Path, monkeypatch) -> None:
+    """When the fallback fails too (beautifulsoup4's RecursionError on pathological nesting), the page is an
+    `extraction_failed` reject naming the error: it was an `unreadable` one, which every run tries again."""
+    import cleaners.readers as readers
+
+    def failing(html: str, url: str | None = None):
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(readers, "extract_html", failing)
+    page = tmp_path / "site.example" / "deep.html"
+    page.parent.mkdir()
+    page.write_text("<html><body><p>text</p></body></html>")
+    [reject] = _read_all([str(tmp_path)])
+    assert isinstance(reject, Reject) and reject.reason_code is RejectReason.EXTRACTION_FAILED
+    assert "RecursionError" in reject.reason and reject.input_id == "site.example/deep.html"
