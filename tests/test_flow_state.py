@@ -469,18 +469,42 @@ def test_an_output_path_with_glob_characters_keeps_its_ledger(tmp_path: Path) ->
     assert list(fresh.current_entries()) == [str(tmp_path / "in" / "site.example" / "a.txt")]
 
 
+def _ingest_as_a_run_does(roots: list[Path], store: OutputStore, rules, hashed: list[str]):
+    """What a run does with its inputs (flows.clean): select, record the inputs found identical, clean the rest.
+    ``hashed`` is cleared first, to collect the paths the selection hashes (see ``_counting_hashes``)."""
+    from datetime import UTC, datetime
+
+    import cleaners.ingest as ingest
+    from cleaners.readers import discover
+    from cleaners.shard import plan_shards, process_shard
+    from cleaners.store import partition_of
+
+    hashed.clear()
+    selection = ingest.select_changed(discover([str(root) for root in roots]), store, rules.version, False)
+    if selection.identical is not None:
+        store.write_identical_inputs(selection.identical)
+    now = datetime.now(UTC)
+    for shard in plan_shards(selection.todo, salt=rules.version):
+        process_shard(shard, store, rules, now, partition_of(now), selection.fingerprints)
+    return selection
+
+
+def _counting_hashes(monkeypatch) -> list[str]:
+    import cleaners.ingest as ingest
+
+    hashed: list[str] = []
+    sha256_of = ingest._sha256_of
+    monkeypatch.setattr(ingest, "_sha256_of", lambda path: hashed.append(path) or sha256_of(path))
+    return hashed
+
+
 def test_a_touched_but_unchanged_file_is_hashed_once_not_on_every_run(tmp_path: Path, monkeypatch) -> None:
     """A file whose time moved and whose bytes did not (touch, a copy without times) is not ingested again; it was
     hashed again on every later run too, serially, forever. The output remembers it: one hash, then none until
     it moves again; a changed file is still found."""
     import os
-    from datetime import UTC, datetime
 
-    import cleaners.ingest as ingest
-    from cleaners.readers import discover
     from cleaners.rulepack import load_rules
-    from cleaners.shard import plan_shards, process_shard
-    from cleaners.store import partition_of
 
     folder = tmp_path / "in" / "site.example"
     folder.mkdir(parents=True)
@@ -489,18 +513,10 @@ def test_a_touched_but_unchanged_file_is_hashed_once_not_on_every_run(tmp_path: 
                                    "article paragraph.\n")
     rules = load_rules()
     store = OutputStore.open(str(tmp_path / "out"))
-    hashed: list[str] = []
-    sha256_of = ingest._sha256_of
-    monkeypatch.setattr(ingest, "_sha256_of", lambda path: hashed.append(path) or sha256_of(path))
+    hashed = _counting_hashes(monkeypatch)
 
     def run() -> list[str]:
-        hashed.clear()
-        selection = ingest.select_changed(discover([str(tmp_path / "in")]), store, rules.version, False)
-        if selection.identical is not None:
-            store.write_identical_inputs(selection.identical)
-        now = datetime.now(UTC)
-        for shard in plan_shards(selection.todo, salt=rules.version):
-            process_shard(shard, store, rules, now, partition_of(now), selection.fingerprints)
+        selection = _ingest_as_a_run_does([tmp_path / "in"], store, rules, hashed)
         return sorted(f.relpath.rsplit("/", 1)[-1] for f in selection.todo)
 
     assert run() == ["a.txt", "b.txt"] and len(hashed) == 2
@@ -521,33 +537,18 @@ def test_a_copied_input_tree_is_hashed_once_not_on_every_run(tmp_path: Path, mon
     """The same files under a new root (a copy, a new mount) are the inputs already ingested: not ingested again,
     and not hashed again by every later run either (they are in the ledger under their first path only)."""
     import shutil
-    from datetime import UTC, datetime
 
-    import cleaners.ingest as ingest
-    from cleaners.readers import discover
     from cleaners.rulepack import load_rules
-    from cleaners.shard import plan_shards, process_shard
-    from cleaners.store import partition_of
 
     (tmp_path / "a" / "site.example").mkdir(parents=True)
     (tmp_path / "a" / "site.example" / "x.txt").write_text("A headline\n\nThe body of the article is here, long "
                                                           "enough to be an article paragraph.\n")
     rules = load_rules()
     store = OutputStore.open(str(tmp_path / "out"))
-    hashed: list[str] = []
-    sha256_of = ingest._sha256_of
-    monkeypatch.setattr(ingest, "_sha256_of", lambda path: hashed.append(path) or sha256_of(path))
+    hashed = _counting_hashes(monkeypatch)
 
     def run(*roots: str) -> int:
-        hashed.clear()
-        selection = ingest.select_changed(discover([str(tmp_path / root) for root in roots]), store, rules.version,
-                                          False)
-        if selection.identical is not None:
-            store.write_identical_inputs(selection.identical)
-        now = datetime.now(UTC)
-        for shard in plan_shards(selection.todo, salt=rules.version):
-            process_shard(shard, store, rules, now, partition_of(now), selection.fingerprints)
-        return len(selection.todo)
+        return len(_ingest_as_a_run_does([tmp_path / root for root in roots], store, rules, hashed).todo)
 
     assert run("a") == 1
     shutil.copytree(tmp_path / "a", tmp_path / "b")
