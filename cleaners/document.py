@@ -211,7 +211,10 @@ def _first_unruled(doc: _Lines, program: RuleProgram, screened: Sequence[int] | 
     n_alive = int(doc.nonblank.sum()) - len(doc.removed)
     kept: list[int] = []
     ruled = False
-    for rank, i in enumerate(doc.first_nonblank(len(doc.lines))):
+    # Lazily, line by line: the walk stops at the count-th unruled line (listing every line first cost a Python
+    # step per line of every document).
+    in_text = (i for i, line in enumerate(doc.stripped) if line and i not in doc.removed)
+    for rank, i in enumerate(in_text):
         line = doc.stripped[i]
         candidate = (i in wanted) if wanted is not None else (
             len(line) <= program.longest and program.screen is not None and program.screen.fullmatch(line) is not None)
