@@ -85,6 +85,8 @@ class _Lines:
     table_rows: set[int] | None = None
 
     def in_pipe_table(self, index: int) -> bool:
+        if self.stripped[index].count("|") < 2:
+            return False  # a row has 3 cells or more; the document's rows are found only when a line could be one
         if self.table_rows is None:
             self.table_rows = pipe_table_rows(self.stripped)
         return index in self.table_rows

@@ -18,6 +18,7 @@ import json
 import os
 import re
 import stat
+import sys
 import warnings
 import zlib
 from collections.abc import Iterator, Sequence
@@ -622,7 +623,12 @@ def _jsonl_record_of(f: InputFile, raw: bytes, line_no: int, seen_ids: set[str])
     fallback_id = f"{f.relpath}:{line_no}"
     try:
         record, encoding = _parse_json_line(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+    except RecursionError:
+        # Valid JSON, maybe, but nested deeper than Python's parser goes (~1,000 levels): no article is.
+        return _reject(f, RejectReason.MALFORMED_RECORD, f"line {line_no} is nested too deeply to read (over "
+                       f"{sys.getrecursionlimit()} levels of arrays or objects); write the record flat",
+                       input_id=fallback_id, line_no=line_no, n_bytes=len(raw))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         return _reject(f, RejectReason.MALFORMED_RECORD, f"line {line_no} is not valid JSON: {exc}",
                        input_id=fallback_id, line_no=line_no, n_bytes=len(raw))
     if not isinstance(record, dict):
