@@ -508,7 +508,7 @@ def _read_file(f: InputFile, max_doc_bytes: int) -> Iterator[RawDocument | Rejec
 
 
 def _read_jsonl(f: InputFile, max_doc_bytes: int) -> Iterator[RawDocument | Reject]:
-    seen_ids: set[str] = set()
+    seen_ids = _SeenIds(f"{f.relpath}:")
     try:
         raw_handle = open_input(f.path)
         handle = gzip.open(raw_handle, "rb") if f.path.lower().endswith(".gz") else raw_handle  # noqa: SIM115
@@ -611,7 +611,37 @@ def _parse_json_line(raw: bytes) -> tuple[object, str]:
     return record, encoding
 
 
-def _jsonl_record(f: InputFile, raw: bytes, line_no: int, seen_ids: set[str]) -> RawDocument | Reject:
+class _SeenIds:
+    """The ids of one JSONL file's records read so far. A record without an id is known by its file and line
+    (``prefix`` + line number): those lines are kept as bits, not strings (a file of a million records without ids
+    held ~120 MB of them); an explicit id is checked against them too, as it may spell one."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.explicit: set[str] = set()
+        self.unnamed_lines = bytearray()  # bit n: line n's record had no id
+
+    def _unnamed(self, line_no: int) -> bool:
+        return line_no // 8 < len(self.unnamed_lines) and bool(self.unnamed_lines[line_no // 8] >> (line_no % 8) & 1)
+
+    def __contains__(self, input_id: str) -> bool:
+        if input_id in self.explicit:
+            return True
+        number = input_id[len(self.prefix):] if input_id.startswith(self.prefix) else ""
+        return number.isascii() and number.isdigit() and str(int(number)) == number and self._unnamed(int(number))
+
+    def add(self, input_id: str, unnamed_line: int | None) -> None:
+        """Record ``input_id``: the id of the record on ``unnamed_line`` when it had none (then not kept as text)."""
+        if unnamed_line is None:
+            self.explicit.add(input_id)
+            return
+        if unnamed_line // 8 >= len(self.unnamed_lines):
+            self.unnamed_lines.extend(bytes(max(unnamed_line // 8 + 1 - len(self.unnamed_lines),
+                                                len(self.unnamed_lines))))
+        self.unnamed_lines[unnamed_line // 8] |= 1 << (unnamed_line % 8)
+
+
+def _jsonl_record(f: InputFile, raw: bytes, line_no: int, seen_ids: _SeenIds) -> RawDocument | Reject:
     try:
         return _jsonl_record_of(f, raw, line_no, seen_ids)
     except Exception as exc:  # a value no step expects (an id of 5,000 digits): this record only
@@ -619,7 +649,7 @@ def _jsonl_record(f: InputFile, raw: bytes, line_no: int, seen_ids: set[str]) ->
                        f"{str(exc)[:300]}", input_id=f"{f.relpath}:{line_no}", line_no=line_no, n_bytes=len(raw))
 
 
-def _jsonl_record_of(f: InputFile, raw: bytes, line_no: int, seen_ids: set[str]) -> RawDocument | Reject:
+def _jsonl_record_of(f: InputFile, raw: bytes, line_no: int, seen_ids: _SeenIds) -> RawDocument | Reject:
     fallback_id = f"{f.relpath}:{line_no}"
     try:
         record, encoding = _parse_json_line(raw)
@@ -647,7 +677,7 @@ def _jsonl_record_of(f: InputFile, raw: bytes, line_no: int, seen_ids: set[str])
     if input_id in seen_ids:
         return _reject(f, RejectReason.DUPLICATE_ID, f"record id {input_id!r} already appeared earlier in this file",
                        input_id=input_id, line_no=line_no, source=source, n_bytes=len(raw))
-    seen_ids.add(input_id)
+    seen_ids.add(input_id, line_no if input_id == fallback_id else None)
     text, html = record.get("text"), record.get("html")
     body = text if isinstance(text, str) and text.strip() else html if isinstance(html, str) else None
     if body is None or not body.strip():

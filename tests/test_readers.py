@@ -423,3 +423,18 @@ def test_an_attribute_flood_is_cut_before_lxml_parses_the_page() -> None:
     ordinary = ('<html><body><svg><path d="' + "M 1 2 L 3 4 " * 2_000 + '"/></svg><div '
                 + " ".join(f'data-k{i}="v {i}"' for i in range(MAX_ATTRIBUTES)) + f">{body}</div></body></html>")
     assert _without_attribute_floods(ordinary) is ordinary
+
+
+def test_ids_of_records_without_one_still_clash_with_explicit_ids(tmp_path: Path) -> None:
+    """A record without an id is known as "file:line" (kept as a bit per line, not a string per record): an explicit
+    id spelling it, before or after, is still a duplicate; "file:07" and ids of other lines are not."""
+    records = [{"text": ARTICLE}, {"id": "ids.jsonl:1", "text": ARTICLE}, {"id": "ids.jsonl:5", "text": ARTICLE},
+               {"id": "ids.jsonl:07", "text": ARTICLE}, {"text": ARTICLE}, {"text": ARTICLE},
+               {"id": "ids.jsonl:6", "text": ARTICLE}, {"id": "ids.jsonl:2", "text": ARTICLE}]
+    (tmp_path / "ids.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
+    items = _read_all([str(tmp_path / "ids.jsonl")])
+    outcome = {i.line_no: (i.input_id, isinstance(i, Reject) and i.reason_code) for i in items}
+    assert outcome == {1: ("ids.jsonl:1", False), 2: ("ids.jsonl:1", RejectReason.DUPLICATE_ID),
+                       3: ("ids.jsonl:5", False), 4: ("ids.jsonl:07", False),
+                       5: ("ids.jsonl:5", RejectReason.DUPLICATE_ID), 6: ("ids.jsonl:6", False),
+                       7: ("ids.jsonl:6", RejectReason.DUPLICATE_ID), 8: ("ids.jsonl:2", False)}
