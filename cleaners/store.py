@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -39,6 +40,7 @@ from cleaners.boilerplate import HISTORY_DOCS_PER_SOURCE, LINE_COUNTS_SCHEMA, Li
 from cleaners.parquet import AtomicParquetWriter, uploads_on_close
 
 STATE_VERSION = "1"
+_LOG = logging.getLogger(__name__)
 PARTITION_KEY = "ingest_date"
 _PART = re.compile(r"(?:^|/)(?:(?P<partition>ingest_date=[0-9-]+)/)?part-(?P<shard>[0-9a-f]{16})\.parquet$")
 
@@ -78,6 +80,22 @@ _TEMPORARY = re.compile(r"\.[^/]+\.parquet\.tmp-[0-9a-f]{32}")
 
 class OutputStateError(RuntimeError):
     """An output folder whose contents this package did not write (or whose state is gone): left untouched."""
+
+
+# A file of a moved input tree replaces the file of the same name under the old root when this share of the old
+# file's word 3-grams is in the new one: a corrected or appended version keeps most of them, another day's articles
+# under a reused name share almost none.
+NEW_VERSION_SHARE = 0.5
+
+
+def _new_version_of(old: tuple[set[int], set[str]], new: tuple[set[int], set[str]]) -> bool:
+    """Whether a file's rows (``old``: word 3-grams of its articles, and its input ids) are an earlier version of
+    another's (``new``): most of its text is in the new one or, with no article text (rejects only, or articles too
+    short for a 3-gram), all its input ids are."""
+    old_shingles, old_ids = old
+    if old_shingles:
+        return len(old_shingles & new[0]) >= NEW_VERSION_SHARE * len(old_shingles)
+    return old_ids <= new[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -448,13 +466,50 @@ class OutputStore:
         wanted = {old for old, new in replaced_by.items() if new in entries and entries[new].counted}
         if not wanted:
             return 0
-        where: dict[tuple[str, str], set[str]] = {}
+        located: dict[str, set[tuple[str, str]]] = {}
         for row in self.ledger().select(["input_file", "shard_id", "partition"]).to_pylist():
-            if row["input_file"] in wanted:
-                where.setdefault((row["partition"], row["shard_id"]), set()).add(row["input_file"])
+            located.setdefault(row["input_file"], set()).add((row["partition"], row["shard_id"]))
+        # A file that was read (counted) is replaced only by a new version of itself, judged by its rows: dated input
+        # roots reuse file names for other articles, and one identical file beside them looks like a moved tree.
+        read = {old for old in wanted if old in entries and entries[old].counted}
+        if read:
+            contents = self._contents({path for old in read for path in (old, replaced_by[old])}, located)
+            empty: tuple[set[int], set[str]] = (set(), set())
+            kept = {old for old in read if not _new_version_of(contents.get(old, empty),
+                                                               contents.get(replaced_by[old], empty))}
+            for old in sorted(kept):
+                _LOG.info("%r was not replaced by %r: the same name under a moved input tree, but other content (its "
+                          "rows stay)", old, replaced_by[old])
+            wanted -= kept
+        where: dict[tuple[str, str], set[str]] = {}
+        for path in wanted:
+            for place in located.get(path, ()):
+                where.setdefault(place, set()).add(path)
         report = RecoveryReport()
         return sum(self._rewrite_without(partition, shard_id, files, report)
                    for (partition, shard_id), files in sorted(where.items()))
+
+    def _contents(self, paths: set[str], located: dict[str, set[tuple[str, str]]]) -> dict[str, tuple[set[int],
+                                                                                                     set[str]]]:
+        """Per input file of ``paths``: the word 3-grams (hashed) of its articles' text, and its rows' input ids."""
+        found: dict[str, tuple[set[int], set[str]]] = {path: (set(), set()) for path in paths}
+        wanted = pa.array(sorted(paths), pa.string())
+        for partition, shard_id in sorted({place for path in paths for place in located.get(path, ())}):
+            for part, columns in ((self.articles_path(partition, shard_id), ["input_file", "input_id", "text"]),
+                                  (self.rejects_path(partition, shard_id), ["input_file", "input_id"])):
+                if not self.fs.exists(part):
+                    continue
+                table = self.read_table(part, columns)
+                table = table.filter(pc.is_in(table["input_file"], value_set=wanted))
+                texts = table["text"].to_pylist() if "text" in columns else [None] * table.num_rows
+                for path, input_id, text in zip(table["input_file"].to_pylist(), table["input_id"].to_pylist(), texts,
+                                                strict=True):
+                    shingles, ids = found[path]
+                    ids.add(input_id)
+                    if text:
+                        words = text.casefold().split()
+                        shingles.update(map(hash, zip(words, words[1:], words[2:], strict=False)))
+        return found
 
     def _rewrite_without(self, partition: str, shard_id: str, files: set[str], report: RecoveryReport) -> int:
         """Rewrite a shard's parts without the rows of ``files``. Its line counts stay while it keeps a counted file:

@@ -246,6 +246,70 @@ def test_a_changed_file_of_a_moved_tree_replaces_its_old_path_and_dated_roots_ar
     assert rows(dated) == [("site.example/feed.txt", "2026-11-25"), ("site.example/feed.txt", "2026-11-26")]
 
 
+def test_dated_roots_with_one_identical_file_keep_the_rows_of_the_deleted_days(tmp_path: Path) -> None:
+    """Dated roots that reuse file names, given one a day, with one file identical from day to day (a static page,
+    an unchanged feed) look like a moved tree once an old day's folder is deleted. A file of the old day is replaced
+    only by a new version of itself (most of its text in it): another day's articles under its name leave its rows,
+    and the appended feed of a tree really moved still replaces its old path."""
+    import json
+    import shutil
+    from datetime import UTC, datetime
+
+    import pyarrow.dataset as ds
+
+    from cleaners.ingest import select_changed
+    from cleaners.readers import discover
+    from cleaners.rulepack import load_rules
+    from cleaners.shard import plan_shards, process_shard
+    from cleaners.store import partition_of
+
+    rules = load_rules()
+
+    def run(store: OutputStore, root: Path) -> None:
+        selection = select_changed(discover([str(root)]), store, rules.version, False)
+        now = datetime.now(UTC)
+        for shard in plan_shards(selection.todo, salt=str(now)):
+            process_shard(shard, store, rules, now, partition_of(now), selection.fingerprints)
+        store.retire(selection.moved_away)  # as the flow does once the shards committed
+        store.recover()
+
+    def ids(store: OutputStore) -> list[str]:
+        return sorted(ds.dataset(store.path("articles"), partitioning="hive").to_table()["input_id"].to_pylist())
+
+    texts = {
+        "the bridge": "The council voted on Tuesday to rebuild the old bridge, closed for two years after the flood.",
+        "the library": "Volunteers reopened the library's reading room after a month of repairs to its leaking roof.",
+        "the newsroom": "Our newsroom has covered the valley since 1921; write to the editors with tips and letters.",
+        "the harbour": "Fishing boats stayed in the harbour as a storm warning held for the third day running.",
+        "the parking fees": "Shop owners asked the mayor to scrap the new parking fees, saying trade fell by a fifth.",
+    }
+
+    def article(topic: str) -> str:
+        return texts[topic]
+
+    def day(root: Path, records: list[tuple[str, str]]) -> None:
+        root.mkdir(parents=True)
+        (root / "feed.jsonl").write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in records))
+        (root / "static.jsonl").write_text(json.dumps({"id": "about", "text": article("the newsroom")}) + "\n")
+
+    dated = OutputStore.open(str(tmp_path / "out"))
+    day(tmp_path / "26", [("a1", article("the bridge")), ("a2", article("the library"))])
+    run(dated, tmp_path / "26")
+    shutil.rmtree(tmp_path / "26")  # raw retention
+    day(tmp_path / "27", [("b1", article("the harbour")), ("b2", article("the parking fees"))])
+    run(dated, tmp_path / "27")
+    assert ids(dated) == ["a1", "a2", "about", "b1", "b2"]  # a1 and a2 went before (the old day was "moved")
+
+    moving = OutputStore.open(str(tmp_path / "out2"))
+    day(tmp_path / "in", [("a1", article("the bridge")), ("a2", article("the library"))])
+    run(moving, tmp_path / "in")
+    shutil.move(tmp_path / "in", tmp_path / "moved")
+    with open(tmp_path / "moved" / "feed.jsonl", "a") as feed:
+        feed.write(json.dumps({"id": "a3", "text": article("the harbour")}) + "\n")
+    run(moving, tmp_path / "moved")
+    assert ids(moving) == ["a1", "a2", "a3", "about"]  # no id twice: the old feed's rows were replaced
+
+
 def test_a_folder_listed_again_replaces_its_unreadable_reject(tmp_path: Path, monkeypatch) -> None:
     """A folder that could not be listed is an `unreadable` reject under the folder's path; once it can be listed,
     its files are read and that reject goes (the folder's path is never an input again, so nothing else would)."""
