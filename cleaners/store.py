@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import re
+import zlib
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -84,17 +85,33 @@ class OutputStateError(RuntimeError):
 
 # A file of a moved input tree replaces the file of the same name under the old root when this share of the old
 # file's word 3-grams is in the new one: a corrected or appended version keeps most of them, another day's articles
-# under a reused name share almost none.
+# under a reused name share almost none. A big file's 3-grams are sampled (the same sample on both sides) to about
+# NEW_VERSION_SAMPLE of them, so that comparing two files of a 16 MB shard holds thousands of values, not millions.
 NEW_VERSION_SHARE = 0.5
+NEW_VERSION_SAMPLE = 4096
 
 
-def _new_version_of(old: tuple[set[int], set[str]], new: tuple[set[int], set[str]]) -> bool:
-    """Whether a file's rows (``old``: word 3-grams of its articles, and its input ids) are an earlier version of
+def _shingles(texts: list[str], every: int) -> set[int]:
+    """The word 3-grams of ``texts`` (case-folded), as CRC-32 values, those divisible by ``every`` only."""
+    found: set[int] = set()
+    for text in texts:
+        words = text.casefold().split()
+        for gram in zip(words, words[1:], words[2:], strict=False):
+            value = zlib.crc32(" ".join(gram).encode("utf-8", "surrogatepass"))
+            if value % every == 0:
+                found.add(value)
+    return found
+
+
+def _new_version_of(old: tuple[list[str], set[str]], new: tuple[list[str], set[str]]) -> bool:
+    """Whether a file's rows (``old``: its articles' texts and its rows' input ids) are an earlier version of
     another's (``new``): most of its text is in the new one or, with no article text (rejects only, or articles too
     short for a 3-gram), all its input ids are."""
-    old_shingles, old_ids = old
+    old_texts, old_ids = old
+    every = max(1, sum(len(text.split()) for text in old_texts) // NEW_VERSION_SAMPLE)
+    old_shingles = _shingles(old_texts, every)
     if old_shingles:
-        return len(old_shingles & new[0]) >= NEW_VERSION_SHARE * len(old_shingles)
+        return len(old_shingles & _shingles(new[0], every)) >= NEW_VERSION_SHARE * len(old_shingles)
     return old_ids <= new[1]
 
 
@@ -474,7 +491,7 @@ class OutputStore:
         read = {old for old in wanted if old in entries and entries[old].counted}
         if read:
             contents = self._contents({path for old in read for path in (old, replaced_by[old])}, located)
-            empty: tuple[set[int], set[str]] = (set(), set())
+            empty: tuple[list[str], set[str]] = ([], set())
             kept = {old for old in read if not _new_version_of(contents.get(old, empty),
                                                                contents.get(replaced_by[old], empty))}
             for old in sorted(kept):
@@ -489,10 +506,10 @@ class OutputStore:
         return sum(self._rewrite_without(partition, shard_id, files, report)
                    for (partition, shard_id), files in sorted(where.items()))
 
-    def _contents(self, paths: set[str], located: dict[str, set[tuple[str, str]]]) -> dict[str, tuple[set[int],
+    def _contents(self, paths: set[str], located: dict[str, set[tuple[str, str]]]) -> dict[str, tuple[list[str],
                                                                                                      set[str]]]:
-        """Per input file of ``paths``: the word 3-grams (hashed) of its articles' text, and its rows' input ids."""
-        found: dict[str, tuple[set[int], set[str]]] = {path: (set(), set()) for path in paths}
+        """Per input file of ``paths``: its articles' texts, and its rows' input ids."""
+        found: dict[str, tuple[list[str], set[str]]] = {path: ([], set()) for path in paths}
         wanted = pa.array(sorted(paths), pa.string())
         for partition, shard_id in sorted({place for path in paths for place in located.get(path, ())}):
             for part, columns in ((self.articles_path(partition, shard_id), ["input_file", "input_id", "text"]),
@@ -504,11 +521,9 @@ class OutputStore:
                 texts = table["text"].to_pylist() if "text" in columns else [None] * table.num_rows
                 for path, input_id, text in zip(table["input_file"].to_pylist(), table["input_id"].to_pylist(), texts,
                                                 strict=True):
-                    shingles, ids = found[path]
-                    ids.add(input_id)
+                    found[path][1].add(input_id)
                     if text:
-                        words = text.casefold().split()
-                        shingles.update(map(hash, zip(words, words[1:], words[2:], strict=False)))
+                        found[path][0].append(text)
         return found
 
     def _rewrite_without(self, partition: str, shard_id: str, files: set[str], report: RecoveryReport) -> int:

@@ -618,3 +618,24 @@ def test_a_copied_input_tree_is_hashed_once_not_on_every_run(tmp_path: Path, mon
     shutil.copytree(tmp_path / "a", tmp_path / "b")
     assert run("a", "b") == 0 and hashed == [str(tmp_path / "b" / "site.example" / "x.txt")]
     assert run("a", "b") == 0 and hashed == []
+
+
+def test_a_new_version_is_told_from_other_articles_on_big_files_too() -> None:
+    """Big files' 3-grams are sampled (the same sample on both sides): an appended or lightly edited big feed is still
+    a version of the old one, another feed of the same size is not; files of rejects only compare their ids."""
+    import random
+
+    from cleaners.store import _new_version_of
+
+    rng = random.Random(7)
+    vocabulary = [f"w{i}" for i in range(5_000)]
+
+    def feed(n: int) -> list[str]:
+        return [" ".join(rng.choices(vocabulary, k=200)) for _ in range(n)]
+
+    old = feed(500)  # 100,000 words: sampled
+    edited = [text.replace(text.split()[3], "changed", 1) if i % 3 == 0 else text for i, text in enumerate(old)]
+    assert _new_version_of((old, {"a"}), (edited + feed(100), {"a", "b"}))
+    assert not _new_version_of((old, {"a"}), (feed(500), {"a"}))
+    assert _new_version_of(([], {"x.jsonl:1"}), ([], {"x.jsonl:1", "x.jsonl:2"}))
+    assert not _new_version_of(([], {"x.jsonl:1", "x.jsonl:3"}), ([], {"x.jsonl:1"}))
