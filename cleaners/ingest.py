@@ -134,8 +134,10 @@ def _moved_away(files: list[InputFile], ingested: dict[str, LedgerEntry], chosen
     - A tree that was moved: a root of this run holds files identical to files ingested under an earlier root
       (same path below both), so it is that tree, moved. A file of it that is ingested now (changed, new rules,
       ``--reprocess``) or was ingested before replaces the same path under the earlier root, when that path no
-      longer exists and this run was not given it. Without such evidence nothing is replaced: dated input roots
-      whose raw files are deleted after ingestion hold different articles under the same names.
+      longer exists or names the same file (a symlink, a bind mount) and this run was not given it, and when it is a
+      version of the old file (:meth:`cleaners.store.OutputStore.retire` checks). Without such evidence nothing is
+      replaced: dated input roots whose raw files are deleted after ingestion hold different articles under the same
+      names.
     - A folder that could not be listed (an `unreadable` reject under the folder's path), now listed: this run's
       files below it replace that reject.
     """
@@ -146,7 +148,7 @@ def _moved_away(files: list[InputFile], ingested: dict[str, LedgerEntry], chosen
             continue
         for old_root in moved_roots.get(f.path[:-len(f.relpath)], ()):
             old = old_root + f.relpath
-            if old in ingested and old not in given and not _exists(old):
+            if old in ingested and old not in given and (not _exists(old) or _same_file(old, f.path)):
                 moved[old] = f.path
     unlisted = [path for path, entry in ingested.items() if not entry.counted and "://" not in path
                 and os.path.isdir(os_name(path))]
@@ -155,6 +157,17 @@ def _moved_away(files: list[InputFile], ingested: dict[str, LedgerEntry], chosen
         if below is not None:
             moved[folder] = below
     return moved
+
+
+def _same_file(path: str, other: str) -> bool:
+    """Whether two local input paths name one file (a tree reached through a symlink or a bind mount): the old name
+    still exists, but it is the new one."""
+    if "://" in path or "://" in other:
+        return False
+    try:
+        return os.path.samefile(os_name(path), os_name(other))
+    except OSError:
+        return False
 
 
 def _exists(path: str) -> bool:

@@ -639,3 +639,48 @@ def test_a_new_version_is_told_from_other_articles_on_big_files_too() -> None:
     assert not _new_version_of((old, {"a"}), (feed(500), {"a"}))
     assert _new_version_of(([], {"x.jsonl:1"}), ([], {"x.jsonl:1", "x.jsonl:2"}))
     assert not _new_version_of(([], {"x.jsonl:1", "x.jsonl:3"}), ([], {"x.jsonl:1"}))
+
+
+def test_a_tree_reached_through_a_symlink_replaces_its_other_name(tmp_path: Path) -> None:
+    """A run over a symlinked name of an input tree ingests a changed file under that name: the rows of the file's
+    other name go (it is the same file), so no doc_id repeats; a run back under the first name adds nothing."""
+    import os
+    from datetime import UTC, datetime
+
+    import pyarrow.dataset as ds
+
+    from cleaners.ingest import select_changed
+    from cleaners.readers import discover
+    from cleaners.rulepack import load_rules
+    from cleaners.shard import plan_shards, process_shard
+    from cleaners.store import partition_of
+
+    rules = load_rules()
+    store = OutputStore.open(str(tmp_path / "out"))
+
+    def run(root: Path) -> list[str]:
+        selection = select_changed(discover([str(root)]), store, rules.version, False)
+        now = datetime.now(UTC)
+        for shard in plan_shards(selection.todo, salt=str(now)):
+            process_shard(shard, store, rules, now, partition_of(now), selection.fingerprints)
+        store.retire(selection.moved_away)  # as the flow does once the shards committed
+        store.recover()
+        return sorted(f.relpath for f in selection.todo)
+
+    def rows() -> list[tuple[str, str]]:
+        table = ds.dataset(store.path("articles"), partitioning="hive").to_table()
+        return sorted(zip(table["doc_id"].to_pylist(), [p.split("/")[-3] for p in table["input_file"].to_pylist()],
+                          strict=True))
+
+    site = tmp_path / "in" / "site.example"
+    site.mkdir(parents=True)
+    (site / "a.txt").write_text("Headline a\n\nThe council voted on Tuesday to rebuild the bridge after the flood.\n")
+    (site / "b.txt").write_text("Headline b\n\nVolunteers reopened the library's reading room after a month of work.\n")
+    assert run(tmp_path / "in") == ["site.example/a.txt", "site.example/b.txt"]
+    os.symlink(tmp_path / "in", tmp_path / "link")
+    with open(site / "a.txt", "a") as article:
+        article.write("Work starts in spring, the mayor said on Wednesday.\n")
+    assert run(tmp_path / "link") == ["site.example/a.txt"]
+    assert [folder for _, folder in rows()].count("link") == 1 and len({doc for doc, _ in rows()}) == len(rows()) == 2
+    assert run(tmp_path / "in") == []
+    assert len(rows()) == 2
