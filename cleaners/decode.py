@@ -189,11 +189,14 @@ def decode_bytes(data: bytes) -> Decoded:
         matches = from_bytes(data[: 1 << 20])  # detection on the first MiB: enough, and bounded
         best = matches.best()
         if best is None or best.encoding is None:
-            return Decoded(None, None, RejectReason.UNDECODABLE, "no text encoding decodes these bytes")
+            return Decoded(None, None, RejectReason.UNDECODABLE, "no text encoding decodes these bytes: if it is text, "
+                           "convert it to UTF-8 (iconv -f ENCODING -t UTF-8) and run again; else remove it from the "
+                           "input")
         try:
             guessed = (data.decode(best.encoding), best.encoding)
         except (UnicodeDecodeError, LookupError) as exc:
-            return Decoded(None, None, RejectReason.UNDECODABLE, f"detected {best.encoding} but: {exc}")
+            return Decoded(None, None, RejectReason.UNDECODABLE, f"detected {best.encoding} but: {exc}; convert it "
+                           "to UTF-8 (iconv -f ENCODING -t UTF-8) and run again")
     text, encoding = guessed
     if _control_share(text) > MAX_CONTROL_SHARE:
         return Decoded(None, None, RejectReason.BINARY, "binary content (too many control characters)")

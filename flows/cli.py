@@ -245,8 +245,15 @@ def explain(
             _fail(f"--output {output}: not an output folder of a run (no _state in it); give the folder a run "
                   "wrote to, or leave --output out")
     doc = None
+    row_id = record_id  # the record's id in the output's rows
     for item in read_file(input_file):
         if record_id is None or item.input_id == record_id:
+            doc = item
+            break
+        # A record without an id is known by its path and line, relative to the run's input root ("feeds/feed.jsonl:3"
+        # in the rows), and here relative to the file's own folder ("feed.jsonl:3").
+        if item.line_no is not None and item.input_id == f"{input_file.relpath}:{item.line_no}" \
+                and record_id.endswith("/" + item.input_id):
             doc = item
             break
     if doc is None:
@@ -258,7 +265,7 @@ def explain(
         # A source from the file's folders depends on the input root a run was given: the output's rows say which.
         # (A JSONL record's declared source or URL host does not: it stands.)
         # A JSONL record by its id first (a record without one is known by its root-relative path and line).
-        named = (input_file.kind == "jsonl" and store.sources_of(input_file.path, doc.input_id)) or \
+        named = (input_file.kind == "jsonl" and store.sources_of(input_file.path, row_id or doc.input_id)) or \
             store.sources_of(input_file.path)
         if len(named) == 1:
             [chosen_source] = named

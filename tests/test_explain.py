@@ -198,3 +198,18 @@ def test_explain_shows_a_pages_markup_and_escape_codes_as_text(tmp_path: Path) -
     assert "\x1b" not in output and "a\\x1b[2Jb" in output
     assert "source=[link=http://evil.example]x[/link]" in output
     assert "title='Budget [/] vote passes'" in output
+
+
+def test_explain_finds_a_record_without_id_by_the_input_id_of_the_rows(tmp_path: Path) -> None:
+    """A record without an id is "feeds/feed.jsonl:2" in the rows (its path below the run's input root) and
+    "feed.jsonl:2" to explain given the file alone: both find it, and another line's id does not."""
+    records = tmp_path / "in" / "feeds" / "feed.jsonl"
+    records.parent.mkdir(parents=True)
+    lines = [{"text": "First headline\n\nThe first record's body, long enough to be an article paragraph here."},
+             {"text": "Second headline\n\nThe second record's body, long enough to be an article paragraph too."}]
+    records.write_text("".join(json.dumps(record) + "\n" for record in lines))
+    for record_id in ("feeds/feed.jsonl:2", "feed.jsonl:2"):
+        code, output = _explain(str(records), "--id", record_id)
+        assert code == 0 and "The second record's body" in output and "first record" not in output, output
+    code, output = _explain(str(records), "--id", "feeds/feed.jsonl:3")
+    assert code != 0 and "no record with id 'feeds/feed.jsonl:3'" in output
