@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -23,6 +24,7 @@ import pyarrow.compute as pc
 import re2
 
 from cleaners import kernels, textbytes
+from cleaners.normalize import replace_odd_characters
 
 DEFAULT_RULES_DIR = Path(__file__).parent / "rules"
 METADATA_COLUMNS = frozenset({"region", "author"})
@@ -38,6 +40,11 @@ _SCREEN_ROWS = 1_000_000
 # of DFA memory, printed "DFA out of memory" to stderr and fell back to a slower matcher. Counted repeats inside
 # repeats in an anywhere rule made the whole cleaner ~30% slower at 25,037 instructions.
 SCREEN_PROGRAM_LIMITS = {"anywhere": 8_000, "near_edges": 20_000}
+# Arrow compiles each screen with RE2's default memory (8 MiB), and a combined program past a few thousand instructions
+# outgrows its DFA there and falls back to a slower matcher: the shipped near-edges screen (12,800 instructions) took
+# 0.30-0.37 s over the dev set's 94,000 edge lines at once, its rules in two groups (legal.copyright, 8,752, alone) 0.14
+# s. The rules of a screen are grouped in their order up to this size, one Arrow call per group.
+SCREEN_GROUP_INSTRUCTIONS = 4_096
 _WHITESPACE = re.compile(r"\s+")
 
 
@@ -189,6 +196,21 @@ class Rule:
         return top or bottom
 
 
+def _screen_groups(rules: Sequence[Rule]) -> tuple[tuple[str, int], ...]:
+    """``rules`` in their order, grouped up to SCREEN_GROUP_INSTRUCTIONS of RE2 program each (a larger rule alone): each
+    group's Arrow pattern and the longest line it may match."""
+    groups: list[list[Rule]] = []
+    size = 0
+    for rule in rules:
+        own = re2.compile(rule.anchored, _COMBINED).programsize
+        if not groups or size + own > SCREEN_GROUP_INSTRUCTIONS:
+            groups.append([])
+            size = 0
+        groups[-1].append(rule)
+        size += own
+    return tuple((f"^(?:{_alternatives(group)})$", max(rule.max_chars for rule in group)) for group in groups)
+
+
 @dataclass(frozen=True, slots=True)
 class RuleProgram:
     """The rules that apply to one source, with combined regexes that screen a batch's lines in a few calls.
@@ -209,6 +231,8 @@ class RuleProgram:
     anywhere_longest: int = 0
     near_edges: str | None = None  # ... of the rules held to the top or bottom zone
     near_edges_longest: int = 0
+    # The near-edge rules in groups of at most SCREEN_GROUP_INSTRUCTIONS (each group's Arrow pattern, longest line).
+    near_edge_groups: tuple[tuple[str, int], ...] = ()
     zone_reach: int = 0            # the widest of those rules' zones, in non-blank lines
     arrow_patterns: tuple[str, ...] = ()  # each rule's pattern as Arrow's RE2 match takes it for a line
     _matching: dict[str, tuple[Rule, ...]] = field(default_factory=dict, compare=False, repr=False)
@@ -217,7 +241,7 @@ class RuleProgram:
     def of(cls, rules: tuple[Rule, ...]) -> RuleProgram:
         if not rules:
             return cls((), None, 0)
-        screen = re2.compile(_alternatives(rules))
+        screen = re2.compile(_alternatives(rules), _COMBINED)
         anywhere = tuple(rule for rule in rules if rule.zone is Zone.ANY)
         near_edges = tuple(rule for rule in rules if rule.zone is not Zone.ANY)
         return cls(rules, screen, max(rule.max_chars for rule in rules),
@@ -225,6 +249,7 @@ class RuleProgram:
                    anywhere_longest=max((rule.max_chars for rule in anywhere), default=0),
                    near_edges=f"^(?:{_alternatives(near_edges)})$" if near_edges else None,
                    near_edges_longest=max((rule.max_chars for rule in near_edges), default=0),
+                   near_edge_groups=_screen_groups(near_edges),
                    zone_reach=max((rule.zone_lines for rule in near_edges), default=0),
                    arrow_patterns=tuple(f"^(?:{rule.anchored})$" for rule in rules))
 
@@ -260,7 +285,7 @@ class RuleProgram:
         if self.screen is None or not len(starts):
             return out
         for pattern, limit, allowed in ((self.anywhere, self.anywhere_longest, None),
-                                        (self.near_edges, self.near_edges_longest, near_edge)):
+                                        *((group, longest, near_edge) for group, longest in self.near_edge_groups)):
             if pattern is None:
                 continue
             wanted = (chars > 0) & (chars <= limit) & ~out
@@ -406,10 +431,23 @@ _WORD_CHAR = re.compile(r"\w")
 
 _QUIET = re2.Options()
 _QUIET.log_errors = False  # RE2 wrote each refusal to stderr in C++'s log format; the error says it once
+# The combined pattern of a source's rules (RuleProgram.screen, matched line by line where a step asks): with RE2's
+# default 8 MiB its DFA ran out of memory once a site pack took it past ~17,000 instructions, printed "DFA out of
+# memory" to stderr on every document and fell back to a matcher 4x slower. The budget is a limit, not an allocation.
+_COMBINED = re2.Options()
+_COMBINED.log_errors = False
+_COMBINED.max_mem = 64 << 20
 
 # What RE2 refuses that Python's `re` reads: lookaround, backreferences by number or name, atomic groups (not when
 # the parenthesis or backslash is itself escaped).
 _UNSUPPORTED_BY_RE2 = re.compile(r"(?<!\\)(?:\(\?<?[=!]|\\[1-9]|\(\?P=\w+\)|\\k<\w+>|\(\?>)")
+
+
+def as_cleaned_text(text: str) -> str:
+    """``text`` as the cleaner sees an article's text: NFC, odd spaces (no-break, thin, tab) as spaces, invisible and
+    control characters out. Patterns and examples are read so: "é" typed decomposed, a no-break space before a French
+    colon or a zero-width space pasted with a literal could never match the text, while its examples passed."""
+    return replace_odd_characters(unicodedata.normalize("NFC", text))
 
 
 def _compile(path: Path, rule_id: str, spec: dict, case_sensitive: bool, match: Match) -> tuple[str, Any]:
@@ -428,6 +466,11 @@ def _compile(path: Path, rule_id: str, spec: dict, case_sensitive: bool, match: 
         raise _fail(path, f"rule {rule_id!r}: `{key}` must be a string, not {source!r}")
     if not source.strip():
         raise _fail(path, f"rule {rule_id!r}: the pattern is empty; an empty pattern would match every line")
+    source = as_cleaned_text(source)
+    if literal is not None:
+        literal = source
+    else:
+        regex = source
     body_source = source
     if literal is not None:
         # Literals match with any run of whitespace where the literal has one.
@@ -463,8 +506,12 @@ def _enum(path: Path, rule_id: str, kind: type[StrEnum], value: str, key: str) -
         raise _fail(path, f"rule {rule_id!r}: {key} = {value!r} is not one of: {allowed}") from None
 
 
-def _parse_rule(path: Path, pack_name: str, spec: dict, defaults: dict) -> Rule:
+def _parse_rule(path: Path, pack_name: str, spec: dict, defaults: dict, number: int) -> Rule:
     rule_id = spec.get("id")
+    if rule_id is None:
+        pattern = spec.get("literal", spec.get("regex"))
+        raise _fail(path, f"rule {number} (a [[rules]] entry{f' with pattern {pattern!r}' if pattern else ''}) has no "
+                          "`id`: give it one, as id = \"site.what-it-removes\"")
     if not isinstance(rule_id, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_.\-]*", rule_id):
         raise _fail(path, f"rule id {rule_id!r} must be lowercase letters, digits, '.', '-' or '_'")
     unknown = set(spec) - _RULE_KEYS
@@ -491,6 +538,11 @@ def _parse_rule(path: Path, pack_name: str, spec: dict, defaults: dict) -> Rule:
     if not all(isinstance(examples, list) and all(isinstance(example, str) for example in examples)
                for examples in (drop, keep)):
         raise _fail(path, f"rule {rule_id!r}: examples.drop and examples.keep are lists of strings")
+    zone = _enum(path, rule_id, Zone, spec.get("zone", "any"), "zone")
+    zone_lines = _count(path, rule_id, "zone_lines", spec.get("zone_lines", defaults.get("zone_lines", 6)))
+    if "zone_lines" in spec and zone is Zone.ANY:
+        raise _fail(path, f"rule {rule_id!r}: zone_lines = {spec['zone_lines']!r} needs a zone (zone = \"top\", "
+                          "\"bottom\" or \"edges\"); without one the rule matches anywhere")
     return Rule(
         id=rule_id,
         pack=pack_name,
@@ -499,13 +551,13 @@ def _parse_rule(path: Path, pack_name: str, spec: dict, defaults: dict) -> Rule:
         anchored=anchored,
         pattern=pattern,
         match=match,  # type: ignore[arg-type]
-        zone=_enum(path, rule_id, Zone, spec.get("zone", "any"), "zone"),  # type: ignore[arg-type]
-        zone_lines=_count(path, rule_id, "zone_lines", spec.get("zone_lines", defaults.get("zone_lines", 6))),
+        zone=zone,  # type: ignore[arg-type]
+        zone_lines=zone_lines,
         max_chars=_count(path, rule_id, "max_chars", spec.get("max_chars", defaults.get("max_chars", 200))),
         action=action,  # type: ignore[arg-type]
         metadata_column=metadata_column,
-        examples_drop=tuple(drop),
-        examples_keep=tuple(keep),
+        examples_drop=tuple(map(as_cleaned_text, drop)),
+        examples_keep=tuple(map(as_cleaned_text, keep)),
         keep_table_rows=_flag(path, rule_id, spec, "keep_table_rows"),
         spare_inside_article=_flag(path, rule_id, spec, "spare_inside_article"),
     )
@@ -534,6 +586,11 @@ def _check_examples(path: Path, rule: Rule) -> None:
             raise _fail(path, f"rule {rule.id!r}: does not match its drop example {example!r}{case}")
         if rule.action is Action.METADATA and not (found.group("value") or "").strip():
             raise _fail(path, f"rule {rule.id!r}: its drop example {example!r} gives an empty `value` group")
+    if all(len(example.strip()) > rule.max_chars for example in rule.examples_keep):
+        # A line over max_chars is kept whatever the pattern says: such examples test the limit, never the pattern.
+        raise _fail(path, f"rule {rule.id!r}: every keep example is longer than max_chars = {rule.max_chars}, so none "
+                          "tests the pattern (a line that long is kept whatever it says); add a keep example of at "
+                          f"most {rule.max_chars} characters, a line the pattern must not take")
     for example in rule.examples_keep:
         # A table row is kept by a keep_table_rows rule where it stands; a lone example can only be a labelled row.
         if rule.matches(example) is not None and not (rule.keep_table_rows and labelled_row(example)):
@@ -579,7 +636,12 @@ def load_pack(path: Path) -> RulePack:
             raise _fail(path, f"[defaults]: {key} must be a whole number of at least 1, not {value!r}")
     if set(data) - {"pack", "defaults", "rules"}:
         raise _fail(path, f"unknown top-level tables {sorted(set(data) - {'pack', 'defaults', 'rules'})}")
-    rules = tuple(_parse_rule(path, meta["name"], spec, defaults) for spec in data.get("rules", []))
+    specs = data.get("rules", [])
+    if not isinstance(specs, list) or not all(isinstance(spec, dict) for spec in specs):
+        raise _fail(path, "`rules` must be a list of tables: write each rule under its own [[rules]] header (two "
+                          "brackets), not [rules]")
+    rules = tuple(_parse_rule(path, meta["name"], spec, defaults, number)
+                  for number, spec in enumerate(specs, start=1))
     sites = meta.get("sites", [])
     if not isinstance(sites, list) or not all(isinstance(site, str) and site.strip() for site in sites):
         raise _fail(path, f"[pack]: sites must be a list of host names, as sites = [\"example.com\"], not {sites!r}")

@@ -151,6 +151,12 @@ def _rule(pattern: str, drop: str = "Drop me", keep: str = "Keep me", rule_id: s
         ('disable = ["legal.copyright"]\n' + RULE.format(pattern='literal = "Drop me"'), "disable is for a site pack"),
         ('sites = ["a.example"]\ndisable = "legal.copyright"\n' + RULE.format(pattern='literal = "Drop me"'),
          "disable must be a list of rule ids"),
+        (RULE.format(pattern="regex = '.*'\nmax_chars = 7").replace('"Keep me"', '"Keep this line: it is long"'),
+         "every keep example is longer than max_chars = 7, so none tests the pattern"),
+        (RULE.format(pattern='literal = "Drop me"\nzone_lines = 3'), "zone_lines = 3 needs a zone"),
+        (RULE.format(pattern='literal = "Drop me"').replace('id = "x.y"\n', ""),
+         "rule 1 \\(a \\[\\[rules\\]\\] entry with pattern 'Drop me'\\) has no `id`"),
+        (RULE.format(pattern='literal = "Drop me"').replace("[[rules]]", "[rules]"), "under its own \\[\\[rules\\]\\]"),
         *[(f'sites = ["{site}"]\n' + RULE.format(pattern='literal = "Drop me"'), "is not a source name")
           for site in ["https://valleyherald.com", "valleyherald.com/", "*.valleyherald.com", "valleyherald.com.",
                        "valleyherald.com:443"]],
@@ -161,6 +167,38 @@ def test_broken_packs_are_refused_with_the_file_named(tmp_path: Path, body: str,
     with pytest.raises(RulePackError, match=message) as info:
         load_rules([path])
     assert str(path) in str(info.value)
+
+
+def test_patterns_and_examples_are_read_as_the_cleaner_reads_text(tmp_path: Path) -> None:
+    """A pattern pasted with a decomposed "é", a no-break space or a zero-width space matches the text as the cleaner
+    has it (NFC, odd spaces as spaces, invisible characters out): its examples passed, and it never matched."""
+    # TOML's own escapes: a decomposed "é" (e + U+0301), a no-break space, a zero-width space.
+    body = r"""
+[[rules]]
+id = "x.y"
+concept = "c"
+why = "because"
+regex = "Re\u0301gion\u00a0:\\s*(?P<value>.+)"
+action = "metadata"
+metadata_column = "region"
+max_chars = 40
+examples.drop = ["Re\u0301gion\u00a0: Côte"]
+examples.keep = ["Région"]
+
+[[rules]]
+id = "x.share"
+concept = "c"
+why = "because"
+literal = "Partager\u200b l’article"
+examples.drop = ["Partager\u200b l’article"]
+examples.keep = ["Partager"]
+"""
+    rules = load_rules([_pack(tmp_path, body)])
+    text = ("Tempête sur la côte\n\nLa tempête a touché toute la côte hier soir, selon les autorités locales.\n"
+            "Partager l’article\nRégion : Côte\n")
+    result = clean_document(text, rules, source="example.fr")
+    assert result.metadata == {"region": "Côte"}
+    assert {r.rule for r in result.removed} >= {"x.y", "x.share"}
 
 
 def test_literal_patterns_are_escaped(tmp_path: Path) -> None:
