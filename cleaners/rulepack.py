@@ -136,17 +136,18 @@ def in_pipe_table(stripped: Sequence[str], index: int) -> bool:
 
 def pipe_table_rows(stripped: Sequence[str]) -> set[int]:
     """The lines of a document (its stripped lines) that :func:`in_pipe_table` calls table rows, found in one walk
-    over its runs of lines: asking line by line rescans each run, quadratic in its length (a page of 4,000 pipe-menu
-    lines took 47 s)."""
-    cells = [pipe_cells(line) for line in stripped]
+    over its runs of lines with pipes: asking line by line rescans each run, quadratic in its length (a page of 4,000
+    pipe-menu lines took 47 s). Only lines with a pipe can be rows, and a line without one ends a run."""
+    piped = [i for i, line in enumerate(stripped) if "|" in line]
+    cells = [pipe_cells(stripped[i]) for i in piped]
     rows: set[int] = set()
     first = 0
-    while first < len(stripped):
+    while first < len(piped):
         last = first
-        while last + 1 < len(stripped) and cells[last + 1] == cells[first]:
+        while last + 1 < len(piped) and piped[last + 1] == piped[last] + 1 and cells[last + 1] == cells[first]:
             last += 1
         if cells[first] >= 3:
-            run = range(first, last + 1)
+            run = piped[first:last + 1]
             if last > first and any(data_row(stripped[i]) for i in run):
                 rows.update(run)
             else:

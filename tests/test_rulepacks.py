@@ -249,6 +249,14 @@ def test_pipe_tables_are_told_from_menus() -> None:
     labelled = ["Prep: 15 min | Cook: 1 hr | Serves: 6", "Home | News | Sport"]
     for lines in (table, labelled, [*table, *labelled]):
         assert pipe_table_rows(lines) == {i for i in range(len(lines)) if in_pipe_table(lines, i)}
+    # And on random documents of such lines (runs of rows broken by blank lines, prose and lines of other widths).
+    import random
+
+    rng = random.Random(5)
+    kinds = [*table, *labelled, "Prose, without a pipe.", "|", "a | b", "1 | 2 | 3 | 4", "| x | 1 | 2 |"]
+    for _ in range(300):
+        lines = rng.choices(kinds, k=rng.randint(0, 25))
+        assert pipe_table_rows(lines) == {i for i in range(len(lines)) if in_pipe_table(lines, i)}, lines
 
 
 def test_the_pipe_menu_rule_keeps_the_rows_of_a_table_near_the_top(rules) -> None:
