@@ -30,8 +30,9 @@ from cleaners.types import CleanResult, RawDocument, Reject, RejectReason
 # shards or runs is not counted against its own lines; 0.8: a declared title is the title, and a template line is on
 # at least 5 documents; 0.9: the v7 classifier, a page's own title found printed with a small difference, a menu
 # heading inside the article kept, and an HTML page's date no longer guessed from its prose; 0.10: a document whose only
-# evidence of junk is the classifier's uncertain drops keeps them).
-PIPELINE_VERSION = "0.10.0"
+# evidence of junk is the classifier's uncertain drops keeps them; 0.10.1: rule patterns and examples read as the
+# cleaner reads text, NFC and odd spaces: a pack's rule written with a no-break space or a decomposed letter matches).
+PIPELINE_VERSION = "0.10.1"
 MAX_SOURCES_PER_SHARD = 1_000  # sources a shard reports (ShardStats.sources): a small return value
 _LOG = logging.getLogger(__name__)
 # A shard should be seconds of work: 16 MiB of text is ~4 s of cleaning on one core. Measured on a 30,000-document
