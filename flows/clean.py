@@ -8,6 +8,7 @@ The state that makes runs incremental and idempotent lives with the output (``cl
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import re
@@ -81,18 +82,28 @@ def _load_plan(plan_path: str, output: str) -> tuple[OutputStore, Shard, dict[st
 
 def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
     """A retry cannot help when the rule packs changed under the run or the worker runs another version (Prefect's
-    ``retry_condition_fn``). A missing work order is retried: a shared folder's mount may show a new file late."""
-    return not isinstance(getattr(state, "data", None), RuleChangeError | InstallationMismatchError)
+    ``retry_condition_fn``), nor when the output refused a write (a full disk, a read-only folder: seconds later it
+    still does). A missing work order is retried: a shared folder's mount may show a new file late."""
+    error = getattr(state, "data", None)
+    return not isinstance(error, RuleChangeError | InstallationMismatchError) and not _output_unwritable(error)
 
 
 # Failures that no re-run mends until the workers and the output are set up alike: the run's error says so.
 _SETUP_ERRORS = (RuleChangeError, InstallationMismatchError, WorkOrderMissingError)
+# A write to the output that the machine refused: a full disk or quota, a read-only or forbidden folder. Input files are
+# read by the readers, which turn their errors into rejects: an OSError out of a task is the output's.
+_OUTPUT_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+def _output_unwritable(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in _OUTPUT_WRITE_ERRNOS
 
 
 @task(name="count-lines", persist_result=False, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,
       retry_condition_fn=_worth_retrying)
 def count_lines_task(plan_path: str, output: str, max_doc_bytes: int) -> int:
     """Pass 1 for one shard: per-source line counts into the output's state."""
+    worker_cache.exit_with_parent()
     store, shard, plan = _load_plan(plan_path, output)
     _check_installation(plan)
     return count_shard(shard, store, max_doc_bytes)
@@ -103,6 +114,7 @@ def count_lines_task(plan_path: str, output: str, max_doc_bytes: int) -> int:
 def clean_shard_task(plan_path: str, output: str, rules: list[str] | None, max_doc_bytes: int,
                      stats_token: str = "") -> dict[str, Any]:
     """Pass 2 for one shard: clean into ``articles/`` and ``rejects/``, commit the ledger part."""
+    worker_cache.exit_with_parent()
     store, shard, plan = _load_plan(plan_path, output)
     _check_installation(plan)
     ingested_at = datetime.fromisoformat(plan["ingested_at"])
@@ -131,6 +143,8 @@ def clean_shards(plan_paths: list[str], output: str, rules: list[str] | None,
               for name, path in zip(names, plan_paths, strict=True)]
     failed: list[str] = []
     setup_errors = 0  # failures no re-run mends until the workers and the output are set up alike (_SETUP_ERRORS)
+    output_errors = 0  # writes to the output the machine refused (_output_unwritable)
+    rules_changed = False
     counted: list[tuple[str, str]] = []  # every shard's counts exist before any shard is cleaned
     for name, path, future in zip(names, plan_paths, counts, strict=True):
         try:
@@ -139,6 +153,7 @@ def clean_shards(plan_paths: list[str], output: str, rules: list[str] | None,
         except Exception as exc:  # this shard is not cleaned (named below); the others go on
             failed.append(f"counting lines: {type(exc).__name__}: {exc}")
             setup_errors += isinstance(exc, _SETUP_ERRORS)
+            output_errors += _output_unwritable(exc)
     OutputStore.open(output).write_merged_line_stats(without_shards=set(counted_again or ()))
     stats_token = uuid.uuid4().hex  # names this merge: a worker that cached an earlier one reads it anew
     reporter = progress.current() or progress.LogReporter(logger)
@@ -152,6 +167,8 @@ def clean_shards(plan_paths: list[str], output: str, rules: list[str] | None,
             except Exception as exc:  # named below; the shards that succeeded are committed and kept
                 failed.append(f"cleaning: {type(exc).__name__}: {exc}")
                 setup_errors += isinstance(exc, _SETUP_ERRORS)
+                output_errors += _output_unwritable(exc)
+                rules_changed |= isinstance(exc, RuleChangeError)
                 continue
             results.append(stats)
             reporter.advance(stats["n_inputs"], stats["n_bytes"])
@@ -163,9 +180,16 @@ def clean_shards(plan_paths: list[str], output: str, rules: list[str] | None,
         files = [f["relpath"] for name, path in zip(names, plan_paths, strict=True) if name in missing
                  for f in store.read_plan(path)["files"]]
         shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+        # With other rule packs the next run cleans every input again; otherwise it skips what this run committed.
+        kept = ("The next run cleans every input again, with the rule packs it loads." if rules_changed else
+                "Committed shards are kept and skipped by the next run.")
+        if output_errors == len(failed):
+            raise RuntimeError(f"{len(missing)} shard(s) not written: {', '.join(missing)}; the output "
+                               f"{_without_userinfo(output)} refused a write (first error: {failed[0]}). Free space "
+                               f"there (or fix its permissions), then run again. {kept}")
         if setup_errors == len(failed):  # every message says what to set up: nothing to report
             raise RuntimeError(f"{len(missing)} shard(s) not cleaned: {', '.join(missing)} (files: {shown}); first "
-                               f"error: {failed[0]}. Committed shards are kept and skipped by the next run.")
+                               f"error: {failed[0]}. {kept}")
         raise RuntimeError(f"{len(missing)} shard(s) failed after retries: {', '.join(missing)} (files: {shown}); "
                            f"first error: {failed[0]}. Committed shards are kept and skipped by the next run; "
                            "if re-running the same command fails the same way, run those files on their own "
@@ -350,15 +374,15 @@ def clean_articles(
         runner_name = "none"  # no shards: nothing ran
         run_id = f"{ingested_at:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}"
         if shards:
-            plan_paths = [store.write_plan(run_id, s.shard_id, {
-                "shard_id": s.shard_id, "ingested_at": ingested_at.isoformat(), "rules_version": ruleset.version,
-                "pipeline_version": PIPELINE_VERSION, "files": [_file_dict(f) for f in s.files],
-                "fingerprints": {f.path: fingerprints.get(f.path, "") for f in s.files},
-            }) for s in shards]
-            runner_name = resolve_runner_name(task_runner, sum(f.size for f in todo), len(shards), dask_address)
-            logger.info("task runner: %s", runner_name)
-            runner = make_task_runner(runner_name, dask_address)
             try:
+                plan_paths = [store.write_plan(run_id, s.shard_id, {
+                    "shard_id": s.shard_id, "ingested_at": ingested_at.isoformat(), "rules_version": ruleset.version,
+                    "pipeline_version": PIPELINE_VERSION, "files": [_file_dict(f) for f in s.files],
+                    "fingerprints": {f.path: fingerprints.get(f.path, "") for f in s.files},
+                }) for s in shards]
+                runner_name = resolve_runner_name(task_runner, sum(f.size for f in todo), len(shards), dask_address)
+                logger.info("task runner: %s", runner_name)
+                runner = make_task_runner(runner_name, dask_address)
                 with progress.reporting_to(reporter), _workers_share_this_api(runner_name):
                     # Old shards' counts left out of this run's merge; a shard planned again under the same id has
                     # had its counts part overwritten by this run's pass 1, so it stays in.
@@ -368,12 +392,18 @@ def clean_articles(
             except Exception as exc:
                 # The output's own record of the failed run (Prefect's may be on a server long gone): what it was
                 # asked, and why it failed. Its committed shards are kept; the next run skips them.
-                store.write_manifest(f"run-{run_id}.json", {
-                    "status": "failed", "error": f"{type(exc).__name__}: {exc}"[:4000], "parameters": parameters,
-                    "files_seen": len(files), "files_to_process": len(todo), "shards": len(shards),
-                    "rules_version": ruleset.version, "pipeline_version": PIPELINE_VERSION,
-                    "ingested_at": ingested_at.isoformat(), "seconds": round(time.perf_counter() - started, 3),
-                    "task_runner": runner_name})
+                try:
+                    store.write_manifest(f"run-{run_id}.json", {
+                        "status": "failed", "error": f"{type(exc).__name__}: {exc}"[:4000], "parameters": parameters,
+                        "files_seen": len(files), "files_to_process": len(todo), "shards": len(shards),
+                        "rules_version": ruleset.version, "pipeline_version": PIPELINE_VERSION,
+                        "ingested_at": ingested_at.isoformat(), "seconds": round(time.perf_counter() - started, 3),
+                        "task_runner": runner_name})
+                except OSError as manifest_error:  # the same full disk, most likely: the run's error says what to do
+                    logger.error("the failed run's manifest could not be written either: %s", manifest_error)
+                if _output_unwritable(exc):  # writing the work orders, here in the flow's own process
+                    raise RuntimeError(f"the output {_without_userinfo(output)} refused a write ({type(exc).__name__}: "
+                                       f"{exc}): free space there (or fix its permissions), then run again") from exc
                 raise
             store.remove_plans(run_id)
         reporter.finish()

@@ -6,7 +6,10 @@ the flow's functions by value (the process pool) would otherwise try to pickle t
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import threading
+import time
 
 from cleaners.boilerplate import LineStats
 from cleaners.store import OutputStore
@@ -38,3 +41,30 @@ def forget() -> None:
     """Drop this process's copy (worker processes drop theirs when the next run's token arrives)."""
     with _lock:
         _loaded.clear()
+
+
+_watching = False
+# How often a pool worker checks that the process that started it is alive.
+PARENT_CHECK_SECONDS = 1.0
+
+
+def exit_with_parent() -> None:
+    """In a pool worker process (not the flow's own process): exit when the process that started it is gone.
+
+    A flow run killed outright (SIGKILL, the OOM killer) left its process-pool workers running, idle, forever: they
+    hold the run's stdout, so ``serve()`` never saw the run end and kept one of its run slots taken (two such kills
+    and a served deployment runs nothing). Called by each task; starts one daemon thread per worker process."""
+    global _watching
+    starter = multiprocessing.parent_process()
+    with _lock:
+        if _watching or starter is None or starter.pid is None:
+            return
+        _watching = True
+    parent = starter.pid  # not os.getppid(): the parent may be gone, and this process adopted, before the first task
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(70)  # the run is gone: nothing of this process's work can be committed by it any more
+
+    threading.Thread(target=watch, name="boilerstrip-exit-with-parent", daemon=True).start()

@@ -746,3 +746,46 @@ def test_a_run_that_waits_for_the_output_lock_says_so(tmp_path: Path) -> None:
     waiter.join(timeout=5)
     assert not waiter.is_alive()
     assert len(told) == 1 and "another run is writing" in told[0]
+
+
+def test_pool_workers_exit_when_the_run_that_started_them_is_killed(tmp_path: Path) -> None:
+    """A flow run killed outright (SIGKILL, the OOM killer) left its process-pool workers running forever, holding
+    its stdout, so serve() never saw the run end and kept a run slot taken. A worker that ran a task exits within
+    seconds of its parent's death; the flow's own process (no multiprocessing parent) starts no watch."""
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import multiprocessing, sys, time\n"
+        "from flows import worker_cache\n"
+        "def work():\n"
+        "    worker_cache.exit_with_parent()\n"
+        "    time.sleep(120)\n"
+        "if __name__ == '__main__':\n"
+        "    worker_cache.exit_with_parent()  # the flow's own process: no parent process of multiprocessing\n"
+        "    child = multiprocessing.get_context('spawn').Process(target=work)\n"
+        "    child.start()\n"
+        "    print(child.pid, flush=True)\n"
+        "    time.sleep(120)\n")
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).resolve().parents[1])
+    try:
+        worker = int(parent.stdout.readline())
+        time.sleep(1.0)  # the worker's watch is running
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                os.kill(worker, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+        else:
+            os.kill(worker, signal.SIGKILL)
+            raise AssertionError("the pool worker outlived the killed run")
+    finally:
+        if parent.poll() is None:
+            parent.kill()

@@ -240,8 +240,11 @@ def test_rule_packs_edited_during_a_run_stop_its_shards_without_retrying(prefect
 
     clean_load = clean.load_rules
     monkeypatch.setattr(clean, "load_rules", edited_after_the_first_load)
-    with pytest.raises(Exception, match="the packs changed during the run, or this worker has another boilerstrip"):
+    with pytest.raises(Exception, match="the packs changed during the run, or this worker has another boilerstrip") \
+            as failure:
         clean.clean_articles(input=[str(corpus)], output=str(tmp_path / "out"), task_runner="threads")
+    # Not "committed shards are skipped by the next run": with other packs, it cleans every input again.
+    assert "The next run cleans every input again" in str(failure.value) and "skipped" not in str(failure.value)
     assert len(loads) == 2  # the flow's load, then one task attempt: no retries
     assert not list((tmp_path / "out").glob("articles/**/*.parquet"))
 
@@ -275,6 +278,35 @@ def test_a_worker_on_another_pipeline_version_is_refused_without_retrying(prefec
     [manifest] = [json.loads(path.read_text()) for path in (tmp_path / "out" / "_manifests").glob("run-*.json")]
     assert manifest["status"] == "failed" and "InstallationMismatchError" in manifest["error"]
     assert manifest["parameters"]["input"] == [str(corpus)] and manifest["files_to_process"] == 4
+
+
+def test_an_output_that_refuses_writes_is_named_with_what_to_do(prefect_backend, corpus: Path, tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    """A full disk (or a read-only output) is the output's problem, not the inputs': the run's error names the output
+    and says to free space, without retrying or asking for a bug report; writing the work orders failing the same way
+    is said the same way (it failed before the run's record of a failure was written)."""
+    import errno
+
+    import flows.clean as clean
+    from cleaners.store import OutputStore
+
+    attempts = []
+
+    def disk_full(*args, **kwargs):
+        attempts.append(1)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(clean, "process_shard", disk_full)
+    with pytest.raises(Exception, match=r"refused a write .*No space left on device.*Free space there") as failure:
+        clean.clean_articles(input=[str(corpus)], output=str(tmp_path / "out"), task_runner="threads")
+    assert "report the error" not in str(failure.value) and str(tmp_path / "out") in str(failure.value)
+    assert len(attempts) == 1  # the corpus is one shard, tried once: a full disk is not retried
+    monkeypatch.undo()
+    monkeypatch.setattr(OutputStore, "write_plan", disk_full)
+    with pytest.raises(Exception, match=r"the output .* refused a write .*free space there"):
+        clean.clean_articles(input=[str(corpus)], output=str(tmp_path / "out2"), task_runner="threads")
+    [manifest] = [json.loads(path.read_text()) for path in (tmp_path / "out2" / "_manifests").glob("run-*.json")]
+    assert manifest["status"] == "failed" and "No space left" in manifest["error"]
 
 
 def test_a_site_pack_no_source_of_the_run_falls_under_is_named(prefect_backend, corpus: Path, tmp_path: Path) -> None:
