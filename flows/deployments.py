@@ -22,8 +22,11 @@ given to ``prefect deployment run -p`` are passed as they are: a flow run's work
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import json
 import os
+import signal
 import sys
 from typing import Any
 
@@ -106,6 +109,36 @@ def deployments() -> list[RunnerDeployment]:
     ]
 
 
+def terminate_children() -> list[int]:
+    """SIGTERM this process's child processes (Linux: /proc), and return their PIDs: the flow runs serve started."""
+    pids: list[int] = []
+    for listing in glob.glob(f"/proc/{os.getpid()}/task/*/children"):
+        with contextlib.suppress(OSError), open(listing) as children:
+            pids += [int(pid) for pid in children.read().split()]
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    return pids
+
+
+def forward_sigterm_to_runs() -> None:
+    """On SIGTERM to serve alone (``kill -TERM <serve pid>``, not its process group), pass it on to the runs in flight
+    before Prefect's own handler stops serve: each then reports Crashed at once. Otherwise a run ended without a word
+    and stayed Running until the zombie automation marked it Crashed, ~90 s later."""
+    from prefect.runner import Runner
+
+    prefects_own = Runner.handle_sigterm
+    if getattr(prefects_own, "forwards_to_runs", False):
+        return
+
+    def handle_sigterm(self: Runner, *args: Any, **kwargs: Any) -> None:
+        terminate_children()
+        prefects_own(self, *args, **kwargs)
+
+    handle_sigterm.forwards_to_runs = True  # type: ignore[attr-defined]
+    Runner.handle_sigterm = handle_sigterm  # type: ignore[method-assign]
+
+
 def main() -> None:
     from prefect import serve
 
@@ -118,6 +151,7 @@ def main() -> None:
     heartbeat = int(_env("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS)))
     os.environ["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] = str(heartbeat)
     ensure_zombie_automation(heartbeat)
+    forward_sigterm_to_runs()
     try:
         serve(*served, limit=limit)
     finally:

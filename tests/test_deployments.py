@@ -306,3 +306,26 @@ def test_served_deployment_runs_from_the_cli(tmp_path: Path, processes: list[sub
 
     timings["total"] = time.monotonic() - t0
     print("e2e timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
+
+
+def test_sigterm_to_serve_alone_reaches_the_runs_in_flight(tmp_path: Path) -> None:
+    """`kill -TERM <serve pid>` (not its process group): serve passes the signal on to its flow-run processes before
+    Prefect's handler stops it, so the run in flight reports Crashed at once (it stayed Running ~90 s, until the zombie
+    automation). In a process of its own: the handler signals every child of the process it runs in."""
+    script = tmp_path / "serve_stub.py"
+    script.write_text(
+        "import subprocess, sys\n"
+        "from prefect.runner import Runner\n"
+        "from flows.deployments import forward_sigterm_to_runs\n"
+        "forward_sigterm_to_runs(); forward_sigterm_to_runs()  # once, however often called\n"
+        "run = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        "try:\n"
+        "    Runner(name='stub').handle_sigterm()  # Prefect's part then stops serve (here: a runner not started)\n"
+        "except (SystemExit, RuntimeError):\n"
+        "    pass\n"
+        "print(run.wait(timeout=20))\n")
+    env = {**os.environ, "DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == str(-signal.SIGTERM), done.stdout + done.stderr[-2000:]
