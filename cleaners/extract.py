@@ -55,9 +55,45 @@ MAX_ATTRIBUTES = 256
 _FLOOD_CHARS = 2 * MAX_ATTRIBUTES
 
 
+_TAG_START = re.compile(r"<[A-Za-z]")
+_WHITESPACE_RUN = re.compile(r"\s+")
+_QUOTED = re.compile(r""""[^"]*+"|'[^']*+'""")
+
+
+def _without_raw_floods(html: str) -> str:
+    """Each "<" and letter up to the next ">", quotes or not, cut to its name when it holds over ``MAX_ATTRIBUTES``
+    separators (runs of spaces, or "="): lxml reads a "<" or a backtick in an unquoted value as part of it, where the
+    tokenizer of :func:`_without_attribute_floods` stops (that one sees past a quoted ">", this one does not). Regions
+    never overlap (a "<" inside one is not a start), so the scan is linear."""
+    parts: list[str] = []
+    last = end = 0
+    for found in _TAG_START.finditer(html):
+        start = found.start()
+        if start < end:
+            continue  # inside the region before
+        close = html.find(">", start)
+        end = len(html) if close < 0 else close
+        if end - start <= _FLOOD_CHARS:
+            continue
+        region = html[start:end]
+        outside = _QUOTED.sub("", region)  # a quoted value's spaces are not attributes (an SVG path, a long alt)
+        if max(outside.count("="), len(_WHITESPACE_RUN.findall(outside))) > MAX_ATTRIBUTES:
+            parts += [html[last:start], _TAG_NAME.match(region).group()]  # type: ignore[union-attr]
+            last = end
+    if not parts:
+        return html
+    parts.append(html[last:])
+    return "".join(parts)
+
+
 def _without_attribute_floods(html: str) -> str:
     """``html`` with each start tag of over ``MAX_ATTRIBUTES`` attributes cut to its name (attributes hold no article
-    text); the page itself when it has none."""
+    text), by HTML's tokenizer and by a plain scan to the next ">" (:func:`_without_raw_floods`); the page itself when
+    it has none."""
+    return _without_raw_floods(_without_tokenized_floods(html))
+
+
+def _without_tokenized_floods(html: str) -> str:
     cuts: list[tuple[int, int, str]] = []
     for found in _START_TAG.finditer(html):
         if found.end() - found.start() > _FLOOD_CHARS:

@@ -16,7 +16,7 @@ import fsspec
 
 from cleaners.readers import InputFile, open_input, os_name
 from cleaners.shard import PIPELINE_VERSION
-from cleaners.store import LedgerEntry, OutputStore
+from cleaners.store import LedgerEntry, OutputStore, same_file
 
 
 def _sha256_of(path: str) -> str:
@@ -148,7 +148,18 @@ def _moved_away(files: list[InputFile], ingested: dict[str, LedgerEntry], chosen
             continue
         for old_root in moved_roots.get(f.path[:-len(f.relpath)], ()):
             old = old_root + f.relpath
-            if old in ingested and old not in given and (not _exists(old) or _same_file(old, f.path)):
+            if old in ingested and old not in given and (not _exists(old) or same_file(old, f.path)):
+                moved[old] = f.path
+    # The same file under another name (a tree reached through a symlink or a bind mount): a changed file read under
+    # one name replaces the rows of the other, given to this run (and skipped as the same input) or not.
+    by_name: dict[str, list[str]] = {}
+    for path in ingested:
+        by_name.setdefault(path.rsplit("/", 1)[-1], []).append(path)
+    for f in files:
+        if f.path not in chosen:
+            continue
+        for old in by_name.get(f.path.rsplit("/", 1)[-1], ()):
+            if old != f.path and old not in chosen and old not in moved and same_file(old, f.path):
                 moved[old] = f.path
     unlisted = [path for path, entry in ingested.items() if not entry.counted and "://" not in path
                 and os.path.isdir(os_name(path))]
@@ -157,17 +168,6 @@ def _moved_away(files: list[InputFile], ingested: dict[str, LedgerEntry], chosen
         if below is not None:
             moved[folder] = below
     return moved
-
-
-def _same_file(path: str, other: str) -> bool:
-    """Whether two local input paths name one file (a tree reached through a symlink or a bind mount): the old name
-    still exists, but it is the new one."""
-    if "://" in path or "://" in other:
-        return False
-    try:
-        return os.path.samefile(os_name(path), os_name(other))
-    except OSError:
-        return False
 
 
 def _exists(path: str) -> bool:

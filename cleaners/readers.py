@@ -628,7 +628,10 @@ class _SeenIds:
         if input_id in self.explicit:
             return True
         number = input_id[len(self.prefix):] if input_id.startswith(self.prefix) else ""
-        return number.isascii() and number.isdigit() and str(int(number)) == number and self._unnamed(int(number))
+        # A line number: ASCII digits without a leading zero, and short (int() refuses over 4,300 digits).
+        if not (0 < len(number) <= 18 and number.isascii() and number.isdigit() and number[0] != "0"):
+            return False
+        return self._unnamed(int(number))
 
     def add(self, input_id: str, unnamed_line: int | None) -> None:
         """Record ``input_id``: the id of the record on ``unnamed_line`` when it had none (then not kept as text)."""

@@ -465,9 +465,18 @@ def _compile(path: Path, rule_id: str, spec: dict, case_sensitive: bool, match: 
     key = "literal" if literal is not None else "regex"
     if not isinstance(source, str):
         raise _fail(path, f"rule {rule_id!r}: `{key}` must be a string, not {source!r}")
-    if not source.strip():
-        raise _fail(path, f"rule {rule_id!r}: the pattern is empty; an empty pattern would match every line")
-    source = as_cleaned_text(source)
+    cleaned = as_cleaned_text(source)
+    if not cleaned.strip():
+        invisible = " once read as text (it holds only invisible characters)" if source.strip() else ""
+        raise _fail(path, f"rule {rule_id!r}: the pattern is empty{invisible}; an empty pattern would match every line")
+    if cleaned != source and regex is not None:
+        try:
+            re2.compile(cleaned, _QUIET)
+        except re2.error:
+            raise _fail(path, f"rule {rule_id!r}: regex `{regex}` holds characters the cleaner removes from text "
+                              "(zero-width or control characters) or changes (odd spaces, decomposed letters); write "
+                              "the pattern without them") from None
+    source = cleaned
     if literal is not None:
         literal = source
     else:

@@ -39,6 +39,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from cleaners.boilerplate import HISTORY_DOCS_PER_SOURCE, LINE_COUNTS_SCHEMA, LineStats, is_current
 from cleaners.parquet import AtomicParquetWriter, uploads_on_close
+from cleaners.readers import os_name
 
 STATE_VERSION = "1"
 _LOG = logging.getLogger(__name__)
@@ -91,6 +92,24 @@ NEW_VERSION_SHARE = 0.5
 NEW_VERSION_SAMPLE = 4096
 
 
+def same_file(path: str, other: str) -> bool:
+    """Whether two local input paths name one file (a tree reached through a symlink or a bind mount)."""
+    if "://" in path or "://" in other:
+        return False
+    try:
+        return os.path.samefile(os_name(path), os_name(other))
+    except OSError:
+        return False
+
+
+def _path_derived(input_id: str, path: str) -> bool:
+    """Whether a row's input id comes from its file's path (a text or HTML file's path below the root, or a record
+    without an id: that path and its line), not from the record itself."""
+    head, _, line = input_id.rpartition(":")
+    return any(path == name or path.endswith("/" + name)
+               for name in (input_id, *((head,) if head and line.isdigit() else ())))
+
+
 def _shingles(texts: list[str], every: int) -> set[int]:
     """The word 3-grams of ``texts`` (case-folded), as CRC-32 values, those divisible by ``every`` only."""
     found: set[int] = set()
@@ -103,11 +122,17 @@ def _shingles(texts: list[str], every: int) -> set[int]:
     return found
 
 
-def _new_version_of(old: tuple[list[str], set[str]], new: tuple[list[str], set[str]]) -> bool:
-    """Whether a file's rows (``old``: its articles' texts and its rows' input ids) are an earlier version of
-    another's (``new``): most of its text is in the new one or, with no article text (rejects only, or articles too
-    short for a 3-gram), all its input ids are."""
+def _new_version_of(old: tuple[list[str], set[str]], new: tuple[list[str], set[str]], old_path: str = "",
+                    new_path: str = "") -> bool:
+    """Whether a file's rows (``old``: its articles' texts and its rows' input ids, of file ``old_path``) are an
+    earlier version of another's (``new``, of ``new_path``): they share a record by the records' own ids (their rows
+    would repeat a ``doc_id``), or most of its text is in the new one, or, with no article text (rejects only, or
+    articles too short for a 3-gram), all its input ids are. Ids made from the path ("a.txt", "feed.jsonl:3") are the
+    same for another day's file of the same name: they are not evidence."""
     old_texts, old_ids = old
+    if any(not (_path_derived(input_id, old_path) or _path_derived(input_id, new_path))
+           for input_id in old_ids & new[1]):
+        return True
     every = max(1, sum(len(text.split()) for text in old_texts) // NEW_VERSION_SAMPLE)
     old_shingles = _shingles(old_texts, every)
     if old_shingles:
@@ -487,13 +512,16 @@ class OutputStore:
         for row in self.ledger().select(["input_file", "shard_id", "partition"]).to_pylist():
             located.setdefault(row["input_file"], set()).add((row["partition"], row["shard_id"]))
         # A file that was read (counted) is replaced only by a new version of itself, judged by its rows: dated input
-        # roots reuse file names for other articles, and one identical file beside them looks like a moved tree.
-        read = {old for old in wanted if old in entries and entries[old].counted}
+        # roots reuse file names for other articles, and one identical file beside them looks like a moved tree. The
+        # same file under another name (a symlink) is its own new version.
+        read = {old for old in wanted if old in entries and entries[old].counted
+                and not same_file(old, replaced_by[old])}
         if read:
             contents = self._contents({path for old in read for path in (old, replaced_by[old])}, located)
             empty: tuple[list[str], set[str]] = ([], set())
             kept = {old for old in read if not _new_version_of(contents.get(old, empty),
-                                                               contents.get(replaced_by[old], empty))}
+                                                               contents.get(replaced_by[old], empty), old,
+                                                               replaced_by[old])}
             for old in sorted(kept):
                 _LOG.info("%r was not replaced by %r: the same name under a moved input tree, but other content (its "
                           "rows stay)", old, replaced_by[old])

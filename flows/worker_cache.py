@@ -57,13 +57,14 @@ def exit_with_parent() -> None:
     global _watching
     starter = multiprocessing.parent_process()
     with _lock:
-        if _watching or starter is None or starter.pid is None:
+        if _watching or starter is None:
             return
         _watching = True
-    parent = starter.pid  # not os.getppid(): the parent may be gone, and this process adopted, before the first task
 
     def watch() -> None:
-        while os.getppid() == parent:
+        # Its sentinel (the read end of a pipe the parent holds open), not a pid: under forkserver os.getppid() is
+        # the fork server, and a parent that died before the first task has left this process adopted already.
+        while starter.is_alive():
             time.sleep(PARENT_CHECK_SECONDS)
         os._exit(70)  # the run is gone: nothing of this process's work can be committed by it any more
 

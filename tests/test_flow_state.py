@@ -308,6 +308,16 @@ def test_dated_roots_with_one_identical_file_keep_the_rows_of_the_deleted_days(t
         feed.write(json.dumps({"id": "a3", "text": article("the harbour")}) + "\n")
     run(moving, tmp_path / "moved")
     assert ids(moving) == ["a1", "a2", "a3", "about"]  # no id twice: the old feed's rows were replaced
+    # A tree moved with its feed pruned to one record, and that one corrected: little of the old text is left, but
+    # the record's own id is, so it is the new version (its rows would repeat a doc_id); a2 goes with the old file.
+    pruned = OutputStore.open(str(tmp_path / "out3"))
+    day(tmp_path / "in3", [("a1", article("the bridge")), ("a2", article("the library"))])
+    run(pruned, tmp_path / "in3")
+    shutil.move(tmp_path / "in3", tmp_path / "moved3")
+    (tmp_path / "moved3" / "feed.jsonl").write_text(
+        json.dumps({"id": "a1", "text": "Correction: the council voted on Wednesday, not Tuesday."}) + "\n")
+    run(pruned, tmp_path / "moved3")
+    assert ids(pruned) == ["a1", "about"]
 
 
 def test_a_folder_listed_again_replaces_its_unreadable_reject(tmp_path: Path, monkeypatch) -> None:
@@ -635,10 +645,14 @@ def test_a_new_version_is_told_from_other_articles_on_big_files_too() -> None:
 
     old = feed(500)  # 100,000 words: sampled
     edited = [text.replace(text.split()[3], "changed", 1) if i % 3 == 0 else text for i, text in enumerate(old)]
-    assert _new_version_of((old, {"a"}), (edited + feed(100), {"a", "b"}))
-    assert not _new_version_of((old, {"a"}), (feed(500), {"a"}))
-    assert _new_version_of(([], {"x.jsonl:1"}), ([], {"x.jsonl:1", "x.jsonl:2"}))
-    assert not _new_version_of(([], {"x.jsonl:1", "x.jsonl:3"}), ([], {"x.jsonl:1"}))
+    moved, dated = ("/in/x.jsonl", "/moved/x.jsonl"), ("/26/x.jsonl", "/27/x.jsonl")
+    # Records without ids ("x.jsonl:1", made from the path): judged by their text.
+    assert _new_version_of((old, {"x.jsonl:1"}), (edited + feed(100), {"x.jsonl:1", "x.jsonl:2"}), *moved)
+    assert not _new_version_of((old, {"x.jsonl:1"}), (feed(500), {"x.jsonl:1"}), *dated)
+    # A record's own id in both: the same record (its rows would repeat a doc_id), whatever the text now.
+    assert _new_version_of((old, {"a1", "a2"}), (feed(50), {"a1"}), *moved)
+    assert _new_version_of(([], {"x.jsonl:1"}), ([], {"x.jsonl:1", "x.jsonl:2"}), *moved)
+    assert not _new_version_of(([], {"x.jsonl:1", "x.jsonl:3"}), ([], {"x.jsonl:1"}), *moved)
 
 
 def test_a_tree_reached_through_a_symlink_replaces_its_other_name(tmp_path: Path) -> None:
@@ -658,8 +672,8 @@ def test_a_tree_reached_through_a_symlink_replaces_its_other_name(tmp_path: Path
     rules = load_rules()
     store = OutputStore.open(str(tmp_path / "out"))
 
-    def run(root: Path) -> list[str]:
-        selection = select_changed(discover([str(root)]), store, rules.version, False)
+    def run(*roots: Path) -> list[str]:
+        selection = select_changed(discover([str(root) for root in roots]), store, rules.version, False)
         now = datetime.now(UTC)
         for shard in plan_shards(selection.todo, salt=str(now)):
             process_shard(shard, store, rules, now, partition_of(now), selection.fingerprints)
@@ -684,3 +698,13 @@ def test_a_tree_reached_through_a_symlink_replaces_its_other_name(tmp_path: Path
     assert [folder for _, folder in rows()].count("link") == 1 and len({doc for doc, _ in rows()}) == len(rows()) == 2
     assert run(tmp_path / "in") == []
     assert len(rows()) == 2
+    # Changed again, read under the first name: the link's row goes (it holds only a.txt: no moved-tree evidence).
+    with open(site / "a.txt", "a") as article:
+        article.write("The bridge reopens in the autumn.\n")
+    assert run(tmp_path / "in") == ["site.example/a.txt"]
+    assert len({doc for doc, _ in rows()}) == len(rows()) == 2
+    # Both names given at once, after a change: one is read, the other's old row goes.
+    with open(site / "a.txt", "a") as article:
+        article.write("Tolls were ruled out.\n")
+    assert run(tmp_path / "in", tmp_path / "link") == ["site.example/a.txt"]
+    assert len({doc for doc, _ in rows()}) == len(rows()) == 2

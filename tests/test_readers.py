@@ -420,6 +420,14 @@ def test_an_attribute_flood_is_cut_before_lxml_parses_the_page() -> None:
     assert time.perf_counter() - started < 5  # ~0.2 s; uncut, lxml alone took minutes
     assert extracted is not None and "long enough to be an article paragraph" in extracted.text
     assert _without_attribute_floods(f'<div a0=">" {flood}>x</div>') == "<div>x</div>"
+    # Forms where HTML's tokenizer stops and lxml reads on: a backtick or a "<" in an unquoted value, "==", no spaces.
+    for attribute in ("a{}=`x", "a{}=x<y", "a{}==x", 'a{}="x"'):
+        joiner = "" if attribute.endswith('"') else " "
+        page = f"<html><body><div {joiner.join(attribute.format(i) for i in range(20_000))}>{body}</div></body></html>"
+        started = time.perf_counter()
+        extracted = extract_html(page)
+        assert time.perf_counter() - started < 5, attribute  # 0.74 s of lxml uncut, 7 s at 60,000
+        assert extracted is not None and "long enough to be an article paragraph" in extracted.text, attribute
     ordinary = ('<html><body><svg><path d="' + "M 1 2 L 3 4 " * 2_000 + '"/></svg><div '
                 + " ".join(f'data-k{i}="v {i}"' for i in range(MAX_ATTRIBUTES)) + f">{body}</div></body></html>")
     assert _without_attribute_floods(ordinary) is ordinary
@@ -432,7 +440,11 @@ def test_ids_of_records_without_one_still_clash_with_explicit_ids(tmp_path: Path
                {"id": "ids.jsonl:07", "text": ARTICLE}, {"text": ARTICLE}, {"text": ARTICLE},
                {"id": "ids.jsonl:6", "text": ARTICLE}, {"id": "ids.jsonl:2", "text": ARTICLE}]
     (tmp_path / "ids.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
+    records.append({"id": "ids.jsonl:" + "1" * 5_000, "text": ARTICLE})  # past int()'s digits: an id like any other
+    (tmp_path / "ids.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
     items = _read_all([str(tmp_path / "ids.jsonl")])
+    assert isinstance(items[-1], RawDocument)
+    items = items[:-1]
     outcome = {i.line_no: (i.input_id, isinstance(i, Reject) and i.reason_code) for i in items}
     assert outcome == {1: ("ids.jsonl:1", False), 2: ("ids.jsonl:1", RejectReason.DUPLICATE_ID),
                        3: ("ids.jsonl:5", False), 4: ("ids.jsonl:07", False),
