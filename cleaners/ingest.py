@@ -134,10 +134,12 @@ def _moved_away(files: list[InputFile], ingested: dict[str, LedgerEntry], chosen
     - A tree that was moved: a root of this run holds files identical to files ingested under an earlier root
       (same path below both), so it is that tree, moved. A file of it that is ingested now (changed, new rules,
       ``--reprocess``) or was ingested before replaces the same path under the earlier root, when that path no
-      longer exists or names the same file (a symlink, a bind mount) and this run was not given it, and when it is a
-      version of the old file (:meth:`cleaners.store.OutputStore.retire` checks). Without such evidence nothing is
-      replaced: dated input roots whose raw files are deleted after ingestion hold different articles under the same
-      names.
+      longer exists and this run was not given it, and when it is a version of the old file
+      (:meth:`cleaners.store.OutputStore.retire` checks).
+      Without such evidence nothing is replaced: dated input roots whose raw files are deleted after ingestion hold
+      different articles under the same names.
+    - The same file under another name (a symlink, a bind mount): a changed file read under one name replaces the
+      other's rows.
     - A folder that could not be listed (an `unreadable` reject under the folder's path), now listed: this run's
       files below it replace that reject.
     """
@@ -148,7 +150,7 @@ def _moved_away(files: list[InputFile], ingested: dict[str, LedgerEntry], chosen
             continue
         for old_root in moved_roots.get(f.path[:-len(f.relpath)], ()):
             old = old_root + f.relpath
-            if old in ingested and old not in given and (not _exists(old) or same_file(old, f.path)):
+            if old in ingested and old not in given and not _exists(old):
                 moved[old] = f.path
     # The same file under another name (a tree reached through a symlink or a bind mount): a changed file read under
     # one name replaces the rows of the other, given to this run (and skipped as the same input) or not.

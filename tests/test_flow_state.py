@@ -149,15 +149,10 @@ def test_the_same_files_under_another_path_are_not_ingested_twice(tmp_path: Path
     over it adds no rows with a doc_id already written. A file changed in the copy is a new input; in a tree that
     was moved (the old paths gone), its new version replaces the old path's rows."""
     import shutil
-    from datetime import UTC, datetime
 
     import pyarrow.dataset as ds
 
-    from cleaners.ingest import select_changed
-    from cleaners.readers import discover
     from cleaners.rulepack import load_rules
-    from cleaners.shard import plan_shards, process_shard
-    from cleaners.store import partition_of
 
     for name in ("a", "b"):
         (tmp_path / "in" / "site.example").mkdir(parents=True, exist_ok=True)
@@ -167,14 +162,7 @@ def test_the_same_files_under_another_path_are_not_ingested_twice(tmp_path: Path
     store = OutputStore.open(str(tmp_path / "out"))
 
     def run(*roots: str) -> list[str]:
-        todo, fingerprints, _, moved_away, *_ = select_changed(discover([str(tmp_path / root) for root in roots]),
-                                                             store, rules.version, False)
-        now = datetime.now(UTC)
-        for shard in plan_shards(todo, salt=rules.version):
-            process_shard(shard, store, rules, now, partition_of(now), fingerprints)
-        store.retire(moved_away)  # as the flow does once the shards committed
-        store.recover()
-        return sorted(f.relpath for f in todo)
+        return sorted(f.relpath for f in _ingest_as_a_run_does([tmp_path / root for root in roots], store, rules).todo)
 
     def doc_ids() -> list[str]:
         return ds.dataset(str(tmp_path / "out" / "articles"), partitioning="hive").to_table()["doc_id"].to_pylist()
@@ -196,26 +184,15 @@ def test_a_changed_file_of_a_moved_tree_replaces_its_old_path_and_dated_roots_ar
     changed file's new version replaces the old path's rows, so no doc_id repeats. Dated roots whose raw files
     were deleted after ingestion hold different articles under the same names: nothing is replaced."""
     import shutil
-    from datetime import UTC, datetime
 
     import pyarrow.dataset as ds
 
-    from cleaners.ingest import select_changed
-    from cleaners.readers import discover
     from cleaners.rulepack import load_rules
-    from cleaners.shard import plan_shards, process_shard
-    from cleaners.store import partition_of
 
     rules = load_rules()
 
     def run(store: OutputStore, *roots: Path, reprocess: bool = False) -> list[str]:
-        selection = select_changed(discover([str(root) for root in roots]), store, rules.version, reprocess)
-        now = datetime.now(UTC)
-        for shard in plan_shards(selection.todo, salt=str(now)):
-            process_shard(shard, store, rules, now, partition_of(now), selection.fingerprints)
-        store.retire(selection.moved_away)  # as the flow does once the shards committed
-        store.recover()
-        return sorted(f.relpath for f in selection.todo)
+        return sorted(f.relpath for f in _ingest_as_a_run_does(list(roots), store, rules, reprocess=reprocess).todo)
 
     def rows(store: OutputStore) -> list[tuple[str, str]]:
         table = ds.dataset(store.path("articles"), partitioning="hive").to_table()
@@ -253,25 +230,15 @@ def test_dated_roots_with_one_identical_file_keep_the_rows_of_the_deleted_days(t
     and the appended feed of a tree really moved still replaces its old path."""
     import json
     import shutil
-    from datetime import UTC, datetime
 
     import pyarrow.dataset as ds
 
-    from cleaners.ingest import select_changed
-    from cleaners.readers import discover
     from cleaners.rulepack import load_rules
-    from cleaners.shard import plan_shards, process_shard
-    from cleaners.store import partition_of
 
     rules = load_rules()
 
     def run(store: OutputStore, root: Path) -> None:
-        selection = select_changed(discover([str(root)]), store, rules.version, False)
-        now = datetime.now(UTC)
-        for shard in plan_shards(selection.todo, salt=str(now)):
-            process_shard(shard, store, rules, now, partition_of(now), selection.fingerprints)
-        store.retire(selection.moved_away)  # as the flow does once the shards committed
-        store.recover()
+        _ingest_as_a_run_does([root], store, rules)
 
     def ids(store: OutputStore) -> list[str]:
         return sorted(ds.dataset(store.path("articles"), partitioning="hive").to_table()["input_id"].to_pylist())
@@ -543,9 +510,11 @@ def test_an_output_path_with_glob_characters_keeps_its_ledger(tmp_path: Path) ->
     assert list(fresh.current_entries()) == [str(tmp_path / "in" / "site.example" / "a.txt")]
 
 
-def _ingest_as_a_run_does(roots: list[Path], store: OutputStore, rules, hashed: list[str]):
-    """What a run does with its inputs (flows.clean): select, record the inputs found identical, clean the rest.
-    ``hashed`` is cleared first, to collect the paths the selection hashes (see ``_counting_hashes``)."""
+def _ingest_as_a_run_does(roots: list[Path], store: OutputStore, rules, hashed: list[str] | None = None,
+                          reprocess: bool = False):
+    """What a run does with its inputs (flows.clean): select, record the inputs found identical, clean the rest, then
+    retire the old paths its files replace and recover. ``hashed``: cleared first, to collect the paths the selection
+    hashes (see ``_counting_hashes``)."""
     from datetime import UTC, datetime
 
     import cleaners.ingest as ingest
@@ -553,13 +522,16 @@ def _ingest_as_a_run_does(roots: list[Path], store: OutputStore, rules, hashed: 
     from cleaners.shard import plan_shards, process_shard
     from cleaners.store import partition_of
 
-    hashed.clear()
-    selection = ingest.select_changed(discover([str(root) for root in roots]), store, rules.version, False)
+    if hashed is not None:
+        hashed.clear()
+    selection = ingest.select_changed(discover([str(root) for root in roots]), store, rules.version, reprocess)
     if selection.identical is not None:
         store.write_identical_inputs(selection.identical)
     now = datetime.now(UTC)
     for shard in plan_shards(selection.todo, salt=rules.version):
         process_shard(shard, store, rules, now, partition_of(now), selection.fingerprints)
+    store.retire(selection.moved_away)  # once the shards committed
+    store.recover()
     return selection
 
 
@@ -659,27 +631,16 @@ def test_a_tree_reached_through_a_symlink_replaces_its_other_name(tmp_path: Path
     """A run over a symlinked name of an input tree ingests a changed file under that name: the rows of the file's
     other name go (it is the same file), so no doc_id repeats; a run back under the first name adds nothing."""
     import os
-    from datetime import UTC, datetime
 
     import pyarrow.dataset as ds
 
-    from cleaners.ingest import select_changed
-    from cleaners.readers import discover
     from cleaners.rulepack import load_rules
-    from cleaners.shard import plan_shards, process_shard
-    from cleaners.store import partition_of
 
     rules = load_rules()
     store = OutputStore.open(str(tmp_path / "out"))
 
     def run(*roots: Path) -> list[str]:
-        selection = select_changed(discover([str(root) for root in roots]), store, rules.version, False)
-        now = datetime.now(UTC)
-        for shard in plan_shards(selection.todo, salt=str(now)):
-            process_shard(shard, store, rules, now, partition_of(now), selection.fingerprints)
-        store.retire(selection.moved_away)  # as the flow does once the shards committed
-        store.recover()
-        return sorted(f.relpath for f in selection.todo)
+        return sorted(f.relpath for f in _ingest_as_a_run_does(list(roots), store, rules).todo)
 
     def rows() -> list[tuple[str, str]]:
         table = ds.dataset(store.path("articles"), partitioning="hive").to_table()
