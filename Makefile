@@ -27,8 +27,10 @@ test: $(STAMP)  ## lint and run the test suite
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-quality: $(STAMP)  ## cleaning quality on the labelled dev set (needs ../shared/eval or EVAL_DIR)
+quality: $(STAMP)  ## cleaning quality on the labelled dev set: EVAL_DIR=folder-with-dev.jsonl.gz make quality
 	$(BIN)/python bench/quality.py
 
-clean-output:  ## remove the sample run's output (its ledger and counts are inside it; .state, which may hold a
-	rm -rf data/clean  # local server's database, stays)
+# clean-output removes the sample run's output, its ledger and counts with it; .state (Prefect's home, which may
+# hold a local server's database) stays.
+clean-output:  ## remove the sample run's output
+	rm -rf data/clean

@@ -37,10 +37,16 @@ from cleaners.batch import BatchItem, clean_batch, warm_up
 from cleaners.linemodel import default_judge
 from cleaners.rulepack import RulePackError, RuleSet
 
-DEFAULT_EVAL_DIR = Path(os.environ.get("EVAL_DIR", Path(__file__).resolve().parents[2] / "shared" / "eval"))
+# The labelled dev set is not part of the repository: its folder (dev.jsonl.gz and score.py) is named by --eval-dir
+# or by EVAL_DIR.
+DEFAULT_EVAL_DIR = Path(os.environ["EVAL_DIR"]) if os.environ.get("EVAL_DIR") else None
+NO_EVAL_DIR = ("error: no dev set given; pass --eval-dir DIR or set EVAL_DIR to the folder holding the labelled dev "
+               "set (dev.jsonl.gz and its score.py; see the README's 'Measuring quality')")
 
 
-def load_records(eval_dir: Path, limit: int | None) -> list[dict]:
+def load_records(eval_dir: Path | None, limit: int | None) -> list[dict]:
+    if eval_dir is None:
+        sys.exit(NO_EVAL_DIR)
     path = eval_dir / "dev.jsonl.gz"
     if not path.exists():
         sys.exit(f"error: {path} not found; pass --eval-dir or set EVAL_DIR to the folder with dev.jsonl.gz")

@@ -60,7 +60,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-DEFAULT_EVAL_DIR = Path(os.environ.get("EVAL_DIR", ROOT.parent / "shared" / "eval"))
+# The labelled dev set is not part of the repository: --eval-dir or EVAL_DIR names its folder.
+DEFAULT_EVAL_DIR = Path(os.environ["EVAL_DIR"]) if os.environ.get("EVAL_DIR") else None
 BIN = Path(sys.executable).parent
 MEASUREMENTS = ("copy", "library", "flow", "flow-threads", "flow-processes", "flow-dask2", "flow-dask1",
                 "datatrove")
@@ -82,7 +83,10 @@ LOCAL_ONLY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 # -- corpus ------------------------------------------------------------------------------------------
-def load_dev(eval_dir: Path) -> list[tuple[str, str]]:
+def load_dev(eval_dir: Path | None) -> list[tuple[str, str]]:
+    if eval_dir is None:
+        sys.exit("error: no dev set given; pass --eval-dir DIR or set EVAL_DIR to the folder holding the labelled "
+                 "dev set's dev.jsonl.gz (see the README's 'Measuring quality')")
     path = eval_dir / "dev.jsonl.gz"
     if not path.exists():
         sys.exit(f"error: {path} not found; pass --eval-dir or set EVAL_DIR to the folder with dev.jsonl.gz")
@@ -687,6 +691,8 @@ def run_snapshot(args: argparse.Namespace) -> int:
             skip_next = True
         else:
             argv.append(arg)
+    if args.eval_dir is None:
+        load_dev(None)  # says what to pass, before the snapshot is started
     argv += ["--workdir", str(workdir / "run"), "--keep", "--eval-dir", str(args.eval_dir.resolve())]
     print(f"snapshot of HEAD {rev} in {src}", flush=True)
     env = {**os.environ, "BOILERSTRIP_BENCH_REVISION": f"{rev} (snapshot of HEAD)",

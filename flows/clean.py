@@ -426,16 +426,17 @@ def clean_articles(
         removed.update(stats["removed_by_rule"])
         lines.update(stats["top_removed_lines"])
         reasons.update(stats["reject_reasons"])
-    sources = {source for stats in results for source in stats["sources"]}
+    sources = {source for stats in results for source in stats["sources"]}  # those under a site pack
     # Said only when the run cleaned something (cleaners.rulepack.RuleSet.idle_site_packs).
+    cleaned = any(s["n_articles"] or s["n_rejects"] for s in results)
     unused = sorted(f"{pack.name} ({', '.join(pack.sites)})" for pack in ruleset.idle_site_packs(sources)) \
-        if sources else []
+        if cleaned else []
     if unused:
         # Info, not a warning: a run without a site's pages is normal for a daily batch of many sites. A new pack's
         # author looks here (or in the manifest) for a typo in its `sites`.
-        logger.info("site packs that applied to none of this run's %d sources: %s; for a pack that should have, "
+        logger.info("site packs that applied to none of this run's sources: %s; for a pack that should have, "
                     "check its `sites` against the `source` column (`boilerstrip explain FILE` shows which packs "
-                    "apply to a page)", len(sources), "; ".join(unused))
+                    "apply to a page)", "; ".join(unused))
     inputs = sum(s["n_inputs"] for s in results)
     articles = rows_in(store, [store.articles_path(s["partition"], s["shard_id"]) for s in results])
     rejects = rows_in(store, [store.rejects_path(s["partition"], s["shard_id"]) for s in results])

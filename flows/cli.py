@@ -95,7 +95,7 @@ def run(
                       "Parquet datasets are written under it.")],
     rules: Annotated[list[str] | None, typer.Option("--rules", help="Rule-pack file or folder to use "
                      "instead of the shipped packs (repeatable).")] = None,
-    shard_mb: Annotated[float, typer.Option(help="Input megabytes per task (a shard).", min=0.01,
+    shard_mb: Annotated[float, typer.Option(help="Input MiB per task (a shard).", min=0.01,
                                                 max=1024)] = 16.0,
     reprocess: Annotated[bool, typer.Option("--reprocess", help="Process every input again, even those "
                          "already ingested with the current rules (their old rows are replaced).")] = False,
@@ -104,7 +104,7 @@ def run(
                            "machine, else threads.")] = None,
     dask_address: Annotated[str | None, typer.Option(help="Dask scheduler address (tcp://host:port) for "
                             "--task-runner dask; default: a temporary local cluster.")] = None,
-    max_doc_mb: Annotated[float, typer.Option(help="Documents larger than this become rejects "
+    max_doc_mb: Annotated[float, typer.Option(help="Documents larger than this many MiB become rejects "
                           "(too_large) instead of being read into memory.", min=0.001, max=1024)] = 16.0,
     progress_bar: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bar "
                             "(default: on when the output is a terminal, else periodic log lines).")] = None,

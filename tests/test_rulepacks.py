@@ -675,3 +675,29 @@ def test_costly_screens_checks_sources_under_two_site_packs_and_says_a_generic_o
     generic = _byline_pack(tmp_path, "g", [], r"By [\p{L} ]{2,9}")
     warnings = load_rules([DEFAULT_RULES_DIR, generic, a]).costly_screens()
     assert len(warnings) == 1 and warnings[0].startswith("the generic packs: the near-edges screen"), warnings
+
+
+def test_a_site_packs_source_is_reported_after_many_other_sources_in_a_shard(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shard reports the sources its site packs applied to, for the run's 'site packs that applied to none' note: a
+    feed of many hosts before the pack's site must not crowd it out of that report."""
+    from datetime import UTC, datetime
+
+    from cleaners import shard as shard_module
+    from cleaners.readers import discover
+    from cleaners.shard import plan_shards, process_shard
+    from cleaners.store import OutputStore, partition_of
+
+    monkeypatch.setattr(shard_module, "MAX_SOURCES_PER_SHARD", 2)
+    body = "The council met on Tuesday and agreed the budget for the coming year after a long debate."
+    records = [{"id": f"r{i}", "source": f"host{i}.example", "text": f"Story {i}\n\n{body}"} for i in range(5)]
+    records.append({"id": "r5", "source": "420intel.com", "text": f"Story 5\n\n{body}"})
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "feed.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    rules = load_rules()
+    now = datetime.now(UTC)
+    [shard] = plan_shards(discover([str(tmp_path / "in")]))
+    stats = process_shard(shard, OutputStore.open(str(tmp_path / "out")), rules, now, partition_of(now), {})
+    assert stats.n_articles == 6
+    assert stats.sources == ["420intel.com"]
+    assert [pack.name for pack in rules.idle_site_packs(stats.sources) if "420intel.com" in pack.sites] == []

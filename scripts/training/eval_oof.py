@@ -22,7 +22,9 @@ from cleaners import linejudge as lj
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HERE = os.environ.get("WORK_DIR", os.path.join(ROOT, ".state", "training"))
-EVAL_DIR = os.environ.get("EVAL_DIR", os.path.join(os.path.dirname(ROOT), "shared", "eval"))
+EVAL_DIR = os.environ.get("EVAL_DIR", "")  # the labelled dev set's folder (dev.jsonl.gz, score.py): not shipped
+if not os.path.isfile(os.path.join(EVAL_DIR, "dev.jsonl.gz")):
+    sys.exit("error: set EVAL_DIR to the folder holding the labelled dev set (dev.jsonl.gz and score.py)")
 ap = argparse.ArgumentParser()
 ap.add_argument("tag")
 ap.add_argument("--stage", default="p2")
@@ -39,12 +41,12 @@ def run(r, thr, valve, fb, cautious=None, uncertain=None, keep_all=False, only_u
     b = batches[r]
     texts = lj.assemble(b, oof[f"{args.stage}_{r}"], len(docs), thr, valve, fb, cautious, uncertain, keep_all,
                         only_uncertain)
-    path = f"/tmp/oofeval_{args.tag}_{r}.jsonl"
+    path = os.path.join(HERE, f"oofeval_{args.tag}_{r}.jsonl")
     with open(path, "w") as f:
         for d, t in zip(docs, texts, strict=False):
             f.write(json.dumps({"id": d["id"], "text": t}) + "\n")
     subprocess.run([sys.executable, os.path.join(EVAL_DIR, "score.py"), os.path.join(EVAL_DIR, "dev.jsonl.gz"), path,
-                    "--json", path + ".json"], capture_output=True, text=True)
+                    "--json", path + ".json"], capture_output=True, text=True, check=True)
     s = json.load(open(path + ".json"))
     return s["overall_macro"]["f1"], s["all_docs"]["catastrophic"], s
 

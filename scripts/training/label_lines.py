@@ -42,10 +42,12 @@ def proc(line):
     return out
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-EVAL_DIR = os.environ.get("EVAL_DIR", os.path.join(os.path.dirname(ROOT), "shared", "eval"))
+EVAL_DIR = os.environ.get("EVAL_DIR", "")  # the labelled dev set's folder (dev.jsonl.gz, score.py): not shipped
 WORK_DIR = os.environ.get("WORK_DIR", os.path.join(ROOT, ".state", "training"))
 
 if __name__ == "__main__":
+    if not os.path.isfile(os.path.join(EVAL_DIR, "dev.jsonl.gz")):
+        sys.exit("error: set EVAL_DIR to the folder holding the labelled dev set (dev.jsonl.gz and score.py)")
     t = time.time()
     os.makedirs(WORK_DIR, exist_ok=True)
     lines = gzip.open(os.path.join(EVAL_DIR, "dev.jsonl.gz"), "rt").read().split("\n")

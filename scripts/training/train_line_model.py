@@ -31,7 +31,9 @@ from cleaners import linejudge as lj
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Working files (labelled lines, out-of-fold predictions) go to WORK_DIR, default .state/training.
 HERE = os.environ.get("WORK_DIR", os.path.join(ROOT, ".state", "training"))
-EVAL_DIR = os.environ.get("EVAL_DIR", os.path.join(os.path.dirname(ROOT), "shared", "eval"))
+EVAL_DIR = os.environ.get("EVAL_DIR", "")  # the labelled dev set's folder (dev.jsonl.gz, score.py): not shipped
+if not os.path.isfile(os.path.join(EVAL_DIR, "dev.jsonl.gz")):
+    sys.exit("error: set EVAL_DIR to the folder holding the labelled dev set (dev.jsonl.gz and score.py)")
 os.makedirs(HERE, exist_ok=True)
 SEED = 0
 
