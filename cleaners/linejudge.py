@@ -27,21 +27,50 @@ from cleaners import kernels, textbytes
 Features = dict[str, Any]
 
 # ---------------------------------------------------------------- lexicons
-STOPWORDS = ["the", "of", "and", "to", "a", "in", "is", "that", "for", "it", "on", "with", "as", "was", "at", "by", "be", "this", "from", "or", "an", "are", "have", "has", "not", "but", "they", "which", "you", "his", "her", "he", "she", "we", "their", "its", "were", "been", "will", "would", "there", "can", "more", "one", "all", "also", "had", "who", "said", "if", "about", "than", "what", "when", "into", "after", "so", "them", "our", "i", "do", "out", "up", "some", "could", "other", "these", "time", "only", "new", "just", "over", "most", "may", "no", "because", "how", "those", "while", "him", "my", "your", "us", "me", "did", "such", "even", "where", "between", "then", "being", "very", "both", "much", "many", "any", "should", "through", "before"]
+STOPWORDS = (  # noqa: SIM905 (99 words: one string reads better than a list literal)
+    "the of and to a in is that for it on with as was at by be this from or an are have has not but they "
+    "which you his her he she we their its were been will would there can more one all also had who said "
+    "if about than what when into after so them our i do out up some could other these time only new just "
+    "over most may no because how those while him my your us me did such even where between then being "
+    "very both much many any should through before"
+).split()
 
 KEYWORDS = {
-    "share": "share shares shared sharing tweet facebook twitter linkedin pinterest whatsapp reddit print printer bookmark email digg stumbleupon delicious|email this|e mail",
-    "subscribe": "subscribe subscription subscriptions newsletter newsletters signup rss feed feeds unsubscribe|sign up|follow us|follow on",
+    "share": (
+        "share shares shared sharing tweet facebook twitter linkedin pinterest whatsapp reddit print "
+        "printer bookmark email digg stumbleupon delicious|email this|e mail"
+    ),
+    "subscribe": (
+        "subscribe subscription subscriptions newsletter newsletters signup rss feed feeds "
+        "unsubscribe|sign up|follow us|follow on"
+    ),
     "cookie": "cookie cookies privacy gdpr consent disclaimer|terms of|terms and|terms conditions",
     "copyright": "copyright trademark trademarks|rights reserved|all rights",
-    "comment": "comment comments commented reply replies permalink discuss discussion wrote said|report abuse|leave a|post a|add your|add comment",
-    "related": "related recommended popular trending next previous prev latest headlines archive archives more|read more|more from|you may|also like|most read|most viewed|more stories|see also|continue reading|top stories|more news|view all|see all",
+    "comment": (
+        "comment comments commented reply replies permalink discuss discussion wrote said|report "
+        "abuse|leave a|post a|add your|add comment"
+    ),
+    "related": (
+        "related recommended popular trending next previous prev latest headlines archive archives "
+        "more|read more|more from|you may|also like|most read|most viewed|more stories|see also|continue "
+        "reading|top stories|more news|view all|see all"
+    ),
     "login": "login logout register account password username profile|log in|log out|sign in|sign out|my profile",
-    "menu": "home menu navigation search contact about sitemap faq help careers advertise jobs skip|contact us|about us|site map|go to|back to|main content",
+    "menu": (
+        "home menu navigation search contact about sitemap faq help careers advertise jobs skip|contact "
+        "us|about us|site map|go to|back to|main content"
+    ),
     "ad": "advertisement advertising sponsored promoted partner partners affiliate ads ad",
-    "date": "jan january feb february mar march apr april may jun june jul july aug august sep sept september oct october nov november dec december monday tuesday wednesday thursday friday saturday sunday am pm ago updated published posted gmt est edt pst utc",
+    "date": (
+        "jan january feb february mar march apr april may jun june jul july aug august sep sept "
+        "september oct october nov november dec december monday tuesday wednesday thursday friday "
+        "saturday sunday am pm ago updated published posted gmt est edt pst utc"
+    ),
     "byline": "by author authors writer editor reporter correspondent contributor staff|written by",
-    "media": "photo photos image images video videos getty reuters afp credit caption watch play gallery slideshow click tap enlarge listen podcast",
+    "media": (
+        "photo photos image images video videos getty reuters afp credit caption watch play gallery "
+        "slideshow click tap enlarge listen podcast"
+    ),
 }
 KW_NAMES = list(KEYWORDS)
 _M64 = (1 << 64) - 1
@@ -67,7 +96,8 @@ for _i, (_k, _v) in enumerate(KEYWORDS.items()):
     for _ph in _parts[1:]:
         _a, _b = _ph.split()[:2]
         _bi[(_whash(_a) * int(_Q) + _whash(_b)) & _M64] = _i
-_BI_H = np.array(sorted(_bi), dtype=np.uint64); _BI_C = np.array([_bi[h] for h in sorted(_bi)], np.int64)
+_BI_H = np.array(sorted(_bi), dtype=np.uint64)
+_BI_C = np.array([_bi[h] for h in sorted(_bi)], np.int64)
 _POWW = np.array([pow(1469598103934665603, k + 1, 1 << 64) for k in range(64)], dtype=np.uint64)
 _BI_FIRST = {_whash(_ph.split()[0]) for _v in KEYWORDS.values() for _ph in _v.split('|')[1:]}
 # Stopwords, keyword words and first words of keyword phrases, by word hash (cleaners.kernels.word_table).
@@ -78,15 +108,24 @@ _WORD_TABLE = kernels.word_table({_whash(w) for w in STOPWORDS}, _uni, _BI_FIRST
 _LUT = np.zeros(256, np.uint8)
 for _c in range(256):
     ch = chr(_c)
-    if _c >= 0xC0: _LUT[_c] = 8
-    elif _c >= 0x80: _LUT[_c] = 9
-    elif ch.islower(): _LUT[_c] = 1
-    elif ch.isupper(): _LUT[_c] = 2
-    elif ch.isdigit(): _LUT[_c] = 3
-    elif ch in " \t\r\x0b\x0c": _LUT[_c] = 4
-    elif ch in ".!?": _LUT[_c] = 5
-    elif ch in ",;:'\"()-": _LUT[_c] = 6
-    elif ch in "|>/*#=_~+<[]{}": _LUT[_c] = 7
+    if _c >= 0xC0:
+        _LUT[_c] = 8
+    elif _c >= 0x80:
+        _LUT[_c] = 9
+    elif ch.islower():
+        _LUT[_c] = 1
+    elif ch.isupper():
+        _LUT[_c] = 2
+    elif ch.isdigit():
+        _LUT[_c] = 3
+    elif ch in " \t\r\x0b\x0c":
+        _LUT[_c] = 4
+    elif ch in ".!?":
+        _LUT[_c] = 5
+    elif ch in ",;:'\"()-":
+        _LUT[_c] = 6
+    elif ch in "|>/*#=_~+<[]{}":
+        _LUT[_c] = 7
 _LUT[10] = 10
 K = 11
 _WORDISH = np.zeros(256, bool)
@@ -96,23 +135,24 @@ _WORDISH[[c for c in range(256) if _LUT[c] in (1, 2, 3, 8, 9)]] = True
 
 def _source_frac_flat(H: np.ndarray, nwl: np.ndarray, doc_id: np.ndarray, sources: Sequence[str],
                       min_docs: int = 5) -> np.ndarray:
-    """share of the OTHER docs of the same source containing a line with the same hash."""
-    src_codes = {}
-    sc = np.array([src_codes.setdefault(s, len(src_codes)) for s in sources], np.int64)
-    ndoc_src = np.bincount(sc, minlength=len(src_codes))
-    ls = sc[doc_id]
-    has = nwl > 0
-    k_doc = H ^ (doc_id.astype(np.uint64) * _Q)
-    # unique (doc, H) pairs -> count per (source, H)
-    _, first_ix = np.unique(k_doc, return_index=True)
-    first_ix = first_ix[has[first_ix]]
-    k_src = H ^ (ls.astype(np.uint64) * _Q2)
-    u, cts = np.unique(k_src[first_ix], return_counts=True)
-    pos = np.minimum(np.searchsorted(u, k_src), len(u) - 1)
-    c = np.where(u[pos] == k_src, cts[pos], 1)
-    nds = ndoc_src[ls]
-    fr = (c - 1) / np.maximum(nds - 1, 1)
-    return np.where(has & (nds >= min_docs), fr, 0.0).astype(np.float32)
+    """Per line: the share of the OTHER documents of its source that hold a line of the same hash ``H``
+    (0 for lines without words, and in sources of fewer than ``min_docs`` documents)."""
+    source_codes: dict[str, int] = {}
+    source_of_doc = np.array([source_codes.setdefault(s, len(source_codes)) for s in sources], np.int64)
+    docs_per_source = np.bincount(source_of_doc, minlength=len(source_codes))
+    source_of_line = source_of_doc[doc_id]
+    has_words = nwl > 0
+    doc_line_key = H ^ (doc_id.astype(np.uint64) * _Q)
+    # unique (document, H) pairs -> how many documents of each source hold each H
+    _, first_ix = np.unique(doc_line_key, return_index=True)
+    first_ix = first_ix[has_words[first_ix]]
+    source_line_key = H ^ (source_of_line.astype(np.uint64) * _Q2)
+    keys, docs_with_key = np.unique(source_line_key[first_ix], return_counts=True)
+    pos = np.minimum(np.searchsorted(keys, source_line_key), len(keys) - 1)
+    docs_with_line = np.where(keys[pos] == source_line_key, docs_with_key[pos], 1)
+    docs_in_source = docs_per_source[source_of_line]
+    share = (docs_with_line - 1) / np.maximum(docs_in_source - 1, 1)
+    return np.where(has_words & (docs_in_source >= min_docs), share, 0.0).astype(np.float32)
 
 
 # ---------------------------------------------------------------- features
@@ -122,11 +162,13 @@ def _seg_shift(x: np.ndarray, doc_id: np.ndarray, k: int, fill: float) -> np.nda
     out = np.full(n, fill, dtype=np.float32)
     if k > 0:
         out[:-k] = x[k:]
-        bad = np.ones(n, bool); bad[:-k] = doc_id[k:] != doc_id[:-k]
+        bad = np.ones(n, bool)
+        bad[:-k] = doc_id[k:] != doc_id[:-k]
     else:
         k = -k
         out[k:] = x[:-k]
-        bad = np.ones(n, bool); bad[k:] = doc_id[:-k] != doc_id[k:]
+        bad = np.ones(n, bool)
+        bad[k:] = doc_id[:-k] != doc_id[k:]
     out[bad] = fill
     return out
 
@@ -187,7 +229,8 @@ class Batch:
 
 
 _SYM2 = {(0xC2, x) for x in (0xBB, 0xAB, 0xB7, 0xA9, 0xAE)}          # » « · © ®
-_SYM3 = {(0x80, 0xA2), (0x80, 0xBA), (0x80, 0xB9), (0x96, 0xBA), (0x96, 0xB6), (0x86, 0x92), (0x84, 0xA2)}  # • › ‹ ► ▶ → ™
+# • › ‹ ► ▶ → ™
+_SYM3 = {(0x80, 0xA2), (0x80, 0xBA), (0x80, 0xB9), (0x96, 0xBA), (0x96, 0xB6), (0x86, 0x92), (0x84, 0xA2)}
 _SYM2_K = np.array(sorted(a * 256 + b for a, b in _SYM2), np.int64)
 _SYM3_K = np.array(sorted(a * 256 + b for a, b in _SYM3), np.int64)
 _ENDQ3 = np.array(sorted([0x809D, 0x8099, 0x80A6]), np.int64)      # ” ’ …
@@ -226,7 +269,8 @@ def line_values_utf8(b: np.ndarray, lstart: np.ndarray, lend: np.ndarray) -> tup
     nbytes = (lend - lstart).astype(np.float32)
     nchars = nbytes - cnt[:, 9]
     nstop, kw = kernels.word_lexicon_counts(wh, wl, n, *_WORD_TABLE, _BI_H, _BI_C, len(KW_NAMES), _Q)
-    fb = b[lstart]; lbt = b[lend - 1]
+    fb = b[lstart]  # each line's first byte
+    lbt = b[lend - 1]  # and its last
     f_cls = _LUT[fb]
     l3 = np.where(lend - lstart >= 3, b[np.maximum(lend - 2, 0)].astype(np.int64) * 256 + lbt, 0)
     endq = ((lend - lstart >= 3) & (b[np.maximum(lend - 3, 0)] == 0xE2) & np.isin(l3, _ENDQ3)) | \
@@ -291,7 +335,8 @@ def base_features(batch: Batch) -> Features:
      title_in, dup, dens, dist_dense, dist_long, maxw, blk, blk_w, blk_n, blk_stop, blk_end, hdr_before,
      hdr_after) = kernels.document_context(doc_id, batch.ndocs, nw, nstop, endsent, startlow, startpunct, headers,
                                            wh, wl, _POWW)
-    batch.H = H; batch.nwl = nwl
+    batch.H = H
+    batch.nwl = nwl
     if batch.sources is not None:
         batch.src = _source_frac_flat(H, nwl, doc_id, batch.sources)
     kwany = (kw.sum(0) > 0).astype(np.float32)
@@ -326,10 +371,10 @@ def base_features(batch: Batch) -> Features:
     shifted, means = kernels.neighbour_features(values, doc_id, ds_doc, de_doc, _SHIFTS, _WINDOWED_ROWS, _WIDTHS)
     for f, name in enumerate(_SHIFTED):
         for s_, k in enumerate(_SHIFTS.tolist()):
-            F["%s_%+d" % (name, k)] = shifted[f * len(_SHIFTS) + s_]
+            F[f"{name}_{k:+d}"] = shifted[f * len(_SHIFTS) + s_]
     for w, row in enumerate(_WINDOWED_ROWS.tolist()):
         for s_, width in enumerate(_WIDTHS.tolist()):
-            F["%s_w%d" % (_SHIFTED[row], width)] = means[w * len(_WIDTHS) + s_]
+            F[f"{_SHIFTED[row]}_w{width}"] = means[w * len(_WIDTHS) + s_]
     gidx = np.arange(n)
     F["_ctx"] = dict(ds=ds_doc[doc_id], de=de_doc[doc_id], gidx=gidx, nw=nw, doc_id=doc_id, blk=blk)
     return F
@@ -342,9 +387,9 @@ def stage2_features(F: Features, p1: np.ndarray) -> Features:
     p = p1.astype(np.float32)
     G = {"p1": p}
     for k in (-3, -2, -1, 1, 2, 3):
-        G["p1_%+d" % k] = _seg_shift(p, doc_id, k, -1.0)
+        G[f"p1_{k:+d}"] = _seg_shift(p, doc_id, k, -1.0)
     for wdw in (2, 5, 15, 40):
-        G["p1_w%d" % wdw] = _seg_window_mean(p, ds, de, gidx, wdw)
+        G[f"p1_w{wdw}"] = _seg_window_mean(p, ds, de, gidx, wdw)
     ndocs = int(doc_id.max()) + 1 if len(doc_id) else 0
     dn = np.bincount(doc_id, minlength=ndocs).astype(np.float32)
     G["p1_doc"] = (np.bincount(doc_id, weights=p, minlength=ndocs) / np.maximum(dn, 1))[doc_id]
@@ -355,7 +400,8 @@ def stage2_features(F: Features, p1: np.ndarray) -> Features:
     G["cw_after"] = ((tot - before - cw) / np.maximum(tot, 1)).astype(np.float32)
     G["lcw_doc"] = np.log1p(tot).astype(np.float32)
     wp = nw * p
-    G["p1_wdoc"] = (np.bincount(doc_id, weights=wp, minlength=ndocs) / np.maximum(np.bincount(doc_id, weights=nw, minlength=ndocs), 1))[doc_id]
+    words_in_doc = np.bincount(doc_id, weights=nw, minlength=ndocs)
+    G["p1_wdoc"] = (np.bincount(doc_id, weights=wp, minlength=ndocs) / np.maximum(words_in_doc, 1))[doc_id]
     bn = np.bincount(blk)
     G["p1_blk"] = (np.bincount(blk, weights=p) / np.maximum(bn, 1))[blk]
     # distance (in lines) to nearest confident content line with >= 10 words
@@ -368,8 +414,8 @@ def stage2_features(F: Features, p1: np.ndarray) -> Features:
     dnext = np.where(next_a < de, next_a - gidx, 999)
     G["d_anchor_prev"] = np.minimum(dprev, 999).astype(np.float32)
     G["d_anchor_next"] = np.minimum(dnext, 999).astype(np.float32)
-    for name in ("lw", "rel", "wrel", "src", "endsent", "stop_frac", "kwany", "is_title", "eq_title", "in_title", "blk_w", "lnd", "avg_wpl",
-                 "body_ovl", "body_ovl_idf"):
+    for name in ("lw", "rel", "wrel", "src", "endsent", "stop_frac", "kwany", "is_title", "eq_title", "in_title",
+                 "blk_w", "lnd", "avg_wpl", "body_ovl", "body_ovl_idf"):
         G[name] = F[name]
     return G
 
@@ -507,7 +553,7 @@ def assemble(batch: Batch, p: np.ndarray, ndocs: int, thr: float, max_removed_sh
             (max_removed_share is None) != (fallback_threshold is None):
         raise ValueError("give max_uncertain_share with cautious_threshold, max_removed_share with fallback_threshold")
     keep = p < thr
-    nw = np.fromiter((len(l.split()) for l in batch.lines), np.float64, count=len(batch.lines))
+    nw = np.fromiter((len(line.split()) for line in batch.lines), np.float64, count=len(batch.lines))
     tot = np.bincount(batch.doc_id, weights=nw, minlength=ndocs)
 
     def words_in(mask: np.ndarray) -> np.ndarray:
@@ -527,7 +573,7 @@ def assemble(batch: Batch, p: np.ndarray, ndocs: int, thr: float, max_removed_sh
         if keep_all_if_eaten:
             keep |= (removed(keep) > max_removed_share * tot)[batch.doc_id]
     out = [[] for _ in range(ndocs)]
-    for d, l, k in zip(batch.doc_id.tolist(), batch.lines, keep.tolist(), strict=False):
+    for d, line, k in zip(batch.doc_id.tolist(), batch.lines, keep.tolist(), strict=False):
         if k:
-            out[d].append(l)
+            out[d].append(line)
     return ["\n".join(x) for x in out]
