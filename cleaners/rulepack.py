@@ -115,6 +115,20 @@ def labelled_row(line: str) -> bool:
         any(ch.isdigit() for ch in line)
 
 
+def categorical_rows(rows: Sequence[str]) -> bool:
+    """Three or more different rows in which a column after the first repeats a value ("Street | Old day | New
+    day" rows with "Monday" twice): data, since a menu never lists one link twice in the same position. A menu
+    printed again is one row (identical rows count once)."""
+    split = [[c.strip().lower() for c in r.strip().strip("|").split("|")] for r in dict.fromkeys(rows)]
+    if len(split) < 3:
+        return False
+    for col in range(1, len(split[0])):
+        values = [cells[col] for cells in split if col < len(cells) and cells[col]]
+        if len(values) != len(set(values)):
+            return True
+    return False
+
+
 def in_pipe_table(stripped: Sequence[str], index: int) -> bool:
     """Whether line ``index`` of a document (its stripped lines) is a row of a table written with pipes: it and
     the lines next to it (no blank line between) have the same number of cells, at least 3, there are at
@@ -131,7 +145,8 @@ def in_pipe_table(stripped: Sequence[str], index: int) -> bool:
         first -= 1
     while last + 1 < len(stripped) and pipe_cells(stripped[last + 1]) == cells:
         last += 1
-    return last > first and any(data_row(stripped[i]) for i in range(first, last + 1))
+    return last > first and (any(data_row(stripped[i]) for i in range(first, last + 1))
+                             or categorical_rows(stripped[first:last + 1]))
 
 
 def pipe_table_rows(stripped: Sequence[str]) -> set[int]:
@@ -148,7 +163,8 @@ def pipe_table_rows(stripped: Sequence[str]) -> set[int]:
             last += 1
         if cells[first] >= 3:
             run = piped[first:last + 1]
-            if last > first and any(data_row(stripped[i]) for i in run):
+            if last > first and (any(data_row(stripped[i]) for i in run)
+                                 or categorical_rows([stripped[i] for i in run])):
                 rows.update(run)
             else:
                 rows.update(i for i in run if labelled_row(stripped[i]))

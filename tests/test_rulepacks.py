@@ -248,15 +248,20 @@ def test_pipe_tables_are_told_from_menus() -> None:
         False, False, False, False,  # menus: no row with figures after the first cell; a lone footer bar
         False, False, False,  # a line of years between blank lines is one line, not a table
         True, True]  # outer pipes
+    # Rows of words are a table when a column repeats a value (a menu never lists a link twice in one place); a
+    # menu printed three times over is not.
+    days = ["Street | Old day | New day", "Mill Lane | Monday | Tuesday", "Quay Road | Monday | Wednesday",
+            "Church Walk | Friday | Thursday", "", *["Home | News | Sport"] * 3]
+    assert [in_pipe_table(days, i) for i in range(len(days))] == [True] * 4 + [False] * 4
     # The document's rows in one walk (what the cleaner asks) are the same lines.
     labelled = ["Prep: 15 min | Cook: 1 hr | Serves: 6", "Home | News | Sport"]
-    for lines in (table, labelled, [*table, *labelled]):
+    for lines in (table, labelled, [*table, *labelled], days):
         assert pipe_table_rows(lines) == {i for i in range(len(lines)) if in_pipe_table(lines, i)}
     # And on random documents of such lines (runs of rows broken by blank lines, prose and lines of other widths).
     import random
 
     rng = random.Random(5)
-    kinds = [*table, *labelled, "Prose, without a pipe.", "|", "a | b", "1 | 2 | 3 | 4", "| x | 1 | 2 |"]
+    kinds = [*table, *labelled, *days, "Prose, without a pipe.", "|", "a | b", "1 | 2 | 3 | 4", "| x | 1 | 2 |"]
     for _ in range(300):
         lines = rng.choices(kinds, k=rng.randint(0, 25))
         assert pipe_table_rows(lines) == {i for i in range(len(lines)) if in_pipe_table(lines, i)}, lines
