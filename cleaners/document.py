@@ -537,7 +537,7 @@ class _Prepared:
     mojibake_fixed: bool
     source: str
     template: TemplateCounts | None
-    line_words: np.ndarray  # len(line.split()) of each line of the normalized text
+    line_words: np.ndarray  # words of each line of the normalized text (kernels.line_word_units)
 
 
 def _screen_batch(programs: Sequence[RuleProgram], data: np.ndarray, stripped: tuple[np.ndarray, ...],
@@ -599,7 +599,7 @@ def _prepare_batch(items: Sequence[DocumentInput], rules: RuleSet, config: Clean
     sizes = np.fromiter((len(doc.lines) for doc in docs), np.int64, len(docs))
     data = np.frombuffer(textbytes.join([normalized for normalized, _ in normalized_texts]), np.uint8)
     line_starts, line_ends = textbytes.line_bounds(data)
-    word_counts = np.split(kernels.line_word_counts(data, line_starts, line_ends, kernels.CHAR_CLASSES),
+    word_counts = np.split(kernels.line_word_units(data, line_starts, line_ends, kernels.CHAR_CLASSES),
                            np.cumsum(sizes)[:-1])
     stripped = kernels.strip_spaces(data, line_starts, line_ends)
     # Screened before the title step, which removes at most the title zone's lines: edge lines that far in

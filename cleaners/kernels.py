@@ -644,6 +644,49 @@ def line_word_counts(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, clas
 
 
 @numba.jit(**_JIT)
+def _unspaced_script(code: int) -> bool:
+    """Whether a code point belongs to a script written without spaces between words: kana, CJK ideographs, Thai,
+    Lao, Myanmar, Khmer (Korean is written with spaces)."""
+    return (0x3040 <= code <= 0x30FF or 0x3400 <= code <= 0x4DBF or 0x4E00 <= code <= 0x9FFF
+            or 0xF900 <= code <= 0xFAFF or 0x0E00 <= code <= 0x0EFF or 0x1000 <= code <= 0x109F
+            or 0x1780 <= code <= 0x17FF or 0x20000 <= code <= 0x3FFFF)
+
+
+@numba.jit(**_JIT)
+def line_word_units(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Per line of UTF-8 ``buf``: its words as :func:`line_word_counts` counts them, except that a run holding
+    characters of a script written without spaces (:func:`_unspaced_script`) counts one word per two of them (at
+    least one). A Japanese paragraph of 120 characters is one run of ``str.split``: counted as one word, its loss
+    weighed nothing next to an English menu's, and the valves that weigh removed words never saw it go."""
+    counts = np.zeros(len(starts), np.int64)
+    for i in range(len(starts)):
+        words = 0
+        in_word = False
+        unspaced = 0
+        p = starts[i]
+        end = ends[i]
+        while p < end:
+            c = buf[p]
+            if c < 0x80:
+                space = classes[c] == CHAR_SPACE
+                p += 1
+            else:
+                code, width = _decode(buf, p, end)
+                space = code < 0x10000 and classes[code] == CHAR_SPACE
+                if not space and _unspaced_script(code):
+                    unspaced += 1
+                p += width
+            if space and in_word:
+                words += max(1, (unspaced + 1) // 2)
+                unspaced = 0
+            in_word = not space
+        if in_word:
+            words += max(1, (unspaced + 1) // 2)
+        counts[i] = words
+    return counts
+
+
+@numba.jit(**_JIT)
 def strip_spaces(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
                                                                                   np.ndarray]:
     """Per line ``buf[starts[i]:ends[i]]`` of UTF-8 ``buf``: the bounds without the spaces at its edges, its

@@ -31,8 +31,9 @@ from cleaners.types import CleanResult, RawDocument, Reject, RejectReason
 # at least 5 documents; 0.9: the v7 classifier, a page's own title found printed with a small difference, a menu
 # heading inside the article kept, and an HTML page's date no longer guessed from its prose; 0.10: a document whose only
 # evidence of junk is the classifier's uncertain drops keeps them; 0.10.1: rule patterns and examples read as the
-# cleaner reads text, NFC and odd spaces: a pack's rule written with a no-break space or a decomposed letter matches).
-PIPELINE_VERSION = "0.10.1"
+# cleaner reads text, NFC and odd spaces: a pack's rule written with a no-break space or a decomposed letter matches;
+# 0.11: words of scripts written without spaces count per two characters in the valves and kept_ratio).
+PIPELINE_VERSION = "0.11.0"
 # Sources under a site pack a shard reports (ShardStats.sources): a small return value. Only such sources are
 # collected, so a shard of many hosts (a multi-site feed) cannot crowd a site pack's source out.
 MAX_SOURCES_PER_SHARD = 1_000

@@ -174,6 +174,21 @@ def test_warm_up_command_compiles_or_loads_the_kernels() -> None:
     assert kernels.canonical_line_keys.signatures  # compiled (or loaded) for the types the cleaner uses
 
 
+def test_word_units_count_a_word_per_two_characters_of_scripts_without_spaces() -> None:
+    lines = ["Hello world  again", "京都の祇園祭は今年も多くの観光客でにぎわった。", "東京 2020 大会", "", "a",
+             "ข่าวภาษาไทย", "Ünïcödé wörds, ok", "ab 京都", "京"]
+    data = np.frombuffer("\n".join(lines).encode("utf-8"), np.uint8)
+    starts, ends = textbytes.line_bounds(data)
+    units = kernels.line_word_units(data, starts, ends, kernels.CHAR_CLASSES).tolist()
+    # 22 CJK characters and a full stop: 11; a run of 2 and one of 2 with a number between; Thai: 11 characters.
+    assert units == [3, 11, 3, 0, 1, 6, 3, 2, 1]
+    # Text without such scripts counts as str.split does.
+    plain = [line for line in lines if line.isascii() or "ö" in line]
+    data = np.frombuffer("\n".join(plain).encode("utf-8"), np.uint8)
+    starts, ends = textbytes.line_bounds(data)
+    assert kernels.line_word_units(data, starts, ends, kernels.CHAR_CLASSES).tolist() == [len(x.split()) for x in plain]
+
+
 def test_strip_spaces_bounds_and_lengths_match_str_strip() -> None:
     lines = ["  two words  ", "", "   ", "é à ", " ☃x", "\ud800 lone", "plain"]
     data = np.frombuffer("\n".join(lines).encode("utf-8", "surrogatepass"), np.uint8)

@@ -118,6 +118,30 @@ def test_many_uncertain_drops_leave_only_the_confident(rules) -> None:
                                                "held 30%")
 
 
+# A Japanese article: each paragraph is one run of characters without spaces (one "word" to str.split).
+JAPANESE = ["京都市上京区で江戸時代から続く豆腐店が、今月末で営業を終えることになった。"
+            "七代目の店主が体力の衰えを理由に決めた。",
+            "店は一八二五年の創業。地下水を使った柔らかい絹ごし豆腐で知られ、近くの寺や料亭にも長く納めてきた。",
+            "閉店を知った常連客が連日、朝早くから列を作っている。"
+            "三十年通っているという女性は「ここの豆腐がない朝は考えられない」と話した。",
+            "最終営業日は三十一日。"]
+
+
+def test_words_of_a_script_written_without_spaces_weigh_in_the_valves(rules) -> None:
+    """The uncertainty valve weighs the words of the classifier's uncertain drops. A paragraph of Japanese counts a
+    word per two characters, not one per paragraph: three uncertain paragraphs are most of this page's words (not
+    3 of ~60 next to its English menus), and they stay."""
+    chrome = ["Home | News | Sport | Business | Culture | Opinion", "Share this article on Facebook or by email",
+              "Related articles", "Council approves tax rise for next year", "New head named for the academy"]
+    p_of = {JAPANESE[0]: 0.7, JAPANESE[1]: 0.7, JAPANESE[2]: 0.7, **dict.fromkeys(chrome[3:], 0.9)}
+    text = "\n\n".join([TITLE, chrome[0], *JAPANESE, *chrome[1:]]) + "\n"
+    result = clean_document(text, rules, judge=ScriptedJudge(p_of))
+    assert all(paragraph in result.text for paragraph in JAPANESE)
+    assert _by_classifier(result) == chrome[3:]
+    assert result.spared_rows[0][1].startswith("kept by the uncertainty valve")
+    assert result.kept_ratio > 0.6
+
+
 def test_the_uncertainty_share_is_a_setting(rules) -> None:
     p_of = {PROSE[0]: 0.7, PROSE[1]: 0.7, PROSE[2]: 0.7}
     text = "\n\n".join([FURNITURE, TITLE, *PROSE]) + "\n"
