@@ -8,6 +8,8 @@ The cleaner's own setting: "0.6,0.85,0.95,0.8,0.2,keep_all,only_uncertain" (thre
 cautious threshold 0.8 when uncertain drops hold > 20 % of the words, or when no line is at 0.8 or above; safety
 valve at 85 % removed: threshold 0.95, then nothing removed).
 """
+from __future__ import annotations
+
 import argparse
 import json
 import os
@@ -37,7 +39,8 @@ oof = np.load(os.path.join(HERE, f"oof_{args.tag}.npz"))
 batches = {r: lj.Batch([d[r] for d in docs]) for r in ("A", "B")}
 
 
-def run(r, thr, valve, fb, cautious=None, uncertain=None, keep_all=False, only_uncertain=False):
+def run(r: str, thr: float, valve: float | None, fb: float | None, cautious: float | None = None,
+        uncertain: float | None = None, keep_all: bool = False, only_uncertain: bool = False) -> tuple[float, int, dict]:
     b = batches[r]
     texts = lj.assemble(b, oof[f"{args.stage}_{r}"], len(docs), thr, valve, fb, cautious, uncertain, keep_all,
                         only_uncertain)

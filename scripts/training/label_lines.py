@@ -1,6 +1,8 @@
 """Prepare line-level training data: split both renderings into lines and label each
 line content(0)/junk(1) by in-order token alignment with the gold (difflib on tokens).
 A line is content when > 50% of its tokens are aligned to gold tokens."""
+from __future__ import annotations
+
 import difflib
 import gzip
 import json
@@ -13,9 +15,10 @@ import unicodedata
 from multiprocessing import Pool
 
 TOK = re.compile(r"\w+")
-def toks(s): return TOK.findall(unicodedata.normalize("NFKC", s).casefold())
+def toks(s: str) -> list[str]:
+    return TOK.findall(unicodedata.normalize("NFKC", s).casefold())
 
-def label_lines(lines, gold_t):
+def label_lines(lines: list[str], gold_t: list[str]) -> list[int]:
     lt = [toks(l) for l in lines]
     flat, owner = [], []
     for i, t in enumerate(lt):
@@ -31,7 +34,7 @@ def label_lines(lines, gold_t):
         else: lab.append(0 if matched[i] / len(t) > 0.5 else 1)
     return lab
 
-def proc(line):
+def proc(line: str) -> dict:
     r = json.loads(line)
     g = toks(r["gold_body"])
     out = {"id": r["id"], "dataset": r["dataset"], "site": r["site"]}

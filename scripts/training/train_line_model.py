@@ -11,6 +11,8 @@ for other decision settings), then trains the final model on all data and writes
 shipped cleaners/models/line_model.json), checked against CatBoost's own predictions. ``--model mlp`` is for
 out-of-fold comparisons only (--no-final): the cleaner explains each removal from the trees' leaves, which an MLP
 has not."""
+from __future__ import annotations
+
 import argparse
 import gzip
 import json
@@ -20,6 +22,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 import numpy as np
@@ -74,7 +77,7 @@ sites = [d["site"] for d in docs]
 ndoc = len(docs)
 
 # ---------------------------------------------------------------- features for both renderings
-def gold_documents():
+def gold_documents() -> tuple[list[list[str]], list[list[int]]]:
     """Each dev page's gold body, its non-blank lines, in the order of ``docs``; every line with a word is content."""
     with gzip.open(os.path.join(EVAL_DIR, "dev.jsonl.gz"), "rt", encoding="utf-8") as handle:
         gold = {record["id"]: record["gold_body"] for record in map(json.loads, handle)}
@@ -110,7 +113,7 @@ for rend in RENDERINGS:
 names1 = [k for k in R["A"]["F"] if not k.startswith("_")]
 
 
-def X1_of(rend, rows=None):
+def X1_of(rend: str, rows: np.ndarray | None = None) -> np.ndarray:
     X = lj.to_matrix(R[rend]["F"], names1)
     return X
 
@@ -125,10 +128,10 @@ fold_row = {r: fold_of_doc[R[r]["batch"].doc_id] for r in R}
 class MLPWrap:
     """sklearn MLP on signed-log standardized features; exportable to linejudge.MLP."""
 
-    def __init__(self, hidden):
+    def __init__(self, hidden: tuple[int, ...]) -> None:
         self.hidden = hidden
 
-    def fit(self, X, y):
+    def fit(self, X: np.ndarray, y: np.ndarray) -> MLPWrap:
         from sklearn.neural_network import MLPClassifier
         Z = np.sign(X) * np.log1p(np.abs(X))
         self.mu = Z.mean(0); self.sd = Z.std(0) + 1e-6
@@ -142,19 +145,20 @@ class MLPWrap:
             self.m.fit(Z, y)
         return self
 
-    def export(self, names):
+    def export(self, names: list[str]) -> dict:
         layers = [[W.astype(np.float32).round(5).tolist(), b.astype(np.float32).round(5).tolist()]
                   for W, b in zip(self.m.coefs_, self.m.intercepts_, strict=False)]
         return {"type": "mlp", "features": names, "mu": self.mu.round(6).tolist(), "sd": self.sd.round(6).tolist(),
                 "layers": layers}
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
         ev = lj.MLP(self.export([str(i) for i in range(X.shape[1])]))
         p = 1 / (1 + np.exp(-ev.raw(X)))
         return np.column_stack([1 - p, p])
 
 
-def fit(X, y, iters, depth, seed=SEED, w=None):
+def fit(X: np.ndarray, y: np.ndarray, iters: int, depth: int, seed: int = SEED,
+        w: np.ndarray | None = None) -> CatBoostClassifier | MLPWrap:
     if args.model == "mlp":
         hid = tuple(int(x) for x in (args.hidden1 if depth == args.depth1 and iters == args.iters1 else args.hidden2).split(","))
         return MLPWrap(hid).fit(X, y)
@@ -164,12 +168,12 @@ def fit(X, y, iters, depth, seed=SEED, w=None):
     return m
 
 
-def train_rows(rend, mask_docs_fold):
+def train_rows(rend: str, mask_docs_fold: np.ndarray) -> np.ndarray:
     y = R[rend]["y"]
     return mask_docs_fold & (y >= 0)
 
 
-def stage1_oof(folds_subset):
+def stage1_oof(folds_subset: list[int]) -> dict[str, np.ndarray]:
     """OOF stage-1 probs (over folds in folds_subset; rows of other folds untouched)."""
     P = {r: np.full(len(R[r]["y"]), np.nan) for r in R}
     for k in folds_subset:
@@ -183,7 +187,7 @@ def stage1_oof(folds_subset):
     return P
 
 
-def X2_of(rend, p1):
+def X2_of(rend: str, p1: np.ndarray) -> tuple[np.ndarray, list[str]]:
     G = lj.stage2_features(R[rend]["F"], p1)
     names2 = [k for k in G]
     return lj.to_matrix(G, names2), names2
@@ -237,7 +241,8 @@ else:
                         **{f"p1_{r}": P1[r] for r in R}, **{f"p2_{r}": P2[r] for r in R})
 
 
-def score(rend, p, thr, tag, valve=None):
+def score(rend: str, p: np.ndarray, thr: float, tag: str,
+          valve: tuple[float, float] | None = None) -> tuple[float, int, str]:
     b = R[rend]["batch"]
     texts = lj.assemble(b, p, ndoc, thr, *(valve or (None, None)))
     path = os.path.join(HERE, f"pred_{tag}_{rend}.jsonl")
@@ -252,9 +257,9 @@ def score(rend, p, thr, tag, valve=None):
     return f1, cat, out
 
 
-def find_cat(s):
+def find_cat(s: dict) -> list[tuple[str, float]]:
     # summary json: find catastrophic count for all docs
-    def walk(o):
+    def walk(o: object) -> Iterator[tuple[str, float]]:
         if isinstance(o, dict):
             for k, v in o.items():
                 if "catast" in k.lower() and isinstance(v, (int, float)):
@@ -289,7 +294,7 @@ m2 = fit(np.vstack([X2[r][R[r]["y"] >= 0] for r in R]), np.concatenate([R[r]["y"
          args.iters2, args.depth2, w=np.concatenate([R[r]["w"][R[r]["y"] >= 0] for r in R]))
 
 
-def export(m, names):
+def export(m: CatBoostClassifier, names: list[str]) -> dict:
     tmp = os.path.join(HERE, "_tmp_cb.json")
     m.save_model(tmp, format="json")
     j = json.load(open(tmp)); os.remove(tmp)
