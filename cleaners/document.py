@@ -26,6 +26,7 @@ from cleaners.rulepack import (
     RuleProgram,
     RuleSet,
     canonical_line,
+    categorical_rows,
     data_row,
     labelled_row,
     pipe_cells,
@@ -799,7 +800,8 @@ def _pipe_table_rows(stripped: Sequence[Sequence[str]], offsets: np.ndarray, doc
                      utf8: LineBytes | None) -> np.ndarray:
     """The lines (flat positions over the batch) still in the text that are rows of a pipe table, as
     :func:`cleaners.rulepack.in_pipe_table` defines one: a run of two or more adjacent lines with the same number
-    of cells (at least 3), one of them with figures in every cell after the first, or a line of labelled values.
+    of cells (at least 3), one of them with figures in every cell after the first or all of them categorical rows
+    (:func:`cleaners.rulepack.categorical_rows`), or a line of labelled values.
     Each run is walked once (a per-row check rescans its table: quadratic in its rows), and only lines with two
     pipes or more, found from the batch's bytes (``utf8``: the stripped lines end to end), are looked at."""
     found = np.zeros(len(alive), bool)
@@ -825,7 +827,8 @@ def _pipe_table_rows(stripped: Sequence[Sequence[str]], offsets: np.ndarray, doc
             continue
         rows = piped[first:last]
         doc = int(doc_of[rows[0]])
-        if any(data_row(stripped[doc][int(row - offsets[doc])]) for row in rows):
+        texts = [stripped[doc][int(row - offsets[doc])] for row in rows]
+        if any(data_row(text) for text in texts) or categorical_rows(texts):
             found[rows] = True
     return found & alive
 

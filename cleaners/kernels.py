@@ -646,10 +646,11 @@ def line_word_counts(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, clas
 @numba.jit(**_JIT)
 def _unspaced_script(code: int) -> bool:
     """Whether a code point belongs to a script written without spaces between words: kana, CJK ideographs, Thai,
-    Lao, Myanmar, Khmer (Korean is written with spaces)."""
+    Lao, Myanmar, Khmer, the ideographs beyond U+FFFF, half-width katakana (Korean is written with spaces)."""
     return (0x3040 <= code <= 0x30FF or 0x3400 <= code <= 0x4DBF or 0x4E00 <= code <= 0x9FFF
             or 0xF900 <= code <= 0xFAFF or 0x0E00 <= code <= 0x0EFF or 0x1000 <= code <= 0x109F
-            or 0x1780 <= code <= 0x17FF or 0x20000 <= code <= 0x3FFFF)
+            or 0x1780 <= code <= 0x17FF or 0x3005 <= code <= 0x3007 or 0xFF66 <= code <= 0xFF9F
+            or 0x20000 <= code <= 0x3FFFF)
 
 
 @numba.jit(**_JIT)
@@ -673,6 +674,9 @@ def line_word_units(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, class
             else:
                 code, width = _decode(buf, p, end)
                 space = code < 0x10000 and classes[code] == CHAR_SPACE
+                if width == 4 and p + 3 < end:  # _decode gives 0x10000 for all of them: the ideographs are here
+                    code = (((np.int64(c) & 0x07) << 18) | ((np.int64(buf[p + 1]) & 0x3F) << 12)
+                            | ((np.int64(buf[p + 2]) & 0x3F) << 6) | (np.int64(buf[p + 3]) & 0x3F))
                 if not space and _unspaced_script(code):
                     unspaced += 1
                 p += width

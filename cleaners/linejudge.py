@@ -548,7 +548,9 @@ def assemble(batch: Batch, p: np.ndarray, ndocs: int, thr: float, max_removed_sh
     `max_uncertain_share` of the words, or (keep_if_only_uncertain) when no line is at or above it (with no rule packs
     or template lines here, the classifier's uncertain drops are then the only evidence of junk);
     at `fallback_threshold` when more than `max_removed_share` would go;
-    and (keep_all_if_eaten) nothing when even that would remove more than `max_removed_share`."""
+    and (keep_all_if_eaten) nothing when even that would remove more than `max_removed_share`.
+    Words are ``str.split``'s here; the cleaner counts two characters of a script written without spaces as a word
+    (cleaners.kernels.line_word_units): the same on the dev set's pages but for a few Chinese and Japanese ones."""
     if (max_uncertain_share is None) != (cautious_threshold is None) or \
             (max_removed_share is None) != (fallback_threshold is None):
         raise ValueError("give max_uncertain_share with cautious_threshold, max_removed_share with fallback_threshold")

@@ -116,15 +116,18 @@ def labelled_row(line: str) -> bool:
 
 
 def categorical_rows(rows: Sequence[str]) -> bool:
-    """Three or more different rows in which a column after the first repeats a value ("Street | Old day | New
-    day" rows with "Monday" twice): data, since a menu never lists one link twice in the same position. A menu
-    printed again is one row (identical rows count once)."""
-    split = [[c.strip().lower() for c in r.strip().strip("|").split("|")] for r in dict.fromkeys(rows)]
-    if len(split) < 3:
+    """Three or more different rows, keyed by a first column of different values, in which another column repeats a
+    value without holding one value throughout ("Street | Old day | New day" rows with "Monday" twice): data, since a
+    menu never lists one link twice in the same position. Menus fail one test or another: a menu printed again is
+    one row (rows compared by their cells, case and spacing aside), breadcrumb trails share their first item ("Home"),
+    and a "More" at the end of every row of a footer menu is the same value throughout."""
+    split = list(dict.fromkeys(tuple(" ".join(c.split()).lower() for c in r.strip().strip("|").split("|"))
+                               for r in rows))
+    if len(split) < 3 or len({cells[0] for cells in split}) < len(split):
         return False
     for col in range(1, len(split[0])):
         values = [cells[col] for cells in split if col < len(cells) and cells[col]]
-        if len(values) != len(set(values)):
+        if len(values) != len(set(values)) and len(set(values)) > 1:
             return True
     return False
 
@@ -132,9 +135,9 @@ def categorical_rows(rows: Sequence[str]) -> bool:
 def in_pipe_table(stripped: Sequence[str], index: int) -> bool:
     """Whether line ``index`` of a document (its stripped lines) is a row of a table written with pipes: it and
     the lines next to it (no blank line between) have the same number of cells, at least 3, there are at
-    least two such rows, and one of them holds figures in every cell after the first. A flattened menu is one
-    line, or lines without figures; a table of results has a header and rows of numbers. A line of labelled
-    values (:func:`labelled_row`) is a table of its own."""
+    least two such rows, and one of them holds figures in every cell after the first, or the rows are
+    :func:`categorical_rows`. A flattened menu is one line, or lines without figures; a table of results has a
+    header and rows of numbers. A line of labelled values (:func:`labelled_row`) is a table of its own."""
     cells = pipe_cells(stripped[index])
     if cells < 3:
         return False

@@ -89,19 +89,20 @@ class ShardStats:
 def shard_id_of(files: Iterable[InputFile], salt: str = "") -> str:
     """Stable id from the shard's members and versions: the same inputs give the same file names."""
     digest = hashlib.sha256(salt.encode())
-    for f in sorted(files, key=lambda f: f.path):
+    for f in sorted(files, key=lambda f: (f.source, f.relpath, f.path)):
         digest.update(f"{f.path}\x1f{f.size}\x1f{f.mtime_ns}\x1e".encode("utf-8", "surrogatepass"))
     return digest.hexdigest()[:16]
 
 
 def plan_shards(files: Sequence[InputFile], target_bytes: int = DEFAULT_SHARD_BYTES,
                 max_files: int = DEFAULT_SHARD_FILES, salt: str = "") -> list[Shard]:
-    """Group files, sorted by path, into shards of about ``target_bytes`` or ``max_files``: the same files make the
-    same shards in whatever order they are given (a run's unchanged shard-mates come after its changed files)."""
+    """Group files into shards of about ``target_bytes`` or ``max_files``, in discovery's order (by source, then path
+    below the root: a site's files stay together), so the same files make the same shards in whatever order they are
+    given (a run's unchanged shard-mates come after its changed files)."""
     shards: list[Shard] = []
     batch: list[InputFile] = []
     size = 0
-    for f in sorted(files, key=lambda f: f.path):
+    for f in sorted(files, key=lambda f: (f.source, f.relpath, f.path)):
         if batch and (size + f.size > target_bytes or len(batch) >= max_files):
             shards.append(Shard(shard_id_of(batch, salt), tuple(batch)))
             batch, size = [], 0

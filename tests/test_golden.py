@@ -57,7 +57,7 @@ def _render_inputs(case_dir: Path, rules, judge) -> dict[str, str]:
             row = ({"reject": outcome.input_id, "reason_code": str(outcome.reason_code), "reason": outcome.reason}
                    if isinstance(outcome, Reject) else {k: v for k, v in outcome.items() if k not in _UNPINNED})
         if row.get("input_file"):
-            row["input_file"] = Path(row["input_file"]).relative_to(root.resolve()).as_posix()
+            row["input_file"] = Path(row["input_file"]).resolve().relative_to(root.resolve()).as_posix()
         lines.append(json.dumps(row, ensure_ascii=False, sort_keys=True, default=str))
     return {"expected_rows.jsonl": "".join(line + "\n" for line in lines)}
 

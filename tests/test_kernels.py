@@ -176,12 +176,13 @@ def test_warm_up_command_compiles_or_loads_the_kernels() -> None:
 
 def test_word_units_count_a_word_per_two_characters_of_scripts_without_spaces() -> None:
     lines = ["Hello world  again", "京都の祇園祭は今年も多くの観光客でにぎわった。", "東京 2020 大会", "", "a",
-             "ข่าวภาษาไทย", "Ünïcödé wörds, ok", "ab 京都", "京"]
+             "ข่าวภาษาไทย", "Ünïcödé wörds, ok", "ab 京都", "京", "𠮷野家で食べた", "ｶﾀｶﾅ"]
     data = np.frombuffer("\n".join(lines).encode("utf-8"), np.uint8)
     starts, ends = textbytes.line_bounds(data)
     units = kernels.line_word_units(data, starts, ends, kernels.CHAR_CLASSES).tolist()
     # 22 CJK characters and a full stop: 11; a run of 2 and one of 2 with a number between; Thai: 11 characters.
-    assert units == [3, 11, 3, 0, 1, 6, 3, 2, 1]
+    # Ideographs beyond U+FFFF (four UTF-8 bytes) and half-width katakana count too.
+    assert units == [3, 11, 3, 0, 1, 6, 3, 2, 1, 4, 2]
     # Text without such scripts counts as str.split does.
     plain = [line for line in lines if line.isascii() or "ö" in line]
     data = np.frombuffer("\n".join(plain).encode("utf-8"), np.uint8)

@@ -253,6 +253,13 @@ def test_pipe_tables_are_told_from_menus() -> None:
     days = ["Street | Old day | New day", "Mill Lane | Monday | Tuesday", "Quay Road | Monday | Wednesday",
             "Church Walk | Friday | Thursday", "", *["Home | News | Sport"] * 3]
     assert [in_pipe_table(days, i) for i in range(len(days))] == [True] * 4 + [False] * 4
+    # Nor are menus whose rows differ in case or outer pipes only, breadcrumb trails (one first item), or footer
+    # menus ending in the same item on every row.
+    menus = [["Home | News | Sport | Weather", "HOME | NEWS | SPORT | WEATHER", "| Home | News | Sport | Weather |"],
+             ["Home | News | Politics", "Home | News | Local", "Home | Sport | Local"],
+             ["About us | Contact | More", "Careers | Advertise | More", "Terms | Privacy | More"]]
+    for menu in menus:
+        assert not any(in_pipe_table(menu, i) for i in range(len(menu))), menu
     # The document's rows in one walk (what the cleaner asks) are the same lines.
     labelled = ["Prep: 15 min | Cook: 1 hr | Serves: 6", "Home | News | Sport"]
     for lines in (table, labelled, [*table, *labelled], days):

@@ -203,8 +203,10 @@ def test_the_rows_of_a_pipe_table_stay_whatever_the_classifier_says(rules) -> No
     piped = "The ferry leaves the harbour at nine in the morning | the bus at ten | the train at noon"
     facts = "Crossing: 40 min | Fare: £6 | Departures: hourly"
     text = "\n\n".join([TITLE, PROSE[0], "\n".join(table), PROSE[1], piped, PROSE[2], facts]) + "\n"
-    result = clean_document(text, rules, judge=ScriptedJudge({line: 0.9 for line in [*table, piped, facts]}))
-    assert all(row in result.text.split("\n") for row in [*table, facts])
+    days = ["Street | Old day | New day", "Mill Lane | Monday | Tuesday", "Quay Road | Monday | Wednesday"]
+    text = text.rstrip("\n") + "\n\n" + "\n".join(days) + "\n\n" + PROSE[3] + "\n"
+    result = clean_document(text, rules, judge=ScriptedJudge({line: 0.9 for line in [*table, piped, facts, *days]}))
+    assert all(row in result.text.split("\n") for row in [*table, facts, *days])
     assert [r.rule for r in result.removed if r.text == piped] == [MODEL_RULE]
 
 
@@ -219,7 +221,8 @@ def test_pipe_table_rows_agree_with_the_per_line_definition_and_scale_linearly()
     from cleaners.rulepack import in_pipe_table
 
     pieces = ["A | B | C", "Q1 | 1 | 2", "Q2 | 3 | 4", "Home | News | Sport", "x | y", "| a | b |", "", "prose",
-              "1 | 2 | 3 | 4", "n | 5 | 6", "Region | 7 | 8 | 9"]
+              "1 | 2 | 3 | 4", "n | 5 | 6", "Region | 7 | 8 | 9", "Mill Lane | Monday | Tuesday",
+              "Quay Road | Monday | Friday", "Church Walk | Friday | Monday", "Elm Row | Monday | Monday"]
     generator = random.Random(7)
     docs = [[generator.choice(pieces) for _ in range(generator.randint(1, 30))] for _ in range(200)]
     docs.append(["Quarter | Revenue | Margin", *[f"Q{i} | {i} | {i * 2}" for i in range(20_000)]])

@@ -250,7 +250,7 @@ def score(rend: str, p: np.ndarray, thr: float, tag: str,
         for d, t in zip(docs, texts, strict=False):
             f.write(json.dumps({"id": d["id"], "text": t}) + "\n")
     out = subprocess.run([sys.executable, os.path.join(EVAL_DIR, "score.py"), os.path.join(EVAL_DIR, "dev.jsonl.gz"), path,
-                          "--json", path + ".summary.json"], capture_output=True, text=True).stdout
+                          "--json", path + ".summary.json"], capture_output=True, text=True, check=True).stdout
     f1 = float(out.strip().split("overall_f1=")[-1])
     s = json.load(open(path + ".summary.json"))
     cat = s["all_docs"]["catastrophic"]
