@@ -41,6 +41,17 @@ KNOWN_FAILURES: dict[str, str] = {
     "listicle-short-items.txt": _SHORT_TAIL + " (items 9 and 10)",
     "press-release.txt": _SHORT_TAIL + " (the media contact block)",
     "financial-table.txt": _SHORT_TABLE,
+    "copyright-law-explainer.txt": _QUOTED_INTERFACE + ": a copyright notice quoted in full near the end",
+    "poem-feed.txt": _QUOTED_INTERFACE + ": a poem's 'Share.' and 'Subscribe.' lines",
+    "de-vereinsnachrichten.txt": _SHORT_TAIL + " (the new committee, one 'Role: Name' line each)",
+    "open-letter-signoff.txt": _SHORT_TAIL + " (the signatories and their roles)",
+    "press-release-about.txt": _SHORT_TAIL + " (the 'About' section and the media contact block)",
+    "lyrics-chorus-markers.txt": "the line classifier takes short lyric lines and their [Chorus] markers, repeated, "
+                                 "for a link list",
+    "school-lunch-menu.txt": "nav.menu-button: a 'Menu' heading above the article's first prose (only one under "
+                             "prose is spared)",
+    "volunteer-signup-heading.txt": "nav.account: a 'Sign up' heading near the top (account links are matched at the "
+                                    "edges, under prose too); and the classifier takes the list of meeting points",
 }
 
 
@@ -139,7 +150,7 @@ def test_clean_article_is_unchanged(path: Path, rules, judge) -> None:
 
 def test_articles_are_well_formed() -> None:
     """Guard the fixtures: a layout change here would be blamed on the cleaner."""
-    assert len(ARTICLES) >= 48, f"expected at least 48 articles in {ARTICLES_DIR}"
+    assert len(ARTICLES) >= 81, f"expected at least 81 articles in {ARTICLES_DIR}"
     for path in ARTICLES:
         text = path.read_text(encoding="utf-8")
         lines = text.split("\n")
