@@ -618,32 +618,6 @@ def replace_odd_characters(data: np.ndarray, out: np.ndarray) -> int:
 
 
 @numba.jit(**_JIT)
-def line_word_counts(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, classes: np.ndarray) -> np.ndarray:
-    """Per line ``buf[starts[i]:ends[i]]`` of UTF-8 ``buf``: ``len(line.split())``, the words as Python's
-    ``str.split`` counts them (runs of characters that are not ``classes`` == CHAR_SPACE)."""
-    counts = np.zeros(len(starts), np.int64)
-    for i in range(len(starts)):
-        words = 0
-        in_word = False
-        p = starts[i]
-        end = ends[i]
-        while p < end:
-            c = buf[p]
-            if c < 0x80:
-                space = classes[c] == CHAR_SPACE
-                p += 1
-            else:
-                code, width = _decode(buf, p, end)
-                space = code < 0x10000 and classes[code] == CHAR_SPACE
-                p += width
-            if not space and not in_word:
-                words += 1
-            in_word = not space
-        counts[i] = words
-    return counts
-
-
-@numba.jit(**_JIT)
 def _unspaced_script(code: int) -> bool:
     """Whether a code point belongs to a script written without spaces between words: kana, CJK ideographs, Thai,
     Lao, Myanmar, Khmer, the ideographs beyond U+FFFF, half-width katakana (Korean is written with spaces)."""
@@ -655,10 +629,11 @@ def _unspaced_script(code: int) -> bool:
 
 @numba.jit(**_JIT)
 def line_word_units(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, classes: np.ndarray) -> np.ndarray:
-    """Per line of UTF-8 ``buf``: its words as :func:`line_word_counts` counts them, except that a run holding
-    characters of a script written without spaces (:func:`_unspaced_script`) counts one word per two of them (at
-    least one). A Japanese paragraph of 120 characters is one run of ``str.split``: counted as one word, its loss
-    weighed nothing next to an English menu's, and the valves that weigh removed words never saw it go."""
+    """Per line ``buf[starts[i]:ends[i]]`` of UTF-8 ``buf``: its words, the runs of characters that are not
+    ``classes`` == CHAR_SPACE (``len(line.split())``), except that a run holding characters of a script written
+    without spaces (:func:`_unspaced_script`) counts one word per two of them (at least one). A Japanese paragraph
+    of 120 characters is one run of ``str.split``: counted as one word, its loss weighed nothing next to an English
+    menu's, and the valves that weigh removed words never saw it go."""
     counts = np.zeros(len(starts), np.int64)
     for i in range(len(starts)):
         words = 0

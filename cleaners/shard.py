@@ -89,7 +89,7 @@ class ShardStats:
 def shard_id_of(files: Iterable[InputFile], salt: str = "") -> str:
     """Stable id from the shard's members and versions: the same inputs give the same file names."""
     digest = hashlib.sha256(salt.encode())
-    for f in sorted(files, key=lambda f: (f.source, f.relpath, f.path)):
+    for f in sorted(files, key=lambda f: f.path):
         digest.update(f"{f.path}\x1f{f.size}\x1f{f.mtime_ns}\x1e".encode("utf-8", "surrogatepass"))
     return digest.hexdigest()[:16]
 

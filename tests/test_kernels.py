@@ -188,6 +188,16 @@ def test_word_units_count_a_word_per_two_characters_of_scripts_without_spaces() 
     data = np.frombuffer("\n".join(plain).encode("utf-8"), np.uint8)
     starts, ends = textbytes.line_bounds(data)
     assert kernels.line_word_units(data, starts, ends, kernels.CHAR_CLASSES).tolist() == [len(x.split()) for x in plain]
+    # And on random lines of letters, digits and every kind of space str.split knows (no-break, ideographic, ...).
+    import random
+
+    rng = random.Random(3)
+    alphabet = ["a", "Z", "é", "7", "-", " ", "\u00a0", "\u2003", "\u3000", "\x1c", "\u2028", "ß", "€"]
+    lines = ["".join(rng.choices(alphabet, k=rng.randint(0, 30))).replace("\n", " ") for _ in range(500)]
+    data = np.frombuffer("\n".join(lines).encode("utf-8"), np.uint8)
+    starts, ends = textbytes.line_bounds(data)
+    assert len(starts) == len(lines)
+    assert kernels.line_word_units(data, starts, ends, kernels.CHAR_CLASSES).tolist() == [len(x.split()) for x in lines]
 
 
 def test_strip_spaces_bounds_and_lengths_match_str_strip() -> None:
