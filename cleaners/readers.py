@@ -15,6 +15,7 @@ import errno
 import glob
 import gzip
 import json
+import logging
 import os
 import re
 import stat
@@ -36,6 +37,8 @@ from tld import is_tld
 from cleaners.decode import decode_bytes, decode_mostly_utf8
 from cleaners.extract import extract_html, looks_like_html
 from cleaners.types import RawDocument, Reject, RejectReason
+
+_LOG = logging.getLogger(__name__)
 
 TEXT_SUFFIXES = (".txt",)
 HTML_SUFFIXES = (".html", ".htm")
@@ -229,10 +232,28 @@ def _walk(root: str) -> Iterator[str]:
     unlisted: list[str] = []
     for folder, dirs, files in os.walk(root, followlinks=False, onerror=lambda exc: unlisted.append(exc.filename)):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        _warn_symlinked_folders([os.path.join(folder, d) for d in dirs if os.path.islink(os.path.join(folder, d))])
         for name in sorted(files):
             if not name.startswith("."):
                 yield os.path.join(folder, name)
     yield from (str(folder) for folder in unlisted if folder)
+
+
+def _warn_symlinked_folders(folders: Sequence[str]) -> None:
+    """Symlinked folders are not followed (a link to a parent folder loops); the run says which it left out."""
+    for folder in folders:
+        _LOG.warning("%r is a symlinked folder: not followed, its files are not read. Give its target as an input "
+                     "to read them", printable_name(folder))
+
+
+def _outermost(found: dict[str, InputFile], made: InputFile) -> None:
+    """Record ``made`` unless ``found`` has its path from an outer root. Inputs that overlap (a folder and a file
+    or glob inside it) reach a file from several roots: the outermost one names its source and ``input_id``
+    (the longest path below the root), whichever order the inputs come in, so its ``doc_id`` does not depend
+    on the order of the command line."""
+    known = found.get(made.path)
+    if known is None or len(made.relpath) > len(known.relpath):
+        found[made.path] = made
 
 
 def discover(inputs: Sequence[str]) -> list[InputFile]:
@@ -243,7 +264,7 @@ def discover(inputs: Sequence[str]) -> list[InputFile]:
             arg = arg.split("://", 1)[1]
         if "://" in arg:
             for f in _discover_remote(arg):
-                found.setdefault(f.path, f)
+                _outermost(found, f)
         elif any(ch in arg for ch in "*?[") and not os.path.lexists(arg):  # "a [1].txt" is a name
             root = _glob_root(arg)
             matches = sorted(glob.glob(arg, recursive=True))
@@ -254,6 +275,8 @@ def discover(inputs: Sequence[str]) -> list[InputFile]:
             # not a symlinked one, and once (not again for each matched folder above it, as "raw/**" matches).
             folders = [m for m in matches if os.path.isdir(m) and not os.path.islink(m)
                        and not _under_symlinked_folder(m, root)]
+            _warn_symlinked_folders([m for m in matches if os.path.isdir(m) and os.path.islink(m)
+                                     and not _under_symlinked_folder(m, root)])
             matched = {os.path.normpath(m) for m in folders}
             outermost = [m for m in folders if not any(str(parent) in matched
                                                        for parent in Path(os.path.normpath(m)).parents)]
@@ -262,14 +285,14 @@ def discover(inputs: Sequence[str]) -> list[InputFile]:
                 raise InputError(f"input {arg!r}: the pattern matches no file")
             for path in files:
                 made = _make(path, root)
-                found.setdefault(made.path, made)
+                _outermost(found, made)
         elif os.path.isdir(arg):
             for path in _walk(arg):
                 made = _make(path, arg)
-                found.setdefault(made.path, made)
+                _outermost(found, made)
         elif os.path.isfile(arg):
             made = _make(arg, os.path.dirname(arg) or ".")
-            found.setdefault(made.path, made)
+            _outermost(found, made)
         elif os.path.lexists(arg):
             raise InputError(f"input {arg!r}: not a regular file or folder (a broken symlink?)")
         else:

@@ -99,6 +99,32 @@ def test_a_glob_does_not_follow_a_symlinked_folder_or_walk_a_folder_twice(tmp_pa
         assert [(f.relpath, f.source) for f in files] == [("a.com/2026/x.txt", "a.com")], pattern
 
 
+def test_overlapping_inputs_name_a_file_alike_in_any_order(tmp_path: Path) -> None:
+    """A folder and a file (or glob) inside it reach one file from two roots: the outer root names it, whichever
+    input comes first, so its source, input_id and doc_id do not depend on the command line's order."""
+    (tmp_path / "in" / "feeds" / "wire").mkdir(parents=True)
+    (tmp_path / "in" / "feeds" / "wire" / "n1.txt").write_text(ARTICLE)
+    folder, inner = str(tmp_path / "in"), str(tmp_path / "in" / "feeds" / "wire" / "n1.txt")
+    glob_inside = str(tmp_path / "in" / "feeds" / "*" / "*.txt")
+    for order in ([folder, inner], [inner, folder], [glob_inside, folder], [folder, glob_inside]):
+        [found] = discover(order)
+        assert (found.relpath, found.source) == ("feeds/wire/n1.txt", "feeds/wire"), order
+
+
+def test_a_symlinked_folder_left_out_is_named_in_the_log(tmp_path: Path, caplog) -> None:
+    (tmp_path / "elsewhere.com").mkdir()
+    (tmp_path / "elsewhere.com" / "x.txt").write_text(ARTICLE)
+    (tmp_path / "in" / "a.com").mkdir(parents=True)
+    (tmp_path / "in" / "a.com" / "y.txt").write_text(ARTICLE)
+    (tmp_path / "in" / "elsewhere.com").symlink_to(tmp_path / "elsewhere.com", target_is_directory=True)
+    for inputs in ([str(tmp_path / "in")], [str(tmp_path / "in" / "*")]):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="cleaners.readers"):
+            assert [f.relpath for f in discover(inputs)] == ["a.com/y.txt"]
+        [message] = [record.getMessage() for record in caplog.records]
+        assert "in/elsewhere.com' is a symlinked folder: not followed" in message, inputs
+
+
 def test_a_folder_that_cannot_be_listed_is_a_reject_not_a_silent_gap(tmp_path: Path, monkeypatch) -> None:
     import os
 
