@@ -19,12 +19,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import itertools
 import json
 import logging
 import os
 import re
 import zlib
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -138,6 +140,63 @@ def _new_version_of(old: tuple[list[str], set[str]], new: tuple[list[str], set[s
     if old_shingles:
         return len(old_shingles & _shingles(new[0], every)) >= NEW_VERSION_SHARE * len(old_shingles)
     return old_ids <= new[1]
+
+
+def _with_fewer_rows(ledger: pa.Table, gone: Counter[tuple[str, str]]) -> pa.Table:
+    """A ledger part with the counts of the rows that left its files (``gone``: (file, count column) -> rows);
+    a file none of whose rows is left leaves the part."""
+    if not gone:
+        return ledger
+    files = ledger["input_file"].to_pylist()
+    columns = {name: ledger[name].to_pylist() for name in ("n_articles", "n_rejects", "n_inputs")}
+    for index, name in enumerate(files):
+        for column in ("n_articles", "n_rejects"):
+            taken = gone[(name, column)]
+            columns[column][index] -= taken
+            columns["n_inputs"][index] -= taken
+    for name, values in columns.items():
+        ledger = ledger.set_column(ledger.schema.get_field_index(name), ledger.schema.field(name),
+                                   pa.array(values, pa.int64()))
+    emptied = {name for name, _ in gone}
+    return ledger.filter(pa.array([n > 0 or name not in emptied for name, n in zip(files, columns["n_inputs"],
+                                                                                  strict=True)]))
+
+
+def _whole_file_id(input_id: str, path: str) -> bool:
+    """Whether an input id is its file's path below the root (a text or HTML file: one document per file)."""
+    return path == input_id or path.endswith("/" + input_id)
+
+
+def _rows_replaced(old_rows: list[tuple[str, str | None]], new_rows: list[tuple[str, str | None]], old_path: str,
+                   new_path: str) -> set[str]:
+    """The input ids of an old file's rows (``(input_id, article text or None)``) that its new version
+    (``new_rows``) holds again, so that their rows go with the old path. A document file's one row goes whole. A
+    record goes when the new version has its own ``id``, or its text (half or more of its word 3-grams in the new
+    version's, or the same text); a reject of a record without an id, when the new version has its line. The
+    others stay: a feed that rolls over (day 2 holds some of day 1's records and new ones) keeps the records it
+    no longer holds, which no other row has."""
+    new_ids = {input_id for input_id, _ in new_rows}
+    new_texts = [text for _, text in new_rows if text]
+    exact = set(new_texts)
+    every = max(1, sum(len(text.split()) for text in new_texts) // NEW_VERSION_SAMPLE)
+    new_shingles = _shingles(new_texts, every)
+
+    def in_new(text: str | None) -> bool:
+        if text is None:
+            return False
+        mine = _shingles([text], every)
+        return text in exact or (bool(mine) and len(mine & new_shingles) >= NEW_VERSION_SHARE * len(mine))
+
+    replaced: set[str] = set()
+    for input_id, text in old_rows:
+        if _whole_file_id(input_id, old_path) or _whole_file_id(input_id, new_path):
+            replaced.add(input_id)
+            continue
+        own_id = not (_path_derived(input_id, old_path) or _path_derived(input_id, new_path))
+        # A line number is the record's place, not the record: only a reject (no text to compare) goes by it.
+        if ((own_id or text is None) and input_id in new_ids) or in_new(text):
+            replaced.add(input_id)
+    return replaced
 
 
 @dataclass(frozen=True, slots=True)
@@ -516,28 +575,41 @@ class OutputStore:
         # same file under another name (a symlink) is its own new version.
         read = {old for old in wanted if old in entries and entries[old].counted
                 and not same_file(old, replaced_by[old])}
+        # Per old path whose new version holds only some of its rows (a feed that rolled over): the input ids of
+        # the rows that go. Its other rows stay, under its ledger entry with their counts.
+        only: dict[str, set[str]] = {}
         if read:
             contents = self._contents({path for old in read for path in (old, replaced_by[old])}, located)
-            empty: tuple[list[str], set[str]] = ([], set())
-            kept = {old for old in read if not _new_version_of(contents.get(old, empty),
-                                                               contents.get(replaced_by[old], empty), old,
+
+            def summary(path: str) -> tuple[list[str], set[str]]:
+                rows = contents.get(path, [])
+                return [text for _, text in rows if text], {input_id for input_id, _ in rows}
+
+            kept = {old for old in read if not _new_version_of(summary(old), summary(replaced_by[old]), old,
                                                                replaced_by[old])}
             for old in sorted(kept):
                 _LOG.info("%r was not replaced by %r: the same name under a moved input tree, but other content (its "
                           "rows stay)", old, replaced_by[old])
             wanted -= kept
+            for old in sorted(wanted & read):
+                rows = contents.get(old, [])
+                going = _rows_replaced(rows, contents.get(replaced_by[old], []), old, replaced_by[old])
+                if len(going) < len({input_id for input_id, _ in rows}):
+                    only[old] = going
+                    _LOG.info("%r is replaced by %r for %d of its %d rows; the records the new version does not hold "
+                              "keep their rows", old, replaced_by[old], len(going), len(rows))
         where: dict[tuple[str, str], set[str]] = {}
         for path in wanted:
             for place in located.get(path, ()):
                 where.setdefault(place, set()).add(path)
         report = RecoveryReport()
-        return sum(self._rewrite_without(partition, shard_id, files, report)
+        return sum(self._rewrite_without(partition, shard_id, files, report, only)
                    for (partition, shard_id), files in sorted(where.items()))
 
-    def _contents(self, paths: set[str], located: dict[str, set[tuple[str, str]]]) -> dict[str, tuple[list[str],
-                                                                                                     set[str]]]:
-        """Per input file of ``paths``: its articles' texts, and its rows' input ids."""
-        found: dict[str, tuple[list[str], set[str]]] = {path: ([], set()) for path in paths}
+    def _contents(self, paths: set[str], located: dict[str, set[tuple[str, str]]]) -> dict[str, list[tuple[str,
+                                                                                                          str | None]]]:
+        """Per input file of ``paths``: its rows, as (input id, article text; None for a reject)."""
+        found: dict[str, list[tuple[str, str | None]]] = {path: [] for path in paths}
         wanted = pa.array(sorted(paths), pa.string())
         for partition, shard_id in sorted({place for path in paths for place in located.get(path, ())}):
             for part, columns in ((self.articles_path(partition, shard_id), ["input_file", "input_id", "text"]),
@@ -549,31 +621,43 @@ class OutputStore:
                 texts = table["text"].to_pylist() if "text" in columns else [None] * table.num_rows
                 for path, input_id, text in zip(table["input_file"].to_pylist(), table["input_id"].to_pylist(), texts,
                                                 strict=True):
-                    found[path][1].add(input_id)
-                    if text:
-                        found[path][0].append(text)
+                    found[path].append((input_id, text))
         return found
 
-    def _rewrite_without(self, partition: str, shard_id: str, files: set[str], report: RecoveryReport) -> int:
+    def _rewrite_without(self, partition: str, shard_id: str, files: set[str], report: RecoveryReport,
+                         only: Mapping[str, set[str]] | None = None) -> int:
         """Rewrite a shard's parts without the rows of ``files``. Its line counts stay while it keeps a counted file:
         they are the only counts of its other files (dropping them lost those files' counts for good when a run
         was given only the changed file). The files ingested again are then counted twice, in the totals as in
         the lines, so shares stay about right, and a document is never counted against itself
         (cleaners.boilerplate.LineStats.copies). With no counted file left, its counts go in :meth:`recover`."""
+        only = {path: ids for path, ids in (only or {}).items() if path in files}
         removed = 0
-        drop = pa.array(sorted(files), pa.string())
+        drop = pa.array(sorted(files - only.keys()), pa.string())
+        gone_rows: Counter[tuple[str, str]] = Counter()  # (input file, "n_articles" or "n_rejects") -> rows gone
         # Data files first, the ledger part last: a crash in between leaves stale ledger rows that the
         # next recovery finds again, never data rows without a ledger entry.
-        for path, column in ((self.articles_path(partition, shard_id), "input_file"),
-                             (self.rejects_path(partition, shard_id), "input_file"),
-                             (self.ledger_path(partition, shard_id), "input_file")):
+        for path, counted_as in ((self.articles_path(partition, shard_id), "n_articles"),
+                                 (self.rejects_path(partition, shard_id), "n_rejects"),
+                                 (self.ledger_path(partition, shard_id), "")):
             if not self.fs.exists(path):
                 continue
             table = self.read_table(path)
-            kept = table.filter(pc.invert(pc.is_in(table[column], value_set=drop)))
-            if kept.num_rows == table.num_rows and kept.num_rows:
+            going = pc.is_in(table["input_file"], value_set=drop)
+            if only and counted_as:  # some rows of these files: by input id
+                partly = np.array([path in only and input_id in only[path] for path, input_id
+                                   in zip(table["input_file"].to_pylist(), table["input_id"].to_pylist(), strict=True)],
+                                  bool)
+                gone_rows.update((name, counted_as) for name in
+                                 itertools.compress(table["input_file"].to_pylist(), partly.tolist()))
+                going = pc.or_(going, pa.array(partly))
+            kept = table.filter(pc.invert(going))
+            if not counted_as and only:
+                kept = _with_fewer_rows(kept, gone_rows)
+            unchanged = kept.num_rows == table.num_rows if counted_as else kept.equals(table)
+            if unchanged and kept.num_rows:
                 continue
-            if not path.endswith(self.ledger_path(partition, shard_id)):
+            if counted_as:
                 removed += table.num_rows - kept.num_rows
             if kept.num_rows == 0:
                 self.fs.rm(path)

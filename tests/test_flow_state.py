@@ -276,7 +276,8 @@ def test_dated_roots_with_one_identical_file_keep_the_rows_of_the_deleted_days(t
     run(moving, tmp_path / "moved")
     assert ids(moving) == ["a1", "a2", "a3", "about"]  # no id twice: the old feed's rows were replaced
     # A tree moved with its feed pruned to one record, and that one corrected: little of the old text is left, but
-    # the record's own id is, so it is the new version (its rows would repeat a doc_id); a2 goes with the old file.
+    # the record's own id is, so it is the new version of a1 (its rows would repeat a doc_id); a2, which the new
+    # version does not hold, keeps its row (no other row has it).
     pruned = OutputStore.open(str(tmp_path / "out3"))
     day(tmp_path / "in3", [("a1", article("the bridge")), ("a2", article("the library"))])
     run(pruned, tmp_path / "in3")
@@ -284,7 +285,55 @@ def test_dated_roots_with_one_identical_file_keep_the_rows_of_the_deleted_days(t
     (tmp_path / "moved3" / "feed.jsonl").write_text(
         json.dumps({"id": "a1", "text": "Correction: the council voted on Wednesday, not Tuesday."}) + "\n")
     run(pruned, tmp_path / "moved3")
-    assert ids(pruned) == ["a1", "about"]
+    assert ids(pruned) == ["a1", "a2", "about"]
+
+
+def test_a_feed_that_rolls_over_between_dated_roots_loses_no_record(tmp_path: Path) -> None:
+    """Dated roots given one a day and deleted after ingestion, with a file identical from day to day beside a feed
+    that rolls over (day 2 holds the last three of day 1's five records, and new ones): the old day looks like a moved
+    tree and its feed like an earlier version of the new one. The records the new feed holds again (by their ids, or by
+    their text when they have none) are replaced; the others keep their rows, and the ledger still accounts for
+    every row. Before, every row of the old feed went: its other records were lost for good."""
+    import json
+    import shutil
+
+    import pyarrow.dataset as ds
+
+    from cleaners.rulepack import load_rules
+
+    rules = load_rules()
+    stories = ["The council voted on Tuesday to rebuild the old bridge, closed for two years after the flood.",
+               "Volunteers reopened the library's reading room after a month of repairs to its leaking roof.",
+               "Fishing boats stayed in the harbour as a storm warning held for the third day running.",
+               "Shop owners asked the mayor to scrap the new parking fees, saying trade fell by a fifth.",
+               "A school choir from the valley won the regional contest with a song written by its pupils.",
+               "Night buses will run again from March, the transport board said after a petition gathered support.",
+               "The orchard cooperative expects a record apple harvest despite the late frost in April."]
+
+    def day(root: Path, numbers: range, with_ids: bool) -> None:
+        (root / "feeds").mkdir(parents=True)
+        (root / "feeds" / "feed.jsonl").write_text("".join(
+            json.dumps({"id": f"story-{n}", "text": stories[n - 1]} if with_ids else {"text": stories[n - 1]}) + "\n"
+            for n in numbers))
+        (root / "feeds" / "about.txt").write_text("About us\n\nThe newsroom has covered the valley since 1921.\n")
+
+    for with_ids in (True, False):
+        store = OutputStore.open(str(tmp_path / f"out-{with_ids}"))
+        day(tmp_path / f"d1-{with_ids}", range(1, 6), with_ids)
+        _ingest_as_a_run_does([tmp_path / f"d1-{with_ids}"], store, rules)
+        shutil.rmtree(tmp_path / f"d1-{with_ids}")
+        day(tmp_path / f"d2-{with_ids}", range(3, 8), with_ids)
+        _ingest_as_a_run_does([tmp_path / f"d2-{with_ids}"], store, rules)
+        table = ds.dataset(store.path("articles"), partitioning="hive").to_table()
+        texts = sorted(text for text in table["text"].to_pylist() if "newsroom" not in text)
+        assert texts == sorted(stories), with_ids  # each story once: 1-2 from day 1, 3-7 from day 2
+        if with_ids:
+            assert sorted(table["input_id"].to_pylist()) == ["feeds/about.txt"] + [f"story-{n}" for n in range(1, 8)]
+        ledger = store.ledger()
+        rejects = ds.dataset(store.path("rejects"), partitioning="hive").count_rows() \
+            if Path(store.path("rejects")).exists() else 0
+        assert sum(ledger["n_inputs"].to_pylist()) == table.num_rows + rejects
+        assert sum(ledger["n_articles"].to_pylist()) == table.num_rows
 
 
 def test_a_folder_listed_again_replaces_its_unreadable_reject(tmp_path: Path, monkeypatch) -> None:
