@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	$(BIN)/boilerstrip warm-up  # compiles the numba kernels once (~10 s), so no run or test pays for it
+	$(BIN)/boilerstrip warm-up  # compiles the numba kernels once (~35 s), so no run or test pays for it
 	touch $(STAMP)
 
 run: $(STAMP)  ## clean the sample articles in data/raw into data/clean

@@ -122,8 +122,28 @@ def select_changed(files: list[InputFile], store: OutputStore, rules_version: st
     # This run's files have their entries as found now; the files of other inputs keep theirs while the ledger
     # still knows them (a file deleted, or retired with its old path, leaves the record).
     identical.update((path, known) for path, known in recorded.items() if path not in given and path in ingested)
-    return Selection(todo, fingerprints, replaced, _moved_away(files, ingested, chosen, moved_roots), older,
-                     len(todo) - changed, identical if identical != recorded else None)
+    moved = _moved_away(files, ingested, chosen, moved_roots)
+    moved.update(_renamed(todo[:changed], fingerprints, ingested_as, given, moved))
+    return Selection(todo, fingerprints, replaced, moved, older, len(todo) - changed,
+                     identical if identical != recorded else None)
+
+
+def _renamed(changed: list[InputFile], fingerprints: dict[str, str], ingested_as: dict[str, list[str]],
+             given: set[str], moved: dict[str, str]) -> dict[str, str]:
+    """Earlier paths that a file of this run renames: ``{old path: new path}``. A file new to the ledger with the
+    bytes of an ingested file whose path is gone (and not given to this run) is that file under a new name (a log
+    rotated to a dated name, a file renamed by hand): it is ingested under its new name and the old name's rows go
+    once it commits, or they would repeat its records (and their ``doc_id`` when they carry their own ids)."""
+    renamed: dict[str, str] = {}
+    for f in changed:
+        sha = fingerprints.get(f.path, "")
+        if not sha:
+            continue
+        for old in sorted(ingested_as.get(sha, ())):
+            if old != f.path and old not in given and old not in moved and old not in renamed and not _exists(old):
+                renamed[old] = f.path
+                break
+    return renamed
 
 
 def _moved_away(files: list[InputFile], ingested: dict[str, LedgerEntry], chosen: set[str],

@@ -28,6 +28,7 @@ import json
 import os
 import signal
 import sys
+import time
 from typing import Any
 
 from prefect.client.schemas.schedules import CronSchedule
@@ -121,10 +122,46 @@ def terminate_children() -> list[int]:
     return pids
 
 
+# How long serve, stopped by SIGTERM, waits for its runs' processes to end before it marks the runs Crashed.
+STOP_GRACE_SECONDS = 10.0
+STOPPED_WITH_SERVE = ("serve was stopped (SIGTERM) while this run was in flight, and its process with it; "
+                      "the shards it committed are kept, run it again for the rest")
+
+
+def _running(pid: int) -> bool:
+    """Whether a process is alive (a zombie, ended but not yet reaped, is not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def crash_runs(flow_run_ids: list[Any], message: str = STOPPED_WITH_SERVE) -> list[Any]:
+    """Mark the given flow runs Crashed with ``message``, those not in a final state yet; returns the ones marked.
+    A run's own process, stopped by serve's SIGTERM, does not report it: Prefect's engine leaves a supervisor's
+    signal to the supervisor, here serve, which is exiting; it stayed Running until the zombie automation, ~2 min."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+
+    marked: list[Any] = []
+    with get_client(sync_client=True) as client:
+        for run_id in flow_run_ids:
+            try:
+                state = client.read_flow_run(run_id).state
+                if state is None or not state.is_final():
+                    client.set_flow_run_state(run_id, Crashed(message=message), force=True)
+                    marked.append(run_id)
+            except Exception as exc:  # the server gone too: the zombie automation marks it later
+                print(f"could not mark flow run {run_id} Crashed: {type(exc).__name__}: {exc}", file=sys.stderr)
+    return marked
+
+
 def forward_sigterm_to_runs() -> None:
     """On SIGTERM to serve alone (``kill -TERM <serve pid>``, not its process group), pass it on to the runs in flight
-    before Prefect's own handler stops serve: each then reports Crashed at once. Otherwise a run ended without a word
-    and stayed Running until the zombie automation marked it Crashed, ~90 s later."""
+    before Prefect's own handler stops serve, wait for them to end (up to ``STOP_GRACE_SECONDS``), and mark them
+    Crashed with the reason. Otherwise a run ended without a word and stayed Running until the zombie automation
+    marked it Crashed, ~2 min later."""
     from prefect.runner import Runner
 
     prefects_own = Runner.handle_sigterm
@@ -132,7 +169,13 @@ def forward_sigterm_to_runs() -> None:
         return
 
     def handle_sigterm(self: Runner, *args: Any, **kwargs: Any) -> None:
-        terminate_children()
+        in_flight = list(getattr(getattr(self, "_process_manager", None), "_process_map", {}))
+        pids = terminate_children()
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        while any(map(_running, pids)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if in_flight:
+            crash_runs(in_flight)
         prefects_own(self, *args, **kwargs)
 
     handle_sigterm.forwards_to_runs = True  # type: ignore[attr-defined]

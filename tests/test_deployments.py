@@ -308,10 +308,32 @@ def test_served_deployment_runs_from_the_cli(tmp_path: Path, processes: list[sub
     print("e2e timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
 
 
+def test_serve_stopped_by_sigterm_marks_its_runs_in_flight_crashed(prefect_backend) -> None:
+    """The runs serve was running when it got SIGTERM are marked Crashed with the reason at once (their own processes
+    leave that to serve); a run already finished keeps its state."""
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.states import Completed, Running
+
+    from flows.deployments import STOPPED_WITH_SERVE, crash_runs
+
+    @flow(name="stub-for-crash-runs")
+    def stub() -> None:
+        return None
+
+    with get_client(sync_client=True) as client:
+        running = client.create_flow_run(stub, state=Running())
+        finished = client.create_flow_run(stub, state=Completed())
+        assert crash_runs([running.id, finished.id]) == [running.id]
+        after = client.read_flow_run(running.id).state
+        assert (after.name, after.message) == ("Crashed", STOPPED_WITH_SERVE)
+        assert client.read_flow_run(finished.id).state.name == "Completed"
+
+
 def test_sigterm_to_serve_alone_reaches_the_runs_in_flight(tmp_path: Path) -> None:
     """`kill -TERM <serve pid>` (not its process group): serve passes the signal on to its flow-run processes before
-    Prefect's handler stops it, so the run in flight reports Crashed at once (it stayed Running ~90 s, until the zombie
-    automation). In a process of its own: the handler signals every child of the process it runs in."""
+    Prefect's handler stops it, and waits for them (then marks their runs Crashed: the test above). In a process of
+    its own: the handler signals every child of the process it runs in."""
     script = tmp_path / "serve_stub.py"
     script.write_text(
         "import subprocess, sys\n"

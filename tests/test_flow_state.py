@@ -288,6 +288,47 @@ def test_dated_roots_with_one_identical_file_keep_the_rows_of_the_deleted_days(t
     assert ids(pruned) == ["a1", "a2", "about"]
 
 
+def test_a_renamed_file_replaces_its_old_name_instead_of_repeating_its_rows(tmp_path: Path) -> None:
+    """A file renamed between runs (a log rotated to a dated name, a page renamed by hand): the same bytes under a
+    new name, the old name gone. It is ingested under its new name and the old name's rows go, so its records are
+    not there twice (with one doc_id, when they carry their own ids); a copy whose original is still there is
+    another input, and both stay."""
+    import json
+    import shutil
+
+    import pyarrow.dataset as ds
+
+    from cleaners.rulepack import load_rules
+
+    rules = load_rules()
+    root = tmp_path / "in" / "site.example"
+    root.mkdir(parents=True)
+    (root / "wire.jsonl").write_text("".join(json.dumps({"id": f"w{n}", "text": f"Headline {n}\n\nThe body of "
+                                                         f"wire story number {n}, long enough to be an article."})
+                                             + "\n" for n in range(3)))
+    (root / "a.txt").write_text("Headline a\n\nThe body of the article a, long enough to be an article.\n")
+    store = OutputStore.open(str(tmp_path / "out"))
+
+    def rows() -> list[tuple[str, str]]:
+        table = ds.dataset(store.path("articles"), partitioning="hive").to_table()
+        return sorted(zip(table["input_id"].to_pylist(), [p.rsplit("/", 1)[-1] for p in
+                                                          table["input_file"].to_pylist()], strict=True))
+
+    _ingest_as_a_run_does([tmp_path / "in"], store, rules)
+    shutil.move(root / "wire.jsonl", root / "wire-2026-11-26.jsonl")
+    shutil.move(root / "a.txt", root / "a-renamed.txt")
+    _ingest_as_a_run_does([tmp_path / "in"], store, rules)
+    assert rows() == [("site.example/a-renamed.txt", "a-renamed.txt"), ("w0", "wire-2026-11-26.jsonl"),
+                      ("w1", "wire-2026-11-26.jsonl"), ("w2", "wire-2026-11-26.jsonl")]
+    assert sorted(path.rsplit("/", 1)[-1] for path in store.current_entries()) == ["a-renamed.txt",
+                                                                                   "wire-2026-11-26.jsonl"]
+    assert _ingest_as_a_run_does([tmp_path / "in"], store, rules).todo == []  # and the next run has nothing to do
+    shutil.copy(root / "a-renamed.txt", root / "a-copy.txt")  # a copy beside its original: another input
+    _ingest_as_a_run_does([tmp_path / "in"], store, rules)
+    assert [input_id for input_id, _ in rows()] == ["site.example/a-copy.txt", "site.example/a-renamed.txt",
+                                                    "w0", "w1", "w2"]
+
+
 def test_a_feed_that_rolls_over_between_dated_roots_loses_no_record(tmp_path: Path) -> None:
     """Dated roots given one a day and deleted after ingestion, with a file identical from day to day beside a feed
     that rolls over (day 2 holds the last three of day 1's five records, and new ones): the old day looks like a moved
