@@ -297,7 +297,38 @@ def discover(inputs: Sequence[str]) -> list[InputFile]:
             raise InputError(f"input {arg!r}: not a regular file or folder (a broken symlink?)")
         else:
             raise InputError(f"input {arg!r}: no such file or folder; check the path")
-    return sorted(found.values(), key=lambda f: (f.source, f.relpath, f.path))
+    return _without_symlinked_copies(sorted(found.values(), key=lambda f: (f.source, f.relpath, f.path)))
+
+
+def _without_symlinked_copies(files: list[InputFile]) -> list[InputFile]:
+    """The files without symlinks to a file the run already reads (``latest.txt`` -> ``2026-11-26.txt`` beside it):
+    one file, read once, under its own name; two links to one file outside the inputs, under the first. Read twice,
+    its articles were there twice under two ``doc_id``s. Only files that are symlinks are checked (lstat each)."""
+    links = {f.path for f in files if "://" not in f.path and os.path.islink(os_name(f.path))}
+    if not links:
+        return files
+
+    def identity(f: InputFile) -> tuple[int, int] | None:
+        try:
+            info = os.stat(os_name(f.path))
+        except OSError:
+            return None  # dangling: the reader makes it an `unreadable` reject
+        return info.st_dev, info.st_ino
+
+    named: dict[tuple[int, int], str] = {}
+    for f in files:
+        if f.path not in links and (key := identity(f)) is not None:
+            named.setdefault(key, f.path)
+    kept: list[InputFile] = []
+    for f in files:
+        key = identity(f) if f.path in links else None
+        if key is not None and key in named:
+            _LOG.warning("%r is a symlink to %r, which this run reads: read once, under that name", f.path, named[key])
+            continue
+        if key is not None:
+            named[key] = f.path
+        kept.append(f)
+    return kept
 
 
 def _under_symlinked_folder(path: str, root: str) -> bool:

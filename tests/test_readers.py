@@ -125,6 +125,25 @@ def test_a_symlinked_folder_left_out_is_named_in_the_log(tmp_path: Path, caplog)
         assert "in/elsewhere.com' is a symlinked folder: not followed" in message, inputs
 
 
+def test_a_symlink_to_a_file_the_run_reads_is_read_once(tmp_path: Path, caplog) -> None:
+    """``latest.txt -> 2026-11-26.txt`` beside it: one file, read once under its own name (read twice, its article was
+    there twice under two doc_ids). Two links to one file outside the inputs: read once, under the first name. A
+    dangling link stays an input (an `unreadable` reject)."""
+    site = tmp_path / "in" / "a.com"
+    site.mkdir(parents=True)
+    (site / "2026-11-26.txt").write_text(ARTICLE)
+    (site / "latest.txt").symlink_to(site / "2026-11-26.txt")
+    (tmp_path / "outside.txt").write_text(ARTICLE + " Outside.")
+    (site / "x1.txt").symlink_to(tmp_path / "outside.txt")
+    (site / "x2.txt").symlink_to(tmp_path / "outside.txt")
+    (site / "gone.txt").symlink_to(tmp_path / "nowhere.txt")
+    with caplog.at_level("WARNING", logger="cleaners.readers"):
+        files = discover([str(tmp_path / "in")])
+    assert [f.relpath for f in files] == ["a.com/2026-11-26.txt", "a.com/gone.txt", "a.com/x1.txt"]
+    assert sorted(record.getMessage().split("'")[1].rsplit("/", 1)[-1] for record in caplog.records) == [
+        "latest.txt", "x2.txt"]
+
+
 def test_a_folder_that_cannot_be_listed_is_a_reject_not_a_silent_gap(tmp_path: Path, monkeypatch) -> None:
     import os
 
