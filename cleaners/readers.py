@@ -716,7 +716,11 @@ def _jsonl_record_of(f: InputFile, raw: bytes, line_no: int, seen_ids: _SeenIds)
                        f"{sys.getrecursionlimit()} levels of arrays or objects); write the record flat",
                        input_id=fallback_id, line_no=line_no, n_bytes=len(raw))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return _reject(f, RejectReason.MALFORMED_RECORD, f"line {line_no} is not valid JSON: {exc}",
+        # JSON strings cannot hold a raw CR: one between records means lines ended in CR alone (classic Mac OS).
+        hint = ("; its records end in a carriage return alone (CR, not LF or CRLF), so they read as one line: "
+                "convert the line ends to LF (tr '\\r' '\\n') and run again") \
+            if isinstance(exc, json.JSONDecodeError) and exc.msg == "Extra data" and b"\r" in raw else ""
+        return _reject(f, RejectReason.MALFORMED_RECORD, f"line {line_no} is not valid JSON: {exc}{hint}",
                        input_id=fallback_id, line_no=line_no, n_bytes=len(raw))
     if not isinstance(record, dict):
         return _reject(f, RejectReason.MALFORMED_RECORD, f"line {line_no} is JSON but not an object",

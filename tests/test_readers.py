@@ -495,3 +495,17 @@ def test_ids_of_records_without_one_still_clash_with_explicit_ids(tmp_path: Path
                        3: ("ids.jsonl:5", False), 4: ("ids.jsonl:07", False),
                        5: ("ids.jsonl:5", RejectReason.DUPLICATE_ID), 6: ("ids.jsonl:6", False),
                        7: ("ids.jsonl:6", RejectReason.DUPLICATE_ID), 8: ("ids.jsonl:2", False)}
+
+
+def test_jsonl_with_lines_ending_in_cr_alone_says_how_to_fix_it(tmp_path: Path) -> None:
+    """Records that end in CR alone (classic Mac OS line ends) read as one line: the reject says why and what to do;
+    CRLF line ends read as records."""
+    (tmp_path / "in").mkdir()
+    records = [json.dumps({"id": name, "text": ARTICLE}) for name in ("a", "b")]
+    (tmp_path / "in" / "mac.jsonl").write_bytes("\r".join(records).encode() + b"\r")
+    (tmp_path / "in" / "windows.jsonl").write_bytes("\r\n".join(records).encode() + b"\r\n")
+    items = _read_all([str(tmp_path / "in")])
+    [reject] = [item for item in items if isinstance(item, Reject)]
+    assert reject.reason_code is RejectReason.MALFORMED_RECORD and reject.input_file.endswith("mac.jsonl")
+    assert "carriage return alone" in reject.reason and "convert the line ends to LF" in reject.reason
+    assert sorted(item.input_id for item in items if isinstance(item, RawDocument)) == ["a", "b"]
