@@ -178,8 +178,9 @@ def decode_bytes(data: bytes) -> Decoded:
             return Decoded(None, None, RejectReason.BINARY, f"binary content ({kind})")
     utf16 = _utf16_without_bom(data)
     if utf16:
+        # An odd byte count: a file cut in the middle of its last character, which goes (the rest is text).
         try:
-            return Decoded(data.decode(utf16), utf16)
+            return Decoded(data[:len(data) - len(data) % 2].decode(utf16), utf16)
         except UnicodeDecodeError:
             pass
     guessed: tuple[str | None, str] = (_mostly_utf8(data), "utf-8+cp1252")

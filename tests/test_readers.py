@@ -335,6 +335,8 @@ def test_empty_and_binary_files_are_rejects(tmp_path: Path) -> None:
         ("Grüße aus Köln", "Grüße aus Köln".encode("utf-16"), "utf-16"),
         ("Plain text in UTF-16 without a byte-order mark.",
          "Plain text in UTF-16 without a byte-order mark.".encode("utf-16-le"), "utf-16-le"),
+        # Cut after the first byte of a character (an odd byte count): the cut character goes, the rest is text.
+        ("Plain text in UTF-16, cut short", "Plain text in UTF-16, cut short!".encode("utf-16-le")[:-1], "utf-16-le"),
     ],
 )
 def test_decoding(text: str, data: bytes, encoding: str | None) -> None:
