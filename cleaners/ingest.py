@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import fsspec
 
-from cleaners.readers import InputFile, open_input, os_name
+from cleaners.readers import InputFile, open_input, os_name, printable_name
 from cleaners.shard import PIPELINE_VERSION
 from cleaners.store import LedgerEntry, OutputStore, same_file
 
@@ -123,26 +123,32 @@ def select_changed(files: list[InputFile], store: OutputStore, rules_version: st
     # still knows them (a file deleted, or retired with its old path, leaves the record).
     identical.update((path, known) for path, known in recorded.items() if path not in given and path in ingested)
     moved = _moved_away(files, ingested, chosen, moved_roots)
-    moved.update(_renamed(todo[:changed], fingerprints, ingested_as, given, moved))
+    moved.update(_renamed(todo[:changed], fingerprints, ingested_as, ingested, given, moved))
     return Selection(todo, fingerprints, replaced, moved, older, len(todo) - changed,
                      identical if identical != recorded else None)
 
 
 def _renamed(changed: list[InputFile], fingerprints: dict[str, str], ingested_as: dict[str, list[str]],
-             given: set[str], moved: dict[str, str]) -> dict[str, str]:
+             ingested: dict[str, LedgerEntry], given: set[str], moved: dict[str, str]) -> dict[str, str]:
     """Earlier paths that a file of this run renames: ``{old path: new path}``. A file new to the ledger with the
-    bytes of an ingested file whose path is gone (and not given to this run) is that file under a new name (a log
-    rotated to a dated name, a file renamed by hand): it is ingested under its new name and the old name's rows go
-    once it commits, or they would repeat its records (and their ``doc_id`` when they carry their own ids)."""
+    bytes of an ingested file of the same folder whose path is gone (and not given to this run) is that file under
+    a new name (a log rotated to a dated name, a file renamed by hand): it is ingested under its new name and the
+    old name's rows go once it commits, or they would repeat its records (and their ``doc_id`` when they carry
+    their own ids). Only the same folder: dated roots deleted after ingestion hold files identical from day to day
+    under other folders, each day's rows its own."""
     renamed: dict[str, str] = {}
+    # (content hash, folder) -> the earlier paths there that are gone, each looked up once, taken in name order.
+    gone: dict[tuple[str, str], list[str]] = {}
     for f in changed:
         sha = fingerprints.get(f.path, "")
-        if not sha:
+        if not sha or f.path in ingested:
             continue
-        for old in sorted(ingested_as.get(sha, ())):
-            if old != f.path and old not in given and old not in moved and old not in renamed and not _exists(old):
-                renamed[old] = f.path
-                break
+        key = (sha, f.path.rsplit("/", 1)[0])
+        if key not in gone:
+            gone[key] = sorted((old for old in ingested_as.get(sha, ()) if old.rsplit("/", 1)[0] == key[1]
+                                and old not in given and old not in moved and not _exists(old)), reverse=True)
+        if gone[key]:
+            renamed[gone[key].pop()] = f.path
     return renamed
 
 
@@ -183,6 +189,15 @@ def _moved_away(files: list[InputFile], ingested: dict[str, LedgerEntry], chosen
         for old in by_name.get(f.path.rsplit("/", 1)[-1], ()):
             if old != f.path and old not in chosen and old not in moved and same_file(old, f.path):
                 moved[old] = f.path
+    # A symlink to a file of this run, ingested under its own name before such links were read once
+    # (cleaners.readers: a link to a file the run reads is left out): its rows go, the file's own rows stay.
+    folders = {f.path.rsplit("/", 1)[0] for f in files}
+    for path in ingested:
+        if path not in given and path not in moved and "://" not in path and path.rsplit("/", 1)[0] in folders \
+                and os.path.islink(os_name(path)):
+            target = printable_name(os.path.realpath(os_name(path)))
+            if target in given:
+                moved[path] = target
     unlisted = [path for path, entry in ingested.items() if not entry.counted and "://" not in path
                 and os.path.isdir(os_name(path))]
     for folder in unlisted:

@@ -316,8 +316,9 @@ def _without_symlinked_copies(files: list[InputFile]) -> list[InputFile]:
         return info.st_dev, info.st_ino
 
     named: dict[tuple[int, int], str] = {}
+    sizes = {f.size for f in files if f.path in links}  # only a file of a link's size can be its target
     for f in files:
-        if f.path not in links and (key := identity(f)) is not None:
+        if f.path not in links and f.size in sizes and (key := identity(f)) is not None:
             named.setdefault(key, f.path)
     kept: list[InputFile] = []
     for f in files:

@@ -167,34 +167,63 @@ def _whole_file_id(input_id: str, path: str) -> bool:
     return path == input_id or path.endswith("/" + input_id)
 
 
+# A record without an id is the same record in a new version of its file when the estimated resemblance of their
+# word 3-grams (bottom-k sketches of SKETCH_SIZE values: a few dozen integers per record, whatever the file's size)
+# is at least SAME_RECORD_RESEMBLANCE. Records under MIN_RECORD_SHINGLES 3-grams must be the same text.
+SKETCH_SIZE = 64
+SAME_RECORD_RESEMBLANCE = 0.5
+MIN_RECORD_SHINGLES = 8
+
+
+def _sketch(text: str) -> tuple[int, ...]:
+    """The SKETCH_SIZE smallest CRC-32 values of a text's word 3-grams (case-folded), ascending."""
+    return tuple(sorted(_shingles([text], 1))[:SKETCH_SIZE])
+
+
+def _resemblance(one: tuple[int, ...], other: tuple[int, ...]) -> float:
+    """The bottom-k estimate of the Jaccard resemblance of two 3-gram sets from their sketches."""
+    union = sorted(set(one) | set(other))[:SKETCH_SIZE]
+    both = set(one) & set(other)
+    return sum(value in both for value in union) / len(union) if union else 0.0
+
+
 def _rows_replaced(old_rows: list[tuple[str, str | None]], new_rows: list[tuple[str, str | None]], old_path: str,
                    new_path: str) -> set[str]:
-    """The input ids of an old file's rows (``(input_id, article text or None)``) that its new version
+    """The input ids of an old file's rows (``(input_id, article text, or None for a reject)``) that its new version
     (``new_rows``) holds again, so that their rows go with the old path. A document file's one row goes whole. A
-    record goes when the new version has its own ``id``, or its text (half or more of its word 3-grams in the new
-    version's, or the same text); a reject of a record without an id, when the new version has its line. The
-    others stay: a feed that rolls over (day 2 holds some of day 1's records and new ones) keeps the records it
-    no longer holds, which no other row has."""
+    record with its own ``id`` goes when the new version has that id. A record without one goes when the new
+    version has a record of the same text (resemblance of their 3-grams, or the same text when short); its
+    reject, when the new version has a reject on the same line. The others stay: a feed that rolls over (day 2
+    holds some of day 1's records and new ones) keeps the rows of the records it no longer holds."""
     new_ids = {input_id for input_id, _ in new_rows}
-    new_texts = [text for _, text in new_rows if text]
-    exact = set(new_texts)
-    every = max(1, sum(len(text.split()) for text in new_texts) // NEW_VERSION_SAMPLE)
-    new_shingles = _shingles(new_texts, every)
+    new_reject_ids = {input_id for input_id, text in new_rows if text is None}
+    exact = {" ".join(text.casefold().split()) for _, text in new_rows if text}
+    sketches = [sketch for _, text in new_rows if text and len(sketch := _sketch(text)) >= MIN_RECORD_SHINGLES]
+    holding: dict[int, list[int]] = {}  # a sketch value -> the new records whose sketches hold it
+    for index, sketch in enumerate(sketches):
+        for value in sketch:
+            holding.setdefault(value, []).append(index)
 
-    def in_new(text: str | None) -> bool:
-        if text is None:
+    def in_new(text: str) -> bool:
+        if " ".join(text.casefold().split()) in exact:
+            return True
+        mine = _sketch(text)
+        if len(mine) < MIN_RECORD_SHINGLES:
             return False
-        mine = _shingles([text], every)
-        return text in exact or (bool(mine) and len(mine & new_shingles) >= NEW_VERSION_SHARE * len(mine))
+        candidates = {index for value in mine for index in holding.get(value, ())}
+        return any(_resemblance(mine, sketches[index]) >= SAME_RECORD_RESEMBLANCE for index in candidates)
 
     replaced: set[str] = set()
     for input_id, text in old_rows:
         if _whole_file_id(input_id, old_path) or _whole_file_id(input_id, new_path):
             replaced.add(input_id)
-            continue
-        own_id = not (_path_derived(input_id, old_path) or _path_derived(input_id, new_path))
-        # A line number is the record's place, not the record: only a reject (no text to compare) goes by it.
-        if ((own_id or text is None) and input_id in new_ids) or in_new(text):
+        elif not (_path_derived(input_id, old_path) or _path_derived(input_id, new_path)):
+            if input_id in new_ids:  # its own id
+                replaced.add(input_id)
+        elif text is None:  # a line's reject: the line number is its only name
+            if input_id in new_reject_ids:
+                replaced.add(input_id)
+        elif in_new(text):
             replaced.add(input_id)
     return replaced
 
@@ -592,6 +621,8 @@ class OutputStore:
                           "rows stay)", old, replaced_by[old])
             wanted -= kept
             for old in sorted(wanted & read):
+                if entries[old].content_sha256 == entries[replaced_by[old]].content_sha256:
+                    continue  # the same bytes under a new name (a renamed file): every row goes
                 rows = contents.get(old, [])
                 going = _rows_replaced(rows, contents.get(replaced_by[old], []), old, replaced_by[old])
                 if len(going) < len({input_id for input_id, _ in rows}):

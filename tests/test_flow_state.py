@@ -288,6 +288,62 @@ def test_dated_roots_with_one_identical_file_keep_the_rows_of_the_deleted_days(t
     assert ids(pruned) == ["a1", "a2", "about"]
 
 
+def _distinct_texts(count: int) -> list[str]:
+    """``count`` texts of natural English, no two alike: the standard library's docstrings (40 words or more),
+    without near-copies of one another (a method documented twice in other words)."""
+    import importlib
+    import inspect
+
+    from cleaners.store import _resemblance, _sketch
+
+    kept: list[str] = []
+    holding: dict[int, list[int]] = {}
+    for name in ("collections", "itertools", "functools", "os", "re", "json", "argparse", "email.message",
+                 "http.client", "decimal", "datetime", "logging", "pathlib", "subprocess", "unittest", "inspect",
+                 "tarfile", "zipfile", "textwrap", "string", "calendar", "difflib", "shutil", "threading", "socket",
+                 "sqlite3", "csv", "configparser", "heapq", "fractions", "statistics", "random", "urllib.request",
+                 "pickle", "enum", "dataclasses", "contextlib", "ipaddress", "mailbox", "smtplib", "ftplib", "imaplib",
+                 "optparse", "pprint", "locale", "gettext", "codecs"):
+        module = importlib.import_module(name)
+        for _, member in inspect.getmembers(module):
+            for item in [member, *(value for _, value in inspect.getmembers(member) if callable(value))] \
+                    if inspect.isclass(member) else [member]:
+                doc = inspect.getdoc(item) if callable(item) else None
+                if not doc or len(doc.split()) < 40:
+                    continue
+                sketch = _sketch(doc)
+                near = {index for value in sketch for index in holding.get(value, ())}
+                if any(_resemblance(sketch, _sketch(kept[index])) >= 0.2 for index in near):
+                    continue
+                for value in sketch:
+                    holding.setdefault(value, []).append(len(kept))
+                kept.append(doc)
+                if len(kept) == count:
+                    return kept
+    return kept
+
+
+def test_a_big_rolling_feed_keeps_every_record_the_new_version_does_not_hold() -> None:
+    """The records of an old feed that its new version holds again are replaced, the others stay, in a feed of
+    tens of thousands of words: judged per record (its own id; or, without one, a sketch of its 3-grams against the
+    new records'), not by a sample of the 3-grams of the whole file, which called records of a 44,000-word feed
+    held when a few of their sampled 3-grams were anywhere in the new one."""
+    from cleaners.store import _rows_replaced
+
+    texts = _distinct_texts(420)
+    assert len(texts) == 420 and sum(len(text.split()) for text in texts[:370]) > 30_000
+    old_texts, new_texts = texts[:370], texts[130:]
+    for own_ids in (False, True):
+        def ids(offset: int, records: list[str], own_ids: bool = own_ids) -> list[tuple[str, str]]:
+            return [(f"story-{offset + n}" if own_ids else f"feeds/feed.jsonl:{n + 1}", text)
+                    for n, text in enumerate(records)]
+
+        replaced = _rows_replaced(ids(0, old_texts), ids(130, new_texts), "/26/feeds/feed.jsonl",
+                                  "/27/feeds/feed.jsonl")
+        held_again = {input_id for input_id, _ in ids(0, old_texts)[130:]}
+        assert replaced == held_again, (own_ids, len(replaced - held_again), len(held_again - replaced))
+
+
 def test_a_renamed_file_replaces_its_old_name_instead_of_repeating_its_rows(tmp_path: Path) -> None:
     """A file renamed between runs (a log rotated to a dated name, a page renamed by hand): the same bytes under a
     new name, the old name gone. It is ingested under its new name and the old name's rows go, so its records are
@@ -327,6 +383,67 @@ def test_a_renamed_file_replaces_its_old_name_instead_of_repeating_its_rows(tmp_
     _ingest_as_a_run_does([tmp_path / "in"], store, rules)
     assert [input_id for input_id, _ in rows()] == ["site.example/a-copy.txt", "site.example/a-renamed.txt",
                                                     "w0", "w1", "w2"]
+
+    # A feed without ids and with a bad line, renamed: its rows and rejects all go with the old name (its rows' ids
+    # are its path and line), and the ledger forgets the old name.
+    (root / "plain.jsonl").write_text(json.dumps({"text": "Headline p\n\nThe body of the plain story, long enough "
+                                                          "to be an article."}) + "\n" + "not json\n")
+    _ingest_as_a_run_does([tmp_path / "in"], store, rules)
+    shutil.move(root / "plain.jsonl", root / "plain-2026-11-26.jsonl")
+    _ingest_as_a_run_does([tmp_path / "in"], store, rules)
+    rejects = ds.dataset(store.path("rejects"), partitioning="hive").to_table()
+    assert rejects["input_id"].to_pylist() == ["site.example/plain-2026-11-26.jsonl:2"]
+    assert "plain-2026-11-26.jsonl" in [path.rsplit("/", 1)[-1] for path in store.current_entries()]
+    assert "plain.jsonl" not in [path.rsplit("/", 1)[-1] for path in store.current_entries()]
+
+
+def test_a_link_ingested_under_its_own_name_leaves_once_its_target_is_read(tmp_path: Path) -> None:
+    """``latest.txt`` was read under its own name while its target was outside the inputs (or before links to a file
+    the run reads were left out); once the target is among the inputs the link is not read, and its rows go: the
+    target's rows are the article's."""
+    import pyarrow.dataset as ds
+
+    from cleaners.rulepack import load_rules
+
+    rules = load_rules()
+    store = OutputStore.open(str(tmp_path / "out"))
+    site, outside = tmp_path / "in" / "a.com", tmp_path / "outside"
+    site.mkdir(parents=True)
+    outside.mkdir()
+    (outside / "26.txt").write_text("Headline\n\nThe council voted to rebuild the old bridge after the flood.\n")
+    (site / "latest.txt").symlink_to(outside / "26.txt")
+    _ingest_as_a_run_does([tmp_path / "in"], store, rules)
+    (outside / "26.txt").rename(site / "2026-11-26.txt")
+    (site / "latest.txt").unlink()
+    (site / "latest.txt").symlink_to(site / "2026-11-26.txt")
+    selection = _ingest_as_a_run_does([tmp_path / "in"], store, rules)
+    assert selection.moved_away == {str(site / "latest.txt"): str(site / "2026-11-26.txt")}
+    table = ds.dataset(store.path("articles"), partitioning="hive").to_table()
+    assert table["input_id"].to_pylist() == ["a.com/2026-11-26.txt"]
+
+
+def test_identical_files_of_dated_roots_are_not_renames(tmp_path: Path) -> None:
+    """Dated roots given one a day and deleted after ingestion: day 2 has, in another folder or under another
+    name, a file with day 1's bytes. Not a rename (only a file of the same folder is): each day keeps its rows."""
+    import shutil
+
+    import pyarrow.dataset as ds
+
+    from cleaners.rulepack import load_rules
+
+    rules = load_rules()
+    store = OutputStore.open(str(tmp_path / "out"))
+    page = "Headline\n\nThe council voted to rebuild the old bridge, closed for two years after the flood.\n"
+    (tmp_path / "2026-11-25" / "a.com").mkdir(parents=True)
+    (tmp_path / "2026-11-25" / "a.com" / "bridge.txt").write_text(page)
+    _ingest_as_a_run_does([tmp_path / "2026-11-25"], store, rules)
+    shutil.rmtree(tmp_path / "2026-11-25")
+    (tmp_path / "2026-11-26" / "b.org").mkdir(parents=True)
+    (tmp_path / "2026-11-26" / "b.org" / "council-bridge.txt").write_text(page)
+    selection = _ingest_as_a_run_does([tmp_path / "2026-11-26"], store, rules)
+    assert selection.moved_away == {}
+    table = ds.dataset(store.path("articles"), partitioning="hive").to_table()
+    assert sorted(table["input_id"].to_pylist()) == ["a.com/bridge.txt", "b.org/council-bridge.txt"]
 
 
 def test_a_feed_that_rolls_over_between_dated_roots_loses_no_record(tmp_path: Path) -> None:
