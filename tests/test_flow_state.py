@@ -344,6 +344,25 @@ def test_a_big_rolling_feed_keeps_every_record_the_new_version_does_not_hold() -
         assert replaced == held_again, (own_ids, len(replaced - held_again), len(held_again - replaced))
 
 
+def test_distinct_items_sharing_a_tail_are_not_one_record() -> None:
+    """Two short items of a feed without ids that end in the same sign-off are two records (the old one keeps its row);
+    an article re-cleaned with its last short line gone, and one with other spacing and case, are the same records."""
+    from cleaners.store import _rows_replaced
+
+    tail = (" Subscribe to our newsletter for daily updates from the valley, follow us on social media for more local "
+            "news, and send your tips and letters to the editors at the Gazette office on Mill Street.")
+    article = ("The library reopens its reading room next week after the roof was mended over the winter, the head "
+               "librarian said on Tuesday. Volunteers moved twelve thousand books to the school gym in October and "
+               "will carry them back over the weekend. The children's corner gets new shelves, paid for by a bake "
+               "sale that raised more than four thousand pounds. Opening hours stay as they were, with late evenings "
+               "on Thursdays.\nPhotos: the Gazette.")
+    old = [("f.jsonl:1", "The council approved the new budget for road repairs on Monday evening." + tail),
+           ("f.jsonl:2", article), ("f.jsonl:3", "Market day moves to Friday.\nStalls open at 8.")]
+    new = [("f.jsonl:1", "Fishing boats stayed in the harbour for a third day as the storm warning held." + tail),
+           ("f.jsonl:2", article.rsplit("\n", 1)[0]), ("f.jsonl:3", "market day moves to  Friday. Stalls open at 8.")]
+    assert _rows_replaced(old, new, "/26/f.jsonl", "/27/f.jsonl") == {"f.jsonl:2", "f.jsonl:3"}
+
+
 def test_a_renamed_file_replaces_its_old_name_instead_of_repeating_its_rows(tmp_path: Path) -> None:
     """A file renamed between runs (a log rotated to a dated name, a page renamed by hand): the same bytes under a
     new name, the old name gone. It is ingested under its new name and the old name's rows go, so its records are
