@@ -584,6 +584,27 @@ class OutputStore:
         for (partition, shard_id), files in sorted(stale.items()):
             report.superseded_rows += self._rewrite_without(partition, shard_id, files, report)
 
+    def forget(self, files: Mapping[str, set[str] | None]) -> tuple[int, list[str]]:
+        """Remove the rows of input files (``files``: path -> None for all its rows, or the input ids of the rows to
+        remove), from the articles, the rejects and the ledger: an article retracted or taken down, a file ingested
+        by mistake. A file all of whose rows go leaves the ledger (a later run given it ingests it again); one that
+        keeps rows keeps its ledger entry, with its counts. Its shard's line counts stay, as when a run retires a
+        file. Returns the article and reject rows removed, and the paths the ledger does not know."""
+        located: dict[str, set[tuple[str, str]]] = {}
+        for row in self.ledger().select(["input_file", "shard_id", "partition"]).to_pylist():
+            if row["input_file"] in files:
+                located.setdefault(row["input_file"], set()).add((row["partition"], row["shard_id"]))
+        unknown = sorted(path for path in files if path not in located)
+        only = {path: ids for path, ids in files.items() if ids is not None and path in located}
+        where: dict[tuple[str, str], set[str]] = {}
+        for path, places in located.items():
+            for place in places:
+                where.setdefault(place, set()).add(path)
+        report = RecoveryReport()
+        removed = sum(self._rewrite_without(partition, shard_id, paths, report, only)
+                      for (partition, shard_id), paths in sorted(where.items()))
+        return removed, unknown
+
     def retire(self, replaced_by: dict[str, str]) -> int:
         """Remove every row of the input files named as keys of ``replaced_by``, ledger entries included, when the
         file that replaces each (its value) is committed and was read; returns the article and reject rows

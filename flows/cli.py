@@ -334,6 +334,35 @@ def check_rules(
     typer.echo(f"rules_version {ruleset.version}")
 
 
+@app.command()
+def forget(
+    files: Annotated[list[str], typer.Argument(metavar="INPUT_FILE...", help="Input files whose rows to remove, "
+                     "as the runs read them (a path, or the input_file column's value).")],
+    output: Annotated[str, typer.Option("--output", "-o", help="The output folder to remove them from.")],
+    record_ids: Annotated[list[str] | None, typer.Option("--id", help="Only the rows of these input ids "
+                          "(repeatable; one INPUT_FILE): a record of a JSONL file, say a retracted article.")] = None,
+) -> None:
+    """Remove an input file's rows (or some of its records') from an output: articles, rejects and ledger. For an
+    article retracted or taken down, or a file ingested by mistake. A file all of whose rows go leaves the ledger,
+    so a later run given it ingests it again: delete or fix the raw file first."""
+    from cleaners.readers import os_name, printable_name
+    from cleaners.store import OutputStore
+
+    if record_ids and len(files) != 1:
+        _fail("--id names records of one input file: give exactly one INPUT_FILE with it")
+    store = OutputStore.open(output)
+    known = set(store.current_entries())
+    wanted = {path if "://" in path or path in known else printable_name(os.path.abspath(os_name(path))):
+              set(record_ids) if record_ids else None for path in files}
+    with store.lock(on_wait=lambda message: typer.echo(message, err=True)):
+        removed, unknown = store.forget(wanted)
+    if unknown:
+        _fail(f"not in the ledger of {output}: {', '.join(unknown)} (the ledger names files by absolute path or URL: "
+              f"SELECT DISTINCT input_file FROM read_parquet('{output}/_state/ledger/**/*.parquet'))"
+              + (f"; the others' {removed} rows were removed" if removed else ""))
+    typer.echo(f"removed {removed} article and reject rows of {len(wanted)} input files from {output}")
+
+
 @app.command("warm-up")
 def warm_up() -> None:
     """Compile the cleaner's numba kernels once (or load them from numba's cache): the first run after

@@ -895,3 +895,49 @@ def test_a_tree_reached_through_a_symlink_replaces_its_other_name(tmp_path: Path
         article.write("Tolls were ruled out.\n")
     assert run(tmp_path / "in", tmp_path / "link") == ["site.example/a.txt"]
     assert len({doc for doc, _ in rows()}) == len(rows()) == 2
+
+
+def test_forget_removes_a_retracted_record_or_a_whole_file(tmp_path: Path) -> None:
+    """`boilerstrip forget`: one record of a feed (a retracted article) leaves the articles, and its file's ledger
+    entry counts one input less, so the accounting still holds and a later run does not bring it back (the file is
+    unchanged); a whole file leaves the articles, the rejects and the ledger; a path the ledger does not know is
+    named, exit code 2."""
+    import json
+
+    import pyarrow.dataset as ds
+    from typer.testing import CliRunner
+
+    from cleaners.rulepack import load_rules
+    from flows.cli import app
+
+    rules = load_rules()
+    root = tmp_path / "in" / "site.example"
+    root.mkdir(parents=True)
+    (root / "wire.jsonl").write_text("".join(json.dumps({"id": f"w{n}", "text": f"Headline {n}\n\nThe body of wire "
+                                                         f"story number {n}, long enough to be an article."}) + "\n"
+                                             for n in range(3)) + "not json\n")
+    (root / "a.txt").write_text("Headline a\n\nThe body of the article a, long enough to be an article.\n")
+    store = OutputStore.open(str(tmp_path / "out"))
+    _ingest_as_a_run_does([tmp_path / "in"], store, rules)
+
+    def state() -> tuple[list[str], int, dict[str, int]]:
+        articles = sorted(ds.dataset(store.path("articles"), partitioning="hive").to_table()["input_id"].to_pylist())
+        rejects = ds.dataset(store.path("rejects"), partitioning="hive").count_rows() \
+            if Path(store.path("rejects")).exists() else 0
+        ledger = store.ledger()
+        inputs = dict(zip([p.rsplit("/", 1)[-1] for p in ledger["input_file"].to_pylist()],
+                          ledger["n_inputs"].to_pylist(), strict=True))
+        assert sum(inputs.values()) == len(articles) + rejects  # the accounting holds
+        return articles, rejects, inputs
+
+    assert state() == (["site.example/a.txt", "w0", "w1", "w2"], 1, {"a.txt": 1, "wire.jsonl": 4})
+    runner = CliRunner()
+    done = runner.invoke(app, ["forget", str(root / "wire.jsonl"), "--id", "w1", "--output", str(tmp_path / "out")])
+    assert done.exit_code == 0, done.output
+    assert "removed 1 article and reject rows" in done.output
+    assert state() == (["site.example/a.txt", "w0", "w2"], 1, {"a.txt": 1, "wire.jsonl": 3})
+    assert _ingest_as_a_run_does([tmp_path / "in"], store, rules).todo == []  # unchanged: w1 stays forgotten
+    done = runner.invoke(app, ["forget", str(root / "a.txt"), str(tmp_path / "no-such.txt"), "--output",
+                               str(tmp_path / "out")])
+    assert done.exit_code == 2 and "no-such.txt" in done.output and "the others' 1 rows were removed" in done.output
+    assert state() == (["w0", "w2"], 1, {"wire.jsonl": 3})
