@@ -344,7 +344,8 @@ def forget(
 ) -> None:
     """Remove an input file's rows (or some of its records') from an output: articles, rejects and ledger. For an
     article retracted or taken down, or a file ingested by mistake. A file all of whose rows go leaves the ledger,
-    so a later run given it ingests it again: delete or fix the raw file first."""
+    so a later run given it ingests it again; a run that ingests the file again (changed, --reprocess, new rules)
+    brings forgotten records back: remove them from the raw file too."""
     from cleaners.readers import os_name, printable_name
     from cleaners.store import OutputStore
 
