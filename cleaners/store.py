@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import itertools
 import json
 import logging
 import os
@@ -142,24 +141,23 @@ def _new_version_of(old: tuple[list[str], set[str]], new: tuple[list[str], set[s
     return old_ids <= new[1]
 
 
-def _with_fewer_rows(ledger: pa.Table, gone: Counter[tuple[str, str]]) -> pa.Table:
-    """A ledger part with the counts of the rows that left its files (``gone``: (file, count column) -> rows);
-    a file none of whose rows is left leaves the part."""
-    if not gone:
-        return ledger
-    files = ledger["input_file"].to_pylist()
+def _with_counts(ledger: pa.Table, files: Collection[str], left: Counter[tuple[str, str]]) -> pa.Table:
+    """A ledger part whose rows of ``files`` count the rows those files have left in the shard's parts (``left``:
+    (file, "n_articles" or "n_rejects") -> rows): counted from the rows, not by subtracting, so a rewrite that a
+    crash cut between a data part and its ledger part is mended by the next one. A file none of whose rows is
+    left leaves the part."""
+    names = ledger["input_file"].to_pylist()
     columns = {name: ledger[name].to_pylist() for name in ("n_articles", "n_rejects", "n_inputs")}
-    for index, name in enumerate(files):
-        for column in ("n_articles", "n_rejects"):
-            taken = gone[(name, column)]
-            columns[column][index] -= taken
-            columns["n_inputs"][index] -= taken
+    for index, name in enumerate(names):
+        if name in files:
+            columns["n_articles"][index] = left[(name, "n_articles")]
+            columns["n_rejects"][index] = left[(name, "n_rejects")]
+            columns["n_inputs"][index] = columns["n_articles"][index] + columns["n_rejects"][index]
     for name, values in columns.items():
         ledger = ledger.set_column(ledger.schema.get_field_index(name), ledger.schema.field(name),
                                    pa.array(values, pa.int64()))
-    emptied = {name for name, _ in gone}
-    return ledger.filter(pa.array([n > 0 or name not in emptied for name, n in zip(files, columns["n_inputs"],
-                                                                                  strict=True)]))
+    return ledger.filter(pa.array([n > 0 or name not in files for name, n in zip(names, columns["n_inputs"],
+                                                                                 strict=True)]))
 
 
 def _whole_file_id(input_id: str, path: str) -> bool:
@@ -168,18 +166,26 @@ def _whole_file_id(input_id: str, path: str) -> bool:
 
 
 # A record without an id is the same record in a new version of its file when the estimated resemblance of their
-# word 3-grams (bottom-k sketches of SKETCH_SIZE values: a few dozen integers per record, whatever the file's size)
-# is at least SAME_RECORD_RESEMBLANCE. Records under MIN_RECORD_SHINGLES 3-grams must be the same text. High: a record
-# judged the same loses its row, one judged different keeps it (a copy at worst); an edited docstring of the same
-# function resembled its original 0.58, two short items sharing a subscribe line or a dateline can too.
+# own word 3-grams (those in no other record of their file: a sign-off or bio every item ends with is not evidence;
+# a bottom-k sketch of SKETCH_SIZE values) is at least SAME_RECORD_RESEMBLANCE. Records with fewer than
+# MIN_RECORD_SHINGLES own 3-grams must be the same text. High: a record judged the same loses its row, one judged
+# different keeps it (a copy at worst); an edited docstring of the same function resembled its original 0.58.
+# A record with its own id is the same record when the new record of that id resembles it by SAME_ID_RESEMBLANCE
+# (a corrected version): ids restarting at 1 every day name other articles, which keep their rows.
 SKETCH_SIZE = 64
 SAME_RECORD_RESEMBLANCE = 0.8
+SAME_ID_RESEMBLANCE = 0.2
 MIN_RECORD_SHINGLES = 8
+_LINE_NUMBER = re.compile(r"\bline \d+")
 
 
-def _sketch(text: str) -> tuple[int, ...]:
-    """The SKETCH_SIZE smallest CRC-32 values of a text's word 3-grams (case-folded), ascending."""
-    return tuple(sorted(_shingles([text], 1))[:SKETCH_SIZE])
+def _own_sketches(texts: list[str]) -> list[tuple[int, ...]]:
+    """Per text, the SKETCH_SIZE smallest CRC-32 values of its word 3-grams that no other text of the list has."""
+    grams = [_shingles([text], 1) for text in texts]
+    seen: Counter[int] = Counter()
+    for found in grams:
+        seen.update(found)
+    return [tuple(sorted(value for value in found if seen[value] == 1)[:SKETCH_SIZE]) for found in grams]
 
 
 def _resemblance(one: tuple[int, ...], other: tuple[int, ...]) -> float:
@@ -189,43 +195,57 @@ def _resemblance(one: tuple[int, ...], other: tuple[int, ...]) -> float:
     return sum(value in both for value in union) / len(union) if union else 0.0
 
 
-def _rows_replaced(old_rows: list[tuple[str, str | None]], new_rows: list[tuple[str, str | None]], old_path: str,
-                   new_path: str) -> set[str]:
-    """The input ids of an old file's rows (``(input_id, article text, or None for a reject)``) that its new version
-    (``new_rows``) holds again, so that their rows go with the old path. A document file's one row goes whole. A
-    record with its own ``id`` goes when the new version has that id. A record without one goes when the new
-    version has a record of the same text (resemblance of their 3-grams, or the same text when short); its
-    reject, when the new version has a reject on the same line. The others stay: a feed that rolls over (day 2
-    holds some of day 1's records and new ones) keeps the rows of the records it no longer holds."""
-    new_ids = {input_id for input_id, _ in new_rows}
-    new_reject_ids = {input_id for input_id, text in new_rows if text is None}
-    exact = {" ".join(text.casefold().split()) for _, text in new_rows if text}
-    sketches = [sketch for _, text in new_rows if text and len(sketch := _sketch(text)) >= MIN_RECORD_SHINGLES]
-    holding: dict[int, list[int]] = {}  # a sketch value -> the new records whose sketches hold it
-    for index, sketch in enumerate(sketches):
-        for value in sketch:
-            holding.setdefault(value, []).append(index)
+def _normalized(text: str) -> str:
+    return " ".join(text.casefold().split())
 
-    def in_new(text: str) -> bool:
-        if " ".join(text.casefold().split()) in exact:
+
+Row = tuple[str, str | None, str | None]  # (input id, article text or None, a reject's reason and size or None)
+
+
+def _rows_replaced(old_rows: list[Row], new_rows: list[Row], old_path: str, new_path: str) -> set[str]:
+    """The input ids of an old file's rows that its new version holds again, so that their rows go with the old
+    path. A document file's one row goes whole. A record with its own ``id`` goes when the new version's record of
+    that id is a version of it (its text resembles); one without an id, when a new record has its text (the same
+    text, or a sketch of its own 3-grams resembling by SAME_RECORD_RESEMBLANCE); a reject, when the new version has a
+    reject of the same reason and size (each new one matched once). The others stay: a feed that rolls over (day 2
+    holds some of day 1's records and new ones) keeps the rows of the records it no longer holds."""
+    new_articles = [(input_id, text) for input_id, text, _ in new_rows if text is not None]
+    new_sketches = _own_sketches([text for _, text in new_articles])
+    by_id = {input_id: index for index, (input_id, _) in enumerate(new_articles)}
+    exact = {_normalized(text): index for index, (_, text) in enumerate(new_articles)}
+    holding: dict[int, list[int]] = {}  # a sketch value -> the new records whose sketches hold it (own 3-grams: few)
+    for index, sketch in enumerate(new_sketches):
+        if len(sketch) >= MIN_RECORD_SHINGLES:
+            for value in sketch:
+                holding.setdefault(value, []).append(index)
+    new_rejects = Counter(key for _, text, key in new_rows if text is None and key is not None)
+    old_articles = [(input_id, text) for input_id, text, _ in old_rows if text is not None]
+    old_sketches = dict(zip((input_id for input_id, _ in old_articles),
+                            _own_sketches([text for _, text in old_articles]), strict=True))
+
+    def same_text(text: str, sketch: tuple[int, ...], index: int | None = None, floor: float = 1.0) -> bool:
+        if index is not None:  # the new record of the same id
+            return _normalized(text) == _normalized(new_articles[index][1]) or (
+                len(sketch) >= MIN_RECORD_SHINGLES and _resemblance(sketch, new_sketches[index]) >= floor)
+        if _normalized(text) in exact:
             return True
-        mine = _sketch(text)
-        if len(mine) < MIN_RECORD_SHINGLES:
+        if len(sketch) < MIN_RECORD_SHINGLES:
             return False
-        candidates = {index for value in mine for index in holding.get(value, ())}
-        return any(_resemblance(mine, sketches[index]) >= SAME_RECORD_RESEMBLANCE for index in candidates)
+        candidates = {index for value in sketch for index in holding.get(value, ())}
+        return any(_resemblance(sketch, new_sketches[index]) >= SAME_RECORD_RESEMBLANCE for index in candidates)
 
     replaced: set[str] = set()
-    for input_id, text in old_rows:
+    for input_id, text, key in old_rows:
         if _whole_file_id(input_id, old_path) or _whole_file_id(input_id, new_path):
             replaced.add(input_id)
+        elif text is None:  # a reject: by its reason and size (its line number moves with the records above it)
+            if key is not None and new_rejects[key] > 0:
+                new_rejects[key] -= 1
+                replaced.add(input_id)
         elif not (_path_derived(input_id, old_path) or _path_derived(input_id, new_path)):
-            if input_id in new_ids:  # its own id
+            if input_id in by_id and same_text(text, old_sketches[input_id], by_id[input_id], SAME_ID_RESEMBLANCE):
                 replaced.add(input_id)
-        elif text is None:  # a line's reject: the line number is its only name
-            if input_id in new_reject_ids:
-                replaced.add(input_id)
-        elif in_new(text):
+        elif same_text(text, old_sketches[input_id]):
             replaced.add(input_id)
     return replaced
 
@@ -560,6 +580,7 @@ class OutputStore:
                     report.quarantined.append(target)
         if self.fs.exists(self.path("_state", "plans")):  # work orders of runs that died: their leftovers are gone
             self.fs.rm(self.path("_state", "plans"), recursive=True)
+        report.superseded_rows += self._finish_removing()  # rows a run that died was removing (retire, forget)
         self._drop_superseded(report)
         # After the superseded rows went: a shard all of whose counted files were ingested again has no ledger part
         # left, or only rows of files nothing of which was read (in no counts), and its counts go now (not at the
@@ -590,19 +611,10 @@ class OutputStore:
         by mistake. A file all of whose rows go leaves the ledger (a later run given it ingests it again); one that
         keeps rows keeps its ledger entry, with its counts. Its shard's line counts stay, as when a run retires a
         file. Returns the article and reject rows removed, and the paths the ledger does not know."""
-        located: dict[str, set[tuple[str, str]]] = {}
-        for row in self.ledger().select(["input_file", "shard_id", "partition"]).to_pylist():
-            if row["input_file"] in files:
-                located.setdefault(row["input_file"], set()).add((row["partition"], row["shard_id"]))
+        located = self._located(files)
         unknown = sorted(path for path in files if path not in located)
-        only = {path: ids for path, ids in files.items() if ids is not None and path in located}
-        where: dict[tuple[str, str], set[str]] = {}
-        for path, places in located.items():
-            for place in places:
-                where.setdefault(place, set()).add(path)
-        report = RecoveryReport()
-        removed = sum(self._rewrite_without(partition, shard_id, paths, report, only)
-                      for (partition, shard_id), paths in sorted(where.items()))
+        removed = self._remove_rows({path: (sorted(ids) if ids is not None else None) for path, ids in files.items()
+                                     if path in located}, located)
         return removed, unknown
 
     def retire(self, replaced_by: dict[str, str]) -> int:
@@ -635,47 +647,90 @@ class OutputStore:
 
             def summary(path: str) -> tuple[list[str], set[str]]:
                 rows = contents.get(path, [])
-                return [text for _, text in rows if text], {input_id for input_id, _ in rows}
+                return [text for _, text, _ in rows if text], {input_id for input_id, _, _ in rows}
 
-            kept = {old for old in read if not _new_version_of(summary(old), summary(replaced_by[old]), old,
-                                                               replaced_by[old])}
+            # The same bytes under a new name (a renamed file) are its new version, whatever its rows' ids say.
+            renamed = {old for old in read if entries[old].content_sha256
+                       and entries[old].content_sha256 == entries[replaced_by[old]].content_sha256}
+            kept = {old for old in read - renamed if not _new_version_of(summary(old), summary(replaced_by[old]), old,
+                                                                         replaced_by[old])}
             for old in sorted(kept):
                 _LOG.info("%r was not replaced by %r: the same name under a moved input tree, but other content (its "
                           "rows stay)", old, replaced_by[old])
             wanted -= kept
-            for old in sorted(wanted & read):
-                if entries[old].content_sha256 == entries[replaced_by[old]].content_sha256:
-                    continue  # the same bytes under a new name (a renamed file): every row goes
+            for old in sorted(wanted & read - renamed):  # a renamed file's rows all go
                 rows = contents.get(old, [])
                 going = _rows_replaced(rows, contents.get(replaced_by[old], []), old, replaced_by[old])
-                if len(going) < len({input_id for input_id, _ in rows}):
+                if len(going) < len({input_id for input_id, _, _ in rows}):
                     only[old] = going
                     _LOG.info("%r is replaced by %r for %d of its %d rows; the records the new version does not hold "
                               "keep their rows", old, replaced_by[old], len(going), len(rows))
+        return self._remove_rows({path: (sorted(only[path]) if path in only else None) for path in wanted}, located)
+
+    @property
+    def removing_path(self) -> str:
+        return self.path("_state", "removing.json")
+
+    def _remove_rows(self, files: Mapping[str, list[str] | None], located: dict[str, set[tuple[str, str]]]) -> int:
+        """Remove rows of ``files`` (path -> None for all, or the input ids of the rows to remove) from their shards'
+        parts, ledger parts included. What is to go is written first (``_state/removing.json``) and removed once
+        done: a run that dies in between leaves it, and the next recovery removes those rows again (each shard's
+        data parts are rewritten before its ledger part, whose counts are counted from the rows left)."""
+        if not files:
+            return 0
+        with self.fs.open(self.removing_path, "w") as handle:
+            json.dump({"files": dict(files)}, handle)
+        only = {path: set(ids) for path, ids in files.items() if ids is not None}
         where: dict[tuple[str, str], set[str]] = {}
-        for path in wanted:
+        for path in files:
             for place in located.get(path, ()):
                 where.setdefault(place, set()).add(path)
         report = RecoveryReport()
-        return sum(self._rewrite_without(partition, shard_id, files, report, only)
-                   for (partition, shard_id), files in sorted(where.items()))
+        removed = sum(self._rewrite_without(partition, shard_id, paths, report, only)
+                      for (partition, shard_id), paths in sorted(where.items()))
+        self.fs.rm_file(self.removing_path)
+        return removed
 
-    def _contents(self, paths: set[str], located: dict[str, set[tuple[str, str]]]) -> dict[str, list[tuple[str,
-                                                                                                          str | None]]]:
-        """Per input file of ``paths``: its rows, as (input id, article text; None for a reject)."""
-        found: dict[str, list[tuple[str, str | None]]] = {path: [] for path in paths}
+    def _located(self, paths: Collection[str]) -> dict[str, set[tuple[str, str]]]:
+        """Per input file of ``paths``: the (partition, shard id) of every ledger row it has."""
+        located: dict[str, set[tuple[str, str]]] = {}
+        for row in self.ledger().select(["input_file", "shard_id", "partition"]).to_pylist():
+            if row["input_file"] in paths:
+                located.setdefault(row["input_file"], set()).add((row["partition"], row["shard_id"]))
+        return located
+
+    def _finish_removing(self) -> int:
+        """Remove the rows a run that died was removing (``_state/removing.json``), if any."""
+        if not self.fs.exists(self.removing_path):
+            return 0
+        try:
+            with self.fs.open(self.removing_path, "r") as handle:
+                files = json.load(handle)["files"]
+        except (OSError, ValueError, KeyError, TypeError):  # cut while being written: nothing was removed yet
+            self.fs.rm_file(self.removing_path)
+            return 0
+        return self._remove_rows(files, self._located(files))
+
+    def _contents(self, paths: set[str], located: dict[str, set[tuple[str, str]]]) -> dict[str, list[Row]]:
+        """Per input file of ``paths``: its rows, as (input id, article text, None) and, for a reject,
+        (input id, None, its reason code, size and reason without line numbers)."""
+        found: dict[str, list[Row]] = {path: [] for path in paths}
         wanted = pa.array(sorted(paths), pa.string())
         for partition, shard_id in sorted({place for path in paths for place in located.get(path, ())}):
             for part, columns in ((self.articles_path(partition, shard_id), ["input_file", "input_id", "text"]),
-                                  (self.rejects_path(partition, shard_id), ["input_file", "input_id"])):
+                                  (self.rejects_path(partition, shard_id),
+                                   ["input_file", "input_id", "reason_code", "n_bytes", "reason"])):
                 if not self.fs.exists(part):
                     continue
                 table = self.read_table(part, columns)
                 table = table.filter(pc.is_in(table["input_file"], value_set=wanted))
-                texts = table["text"].to_pylist() if "text" in columns else [None] * table.num_rows
-                for path, input_id, text in zip(table["input_file"].to_pylist(), table["input_id"].to_pylist(), texts,
-                                                strict=True):
-                    found[path].append((input_id, text))
+                if "text" in columns:
+                    for path, input_id, text in zip(*(table[name].to_pylist() for name in columns), strict=True):
+                        found[path].append((input_id, text or "", None))
+                    continue
+                for path, input_id, code, size, reason in zip(*(table[name].to_pylist() for name in columns),
+                                                              strict=True):
+                    found[path].append((input_id, None, f"{code}|{size}|{_LINE_NUMBER.sub('line', reason or '')}"))
         return found
 
     def _rewrite_without(self, partition: str, shard_id: str, files: set[str], report: RecoveryReport,
@@ -688,7 +743,7 @@ class OutputStore:
         only = {path: ids for path, ids in (only or {}).items() if path in files}
         removed = 0
         drop = pa.array(sorted(files - only.keys()), pa.string())
-        gone_rows: Counter[tuple[str, str]] = Counter()  # (input file, "n_articles" or "n_rejects") -> rows gone
+        left: Counter[tuple[str, str]] = Counter()  # (file of ``only``, "n_articles" or "n_rejects") -> rows kept
         # Data files first, the ledger part last: a crash in between leaves stale ledger rows that the
         # next recovery finds again, never data rows without a ledger entry.
         for path, counted_as in ((self.articles_path(partition, shard_id), "n_articles"),
@@ -702,12 +757,12 @@ class OutputStore:
                 partly = np.array([path in only and input_id in only[path] for path, input_id
                                    in zip(table["input_file"].to_pylist(), table["input_id"].to_pylist(), strict=True)],
                                   bool)
-                gone_rows.update((name, counted_as) for name in
-                                 itertools.compress(table["input_file"].to_pylist(), partly.tolist()))
                 going = pc.or_(going, pa.array(partly))
             kept = table.filter(pc.invert(going))
+            if only and counted_as:
+                left.update((name, counted_as) for name in kept["input_file"].to_pylist() if name in only)
             if not counted_as and only:
-                kept = _with_fewer_rows(kept, gone_rows)
+                kept = _with_counts(kept, only.keys(), left)
             unchanged = kept.num_rows == table.num_rows if counted_as else kept.equals(table)
             if unchanged and kept.num_rows:
                 continue

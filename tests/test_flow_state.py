@@ -275,9 +275,10 @@ def test_dated_roots_with_one_identical_file_keep_the_rows_of_the_deleted_days(t
         feed.write(json.dumps({"id": "a3", "text": article("the harbour")}) + "\n")
     run(moving, tmp_path / "moved")
     assert ids(moving) == ["a1", "a2", "a3", "about"]  # no id twice: the old feed's rows were replaced
-    # A tree moved with its feed pruned to one record, and that one corrected: little of the old text is left, but
-    # the record's own id is, so it is the new version of a1 (its rows would repeat a doc_id); a2, which the new
-    # version does not hold, keeps its row (no other row has it).
+    # A tree moved with its feed pruned to one record, and that one rewritten: the record's own id is left, so the file
+    # is a version of the old one, but a1's text is another (as ids restarting at 1 every day name other articles):
+    # the old a1 keeps its row beside the new one (one doc_id twice, as when two feeds reuse an id), and a2, which
+    # the new version does not hold, keeps its row. Nothing that no other row holds is lost.
     pruned = OutputStore.open(str(tmp_path / "out3"))
     day(tmp_path / "in3", [("a1", article("the bridge")), ("a2", article("the library"))])
     run(pruned, tmp_path / "in3")
@@ -285,7 +286,7 @@ def test_dated_roots_with_one_identical_file_keep_the_rows_of_the_deleted_days(t
     (tmp_path / "moved3" / "feed.jsonl").write_text(
         json.dumps({"id": "a1", "text": "Correction: the council voted on Wednesday, not Tuesday."}) + "\n")
     run(pruned, tmp_path / "moved3")
-    assert ids(pruned) == ["a1", "a2", "about"]
+    assert ids(pruned) == ["a1", "a1", "a2", "about"]
 
 
 def _distinct_texts(count: int) -> list[str]:
@@ -294,7 +295,10 @@ def _distinct_texts(count: int) -> list[str]:
     import importlib
     import inspect
 
-    from cleaners.store import _resemblance, _sketch
+    from cleaners.store import SKETCH_SIZE, _resemblance, _shingles
+
+    def _sketch(text: str) -> tuple[int, ...]:
+        return tuple(sorted(_shingles([text], 1))[:SKETCH_SIZE])
 
     kept: list[str] = []
     holding: dict[int, list[int]] = {}
@@ -334,13 +338,13 @@ def test_a_big_rolling_feed_keeps_every_record_the_new_version_does_not_hold() -
     assert len(texts) == 420 and sum(len(text.split()) for text in texts[:370]) > 30_000
     old_texts, new_texts = texts[:370], texts[130:]
     for own_ids in (False, True):
-        def ids(offset: int, records: list[str], own_ids: bool = own_ids) -> list[tuple[str, str]]:
-            return [(f"story-{offset + n}" if own_ids else f"feeds/feed.jsonl:{n + 1}", text)
+        def ids(offset: int, records: list[str], own_ids: bool = own_ids) -> list[tuple[str, str, None]]:
+            return [(f"story-{offset + n}" if own_ids else f"feeds/feed.jsonl:{n + 1}", text, None)
                     for n, text in enumerate(records)]
 
         replaced = _rows_replaced(ids(0, old_texts), ids(130, new_texts), "/26/feeds/feed.jsonl",
                                   "/27/feeds/feed.jsonl")
-        held_again = {input_id for input_id, _ in ids(0, old_texts)[130:]}
+        held_again = {input_id for input_id, _, _ in ids(0, old_texts)[130:]}
         assert replaced == held_again, (own_ids, len(replaced - held_again), len(held_again - replaced))
 
 
@@ -356,11 +360,40 @@ def test_distinct_items_sharing_a_tail_are_not_one_record() -> None:
                "will carry them back over the weekend. The children's corner gets new shelves, paid for by a bake "
                "sale that raised more than four thousand pounds. Opening hours stay as they were, with late evenings "
                "on Thursdays.\nPhotos: the Gazette.")
-    old = [("f.jsonl:1", "The council approved the new budget for road repairs on Monday evening." + tail),
-           ("f.jsonl:2", article), ("f.jsonl:3", "Market day moves to Friday.\nStalls open at 8.")]
-    new = [("f.jsonl:1", "Fishing boats stayed in the harbour for a third day as the storm warning held." + tail),
-           ("f.jsonl:2", article.rsplit("\n", 1)[0]), ("f.jsonl:3", "market day moves to  Friday. Stalls open at 8.")]
+    old = [("f.jsonl:1", "The council approved the new budget for road repairs on Monday evening." + tail, None),
+           ("f.jsonl:2", article, None), ("f.jsonl:3", "Market day moves to Friday.\nStalls open at 8.", None)]
+    new = [("f.jsonl:1", "Fishing boats stayed in the harbour for a third day as the storm warning held." + tail, None),
+           ("f.jsonl:2", article.rsplit("\n", 1)[0], None),
+           ("f.jsonl:3", "market day moves to  Friday. Stalls open at 8.", None)]
     assert _rows_replaced(old, new, "/26/f.jsonl", "/27/f.jsonl") == {"f.jsonl:2", "f.jsonl:3"}
+
+
+def test_a_new_version_replaces_only_records_it_holds_again() -> None:
+    """Items ending in the same 40-word footer (its 3-grams in every record are no evidence) are told apart by their
+    own words; ids restarting at 1 every day name other articles (their rows stay: one doc_id twice, as when two
+    feeds reuse an id); a reject goes for a reject of the same reason and size, wherever its line moved."""
+    from cleaners.store import _rows_replaced
+
+    texts = _distinct_texts(10)
+    footer = (" About the author: Sam Reed has covered the valley for the Gazette since 2009 and writes the weekly "
+              "column on local history. Sign up for our newsletter to get every story in your inbox, and send tips "
+              "and letters to the editors at the office on Mill Street.")
+    short = [" ".join(text.split()[:12]) for text in texts]  # short items: the footer is most of each one
+
+    def rows(items: list[str], first_line: int = 1) -> list[tuple[str, str, None]]:
+        return [(f"feed.jsonl:{first_line + n}", text + footer, None) for n, text in enumerate(items)]
+
+    assert _rows_replaced(rows(short[0:4]), rows(short[2:6]), "/26/feed.jsonl", "/27/feed.jsonl") == {
+        "feed.jsonl:3", "feed.jsonl:4"}
+    day1 = [(str(n + 1), text, None) for n, text in enumerate(texts[0:3])]
+    day2 = [(str(n + 1), text, None) for n, text in enumerate(texts[3:6])]
+    assert _rows_replaced(day1, day2, "/26/feed.jsonl", "/27/feed.jsonl") == set()
+    corrected = [("1", texts[0].replace(".", ";", 1) + " Correction: an earlier version misspelled a name.", None)]
+    assert _rows_replaced(day1, corrected, "/26/feed.jsonl", "/27/feed.jsonl") == {"1"}
+    bad = "malformed_record|9|line 3 is not valid JSON: Expecting value"
+    old = [("feed.jsonl:1", texts[0], None), ("feed.jsonl:2", texts[1], None), ("feed.jsonl:3", None, bad)]
+    new = [("feed.jsonl:1", None, bad), ("feed.jsonl:2", texts[1], None), ("feed.jsonl:3", None, "empty|0|no text")]
+    assert _rows_replaced(old, new, "/26/feed.jsonl", "/27/feed.jsonl") == {"feed.jsonl:2", "feed.jsonl:3"}
 
 
 def test_a_renamed_file_replaces_its_old_name_instead_of_repeating_its_rows(tmp_path: Path) -> None:
@@ -414,6 +447,15 @@ def test_a_renamed_file_replaces_its_old_name_instead_of_repeating_its_rows(tmp_
     assert rejects["input_id"].to_pylist() == ["site.example/plain-2026-11-26.jsonl:2"]
     assert "plain-2026-11-26.jsonl" in [path.rsplit("/", 1)[-1] for path in store.current_entries()]
     assert "plain.jsonl" not in [path.rsplit("/", 1)[-1] for path in store.current_entries()]
+    # A file of rejects only, renamed: its rejects' ids hold its path, yet the same bytes are its new version.
+    (root / "bad.jsonl").write_text("not json\nnor this\n")
+    _ingest_as_a_run_does([tmp_path / "in"], store, rules)
+    shutil.move(root / "bad.jsonl", root / "bad-2026-11-26.jsonl")
+    _ingest_as_a_run_does([tmp_path / "in"], store, rules)
+    rejects = ds.dataset(store.path("rejects"), partitioning="hive").to_table()
+    assert sorted(rejects["input_id"].to_pylist()) == ["site.example/bad-2026-11-26.jsonl:1",
+                                                       "site.example/bad-2026-11-26.jsonl:2",
+                                                       "site.example/plain-2026-11-26.jsonl:2"]
 
 
 def test_a_link_ingested_under_its_own_name_leaves_once_its_target_is_read(tmp_path: Path) -> None:
@@ -439,6 +481,23 @@ def test_a_link_ingested_under_its_own_name_leaves_once_its_target_is_read(tmp_p
     assert selection.moved_away == {str(site / "latest.txt"): str(site / "2026-11-26.txt")}
     table = ds.dataset(store.path("articles"), partitioning="hive").to_table()
     assert table["input_id"].to_pylist() == ["a.com/2026-11-26.txt"]
+
+    # The same, with the input root reached through a symlinked folder (/data -> /mnt/disk/data).
+    store = OutputStore.open(str(tmp_path / "out2"))
+    (tmp_path / "alias").symlink_to(tmp_path / "in", target_is_directory=True)
+    (site / "latest.txt").unlink()
+    (outside / "27.txt").write_text("Headline\n\nFishing boats stayed in the harbour as the storm warning held.\n")
+    (site / "latest.txt").symlink_to(outside / "27.txt")
+    (site / "2026-11-26.txt").unlink()
+    _ingest_as_a_run_does([tmp_path / "alias"], store, rules)
+    (outside / "27.txt").rename(site / "2026-11-27.txt")
+    (site / "latest.txt").unlink()
+    (site / "latest.txt").symlink_to(site / "2026-11-27.txt")
+    selection = _ingest_as_a_run_does([tmp_path / "alias"], store, rules)
+    alias = tmp_path / "alias" / "a.com"
+    assert selection.moved_away == {str(alias / "latest.txt"): str(alias / "2026-11-27.txt")}
+    table = ds.dataset(store.path("articles"), partitioning="hive").to_table()
+    assert table["input_id"].to_pylist() == ["a.com/2026-11-27.txt"]
 
 
 def test_identical_files_of_dated_roots_are_not_renames(tmp_path: Path) -> None:
@@ -511,6 +570,28 @@ def test_a_feed_that_rolls_over_between_dated_roots_loses_no_record(tmp_path: Pa
             if Path(store.path("rejects")).exists() else 0
         assert sum(ledger["n_inputs"].to_pylist()) == table.num_rows + rejects
         assert sum(ledger["n_articles"].to_pylist()) == table.num_rows
+        # A run that died between a data part's rewrite and its ledger part's left the old feed counting rows it no
+        # longer has, and its record of what it was removing: the next recovery removes them again, and counts the
+        # ledger's rows from the rows left.
+        import pyarrow.compute as pc
+
+        old_feed = next(path for path in store.current_entries() if f"d1-{with_ids}" in path and "feed" in path)
+        for part in sorted(Path(store.path("_state", "ledger")).rglob("*.parquet")):
+            stale = store.read_table(str(part))
+            if old_feed in stale["input_file"].to_pylist():
+                mine = pc.equal(stale["input_file"], old_feed)
+                for column in ("n_inputs", "n_articles"):
+                    stale = stale.set_column(stale.schema.get_field_index(column), stale.schema.field(column),
+                                             pc.if_else(mine, pc.add(stale[column], 2), stale[column]))
+                with store.writer(str(part), stale.schema) as out:
+                    out.write_table(stale)
+        gone = [f"story-{n}" for n in (3, 4, 5)] if with_ids else ["feeds/feed.jsonl:3", "feeds/feed.jsonl:4",
+                                                                   "feeds/feed.jsonl:5"]
+        Path(store.removing_path).write_text(json.dumps({"files": {old_feed: gone}}))
+        assert sum(store.ledger()["n_inputs"].to_pylist()) == table.num_rows + rejects + 2
+        store.recover()
+        assert sum(store.ledger()["n_inputs"].to_pylist()) == table.num_rows + rejects
+        assert not Path(store.removing_path).exists()
 
 
 def test_a_folder_listed_again_replaces_its_unreadable_reject(tmp_path: Path, monkeypatch) -> None:
