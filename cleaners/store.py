@@ -157,7 +157,7 @@ def _with_counts(ledger: pa.Table, files: Collection[str], left: Counter[tuple[s
         ledger = ledger.set_column(ledger.schema.get_field_index(name), ledger.schema.field(name),
                                    pa.array(values, pa.int64()))
     return ledger.filter(pa.array([n > 0 or name not in files for name, n in zip(names, columns["n_inputs"],
-                                                                                 strict=True)]))
+                                                                                 strict=True)], pa.bool_()))
 
 
 def _whole_file_id(input_id: str, path: str) -> bool:
@@ -170,11 +170,11 @@ def _whole_file_id(input_id: str, path: str) -> bool:
 # a bottom-k sketch of SKETCH_SIZE values) is at least SAME_RECORD_RESEMBLANCE. Records with fewer than
 # MIN_RECORD_SHINGLES own 3-grams must be the same text. High: a record judged the same loses its row, one judged
 # different keeps it (a copy at worst); an edited docstring of the same function resembled its original 0.58.
-# A record with its own id is the same record when the new record of that id resembles it by SAME_ID_RESEMBLANCE
-# (a corrected version): ids restarting at 1 every day name other articles, which keep their rows.
+# A record with its own id is the same record when the new record of that id resembles it as much (a corrected
+# version): ids restarting at 1 every day name other articles (a daily report on one template among them), which
+# keep their rows.
 SKETCH_SIZE = 64
 SAME_RECORD_RESEMBLANCE = 0.8
-SAME_ID_RESEMBLANCE = 0.2
 MIN_RECORD_SHINGLES = 8
 _LINE_NUMBER = re.compile(r"\bline \d+")
 
@@ -218,7 +218,8 @@ def _rows_replaced(old_rows: list[Row], new_rows: list[Row], old_path: str, new_
         if len(sketch) >= MIN_RECORD_SHINGLES:
             for value in sketch:
                 holding.setdefault(value, []).append(index)
-    new_rejects = Counter(key for _, text, key in new_rows if text is None and key is not None)
+    new_rejects = Counter(key for input_id, text, key in new_rows if text is None and key is not None
+                          and _path_derived(input_id, new_path))
     old_articles = [(input_id, text) for input_id, text, _ in old_rows if text is not None]
     old_sketches = dict(zip((input_id for input_id, _ in old_articles),
                             _own_sketches([text for _, text in old_articles]), strict=True))
@@ -234,16 +235,23 @@ def _rows_replaced(old_rows: list[Row], new_rows: list[Row], old_path: str, new_
         candidates = {index for value in sketch for index in holding.get(value, ())}
         return any(_resemblance(sketch, new_sketches[index]) >= SAME_RECORD_RESEMBLANCE for index in candidates)
 
+    new_ids = {input_id for input_id, _, _ in new_rows}
+    old_rejects = Counter(key for input_id, text, key in old_rows if text is None and key is not None
+                          and _path_derived(input_id, old_path))
     replaced: set[str] = set()
     for input_id, text, key in old_rows:
+        own_id = not (_path_derived(input_id, old_path) or _path_derived(input_id, new_path))
         if _whole_file_id(input_id, old_path) or _whole_file_id(input_id, new_path):
             replaced.add(input_id)
-        elif text is None:  # a reject: by its reason and size (its line number moves with the records above it)
-            if key is not None and new_rejects[key] > 0:
-                new_rejects[key] -= 1
+        elif own_id and text is None:  # a rejected record: by its id (it may be an article now)
+            if input_id in new_ids:
                 replaced.add(input_id)
-        elif not (_path_derived(input_id, old_path) or _path_derived(input_id, new_path)):
-            if input_id in by_id and same_text(text, old_sketches[input_id], by_id[input_id], SAME_ID_RESEMBLANCE):
+        elif own_id:
+            if input_id in by_id and same_text(text, old_sketches[input_id], by_id[input_id],
+                                               SAME_RECORD_RESEMBLANCE):
+                replaced.add(input_id)
+        elif text is None:  # a line's reject: by its reason and size, when no other reject of either file has them
+            if key is not None and old_rejects[key] == 1 and new_rejects[key] == 1:
                 replaced.add(input_id)
         elif same_text(text, old_sketches[input_id]):
             replaced.add(input_id)
@@ -643,7 +651,10 @@ class OutputStore:
         # the rows that go. Its other rows stay, under its ledger entry with their counts.
         only: dict[str, set[str]] = {}
         if read:
-            contents = self._contents({path for old in read for path in (old, replaced_by[old])}, located)
+            # Each file's current rows only: a version a run ingested again keeps its old rows until the run's end.
+            current = {path: {place for place in located.get(path, ()) if place[1] == entries[path].shard_id}
+                       for old in read for path in (old, replaced_by[old])}
+            contents = self._contents(set(current), current)
 
             def summary(path: str) -> tuple[list[str], set[str]]:
                 rows = contents.get(path, [])
@@ -675,7 +686,15 @@ class OutputStore:
         """Remove rows of ``files`` (path -> None for all, or the input ids of the rows to remove) from their shards'
         parts, ledger parts included. What is to go is written first (``_state/removing.json``) and removed once
         done: a run that dies in between leaves it, and the next recovery removes those rows again (each shard's
-        data parts are rewritten before its ledger part, whose counts are counted from the rows left)."""
+        data parts are rewritten before its ledger part, whose counts are counted from the rows left). A removal
+        left pending is finished first, so no record of one is written over."""
+        pending = self.fs.exists(self.removing_path)
+        removed = self._finish_removing() if pending else 0
+        if pending and files:
+            located = self._located(files)  # the ledger as the pending removal left it
+        return removed + self._apply_removal(files, located)
+
+    def _apply_removal(self, files: Mapping[str, list[str] | None], located: dict[str, set[tuple[str, str]]]) -> int:
         if not files:
             return 0
         with self.fs.open(self.removing_path, "w") as handle:
@@ -709,7 +728,7 @@ class OutputStore:
         except (OSError, ValueError, KeyError, TypeError):  # cut while being written: nothing was removed yet
             self.fs.rm_file(self.removing_path)
             return 0
-        return self._remove_rows(files, self._located(files))
+        return self._apply_removal(files, self._located(files))
 
     def _contents(self, paths: set[str], located: dict[str, set[tuple[str, str]]]) -> dict[str, list[Row]]:
         """Per input file of ``paths``: its rows, as (input id, article text, None) and, for a reject,
