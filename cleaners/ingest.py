@@ -191,18 +191,18 @@ def _moved_away(files: list[InputFile], ingested: dict[str, LedgerEntry], chosen
                 moved[old] = f.path
     # A symlink to a file of this run, ingested under its own name before such links were read once
     # (cleaners.readers: a link to a file the run reads is left out): its rows go, the file's own rows stay.
-    in_folder: dict[str, list[InputFile]] = {}
+    roots = tuple({f.path[:len(f.path) - len(f.relpath)] for f in files if "://" not in f.path})
+    of_size: dict[int, list[InputFile]] = {}
     for f in files:
-        in_folder.setdefault(f.path.rsplit("/", 1)[0], []).append(f)
+        of_size.setdefault(f.size, []).append(f)
     for path in ingested:
-        folder = path.rsplit("/", 1)[0]
-        if path in given or path in moved or "://" in path or folder not in in_folder \
+        if path in given or path in moved or "://" in path or not path.startswith(roots) \
                 or not os.path.islink(os_name(path)):
             continue
         target = printable_name(os.path.realpath(os_name(path)))
         if target not in given:  # the root reached through a symlinked folder: by the file itself
             size = os.path.getsize(os_name(path)) if os.path.exists(os_name(path)) else -1
-            target = next((f.path for f in in_folder[folder] if f.size == size and same_file(path, f.path)), "")
+            target = next((f.path for f in of_size.get(size, ()) if same_file(path, f.path)), "")
         if target:
             moved[path] = target
     unlisted = [path for path, entry in ingested.items() if not entry.counted and "://" not in path

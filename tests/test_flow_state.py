@@ -507,6 +507,21 @@ def test_a_link_ingested_under_its_own_name_leaves_once_its_target_is_read(tmp_p
     table = ds.dataset(store.path("articles"), partitioning="hive").to_table()
     assert table["input_id"].to_pylist() == ["a.com/2026-11-27.txt"]
 
+    # And with the target moved into another folder of the inputs (the link's folder holds nothing else).
+    store = OutputStore.open(str(tmp_path / "out3"))
+    for name in ("2026-11-27.txt", "latest.txt"):
+        (site / name).unlink()
+    (outside / "28.txt").write_text("Headline\n\nThe library reopened its reading room after the roof repairs.\n")
+    (site / "latest.txt").symlink_to(outside / "28.txt")
+    _ingest_as_a_run_does([tmp_path / "in"], store, rules)
+    (tmp_path / "in" / "b.com").mkdir()
+    (outside / "28.txt").rename(tmp_path / "in" / "b.com" / "28.txt")
+    (site / "latest.txt").unlink()
+    (site / "latest.txt").symlink_to(tmp_path / "in" / "b.com" / "28.txt")
+    _ingest_as_a_run_does([tmp_path / "in"], store, rules)
+    table = ds.dataset(store.path("articles"), partitioning="hive").to_table()
+    assert table["input_id"].to_pylist() == ["b.com/28.txt"]
+
 
 def test_identical_files_of_dated_roots_are_not_renames(tmp_path: Path) -> None:
     """Dated roots given one a day and deleted after ingestion: day 2 has, in another folder or under another
