@@ -180,9 +180,13 @@ def decode_bytes(data: bytes) -> Decoded:
     if utf16:
         # An odd byte count: a file cut in the middle of its last character, which goes (the rest is text).
         try:
-            return Decoded(data[:len(data) - len(data) % 2].decode(utf16), utf16)
+            text = data[:len(data) - len(data) % 2].decode(utf16)
         except UnicodeDecodeError:
             pass
+        else:
+            if _control_share(text) <= MAX_CONTROL_SHARE:
+                return Decoded(text, utf16)
+            return Decoded(None, None, RejectReason.BINARY, "binary content (too many control characters)")
     guessed: tuple[str | None, str] = (_mostly_utf8(data), "utf-8+cp1252")
     if guessed[0] is None:
         guessed = (_western_cp1252(data), "cp1252")
