@@ -7,6 +7,7 @@ Layout under OUTPUT (a local folder or an fsspec URL such as ``s3://bucket/prefi
     _state/ledger/ingest_date=YYYY-MM-DD/part-<shard>.parquet   one row per input file ingested
     _state/line_counts/part-<shard>.parquet                per-source line counts (learned boilerplate)
     _state/identical_inputs.parquet                        inputs touched since ingested, bytes unchanged (a cache)
+    _state/removing.json                                   rows being removed (retire, forget); a recovery finishes it
     _manifests/run-<time>-<id>.json                        one small manifest per run
 
 A shard's articles and rejects are written first; its ledger part is written last and is the commit:
