@@ -73,6 +73,9 @@ def select_changed(files: list[InputFile], store: OutputStore, rules_version: st
     fingerprints: dict[str, str] = {}
     taken: set[tuple[str, str]] = set()  # (path below the root, content hash) of this run's files
     moved_roots: dict[str, set[str]] = {}  # a root of this run -> earlier roots its identical files were ingested under
+    recorded_as: dict[str, list[str]] = {}  # content hash -> paths skipped as identical by earlier runs
+    for path, (_, _, sha) in recorded.items():
+        recorded_as.setdefault(sha, []).append(path)
     for f in files:
         entry = entries.get(f.path)
         # No content hash: the file could not be read when it was ingested (cleaners.shard); try it again.
@@ -85,7 +88,12 @@ def select_changed(files: list[InputFile], store: OutputStore, rules_version: st
             identical[f.path] = (f.size, f.mtime_ns, sha)
             continue  # touched but identical
         earlier = [path for path in ingested_as.get(sha, ()) if path != f.path and path.endswith("/" + f.relpath)]
-        for path in earlier:
+        # The roots this one is a moved copy of: those of the ledger's files it is identical to, and those of the
+        # files earlier runs skipped as identical (dated roots: day 2's copy of a static file was never ingested, yet
+        # day 3's root replaces day 2's as much as day 1's).
+        aliases = [path for path in recorded_as.get(sha, ()) if path != f.path and path not in ingested
+                   and path.endswith("/" + f.relpath)]
+        for path in (*earlier, *aliases):
             moved_roots.setdefault(f.path[:-len(f.relpath)], set()).add(path[:-len(f.relpath)])
         if sha and ((f.relpath, sha) in taken or any(is_current.get(path, False) for path in earlier)):
             identical[f.path] = (f.size, f.mtime_ns, sha)  # not in the ledger under this path: remembered here
