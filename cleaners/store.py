@@ -206,10 +206,10 @@ Row = tuple[str, str | None, str | None]  # (input id, article text or None, a r
 def _rows_replaced(old_rows: list[Row], new_rows: list[Row], old_path: str, new_path: str) -> set[str]:
     """The input ids of an old file's rows that its new version holds again, so that their rows go with the old
     path. A document file's one row goes whole. A record with its own ``id`` goes when the new version's record of
-    that id is a version of it (its text resembles); one without an id, when a new record has its text (the same
-    text, or a sketch of its own 3-grams resembling by SAME_RECORD_RESEMBLANCE); a reject, when the new version has a
-    reject of the same reason and size (each new one matched once). The others stay: a feed that rolls over (day 2
-    holds some of day 1's records and new ones) keeps the rows of the records it no longer holds."""
+    that id is a version of it (the same text, or its own 3-grams resembling by SAME_RECORD_RESEMBLANCE); a rejected
+    one, when the new version has its id. A record without an id goes when a new record has its text (the same test);
+    a bad line's reject, when exactly one reject of each file has its reason and size. The others stay: a feed that
+    rolls over (day 2 holds some of day 1's records and new ones) keeps the rows of the records it no longer holds."""
     new_articles = [(input_id, text) for input_id, text, _ in new_rows if text is not None]
     new_sketches = _own_sketches([text for _, text in new_articles])
     by_id = {input_id: index for index, (input_id, _) in enumerate(new_articles)}
@@ -225,10 +225,11 @@ def _rows_replaced(old_rows: list[Row], new_rows: list[Row], old_path: str, new_
     old_sketches = dict(zip((input_id for input_id, _ in old_articles),
                             _own_sketches([text for _, text in old_articles]), strict=True))
 
-    def same_text(text: str, sketch: tuple[int, ...], index: int | None = None, floor: float = 1.0) -> bool:
+    def same_text(text: str, sketch: tuple[int, ...], index: int | None = None) -> bool:
         if index is not None:  # the new record of the same id
             return _normalized(text) == _normalized(new_articles[index][1]) or (
-                len(sketch) >= MIN_RECORD_SHINGLES and _resemblance(sketch, new_sketches[index]) >= floor)
+                len(sketch) >= MIN_RECORD_SHINGLES and _resemblance(sketch, new_sketches[index])
+                >= SAME_RECORD_RESEMBLANCE)
         if _normalized(text) in exact:
             return True
         if len(sketch) < MIN_RECORD_SHINGLES:
@@ -248,8 +249,7 @@ def _rows_replaced(old_rows: list[Row], new_rows: list[Row], old_path: str, new_
             if input_id in new_ids:
                 replaced.add(input_id)
         elif own_id:
-            if input_id in by_id and same_text(text, old_sketches[input_id], by_id[input_id],
-                                               SAME_RECORD_RESEMBLANCE):
+            if input_id in by_id and same_text(text, old_sketches[input_id], by_id[input_id]):
                 replaced.add(input_id)
         elif text is None:  # a line's reject: by its reason and size, when no other reject of either file has them
             if key is not None and old_rejects[key] == 1 and new_rejects[key] == 1:
@@ -640,9 +640,7 @@ class OutputStore:
         wanted = {old for old, new in replaced_by.items() if new in entries and entries[new].counted}
         if not wanted:
             return 0
-        located: dict[str, set[tuple[str, str]]] = {}
-        for row in self.ledger().select(["input_file", "shard_id", "partition"]).to_pylist():
-            located.setdefault(row["input_file"], set()).add((row["partition"], row["shard_id"]))
+        located = self._located({*wanted, *(replaced_by[old] for old in wanted)})
         # A file that was read (counted) is replaced only by a new version of itself, judged by its rows: dated input
         # roots reuse file names for other articles, and one identical file beside them looks like a moved tree. The
         # same file under another name (a symlink) is its own new version.
@@ -774,7 +772,7 @@ class OutputStore:
             table = self.read_table(path)
             going = pc.is_in(table["input_file"], value_set=drop)
             if only and counted_as:  # some rows of these files: by input id
-                partly = np.array([path in only and input_id in only[path] for path, input_id
+                partly = np.array([name in only and input_id in only[name] for name, input_id
                                    in zip(table["input_file"].to_pylist(), table["input_id"].to_pylist(), strict=True)],
                                   bool)
                 going = pc.or_(going, pa.array(partly))

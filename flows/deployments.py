@@ -139,8 +139,9 @@ def _running(pid: int) -> bool:
 
 def crash_runs(flow_run_ids: list[Any], message: str = STOPPED_WITH_SERVE) -> list[Any]:
     """Mark the given flow runs Crashed with ``message``, those not in a final state yet; returns the ones marked.
-    A run's own process, stopped by serve's SIGTERM, does not report it: Prefect's engine leaves a supervisor's
-    signal to the supervisor, here serve, which is exiting; it stayed Running until the zombie automation, ~2 min."""
+    Serve waits for its runs' processes first, and a run stopped by the SIGTERM it passed on reports Crashed itself
+    (checked live: "Execution was aborted by a termination signal"); this marks those that did not in time. Before
+    serve waited, it exited at once and the runs stayed Running until the zombie automation, ~2 min."""
     from prefect.client.orchestration import get_client
     from prefect.states import Crashed
 

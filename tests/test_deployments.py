@@ -341,6 +341,8 @@ def test_sigterm_to_serve_alone_reaches_the_runs_in_flight(tmp_path: Path) -> No
         "from flows.deployments import forward_sigterm_to_runs\n"
         "forward_sigterm_to_runs(); forward_sigterm_to_runs()  # once, however often called\n"
         "run = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        "# The handler reads the runs in flight here (flows.deployments): fails if Prefect renames it.\n"
+        "assert isinstance(Runner(name='probe')._process_manager._process_map, dict)\n"
         "try:\n"
         "    Runner(name='stub').handle_sigterm()  # Prefect's part then stops serve (here: a runner not started)\n"
         "except (SystemExit, RuntimeError):\n"
