@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import PrefectServer, prefect_server
+
 os.environ["DO_NOT_TRACK"] = "1"
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 if "PREFECT_HOME" not in os.environ:
@@ -41,6 +43,15 @@ def prefect_backend() -> Iterator[None]:
     with prefect_test_harness(server_startup_timeout=120), \
          temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         yield
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    """One ``prefect server start`` on a free loopback port for the session's flow subprocesses (crash safety,
+    concurrency, security): a server start costs ~20 s, once per module before. Tests tell their runs apart by
+    their output folder."""
+    with prefect_server(tmp_path_factory.mktemp("server")) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

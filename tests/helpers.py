@@ -1,4 +1,4 @@
-"""Test helpers: a generated multi-source corpus, free ports, and process handling."""
+"""Test helpers: a generated multi-source corpus, free ports, process handling, and a local Prefect server."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -76,6 +79,65 @@ def stop(process: subprocess.Popen, timeout: float = 10) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=timeout)
+
+
+@dataclass
+class PrefectServer:
+    url: str
+    home: Path
+    log: Path
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """Environment of a flow subprocess: this server, telemetry off, its own PREFECT_HOME."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+        env.update(PREFECT_API_URL=self.url, PREFECT_HOME=str(self.home / "client"), DO_NOT_TRACK="1",
+                   PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_LOGGING_COLOR="false")
+        env.update(extra)
+        return env
+
+
+def stop_process_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    """SIGTERM the process group ``proc`` leads, then SIGKILL it if it is still there after ``grace``."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(grace)
+    with contextlib.suppress(ProcessLookupError):  # children left in the group, if any
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(10)
+
+
+@contextlib.contextmanager
+def prefect_server(base: Path, timeout: float = 180.0) -> Iterator[PrefectServer]:
+    home = base / "prefect-server"
+    home.mkdir(parents=True)
+    port = free_port()
+    log = home / "server.log"
+    server = PrefectServer(url=f"http://127.0.0.1:{port}/api", home=home, log=log)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(home), DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    with log.open("wb") as out:
+        prefect = str(Path(sys.executable).parent / "prefect")
+        proc = subprocess.Popen([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port),
+                                 "--no-ui", "--analytics-off"], env=env, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{server.url}/ready", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"prefect server not ready (rc={proc.poll()}):\n{log.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield server
+    finally:
+        stop_process_group(proc)
 
 
 def read_articles(path: str | Path, filesystem=None) -> pa.Table:

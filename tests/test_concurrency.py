@@ -3,7 +3,7 @@ and every input ends up exactly once.
 
 The output's lock (``_state/lock``, an exclusive ``fcntl.flock`` held for the whole run) makes the second
 run wait; when it gets the lock it sees what the first committed and skips it. Both runs are
-``boilerstrip run`` subprocesses against one Prefect server started for the module.
+``boilerstrip run`` subprocesses against the session's Prefect server (``server`` in tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -12,33 +12,24 @@ import glob
 import json
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from tests.bad_inputs import write_article_corpus
+from tests.helpers import PrefectServer, stop_process_group
 from tests.test_crash_safety import (
-    PrefectServer,
     assert_exactly_once,
     assert_ledger_consistent,
     assert_readable,
-    prefect_server,
     start_run,
-    stop_process_group,
     uncommitted,
 )
 
 pytestmark = pytest.mark.slow
 
 N_PER_SOURCE = 300
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    with prefect_server(tmp_path_factory.mktemp("server")) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

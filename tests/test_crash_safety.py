@@ -1,29 +1,24 @@
 """Crash safety: a flow process killed at any moment leaves an output every reader can read, and the
 next run recovers to every input exactly once. A run that dies is reported as crashed.
 
-One Prefect server is started for the module (``prefect server start`` on a free 127.0.0.1 port with
-its own PREFECT_HOME), and every flow runs as a ``boilerstrip run`` subprocess pointed at it: ~2-3 s
+One Prefect server serves the test session (``server`` in tests/conftest.py: ``prefect server start`` on a free
+127.0.0.1 port with its own PREFECT_HOME), and every flow runs as a ``boilerstrip run`` subprocess pointed at it: ~2-3 s
 per run instead of ~10 s for an ephemeral server. Every process started here is stopped by its
 process group in a ``finally``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 import warnings
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -34,6 +29,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.bad_inputs import write_article_corpus
+from tests.helpers import PrefectServer, stop_process_group
 
 BIN = Path(sys.executable).parent
 N_ARTICLES = 2000          # ~2 KB each, in 6 source folders: ~4 MB
@@ -46,76 +42,6 @@ SEED = 20240611
 
 
 # -- a Prefect server and flow subprocesses -----------------------------------------------------------
-
-
-@dataclass
-class PrefectServer:
-    url: str
-    home: Path
-    log: Path
-
-    def env(self, **extra: str) -> dict[str, str]:
-        """Environment of a flow subprocess: this server, telemetry off, its own PREFECT_HOME."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-        env.update(PREFECT_API_URL=self.url, PREFECT_HOME=str(self.home / "client"), DO_NOT_TRACK="1",
-                   PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_LOGGING_COLOR="false")
-        env.update(extra)
-        return env
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def stop_process_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
-    """SIGTERM the process group ``proc`` leads, then SIGKILL it if it is still there after ``grace``."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(grace)
-    with contextlib.suppress(ProcessLookupError):  # children left in the group, if any
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(10)
-
-
-@contextlib.contextmanager
-def prefect_server(base: Path, timeout: float = 180.0) -> Iterator[PrefectServer]:
-    home = base / "prefect-server"
-    home.mkdir(parents=True)
-    port = _free_port()
-    log = home / "server.log"
-    server = PrefectServer(url=f"http://127.0.0.1:{port}/api", home=home, log=log)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(PREFECT_HOME=str(home), DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false")
-    with log.open("wb") as out:
-        proc = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port),
-                                 "--no-ui", "--analytics-off"], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(f"{server.url}/ready", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"prefect server not ready (rc={proc.poll()}):\n{log.read_text()[-3000:]}")
-            time.sleep(0.3)
-        yield server
-    finally:
-        stop_process_group(proc)
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    with prefect_server(tmp_path_factory.mktemp("server")) as running:
-        yield running
 
 
 def start_run(server: PrefectServer, inputs: list[Path], output: Path, log: Path, *args: str,

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.bad_inputs import ARTICLE
-from tests.helpers import free_port
+from tests.helpers import PrefectServer, free_port
 
 BIN = Path(sys.executable).parent
 
@@ -207,18 +207,19 @@ def _hits(secret: bytes, root: Path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_credentials_in_the_environment_reach_no_output_log_or_artifact(tmp_path: Path) -> None:
-    """Two CLI runs on Prefect's ephemeral server with fake AWS credentials in their environment, one
-    that succeeds (with rejects) and one that fails inside the flow: the secret is in none of the
-    output files, the captured console output, or anything under PREFECT_HOME (Prefect's database
-    with the stored logs, artifacts, parameters and events)."""
+def test_credentials_in_the_environment_reach_no_output_log_or_artifact(server: PrefectServer, tmp_path: Path) -> None:
+    """Two CLI runs with fake AWS credentials in their environment: one on Prefect's ephemeral server that
+    succeeds (with rejects), one on the session's Prefect server that fails inside the flow. The secret is in
+    none of the output files, the captured console output, or anything under either PREFECT_HOME (Prefect's
+    database with the stored logs, artifacts, parameters and events)."""
     secret = f"fake-aws-secret-{uuid.uuid4().hex}"
     key_id = f"AKIAFAKE{uuid.uuid4().hex[:12].upper()}"
     home = tmp_path / "prefect-home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    credentials = {"AWS_SECRET_ACCESS_KEY": secret, "AWS_ACCESS_KEY_ID": key_id,
+                   "AWS_SESSION_TOKEN": f"{secret}-session"}
     env.update(PREFECT_HOME=str(home), DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false",
-               PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120", AWS_SECRET_ACCESS_KEY=secret,
-               AWS_ACCESS_KEY_ID=key_id, AWS_SESSION_TOKEN=f"{secret}-session")
+               PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120", **credentials)
     raw = tmp_path / "raw"
     raw.mkdir()
     (raw / "story.txt").write_text(ARTICLE)
@@ -230,19 +231,23 @@ def test_credentials_in_the_environment_reach_no_output_log_or_artifact(tmp_path
                         env=env, cwd=tmp_path, capture_output=True, timeout=300)
     console += [ok.stdout, ok.stderr]
     assert ok.returncode == 0, ok.stderr.decode()[-3000:]
-    # A run that fails inside the flow (its logs and error are checked too): a Dask scheduler that is not there.
+    # A run that fails inside the flow (its logs and error are checked too): a Dask scheduler that is not there. On
+    # the session's server: its logs and events go to a server's database (and an ephemeral start costs ~15 s).
     failed = subprocess.run([str(BIN / "boilerstrip"), "run", str(raw), "--output", str(tmp_path / "out2"),
                              "--no-progress", "--task-runner", "dask", "--dask-address", f"tcp://127.0.0.1:{free_port()}"],
-                            env={**env, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "3s"}, cwd=tmp_path,
-                            capture_output=True, timeout=300)
+                            env=server.env(DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="3s", **credentials),
+                            cwd=tmp_path, capture_output=True, timeout=300)
     console += [failed.stdout, failed.stderr]
     assert failed.returncode != 0 and b"the run failed" in failed.stderr, failed.stderr.decode()[-3000:]
 
     assert list(out.glob("_manifests/run-*.json")) and list(out.glob("articles/*/part-*.parquet"))
     assert any(home.rglob("*.db")), "Prefect's database is where the logs and artifacts are stored"
+    # The search reaches what the failed run stored on the server: its parameters name its output folder.
+    assert _hits(str(tmp_path / "out2").encode(), server.home), "the failed run left nothing on the server"
     for value in (secret, key_id):
         needle = value.encode()
         assert not [i for i, text in enumerate(console) if needle in text], f"{value} in the console output"
         assert not _hits(needle, out), f"{value} in the output"
         assert not _hits(needle, tmp_path / "out2"), f"{value} in the failed run's output"
         assert not _hits(needle, home), f"{value} under PREFECT_HOME"
+        assert not _hits(needle, server.home), f"{value} under the Prefect server's home (its database)"
