@@ -200,12 +200,13 @@ def _article_interior(doc: _Lines, line_words: np.ndarray) -> Callable[[int], bo
     return inside
 
 
-def _first_unruled(doc: _Lines, program: RuleProgram, screened: Sequence[int] | None, count: int) -> tuple[list[int],
-                                                                                                         bool]:
+def _first_unruled(doc: _Lines, program: RuleProgram | None, screened: Sequence[int] | None, count: int,
+                   template: frozenset[int] = frozenset()) -> tuple[list[int], bool]:
     """The first ``count`` lines still in the text that no rule of ``program`` would take out where they stand ("Skip
-    to content", "Advertisement", a pipe menu: not a title, whatever their shape), and whether a rule takes a line
-    above the last of them. ``screened``: the document's lines that passed the program's screen
-    (:func:`_screen_batch`), when known; the rules themselves run only on those.
+    to content", "Advertisement", a pipe menu: not a title, whatever their shape) and that are not ``template``
+    lines of the source (:func:`template_lines`: its masthead), and whether such a line stands above the last of
+    them. ``screened``: the document's lines that passed the program's screen (:func:`_screen_batch`), when known;
+    the rules themselves run only on those.
 
     One walk from the top. A line's rules depend only on where it stands among the lines still in the text, so this
     is the window the title step used to widen past each ruled line it found, which re-checked the whole window each
@@ -218,9 +219,12 @@ def _first_unruled(doc: _Lines, program: RuleProgram, screened: Sequence[int] | 
     # step per line of every document).
     in_text = (i for i, line in enumerate(doc.stripped) if line and i not in doc.removed)
     for rank, i in enumerate(in_text):
+        if i in template:
+            ruled = True
+            continue
         line = doc.stripped[i]
-        candidate = (i in wanted) if wanted is not None else (
-            len(line) <= program.longest and program.screen is not None and program.screen.fullmatch(line) is not None)
+        candidate = program is not None and ((i in wanted) if wanted is not None else (
+            len(line) <= program.longest and program.screen is not None and program.screen.fullmatch(line) is not None))
         if candidate:
             acting = [rule.action for rule in _acting_rules(doc, program, i, rank, n_alive)]
             if acting and Action.KEEP not in acting:  # a keep rule's line is article text
@@ -232,9 +236,63 @@ def _first_unruled(doc: _Lines, program: RuleProgram, screened: Sequence[int] | 
     return kept, ruled
 
 
+def _title_zone(doc: _Lines, config: CleanConfig, program: RuleProgram | None, screened: Sequence[int] | None,
+                template: frozenset[int]) -> list[int] | None:
+    """The title zone: the first ``title_zone_lines`` lines still in the text that no rule of ``program`` takes and
+    that are not ``template`` lines (a rule's zone counts the ruled ones above them). None when fewer than two are
+    left: more text must follow a title."""
+    top = doc.first_nonblank(max(config.title_zone_lines, 2))
+    if len(top) < 2:
+        return None
+    top = top[: config.title_zone_lines]
+    if (program is not None and program.screen is not None) or template:
+        unruled, ruled = _first_unruled(doc, program, screened, max(config.title_zone_lines, 2), template)
+        if ruled:
+            if len(unruled) < 2:
+                return None
+            top = unruled[: config.title_zone_lines]
+    return top or None
+
+
+@dataclass(frozen=True, slots=True)
+class _TitleGuess:
+    """A headline found in a title zone without a declared title, and whether a second line bears it out (printed
+    twice, under a "Headline - Site" line, or matching the page's own title) or it is only the first line's shape."""
+
+    title: str
+    confirmed: bool
+    page_title_line: int | None = None  # a "Headline - Site" line above it, which goes as the page's <title>
+
+
+def _guess_title(doc: _Lines, top: list[int], canon: dict[int, str], known_title: str | None,
+                 config: CleanConfig) -> _TitleGuess | None:
+    first = top[0]
+    repeats = [i for i in top[1:] if canon[i] == canon[first]]
+    # "Headline - Site Name" on the first line, the bare headline below it.
+    prefixed = [
+        i for i in top[1:]
+        if len(canon[i]) >= 15 and canon[first].startswith(canon[i])
+        and _TITLE_SEPARATORS.match(doc.stripped[first][len(doc.stripped[i]):] + " ")
+    ]
+    if _looks_like_title(doc.stripped[first], config) and (repeats or prefixed):
+        if prefixed:
+            return _TitleGuess(doc.stripped[prefixed[0]], True, first)
+        return _TitleGuess(doc.stripped[first], True)
+    if known_title and (headline := _headline_like(known_title, top, doc, config)) is not None:
+        return _TitleGuess(headline, True)  # the page's own title, printed with a small difference
+    if _looks_like_title(doc.stripped[first], config) and not _SENTENCE_END.search(doc.stripped[first]):
+        return _TitleGuess(doc.stripped[first], False)
+    return None
+
+
+# A masthead: a template line of at most this many words at the top ("Cape Argus", "Big Think", "Home").
+MASTHEAD_MAX_WORDS = 3
+HEADLINE_MIN_WORDS = 4
+
+
 def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
                program: RuleProgram | None = None, screened: Sequence[int] | None = None,
-               declared: bool = True) -> str | None:
+               declared: bool = True, template: frozenset[int] = frozenset()) -> str | None:
     """Find the title at the top, move it out of the text, and drop its repeats.
 
     The title is the title the input declared (a record's field), when it has one: its copies at the top go (and a
@@ -246,57 +304,56 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
     end like a sentence, and more text follows.
     Lines that a rule of ``program`` (the source's rule packs) would remove are never the title: they are
     left for the rules ("Skip to content" above the headline).
+    The source's ``template`` lines (line indices, :func:`template_lines`) are its page template: a site's menu,
+    and its masthead printed on most of its pages. When only the first line's shape names a headline, the zone is
+    looked at again without them, and a headline borne out there (printed twice, under its "Headline - Site" line)
+    is the title; a headline below a long menu is found so. Else a short template line (``MASTHEAD_MAX_WORDS``:
+    "Cape Argus") is not the title but left for the template step. A longer one stays the title: an article's
+    headline is often a template line too, linked from the site's other pages ("Most read").
     """
     known_title = (known_title or "").strip() or None  # a blank declared title is no title
-    top = doc.first_nonblank(max(config.title_zone_lines, 2))
-    if len(top) < 2:
-        return known_title
-    top = top[: config.title_zone_lines]
-    if program is not None and program.screen is not None:
-        # The first lines no rule takes (a rule's zone counts the ruled ones above them); more text must follow the
-        # title, so at least two.
-        unruled, ruled = _first_unruled(doc, program, screened, max(config.title_zone_lines, 2))
-        if ruled:
-            if len(unruled) < 2:
-                return known_title
-            top = unruled[: config.title_zone_lines]
-    if not top:
+    top = _title_zone(doc, config, program, screened, frozenset())
+    if top is None:
         return known_title
     canon = {i: canonical_line(doc.lines[i]) for i in top}
-    title: str | None = None
     if known_title:
         wanted = canonical_line(known_title)
         hits = [i for i in top if canon[i] == wanted]
         if hits:
-            title = known_title
-        elif declared:
+            _remove_title_copies(doc, top, canon, known_title)
+            return known_title
+        if declared:
             # The declared title with the site name after it ("Headline | Site"): the page's <title>.
             for i in top:
                 if canon[i].startswith(wanted) and _TITLE_SEPARATORS.match(canon[i][len(wanted):] + " "):
                     doc.remove(i, PAGE_TITLE_RULE, "page <title>: the declared title with the site name")
             return known_title
-    if title is None:
-        first = top[0]
-        repeats = [i for i in top[1:] if canon[i] == canon[first]]
-        # "Headline - Site Name" on the first line, the bare headline below it.
-        prefixed = [
-            i for i in top[1:]
-            if len(canon[i]) >= 15 and canon[first].startswith(canon[i])
-            and _TITLE_SEPARATORS.match(doc.stripped[first][len(doc.stripped[i]):] + " ")
-        ]
-        if _looks_like_title(doc.stripped[first], config) and (repeats or prefixed):
-            if prefixed:
-                doc.remove(first, PAGE_TITLE_RULE,
-                           "page <title> with the site name; the headline below is kept as title")
-                title = doc.stripped[prefixed[0]]
+    guess = _guess_title(doc, top, canon, known_title, config)
+    if template and (guess is None or not guess.confirmed):
+        beyond = _title_zone(doc, config, program, screened, template)
+        found = None
+        if beyond is not None and beyond != top:
+            beyond_canon = {i: canonical_line(doc.lines[i]) for i in beyond}
+            found = _guess_title(doc, beyond, beyond_canon, known_title, config)
+        if found is not None and found.confirmed:
+            guess, top, canon = found, beyond, beyond_canon
+        elif guess is not None and top[0] in template and len(guess.title.split()) <= MASTHEAD_MAX_WORDS:
+            # A masthead: the first line below the template is the headline when it has a headline's shape and length.
+            if found is not None and len(found.title.split()) >= HEADLINE_MIN_WORDS and beyond[0] not in template:
+                guess, top, canon = found, beyond, beyond_canon
             else:
-                title = doc.stripped[first]
-        elif known_title and (headline := _headline_like(known_title, top, doc, config)) is not None:
-            title = headline  # the page's own title, printed with a small difference (not a label above it)
-        elif _looks_like_title(doc.stripped[first], config) and not _SENTENCE_END.search(doc.stripped[first]):
-            title = doc.stripped[first]
-    if title is None:
+                return known_title
+    if guess is None:
         return known_title
+    if guess.page_title_line is not None:
+        doc.remove(guess.page_title_line, PAGE_TITLE_RULE,
+                   "page <title> with the site name; the headline below is kept as title")
+    _remove_title_copies(doc, top, canon, guess.title)
+    return guess.title
+
+
+def _remove_title_copies(doc: _Lines, top: list[int], canon: dict[int, str], title: str) -> None:
+    """The title's first copy in the zone moves to the `title` column; its other copies there go."""
     wanted = canonical_line(title)
     first_copy = True
     for i in top:
@@ -306,7 +363,6 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
                 first_copy = False
             else:
                 doc.remove(i, TITLE_REPEAT_RULE, "the title printed again at the top")
-    return title
 
 
 def _move_metadata(doc: _Lines, i: int, rule: Rule, metadata: dict[str, str],
@@ -458,13 +514,18 @@ def template_counts(keys: np.ndarray, countable: np.ndarray, source: str, stats:
     return TemplateCounts(n_docs, total)
 
 
+def template_lines(counts: TemplateCounts, config: CleanConfig, nonblank: np.ndarray) -> np.ndarray:
+    """Mask of the lines with text that recur on a large share of their source's documents (its page template)."""
+    return (counts.n_docs >= max(2, config.min_template_docs)) & \
+        (counts.n_docs >= config.boilerplate_share * counts.source_docs) & nonblank
+
+
 def remove_source_boilerplate(doc: _Lines, source: str, counts: TemplateCounts, config: CleanConfig) -> None:
     """Drop lines that recur on a large share of this source's documents (its page template).
 
     The lines are chosen with array masks and each reason is written once per distinct count (a template
     has a few): per-line checks and formatting were 0.2 s of the dev set's cleaning."""
-    common = (counts.n_docs >= max(2, config.min_template_docs)) & \
-        (counts.n_docs >= config.boilerplate_share * counts.source_docs) & doc.nonblank
+    common = template_lines(counts, config, doc.nonblank)
     if doc.removed:
         common[list(doc.removed)] = False
     if doc.protected:
@@ -615,10 +676,9 @@ def _prepare_batch(items: Sequence[DocumentInput], rules: RuleSet, config: Clean
         screened_lines.setdefault(id(program), []).extend(map(doc.stripped.__getitem__, hits))
     for program in {id(program): program for program in programs}.values():
         program.match_lines(screened_lines.get(id(program), ()))
-    for item, doc, program, hits in zip(items, docs, programs, screened, strict=True):
-        titles.append(take_title(doc, item.known_title, config, program, hits, declared=item.title_declared))
     # Template evidence: keys of the lines as pass 1 saw them (newlines normalized only); normalization
-    # keeps the lines where they are, so line i is the same line in both.
+    # keeps the lines where they are, so line i is the same line in both. Looked up before the title step, which
+    # leaves the template's lines (a masthead) to the template step.
     keyed: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(items)
     fingerprints: list[int | None] = [None] * len(items)
     if line_stats is not None:
@@ -629,14 +689,22 @@ def _prepare_batch(items: Sequence[DocumentInput], rules: RuleSet, config: Clean
         keyed = list(line_keys.per_text())
         if line_stats.copies:
             fingerprints = line_keys.fingerprints().tolist()
-    prepared = []
-    for item, doc, title, program, hits, (normalized, fixed), doc_keys, line_words, doc_fingerprint in zip(
-            items, docs, titles, programs, screened, normalized_texts, keyed, word_counts, fingerprints, strict=True):
-        metadata = apply_rules(doc, program, hits, line_words, item.declared_metadata)
-        explicit = dict(doc.removed)
+    templates: list[TemplateCounts | None] = []
+    for item, doc, program, hits, doc_keys, doc_fingerprint in zip(items, docs, programs, screened, keyed,
+                                                                   fingerprints, strict=True):
         template = None
         if doc_keys is not None and len(doc_keys[0]) == len(doc.lines):
             template = template_counts(*doc_keys, item.source, line_stats, config, doc_fingerprint)
+        templates.append(template)
+        held = frozenset(np.flatnonzero(template_lines(template, config, doc.nonblank)).tolist()) \
+            if template is not None else frozenset()
+        titles.append(take_title(doc, item.known_title, config, program, hits, declared=item.title_declared,
+                                 template=held))
+    prepared = []
+    for item, doc, title, program, hits, (normalized, fixed), template, line_words in zip(
+            items, docs, titles, programs, screened, normalized_texts, templates, word_counts, strict=True):
+        metadata = apply_rules(doc, program, hits, line_words, item.declared_metadata)
+        explicit = dict(doc.removed)
         if template is not None:
             remove_source_boilerplate(doc, item.source, template, config)
         prepared.append(_Prepared(doc, title, metadata, explicit, normalized, fixed, item.source, template,
@@ -714,8 +782,9 @@ def _finalize(prepared: _Prepared, config: CleanConfig, learned: _LearnedDrops |
     def words_of(indices: Iterable[int]) -> int:
         return int(line_words[list(indices)].sum())
 
-    # The title's words, when it was taken out of the text (a declared title absent from it has none here).
-    total_words = all_words - words_of(i for i, removal in prepared.explicit.items() if removal[2] == TITLE_RULE)
+    # The words of the text without the title and its copies, when they were taken out (a declared title absent from
+    # it has none here): a page <title> and a headline printed again are not article text the valves guard.
+    total_words = all_words - words_of(i for i, removal in prepared.explicit.items() if removal[2] in _TITLE_STEPS)
     low_confidence = doc.held_back
     # Which valve acted, for the removals it undid (CleanResult.spared_rows). The safety valve replaces doc.removed:
     # this keeps the dict with the template lines' removals.

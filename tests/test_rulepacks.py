@@ -713,3 +713,63 @@ def test_a_site_packs_source_is_reported_after_many_other_sources_in_a_shard(tmp
     assert stats.n_articles == 6
     assert stats.sources == ["420intel.com"]
     assert [pack.name for pack in rules.idle_site_packs(stats.sources) if "420intel.com" in pack.sites] == []
+
+
+def _site_pages(top: list[str], headlines: list[str], bottom: list[str] = ()) -> list[str]:
+    """Pages of one site: the same ``top`` and ``bottom`` lines (its template) around each headline and a story."""
+    return ["\n".join([*(line.format(headline=headline) for line in top), headline,
+                       f"The story of {headline.lower()} was told by residents on day {day}, who said the town had "
+                       f"not seen anything like it since the flood of {1990 + day}.", *bottom])
+            for day, headline in enumerate(headlines)]
+
+
+HEADLINES = ["Harbour ferry timetable changes from Monday", "Council approves the old bridge rebuild",
+             "School choir wins the regional final", "Market square reopens after repairs",
+             "Library extends its weekend opening hours", "Night buses return to the valley route"]
+
+
+def test_a_masthead_on_most_of_a_sources_pages_is_not_its_title(rules) -> None:
+    """With a source's history, its masthead ("Cape Argus", on every page) is its template, not each article's title:
+    the headline under it is the title, and the masthead goes as template. Alone (no history) the short first line
+    is still taken for the title: nothing says it is the site's name."""
+    from cleaners.batch import BatchItem, clean_batch
+
+    pages = _site_pages(["Cape Argus", "Latest news"], HEADLINES)
+    results = clean_batch([BatchItem("argus.example", page) for page in pages], rules)
+    assert [result.title for result in results] == HEADLINES
+    for result in results:
+        assert [(r.text, r.rule) for r in result.removed if r.line_no <= 2] == [
+            ("Cape Argus", "learned.source-boilerplate"), ("Latest news", "learned.source-boilerplate")]
+    assert clean_batch([BatchItem("argus.example", pages[0])], rules)[0].title == "Cape Argus"
+    # Under the masthead a line too short for a headline ("Sport"): no title, rather than a section name.
+    short = _site_pages(["Cape Argus", "Sport"], ["Derby tonight"] * 6)
+    short = [page.replace("Derby tonight", f"Derby {n}", 1) for n, page in enumerate(short)]
+    for result in clean_batch([BatchItem("argus.example", page) for page in short], rules):
+        assert result.title is None
+        assert result.removed[0].text == "Cape Argus" and result.removed[0].rule == "learned.source-boilerplate"
+
+
+def test_a_page_title_far_above_its_headline_is_matched_below_the_sites_menu(rules) -> None:
+    """"Headline — Site" on the first line and the bare headline under a menu longer than the title zone: with the
+    source's history the menu is its template, the headline below it is the title and the page title goes."""
+    from cleaners.batch import BatchItem, clean_batch
+
+    menu = ["Valley Times", "Home", "Local", "Region", "Business", "Weather", "Obituaries", "Events"]
+    pages = _site_pages(["{headline} — Valley Times", *menu], HEADLINES)
+    results = clean_batch([BatchItem("valley.example", page) for page in pages], rules)
+    assert [result.title for result in results] == HEADLINES
+    for result, headline in zip(results, HEADLINES, strict=True):
+        assert (result.removed[0].line_no, result.removed[0].rule) == (1, "structure.page-title")
+        assert [r.rule for r in result.removed if r.text == headline] == ["structure.title"]
+        assert result.text.startswith("The story of")
+
+
+def test_a_headline_other_pages_link_to_stays_the_title(rules) -> None:
+    """A headline is often a template line itself, printed on most of its site's pages in a "Most read" list: a line
+    longer than a masthead stays the title when only its shape says so."""
+    from cleaners.batch import BatchItem, clean_batch
+
+    pages = _site_pages([], HEADLINES, ["Most read", *HEADLINES[:3]])
+    results = clean_batch([BatchItem("gazette.example", page) for page in pages], rules)
+    assert [result.title for result in results[:3]] == HEADLINES[:3]
+    assert all(result.removed[0].rule == "structure.title" for result in results)
