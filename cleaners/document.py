@@ -201,7 +201,7 @@ def _article_interior(doc: _Lines, line_words: np.ndarray) -> Callable[[int], bo
 
 
 def _first_unruled(doc: _Lines, program: RuleProgram | None, screened: Sequence[int] | None, count: int,
-                   template: frozenset[int] = frozenset()) -> tuple[list[int], bool]:
+                   template: np.ndarray | None = None) -> tuple[list[int], bool]:
     """The first ``count`` lines still in the text that no rule of ``program`` would take out where they stand ("Skip
     to content", "Advertisement", a pipe menu: not a title, whatever their shape) and that are not ``template``
     lines of the source (:func:`template_lines`: its masthead), and whether such a line stands above the last of
@@ -219,7 +219,7 @@ def _first_unruled(doc: _Lines, program: RuleProgram | None, screened: Sequence[
     # step per line of every document).
     in_text = (i for i, line in enumerate(doc.stripped) if line and i not in doc.removed)
     for rank, i in enumerate(in_text):
-        if i in template:
+        if template is not None and template[i]:
             ruled = True
             continue
         line = doc.stripped[i]
@@ -237,7 +237,7 @@ def _first_unruled(doc: _Lines, program: RuleProgram | None, screened: Sequence[
 
 
 def _title_zone(doc: _Lines, config: CleanConfig, program: RuleProgram | None, screened: Sequence[int] | None,
-                template: frozenset[int]) -> list[int] | None:
+                template: np.ndarray | None) -> list[int] | None:
     """The title zone: the first ``title_zone_lines`` lines still in the text that no rule of ``program`` takes and
     that are not ``template`` lines (a rule's zone counts the ruled ones above them). None when fewer than two are
     left: more text must follow a title."""
@@ -245,7 +245,7 @@ def _title_zone(doc: _Lines, config: CleanConfig, program: RuleProgram | None, s
     if len(top) < 2:
         return None
     top = top[: config.title_zone_lines]
-    if (program is not None and program.screen is not None) or template:
+    if (program is not None and program.screen is not None) or template is not None:
         unruled, ruled = _first_unruled(doc, program, screened, max(config.title_zone_lines, 2), template)
         if ruled:
             if len(unruled) < 2:
@@ -256,11 +256,12 @@ def _title_zone(doc: _Lines, config: CleanConfig, program: RuleProgram | None, s
 
 @dataclass(frozen=True, slots=True)
 class _TitleGuess:
-    """A headline found in a title zone without a declared title, and whether a second line bears it out (printed
-    twice, under a "Headline - Site" line, or matching the page's own title) or it is only the first line's shape."""
+    """A headline found in a title zone without a declared title, and what bears it out: ``repeat`` (printed twice),
+    ``page-title`` (under its "Headline - Site" line), ``metadata`` (the page's own title, printed with a small
+    difference), or only the first line's ``shape``."""
 
     title: str
-    confirmed: bool
+    evidence: str
     page_title_line: int | None = None  # a "Headline - Site" line above it, which goes as the page's <title>
 
 
@@ -276,23 +277,26 @@ def _guess_title(doc: _Lines, top: list[int], canon: dict[int, str], known_title
     ]
     if _looks_like_title(doc.stripped[first], config) and (repeats or prefixed):
         if prefixed:
-            return _TitleGuess(doc.stripped[prefixed[0]], True, first)
-        return _TitleGuess(doc.stripped[first], True)
+            return _TitleGuess(doc.stripped[prefixed[0]], "page-title", first)
+        return _TitleGuess(doc.stripped[first], "repeat")
     if known_title and (headline := _headline_like(known_title, top, doc, config)) is not None:
-        return _TitleGuess(headline, True)  # the page's own title, printed with a small difference
+        return _TitleGuess(headline, "metadata")  # the page's own title, printed with a small difference
     if _looks_like_title(doc.stripped[first], config) and not _SENTENCE_END.search(doc.stripped[first]):
-        return _TitleGuess(doc.stripped[first], False)
+        return _TitleGuess(doc.stripped[first], "shape")
     return None
 
 
-# A masthead: a template line of at most this many words at the top ("Cape Argus", "Big Think", "Home").
+# A masthead: a template line of at most this many words at the top of its source's pages ("Cape Argus", "Home").
 MASTHEAD_MAX_WORDS = 3
+# Below the template lines at the top, a line printed twice is the headline when it has at least this many words (a
+# name printed twice, under an avatar and as a link, or a section printed as a breadcrumb and a kicker, has fewer).
 HEADLINE_MIN_WORDS = 4
 
 
 def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
                program: RuleProgram | None = None, screened: Sequence[int] | None = None,
-               declared: bool = True, template: frozenset[int] = frozenset()) -> str | None:
+               declared: bool = True, template: np.ndarray | None = None,
+               mastheads: frozenset[int] = frozenset()) -> str | None:
     """Find the title at the top, move it out of the text, and drop its repeats.
 
     The title is the title the input declared (a record's field), when it has one: its copies at the top go (and a
@@ -304,18 +308,29 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
     end like a sentence, and more text follows.
     Lines that a rule of ``program`` (the source's rule packs) would remove are never the title: they are
     left for the rules ("Skip to content" above the headline).
-    The source's ``template`` lines (line indices, :func:`template_lines`) are its page template: a site's menu,
-    and its masthead printed on most of its pages. When only the first line's shape names a headline, the zone is
-    looked at again without them, and a headline borne out there (printed twice, under its "Headline - Site" line)
-    is the title; a headline below a long menu is found so. Else a short template line (``MASTHEAD_MAX_WORDS``:
-    "Cape Argus") is not the title but left for the template step. A longer one stays the title: an article's
-    headline is often a template line too, linked from the site's other pages ("Most read").
+    ``template``: the mask of the source's template lines (:func:`template_lines`: its menu, its masthead, from the
+    run's and earlier runs' counts), None when the source has too little history. When there is no headline, or only
+    the first line's shape names one, the title zone is looked at again below them: a "Headline - Site" line (or the
+    page's own title) far above its bare headline under a long menu is matched there, as is a headline printed twice
+    (of ``HEADLINE_MIN_WORDS`` words or more) under a masthead or where the first look found none. A declared title's
+    copy below the menu goes too. ``mastheads``: the template lines of at most ``MASTHEAD_MAX_WORDS`` words at the top
+    of this document that stand at the top of another document of its source in the batch too ("Cape Argus" above
+    every headline); such a line is never the title, and without a headline below it the document has none. A
+    headline can be a template line too (linked from "Most read" on the site's other pages, where it stands lower):
+    it stays the title.
     """
     known_title = (known_title or "").strip() or None  # a blank declared title is no title
-    top = _title_zone(doc, config, program, screened, frozenset())
+    top = _title_zone(doc, config, program, screened, None)
     if top is None:
         return known_title
     canon = {i: canonical_line(doc.lines[i]) for i in top}
+
+    def below_template() -> tuple[list[int], dict[int, str]] | None:
+        beyond = _title_zone(doc, config, program, screened, template) if template is not None else None
+        if beyond is None or beyond == top:
+            return None
+        return beyond, {i: canonical_line(doc.lines[i]) for i in beyond}
+
     if known_title:
         wanted = canonical_line(known_title)
         hits = [i for i in top if canon[i] == wanted]
@@ -327,22 +342,21 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
             for i in top:
                 if canon[i].startswith(wanted) and _TITLE_SEPARATORS.match(canon[i][len(wanted):] + " "):
                     doc.remove(i, PAGE_TITLE_RULE, "page <title>: the declared title with the site name")
+            if (below := below_template()) is not None and wanted in below[1].values():
+                _remove_title_copies(doc, *below, known_title)  # its copy under the site's menu
             return known_title
     guess = _guess_title(doc, top, canon, known_title, config)
-    if template and (guess is None or not guess.confirmed):
-        beyond = _title_zone(doc, config, program, screened, template)
-        found = None
-        if beyond is not None and beyond != top:
-            beyond_canon = {i: canonical_line(doc.lines[i]) for i in beyond}
-            found = _guess_title(doc, beyond, beyond_canon, known_title, config)
-        if found is not None and found.confirmed:
-            guess, top, canon = found, beyond, beyond_canon
-        elif guess is not None and top[0] in template and len(guess.title.split()) <= MASTHEAD_MAX_WORDS:
-            # A masthead: the first line below the template is the headline when it has a headline's shape and length.
-            if found is not None and len(found.title.split()) >= HEADLINE_MIN_WORDS and beyond[0] not in template:
-                guess, top, canon = found, beyond, beyond_canon
-            else:
-                return known_title
+    if guess is None or guess.evidence == "shape":
+        masthead = guess is not None and top[0] in mastheads
+        below = below_template()
+        found = _guess_title(doc, *below, known_title, config) if below is not None else None
+        if found is not None and (found.evidence in ("page-title", "metadata") or (
+                found.evidence == "repeat" and len(found.title.split()) >= HEADLINE_MIN_WORDS
+                and (guess is None or masthead))):
+            guess = found
+            top, canon = below  # type: ignore[misc]
+        elif masthead:
+            return known_title  # the masthead stays for the template step
     if guess is None:
         return known_title
     if guess.page_title_line is not None:
@@ -520,12 +534,14 @@ def template_lines(counts: TemplateCounts, config: CleanConfig, nonblank: np.nda
         (counts.n_docs >= config.boilerplate_share * counts.source_docs) & nonblank
 
 
-def remove_source_boilerplate(doc: _Lines, source: str, counts: TemplateCounts, config: CleanConfig) -> None:
-    """Drop lines that recur on a large share of this source's documents (its page template).
+def remove_source_boilerplate(doc: _Lines, source: str, counts: TemplateCounts, config: CleanConfig,
+                              template: np.ndarray | None = None) -> None:
+    """Drop lines that recur on a large share of this source's documents (its page template; ``template``: its
+    mask, :func:`template_lines`, when the caller has it).
 
     The lines are chosen with array masks and each reason is written once per distinct count (a template
     has a few): per-line checks and formatting were 0.2 s of the dev set's cleaning."""
-    common = template_lines(counts, config, doc.nonblank)
+    common = (template_lines(counts, config, doc.nonblank) if template is None else template).copy()
     if doc.removed:
         common[list(doc.removed)] = False
     if doc.protected:
@@ -690,26 +706,55 @@ def _prepare_batch(items: Sequence[DocumentInput], rules: RuleSet, config: Clean
         if line_stats.copies:
             fingerprints = line_keys.fingerprints().tolist()
     templates: list[TemplateCounts | None] = []
-    for item, doc, program, hits, doc_keys, doc_fingerprint in zip(items, docs, programs, screened, keyed,
-                                                                   fingerprints, strict=True):
+    masks: list[np.ndarray | None] = []
+    for item, doc, doc_keys, doc_fingerprint in zip(items, docs, keyed, fingerprints, strict=True):
         template = None
         if doc_keys is not None and len(doc_keys[0]) == len(doc.lines):
             template = template_counts(*doc_keys, item.source, line_stats, config, doc_fingerprint)
         templates.append(template)
-        held = frozenset(np.flatnonzero(template_lines(template, config, doc.nonblank)).tolist()) \
-            if template is not None else frozenset()
+        masks.append(template_lines(template, config, doc.nonblank) if template is not None else None)
+    mastheads = _mastheads(items, docs, keyed, masks, word_counts, config.title_zone_lines)
+    for item, doc, program, hits, mask, heads in zip(items, docs, programs, screened, masks, mastheads, strict=True):
         titles.append(take_title(doc, item.known_title, config, program, hits, declared=item.title_declared,
-                                 template=held))
+                                 template=mask, mastheads=heads))
     prepared = []
-    for item, doc, title, program, hits, (normalized, fixed), template, line_words in zip(
-            items, docs, titles, programs, screened, normalized_texts, templates, word_counts, strict=True):
+    for item, doc, title, program, hits, (normalized, fixed), template, mask, line_words in zip(
+            items, docs, titles, programs, screened, normalized_texts, templates, masks, word_counts, strict=True):
         metadata = apply_rules(doc, program, hits, line_words, item.declared_metadata)
         explicit = dict(doc.removed)
         if template is not None:
-            remove_source_boilerplate(doc, item.source, template, config)
+            remove_source_boilerplate(doc, item.source, template, config, mask)
         prepared.append(_Prepared(doc, title, metadata, explicit, normalized, fixed, item.source, template,
                                   line_words))
     return prepared, LineBytes(data, stripped[0], stripped[1])
+
+
+def _mastheads(items: Sequence[DocumentInput], docs: Sequence[_Lines],
+               keyed: Sequence[tuple[np.ndarray, np.ndarray] | None], masks: Sequence[np.ndarray | None],
+               line_words: Sequence[np.ndarray], zone: int) -> list[frozenset[int]]:
+    """Per document, its masthead lines (:func:`take_title`): template lines of at most ``MASTHEAD_MAX_WORDS`` words
+    among its first ``zone`` lines with text that stand among the first ``zone`` lines of another document of its
+    source in the batch too. A site's masthead is at the top of every page; a short headline linked from "Most read"
+    on the others (a template line as well) is at the top of its own page only. Lines are compared by their keys
+    (:class:`~cleaners.boilerplate.KeyedTexts`)."""
+    tops: list[np.ndarray] = []
+    at_top: Counter[tuple[str, int]] = Counter()
+    for item, doc, doc_keys, mask in zip(items, docs, keyed, masks, strict=True):
+        if mask is None or doc_keys is None:
+            tops.append(np.zeros(0, np.int64))
+            continue
+        first = np.flatnonzero(doc.nonblank)[:zone]
+        tops.append(first)
+        at_top.update({(item.source, int(key)) for key in doc_keys[0][first].tolist()})
+    heads: list[frozenset[int]] = []
+    for item, doc_keys, mask, first, words in zip(items, keyed, masks, tops, line_words, strict=True):
+        if mask is None or doc_keys is None or not len(first):
+            heads.append(frozenset())
+            continue
+        chosen = first[mask[first] & (words[first] <= MASTHEAD_MAX_WORDS)]
+        heads.append(frozenset(i for i, key in zip(chosen.tolist(), doc_keys[0][chosen].tolist(), strict=True)
+                               if at_top[(item.source, int(key))] >= 2))
+    return heads
 
 
 def _template_share(prepared: _Prepared) -> np.ndarray:
@@ -782,9 +827,13 @@ def _finalize(prepared: _Prepared, config: CleanConfig, learned: _LearnedDrops |
     def words_of(indices: Iterable[int]) -> int:
         return int(line_words[list(indices)].sum())
 
-    # The words of the text without the title and its copies, when they were taken out (a declared title absent from
-    # it has none here): a page <title> and a headline printed again are not article text the valves guard.
-    total_words = all_words - words_of(i for i, removal in prepared.explicit.items() if removal[2] in _TITLE_STEPS)
+    # The title's words, when it was taken out of the text (a declared title absent from it has none here).
+    total_words = all_words - words_of(i for i, removal in prepared.explicit.items() if removal[2] == TITLE_RULE)
+    # The words of the title's copies (a page <title>, the headline printed again): out of the text, but not text the
+    # safety valve guards, so they count as kept there. Otherwise a headline's second copy found as such tipped a short
+    # article under a long page template over the valve's edge, and every template line came back.
+    copies = words_of(i for i, removal in prepared.explicit.items()
+                      if removal[2] in _TITLE_STEPS and removal[2] != TITLE_RULE)
     low_confidence = doc.held_back
     # Which valve acted, for the removals it undid (CleanResult.spared_rows). The safety valve replaces doc.removed:
     # this keeps the dict with the template lines' removals.
@@ -806,20 +855,22 @@ def _finalize(prepared: _Prepared, config: CleanConfig, learned: _LearnedDrops |
     # Words never span lines, so the kept text's words are all words minus the removed lines' words.
     # Layout changes no words: this is the clean text's count.
     kept_words = all_words - words_of(doc.removed)
-    if len(doc.removed) > len(prepared.explicit) and total_words and kept_words / total_words < config.min_kept_share:
+    if len(doc.removed) > len(prepared.explicit) and total_words and \
+            (kept_words + copies) / total_words < config.min_kept_share:
         # The learned steps would eat the document: keep the conservative result and say so; when even
         # that would eat it, only the rule packs' removals.
-        valve = (f"kept by the safety valve: the learned steps would have left {kept_words / total_words:.0%} of the "
-                 f"words (under {config.min_kept_share:.0%}); row flagged low_confidence")
+        left = (kept_words + copies) / total_words
+        valve = (f"kept by the safety valve: the learned steps would have left {left:.0%} of the words (under "
+                 f"{config.min_kept_share:.0%}); row flagged low_confidence")
         low_confidence = True
         doc.removed = dict(prepared.explicit)
         if learned is not None:
             doc.removed.update(learned.at_least(Caution.CONSERVATIVE))
         kept_words = all_words - words_of(doc.removed)
-        if len(doc.removed) > len(prepared.explicit) and kept_words / total_words < config.min_kept_share:
+        if len(doc.removed) > len(prepared.explicit) and (kept_words + copies) / total_words < config.min_kept_share:
             doc.removed = dict(prepared.explicit)
             kept_words = all_words - words_of(doc.removed)
-    if total_words and kept_words / total_words < config.min_kept_share:
+    if total_words and (kept_words + copies) / total_words < config.min_kept_share:
         # The rule packs' removals alone leave little (a prefix rule on paragraphs, a cut marker under a dek): they
         # are the rule writer's to fix, so they stay, but the row says it.
         low_confidence = True

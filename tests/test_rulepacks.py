@@ -729,24 +729,65 @@ HEADLINES = ["Harbour ferry timetable changes from Monday", "Council approves th
 
 
 def test_a_masthead_on_most_of_a_sources_pages_is_not_its_title(rules) -> None:
-    """With a source's history, its masthead ("Cape Argus", on every page) is its template, not each article's title:
-    the headline under it is the title, and the masthead goes as template. Alone (no history) the short first line
-    is still taken for the title: nothing says it is the site's name."""
+    """With a source's history, its masthead ("Cape Argus", at the top of every page) is its template, not each
+    article's title: it goes as template, and with nothing below it to bear a headline out, there is no title (the
+    headline stays the text's first line: a date, a byline or a section name there would be no better guess). Alone
+    (no history) the short first line is still taken for the title: nothing says it is the site's name."""
     from cleaners.batch import BatchItem, clean_batch
 
     pages = _site_pages(["Cape Argus", "Latest news"], HEADLINES)
     results = clean_batch([BatchItem("argus.example", page) for page in pages], rules)
-    assert [result.title for result in results] == HEADLINES
-    for result in results:
+    for result, headline in zip(results, HEADLINES, strict=True):
+        assert result.title is None
+        assert result.text.splitlines()[0] == headline
         assert [(r.text, r.rule) for r in result.removed if r.line_no <= 2] == [
             ("Cape Argus", "learned.source-boilerplate"), ("Latest news", "learned.source-boilerplate")]
     assert clean_batch([BatchItem("argus.example", pages[0])], rules)[0].title == "Cape Argus"
-    # Under the masthead a line too short for a headline ("Sport"): no title, rather than a section name.
-    short = _site_pages(["Cape Argus", "Sport"], ["Derby tonight"] * 6)
-    short = [page.replace("Derby tonight", f"Derby {n}", 1) for n, page in enumerate(short)]
-    for result in clean_batch([BatchItem("argus.example", page) for page in short], rules):
-        assert result.title is None
-        assert result.removed[0].text == "Cape Argus" and result.removed[0].rule == "learned.source-boilerplate"
+    # A headline printed twice below the masthead (page title and headline) is the title.
+    twice = _site_pages(["Cape Argus", "Latest news", "{headline}"], HEADLINES)
+    results = clean_batch([BatchItem("argus.example", page) for page in twice], rules)
+    assert [result.title for result in results] == HEADLINES
+
+
+def test_short_headlines_linked_from_most_read_stay_titles(rules) -> None:
+    """A short headline ("Mayor resigns") linked from "Most read" on every page of its site is a template line of at
+    most 3 words, as a masthead is; but it is at the top of its own page only, so it stays the title."""
+    from cleaners.batch import BatchItem, clean_batch
+
+    short = ["Tornado hits Ohio", "Budget day arrives", "Ferry strike ends", "Mayor resigns", "Floods close schools",
+             "Derby ends level"]
+    pages = _site_pages([], short, ["Most read", *short[:4]])
+    results = clean_batch([BatchItem("gazette.example", page) for page in pages], rules)
+    assert [result.title for result in results] == short
+
+
+def test_a_name_printed_twice_under_a_linked_headline_is_not_the_title(rules) -> None:
+    """Below the template lines, a line printed twice bears out a headline only when it has a headline's length: the
+    author's name under an avatar and as a link does not replace the headline (linked from "Most read")."""
+    from cleaners.batch import BatchItem, clean_batch
+
+    names = ["Jane Smith", "Tom Brown", "Ann Lee", "Raj Patel", "Li Wei", "Sam Cole"]
+    pages = ["\n".join([headline, names[day], names[day], f"{day + 3} March 2024",
+                        f"The story of {headline.lower()} was told by residents on day {day}, who said the town had "
+                        "not seen anything like it.", "Most read", *HEADLINES[:5]])
+             for day, headline in enumerate(HEADLINES)]
+    results = clean_batch([BatchItem("gazette.example", page) for page in pages], rules)
+    assert [result.title for result in results] == HEADLINES
+
+
+def test_a_declared_titles_copy_under_the_sites_menu_goes(rules) -> None:
+    """A record's declared title printed again under a menu longer than the title zone: with the source's history the
+    menu is its template, and the copy below it goes as the title's."""
+    from cleaners.batch import BatchItem, clean_batch
+
+    menu = ["Valley Times", "Home", "Local", "Region", "Business", "Weather", "Obituaries", "Events"]
+    pages = _site_pages(menu, HEADLINES)
+    results = clean_batch([BatchItem("valley.example", page, title=headline)
+                           for page, headline in zip(pages, HEADLINES, strict=True)], rules)
+    for result, headline in zip(results, HEADLINES, strict=True):
+        assert result.title == headline
+        assert [r.rule for r in result.removed if r.text == headline] == ["structure.title"]
+        assert result.text.startswith("The story of")
 
 
 def test_a_page_title_far_above_its_headline_is_matched_below_the_sites_menu(rules) -> None:
