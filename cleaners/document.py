@@ -286,8 +286,6 @@ def _guess_title(doc: _Lines, top: list[int], canon: dict[int, str], known_title
     return None
 
 
-# A masthead: a template line of at most this many words at the top of its source's pages ("Cape Argus", "Home").
-MASTHEAD_MAX_WORDS = 3
 # Below the template lines at the top, a line printed twice is the headline when it has at least this many words (a
 # name printed twice, under an avatar and as a link, or a section printed as a breadcrumb and a kicker, has fewer).
 HEADLINE_MIN_WORDS = 4
@@ -295,8 +293,7 @@ HEADLINE_MIN_WORDS = 4
 
 def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
                program: RuleProgram | None = None, screened: Sequence[int] | None = None,
-               declared: bool = True, template: np.ndarray | None = None,
-               mastheads: frozenset[int] = frozenset()) -> str | None:
+               declared: bool = True, template: np.ndarray | None = None) -> str | None:
     """Find the title at the top, move it out of the text, and drop its repeats.
 
     The title is the title the input declared (a record's field), when it has one: its copies at the top go (and a
@@ -308,62 +305,67 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
     end like a sentence, and more text follows.
     Lines that a rule of ``program`` (the source's rule packs) would remove are never the title: they are
     left for the rules ("Skip to content" above the headline).
-    ``template``: the mask of the source's template lines (:func:`template_lines`: its menu, its masthead, from the
-    run's and earlier runs' counts), None when the source has too little history. When there is no headline, or only
-    the first line's shape names one, the title zone is looked at again below them: a "Headline - Site" line (or the
-    page's own title) far above its bare headline under a long menu is matched there, as is a headline printed twice
-    (of ``HEADLINE_MIN_WORDS`` words or more) under a masthead or where the first look found none. A declared title's
-    copy below the menu goes too. ``mastheads``: the template lines of at most ``MASTHEAD_MAX_WORDS`` words at the top
-    of this document that stand at the top of another document of its source in the batch too ("Cape Argus" above
-    every headline); such a line is never the title, and without a headline below it the document has none. A
-    headline can be a template line too (linked from "Most read" on the site's other pages, where it stands lower):
-    it stays the title.
+    ``template``: the mask of the source's template lines (:func:`template_lines`: its menu and masthead, from the
+    run's and earlier runs' counts, the same for every document of the source in a run), None when the source has
+    too little history. When there is no headline, or only the first line's shape names one, the title zone is looked
+    at again below them: a "Headline - Site" line (or the page's own title) far above its bare headline under a long
+    menu is matched there, and, when the first look found nothing, a headline printed twice (of
+    ``HEADLINE_MIN_WORDS`` words or more). The title's copies there go, a declared title's too. A masthead above the
+    headline is still taken for the title when nothing below bears a headline out: telling a masthead from a short
+    headline that the site's other pages link to ("Most read", a template line too) needs where the line stands on
+    those pages, which the counts do not keep.
     """
     known_title = (known_title or "").strip() or None  # a blank declared title is no title
     top = _title_zone(doc, config, program, screened, None)
     if top is None:
         return known_title
     canon = {i: canonical_line(doc.lines[i]) for i in top}
-
-    def below_template() -> tuple[list[int], dict[int, str]] | None:
-        beyond = _title_zone(doc, config, program, screened, template) if template is not None else None
-        if beyond is None or beyond == top:
-            return None
-        return beyond, {i: canonical_line(doc.lines[i]) for i in beyond}
-
+    below: tuple[list[int], dict[int, str]] | None = None
+    if template is not None:
+        beyond = _title_zone(doc, config, program, screened, template)
+        if beyond is not None and beyond != top:
+            below = beyond, {i: canonical_line(doc.lines[i]) for i in beyond}
     if known_title:
         wanted = canonical_line(known_title)
         hits = [i for i in top if canon[i] == wanted]
         if hits:
             _remove_title_copies(doc, top, canon, known_title)
+            _remove_copies_below(doc, below, known_title)
             return known_title
         if declared:
             # The declared title with the site name after it ("Headline | Site"): the page's <title>.
             for i in top:
                 if canon[i].startswith(wanted) and _TITLE_SEPARATORS.match(canon[i][len(wanted):] + " "):
                     doc.remove(i, PAGE_TITLE_RULE, "page <title>: the declared title with the site name")
-            if (below := below_template()) is not None and wanted in below[1].values():
+            if below is not None and wanted in below[1].values():
                 _remove_title_copies(doc, *below, known_title)  # its copy under the site's menu
             return known_title
     guess = _guess_title(doc, top, canon, known_title, config)
-    if guess is None or guess.evidence == "shape":
-        masthead = guess is not None and top[0] in mastheads
-        below = below_template()
-        found = _guess_title(doc, *below, known_title, config) if below is not None else None
+    if below is not None and (guess is None or guess.evidence == "shape"):
+        found = _guess_title(doc, *below, known_title, config)
         if found is not None and (found.evidence in ("page-title", "metadata") or (
-                found.evidence == "repeat" and len(found.title.split()) >= HEADLINE_MIN_WORDS
-                and (guess is None or masthead))):
+                found.evidence == "repeat" and guess is None and len(found.title.split()) >= HEADLINE_MIN_WORDS)):
             guess = found
-            top, canon = below  # type: ignore[misc]
-        elif masthead:
-            return known_title  # the masthead stays for the template step
+            top, canon = below
     if guess is None:
         return known_title
     if guess.page_title_line is not None:
         doc.remove(guess.page_title_line, PAGE_TITLE_RULE,
                    "page <title> with the site name; the headline below is kept as title")
     _remove_title_copies(doc, top, canon, guess.title)
+    _remove_copies_below(doc, below, guess.title)
     return guess.title
+
+
+def _remove_copies_below(doc: _Lines, below: tuple[list[int], dict[int, str]] | None, title: str) -> None:
+    """The title's copies in the zone below the source's template lines (the headline printed again under the menu,
+    when the page title above it was taken) go as repeats."""
+    if below is None:
+        return
+    wanted = canonical_line(title)
+    for i in below[0]:
+        if i not in doc.removed and below[1][i] == wanted:
+            doc.remove(i, TITLE_REPEAT_RULE, "the title printed again under the site's menu")
 
 
 def _remove_title_copies(doc: _Lines, top: list[int], canon: dict[int, str], title: str) -> None:
@@ -713,10 +715,9 @@ def _prepare_batch(items: Sequence[DocumentInput], rules: RuleSet, config: Clean
             template = template_counts(*doc_keys, item.source, line_stats, config, doc_fingerprint)
         templates.append(template)
         masks.append(template_lines(template, config, doc.nonblank) if template is not None else None)
-    mastheads = _mastheads(items, docs, keyed, masks, word_counts, config.title_zone_lines)
-    for item, doc, program, hits, mask, heads in zip(items, docs, programs, screened, masks, mastheads, strict=True):
+    for item, doc, program, hits, mask in zip(items, docs, programs, screened, masks, strict=True):
         titles.append(take_title(doc, item.known_title, config, program, hits, declared=item.title_declared,
-                                 template=mask, mastheads=heads))
+                                 template=mask))
     prepared = []
     for item, doc, title, program, hits, (normalized, fixed), template, mask, line_words in zip(
             items, docs, titles, programs, screened, normalized_texts, templates, masks, word_counts, strict=True):
@@ -727,34 +728,6 @@ def _prepare_batch(items: Sequence[DocumentInput], rules: RuleSet, config: Clean
         prepared.append(_Prepared(doc, title, metadata, explicit, normalized, fixed, item.source, template,
                                   line_words))
     return prepared, LineBytes(data, stripped[0], stripped[1])
-
-
-def _mastheads(items: Sequence[DocumentInput], docs: Sequence[_Lines],
-               keyed: Sequence[tuple[np.ndarray, np.ndarray] | None], masks: Sequence[np.ndarray | None],
-               line_words: Sequence[np.ndarray], zone: int) -> list[frozenset[int]]:
-    """Per document, its masthead lines (:func:`take_title`): template lines of at most ``MASTHEAD_MAX_WORDS`` words
-    among its first ``zone`` lines with text that stand among the first ``zone`` lines of another document of its
-    source in the batch too. A site's masthead is at the top of every page; a short headline linked from "Most read"
-    on the others (a template line as well) is at the top of its own page only. Lines are compared by their keys
-    (:class:`~cleaners.boilerplate.KeyedTexts`)."""
-    tops: list[np.ndarray] = []
-    at_top: Counter[tuple[str, int]] = Counter()
-    for item, doc, doc_keys, mask in zip(items, docs, keyed, masks, strict=True):
-        if mask is None or doc_keys is None:
-            tops.append(np.zeros(0, np.int64))
-            continue
-        first = np.flatnonzero(doc.nonblank)[:zone]
-        tops.append(first)
-        at_top.update({(item.source, int(key)) for key in doc_keys[0][first].tolist()})
-    heads: list[frozenset[int]] = []
-    for item, doc_keys, mask, first, words in zip(items, keyed, masks, tops, line_words, strict=True):
-        if mask is None or doc_keys is None or not len(first):
-            heads.append(frozenset())
-            continue
-        chosen = first[mask[first] & (words[first] <= MASTHEAD_MAX_WORDS)]
-        heads.append(frozenset(i for i, key in zip(chosen.tolist(), doc_keys[0][chosen].tolist(), strict=True)
-                               if at_top[(item.source, int(key))] >= 2))
-    return heads
 
 
 def _template_share(prepared: _Prepared) -> np.ndarray:

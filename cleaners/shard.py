@@ -32,9 +32,9 @@ from cleaners.types import CleanResult, RawDocument, Reject, RejectReason
 # heading inside the article kept, and an HTML page's date no longer guessed from its prose; 0.10: a document whose only
 # evidence of junk is the classifier's uncertain drops keeps them; 0.10.1: rule patterns and examples read as the
 # cleaner reads text, NFC and odd spaces: a pack's rule written with a no-break space or a decomposed letter matches;
-# 0.11: words of scripts written without spaces count per two characters in the valves and kept_ratio; 0.12: a source's
-# template lines at the top (its menu, its masthead) do not hide the headline or become the title, and the title's
-# copies are not counted in kept_ratio and the valves).
+# 0.11: words of scripts written without spaces count per two characters in the valves and kept_ratio; 0.12: below a
+# source's template lines at the top (its menu) the title is looked for again and its copies go, and the safety valve
+# counts the title's copies as kept).
 PIPELINE_VERSION = "0.12.0"
 # Sources under a site pack a shard reports (ShardStats.sources): a small return value. Only such sources are
 # collected, so a shard of many hosts (a multi-site feed) cannot crowd a site pack's source out.
