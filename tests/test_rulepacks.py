@@ -824,3 +824,18 @@ def test_a_headline_other_pages_link_to_stays_the_title(rules) -> None:
     results = clean_batch([BatchItem("gazette.example", page) for page in pages], rules)
     assert [result.title for result in results[:3]] == HEADLINES[:3]
     assert all(result.removed[0].rule == "structure.title" for result in results)
+
+
+def test_titles_do_not_depend_on_which_pages_share_a_batch(rules) -> None:
+    """The title step reads the source's template from the run-wide counts only: the same pages give the same rows
+    cleaned in one batch, one page per batch, or in reverse order."""
+    from cleaners.batch import BatchItem, clean_batch
+
+    menu = ["Valley Times", "Home", "Local", "Region", "Business", "Weather", "Obituaries", "Events"]
+    pages = [*_site_pages(["{headline} — Valley Times", *menu], HEADLINES), *_site_pages(["{headline}", *menu],
+                                                                                       HEADLINES)]
+    items = [BatchItem("valley.example", page) for page in pages]
+    together = clean_batch(items, rules)
+    assert clean_batch(items, rules, batch_docs=1) == together
+    assert clean_batch(items[::-1], rules)[::-1] == together
+    assert {result.title for result in together} == set(HEADLINES)
