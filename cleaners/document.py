@@ -204,9 +204,9 @@ def _first_unruled(doc: _Lines, program: RuleProgram | None, screened: Sequence[
                    template: np.ndarray | None = None) -> tuple[list[int], bool]:
     """The first ``count`` lines still in the text that no rule of ``program`` would take out where they stand ("Skip
     to content", "Advertisement", a pipe menu: not a title, whatever their shape) and that are not ``template``
-    lines of the source (:func:`template_lines`: its masthead), and whether such a line stands above the last of
-    them. ``screened``: the document's lines that passed the program's screen (:func:`_screen_batch`), when known;
-    the rules themselves run only on those.
+    lines of the source (:func:`template_lines`: its menu, its masthead), and whether such a line stands above the
+    last of them. ``screened``: the document's lines that passed the program's screen (:func:`_screen_batch`), when
+    known; the rules themselves run only on those.
 
     One walk from the top. A line's rules depend only on where it stands among the lines still in the text, so this
     is the window the title step used to widen past each ruled line it found, which re-checked the whole window each
@@ -329,16 +329,15 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
         wanted = canonical_line(known_title)
         hits = [i for i in top if canon[i] == wanted]
         if hits:
-            _remove_title_copies(doc, top, canon, known_title)
-            _remove_copies_below(doc, below, known_title)
+            _remove_title_copies(doc, top, canon, known_title, below)
             return known_title
         if declared:
             # The declared title with the site name after it ("Headline | Site"): the page's <title>.
             for i in top:
                 if canon[i].startswith(wanted) and _TITLE_SEPARATORS.match(canon[i][len(wanted):] + " "):
                     doc.remove(i, PAGE_TITLE_RULE, "page <title>: the declared title with the site name")
-            if below is not None and wanted in below[1].values():
-                _remove_title_copies(doc, *below, known_title)  # its copy under the site's menu
+            if below is not None:
+                _remove_title_copies(doc, *below, known_title)  # its copies under the site's menu
             return known_title
     guess = _guess_title(doc, top, canon, known_title, config)
     if below is not None and (guess is None or guess.evidence == "shape"):
@@ -352,33 +351,27 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
     if guess.page_title_line is not None:
         doc.remove(guess.page_title_line, PAGE_TITLE_RULE,
                    "page <title> with the site name; the headline below is kept as title")
-    _remove_title_copies(doc, top, canon, guess.title)
-    _remove_copies_below(doc, below, guess.title)
+    _remove_title_copies(doc, top, canon, guess.title, below)
     return guess.title
 
 
-def _remove_copies_below(doc: _Lines, below: tuple[list[int], dict[int, str]] | None, title: str) -> None:
-    """The title's copies in the zone below the source's template lines (the headline printed again under the menu,
-    when the page title above it was taken) go as repeats."""
-    if below is None:
-        return
+def _remove_title_copies(doc: _Lines, zone: list[int], canon: dict[int, str], title: str,
+                         below: tuple[list[int], dict[int, str]] | None = None) -> None:
+    """The title's first copy in ``zone`` moves to the `title` column; its other copies there go, and so do its
+    copies in ``below`` (the zone under the source's template lines: the headline printed again under the menu)."""
     wanted = canonical_line(title)
-    for i in below[0]:
-        if i not in doc.removed and below[1][i] == wanted:
-            doc.remove(i, TITLE_REPEAT_RULE, "the title printed again under the site's menu")
-
-
-def _remove_title_copies(doc: _Lines, top: list[int], canon: dict[int, str], title: str) -> None:
-    """The title's first copy in the zone moves to the `title` column; its other copies there go."""
-    wanted = canonical_line(title)
+    zones = [(zone, canon, "at the top")]
+    if below is not None and below[0] != zone:
+        zones.append((*below, "under the site's menu"))
     first_copy = True
-    for i in top:
-        if canon[i] == wanted and i not in doc.removed:
-            if first_copy:
-                doc.remove(i, TITLE_RULE, "the title: moved to the `title` column")
-                first_copy = False
-            else:
-                doc.remove(i, TITLE_REPEAT_RULE, "the title printed again at the top")
+    for lines, canonical, where in zones:
+        for i in lines:
+            if canonical[i] == wanted and i not in doc.removed:
+                if first_copy:
+                    doc.remove(i, TITLE_RULE, "the title: moved to the `title` column")
+                    first_copy = False
+                else:
+                    doc.remove(i, TITLE_REPEAT_RULE, f"the title printed again {where}")
 
 
 def _move_metadata(doc: _Lines, i: int, rule: Rule, metadata: dict[str, str],
@@ -696,7 +689,7 @@ def _prepare_batch(items: Sequence[DocumentInput], rules: RuleSet, config: Clean
         program.match_lines(screened_lines.get(id(program), ()))
     # Template evidence: keys of the lines as pass 1 saw them (newlines normalized only); normalization
     # keeps the lines where they are, so line i is the same line in both. Looked up before the title step, which
-    # leaves the template's lines (a masthead) to the template step.
+    # looks for the headline below the template's lines too (take_title).
     keyed: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(items)
     fingerprints: list[int | None] = [None] * len(items)
     if line_stats is not None:
