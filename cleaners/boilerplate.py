@@ -34,11 +34,19 @@ MAX_LINES_PER_SOURCE = 20_000
 # Tables of another version are not used (see is_current).
 # 2: keys by cleaners.kernels.canonical_line_keys (1: BLAKE2b). 3: adds `kind` and one row per counted document
 # (its fingerprint), so a document counted in several shards or runs is known as copied (LineStats.copies);
-# version 2 tables are read as lines only.
-LINE_COUNTS_VERSION = "3"
-READABLE_LINE_COUNTS_VERSIONS = ("2", "3")
-# The `kind` of a counts row: a line (line_hash: its key) or a counted document (line_hash: its fingerprint).
-KIND_LINE, KIND_DOCUMENT = "line", "document"
+# version 2 tables are read as lines only. 4: adds `top` rows (on how many documents a line stands among their first
+# TOP_LINES lines: a masthead is at the top of most pages it is on, a headline linked from "Most read" at the top of
+# its own page only); version 2 and 3 tables are read without them.
+LINE_COUNTS_VERSION = "4"
+READABLE_LINE_COUNTS_VERSIONS = ("2", "3", "4")
+# The `kind` of a counts row: a line (line_hash: its key), a counted document (line_hash: its fingerprint), or a line
+# at the top of documents (line_hash: its key; n_docs: on how many documents it is among their first TOP_LINES lines).
+KIND_LINE, KIND_DOCUMENT, KIND_TOP = "line", "document", "top"
+# A document's top: its first countable lines (non-blank, at most MAX_COUNTED_CHARS), where a masthead and the
+# headline stand, under a few lines of "Skip to content", menu buttons and the like; above its first line of prose
+# (over TOP_PROSE_BYTES bytes). The prose bound keeps a short page's "Most read" list under its article out of its top.
+TOP_LINES = 6
+TOP_PROSE_BYTES = 120
 # Documents keyed together in pass 1 (one set of numpy passes per batch; memory: one batch of texts).
 COUNT_BATCH_DOCS = 256
 # The history a source's template is learned from: the counts of its shards with the newest inputs (by file
@@ -265,6 +273,7 @@ class LineCounter:
     samples: _Samples = field(default_factory=lambda: _Samples())  # each line as first seen, stripped
     _sums: dict[str, _SourceSum] = field(default_factory=dict)
     _documents: dict[str, _SourceSum] = field(default_factory=dict)  # per source: fingerprints counted
+    _tops: dict[str, _SourceSum] = field(default_factory=dict)  # per source: lines among documents' first TOP_LINES
     _seen_content: set[tuple[str, int]] = field(default_factory=set)
 
     def add_many(self, docs: Sequence[tuple[str, str]]) -> None:
@@ -303,26 +312,48 @@ class LineCounter:
             if len(unseen):
                 positions = at[first[unseen]]
                 samples.add(distinct[unseen], keyed.buf, keyed.starts[positions], keyed.ends[positions])
-        # Each document's distinct keys (doc_of ascends: a document's lines are together).
-        keys, bounds = kernels.distinct_per_group(keys, np.searchsorted(doc_of, np.arange(len(sources) + 1)))
-        bounds = bounds.tolist()
+        # Each document's distinct keys (doc_of ascends: a document's lines are together), and those of its top: its
+        # first TOP_LINES countable lines above its first line of prose.
+        doc_starts = np.searchsorted(doc_of, np.arange(len(sources) + 1))
+        prose = np.flatnonzero(keyed.ends - keyed.starts > TOP_PROSE_BYTES)
+        first_line = texts.first_lines[selected]
+        first_prose = prose[np.minimum(np.searchsorted(prose, first_line), len(prose) - 1)] if len(prose) else None
+        above_prose = np.full(len(selected), np.iinfo(np.int64).max, np.int64)
+        if first_prose is not None:
+            in_document = (first_prose >= first_line) & (first_prose < texts.first_lines[np.asarray(selected) + 1])
+            above_prose[in_document] = first_prose[in_document]
+        at_top = (np.arange(len(doc_of)) - doc_starts[doc_of] < TOP_LINES) & (at < above_prose[doc_of])
+        top_keys, top_bounds = kernels.distinct_per_group(
+            keys[at_top], np.searchsorted(doc_of[at_top], np.arange(len(sources) + 1)))
+        keys, bounds = kernels.distinct_per_group(keys, doc_starts)
+        bounds, top_bounds = bounds.tolist(), top_bounds.tolist()
         reduced = False
         documents: dict[str, list[int]] = {}
+        tops: dict[str, list[np.ndarray]] = {}
         for index, source in enumerate(sources):
             self.docs[source] += 1
             documents.setdefault(source, []).append(fingerprints[selected[index]])
             piece = keys[bounds[index]:bounds[index + 1]]
             summed = self._sums.setdefault(source, _SourceSum(reduce_to_caps=4))
             reduced |= summed.add(piece, np.ones(len(piece), np.int64))
+            tops.setdefault(source, []).append(top_keys[top_bounds[index]:top_bounds[index + 1]])
         for source, counted in documents.items():
             self._documents.setdefault(source, _SourceSum(limit=MAX_DOCUMENTS_PER_SOURCE)).add(
                 np.asarray(counted, np.int64), np.ones(len(counted), np.int64))
+        for source, pieces in tops.items():  # one piece per source and batch (the keys are distinct per document)
+            top = np.concatenate(pieces)
+            self._tops.setdefault(source, _SourceSum(reduce_to_caps=4)).add(top, np.ones(len(top), np.int64))
         if reduced and self.keep_samples:  # bounded memory: the samples of lines reduced away go with them
             self.samples.keep_only(np.concatenate([summed.held_keys() for summed in self._sums.values()]))
 
     def counts(self, source: str) -> tuple[np.ndarray, np.ndarray]:
         """The source's (sorted line keys, document counts) so far."""
         summed = self._sums.get(source)
+        return summed.fold() if summed is not None else _NO_LINES
+
+    def top_counts(self, source: str) -> tuple[np.ndarray, np.ndarray]:
+        """The source's (sorted line keys, on how many documents each is among their first ``TOP_LINES`` lines)."""
+        summed = self._tops.get(source)
         return summed.fold() if summed is not None else _NO_LINES
 
     def document_counts(self, source: str) -> tuple[np.ndarray, np.ndarray]:
@@ -337,7 +368,13 @@ class LineCounter:
         docs: dict[str, int] = {}
         per_source: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         copies: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        tops: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for name in sorted(self.docs):
+            if self.docs[name] < min_n_docs:
+                # No line, top or copy of a source of fewer documents can be counted min_n_docs times (each counted
+                # document has a document row, so the table knows the source): its folds were a third of this.
+                docs[name] = self.docs[name]
+                continue
             keys, counts = _cap(*self.counts(name))
             documents, times = _cap(*self.document_counts(name), limit=MAX_DOCUMENTS_PER_SOURCE)
             if not len(keys) and not len(documents):
@@ -350,21 +387,27 @@ class LineCounter:
             again = times >= 2
             if again.any():
                 copies[name] = (documents[again], times[again])
+            top_keys, top_counts = _cap(*self.top_counts(name))
+            if (at_tops := top_counts >= min_n_docs).any():
+                tops[name] = (top_keys[at_tops], top_counts[at_tops])
             docs[name] = self.docs[name]
-        return LineStats(docs, per_source, copies)
+        return LineStats(docs, per_source, copies, tops)
 
     def to_table(self) -> pa.Table:
         """One ``line`` row per (source, line), at most ``MAX_LINES_PER_SOURCE`` per source, sorted by source and
-        key; then one ``document`` row per (source, counted document), at most ``MAX_DOCUMENTS_PER_SOURCE``."""
+        key; then one ``document`` row per (source, counted document), at most ``MAX_DOCUMENTS_PER_SOURCE``; then one
+        ``top`` row per (source, line at the top of a document), at most ``MAX_LINES_PER_SOURCE``."""
         if not self.keep_samples:
             raise ValueError("this LineCounter keeps no line samples (keep_samples=False): use to_stats()")
         names = sorted(self.docs)
         totals = [self.docs[name] for name in names]
         lines = [_cap(*self.counts(name)) for name in names]
         documents = [_cap(*self.document_counts(name), limit=MAX_DOCUMENTS_PER_SOURCE) for name in names]
+        tops = [_cap(*self.top_counts(name)) for name in names]
         samples = self.samples.lines(np.concatenate([np.zeros(0, np.int64), *[keys for keys, _ in lines]]))
         return pa.concat_tables([_counts_rows(KIND_LINE, names, lines, totals, samples),
-                                 _counts_rows(KIND_DOCUMENT, names, documents, totals)])
+                                 _counts_rows(KIND_DOCUMENT, names, documents, totals),
+                                 _counts_rows(KIND_TOP, names, tops, totals)])
 
 
 def _counts_rows(kind: str, names: Sequence[str], parts: Sequence[tuple[np.ndarray, np.ndarray]],
@@ -453,9 +496,13 @@ def _cap(keys: np.ndarray, counts: np.ndarray, limit: int | None = None) -> tupl
     return keys[top], counts[top]
 
 
+# The kinds of a counts table's rows as small integers (_by_source), in the order of the table's parts.
+_KIND_CODES = {KIND_LINE: 0, KIND_DOCUMENT: 1, KIND_TOP: 2}
+
+
 def _by_source(table: pa.Table) -> Iterator[tuple[str, np.ndarray, np.ndarray, int, np.ndarray]]:
-    """A counts table's rows per source, as numpy: (source, keys, n_docs, largest ``source_docs``, which rows are
-    documents (``kind``; none in a version 2 table)).
+    """A counts table's rows per source, as numpy: (source, keys, n_docs, largest ``source_docs``, each row's kind as
+    ``_KIND_CODES`` has it (all lines in a version 2 table; a kind this version does not know reads as -1)).
 
     Sorts the dictionary codes of the source column, not the strings: Arrow's sort and group_by over the
     string column held several copies of the table (1.6 GB peak for 6 million rows at 100,000 documents).
@@ -468,10 +515,15 @@ def _by_source(table: pa.Table) -> Iterator[tuple[str, np.ndarray, np.ndarray, i
     counts = table["n_docs"].to_numpy()[order].astype(np.int64, copy=False)
     totals = (np.maximum.reduceat(table["source_docs"].to_numpy()[order], bounds[:-1]).tolist()
               if "source_docs" in table.column_names else [0] * (len(bounds) - 1))
-    documents = (np.asarray(pc.fill_null(pc.equal(table["kind"], KIND_DOCUMENT), False), bool)[order]
-                 if "kind" in table.column_names else np.zeros(len(order), bool))
+    if "kind" in table.column_names:
+        kinds = table["kind"].combine_chunks().dictionary_encode()
+        known = np.array([_KIND_CODES.get(kind, -1) for kind in kinds.dictionary.to_pylist()], np.int8)
+        kind = np.asarray(pc.fill_null(kinds.indices, -1), np.int64)
+        kind = np.where(kind >= 0, known[np.maximum(kind, 0)] if len(known) else -1, -1).astype(np.int8)[order]
+    else:
+        kind = np.zeros(len(order), np.int8)
     for name, a, b, total in zip(encoded.dictionary.to_pylist(), bounds[:-1], bounds[1:], totals, strict=True):
-        yield name, keys[a:b].copy(), counts[a:b].copy(), total, documents[a:b]
+        yield name, keys[a:b].copy(), counts[a:b].copy(), total, kind[a:b]
 
 
 @dataclass(slots=True)
@@ -534,6 +586,8 @@ class LineStats:
     per_source: dict[str, tuple[np.ndarray, np.ndarray]]  # source -> (sorted keys, n_docs)
     copies: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # -> (sorted fingerprints,
     #                                                       times counted, 2 or more)
+    tops: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # -> (sorted keys, on how many
+    #                                                       documents the line is among their first TOP_LINES)
 
     @classmethod
     def empty(cls) -> LineStats:
@@ -544,16 +598,16 @@ class LineStats:
         """From a merged table (:meth:`to_table`): one row per (source, line_hash, kind) with ``n_docs`` and
         ``source_docs``, each source's total. ``source_docs`` (the argument) replaces those totals."""
         docs: dict[str, int] = {}
-        per_source: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        copies: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        held: tuple[dict[str, tuple[np.ndarray, np.ndarray]], ...] = ({}, {}, {})  # by kind: lines, copies, tops
         if table.num_rows:
-            for name, keys, counts, total, documents in _by_source(table):
-                for held, mask in ((per_source, ~documents), (copies, documents)):
+            for name, keys, counts, total, kind in _by_source(table):
+                for code, into in enumerate(held):
+                    mask = kind == code
                     if mask.any():
                         order = np.argsort(keys[mask], kind="stable")
-                        held[name] = (keys[mask][order], counts[mask][order])
+                        into[name] = (keys[mask][order], counts[mask][order])
                 docs[name] = total
-        return cls(dict(docs if source_docs is None else source_docs), per_source, copies)
+        return cls(dict(docs if source_docs is None else source_docs), *held)
 
     @classmethod
     def from_tables(cls, tables: Iterable[pa.Table], min_n_docs: int = 2,
@@ -576,6 +630,7 @@ class LineStats:
         docs: Counter[str] = Counter()
         sums: dict[str, _SourceSum] = {}
         document_sums: dict[str, _SourceSum] = {}
+        top_sums: dict[str, _SourceSum] = {}
         wanted = pa.array(sorted(sources), pa.string()) if sources is not None else None
         for table in tables:
             if not table.num_rows or not is_current(table):
@@ -584,28 +639,33 @@ class LineStats:
                 table = table.filter(pc.is_in(table["source"], value_set=wanted))
                 if not table.num_rows:
                     continue
-            for name, keys, counts, total, documents in _by_source(table):
+            for name, keys, counts, total, kind in _by_source(table):
                 if window is not None and docs[name] >= window:
                     continue  # older history of a source whose recent shards hold enough documents
                 # Each shard repeats its per-source document total on every row: taken once per (shard, source).
                 docs[name] += total
-                sums.setdefault(name, _SourceSum()).add(keys[~documents], counts[~documents])
-                if documents.any():
+                lines = kind == _KIND_CODES[KIND_LINE]
+                sums.setdefault(name, _SourceSum()).add(keys[lines], counts[lines])
+                if (documents := kind == _KIND_CODES[KIND_DOCUMENT]).any():
                     document_sums.setdefault(name, _SourceSum(limit=MAX_DOCUMENTS_PER_SOURCE)).add(
                         keys[documents], counts[documents])
+                if (tops := kind == _KIND_CODES[KIND_TOP]).any():
+                    top_sums.setdefault(name, _SourceSum()).add(keys[tops], counts[tops])
         per_source: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        for name in sorted(sums):
-            keys, counts = sums.pop(name).fold()
-            frequent = counts >= min_n_docs
-            if frequent.any():
-                per_source[name] = (keys[frequent], counts[frequent])
+        at_top: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for summed, into in ((sums, per_source), (top_sums, at_top)):
+            for name in sorted(summed):
+                keys, counts = summed.pop(name).fold()
+                frequent = counts >= min_n_docs
+                if frequent.any():
+                    into[name] = (keys[frequent], counts[frequent])
         copies: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for name in sorted(document_sums):
             fingerprints, times = document_sums.pop(name).fold()
             again = times >= 2
             if again.any():
                 copies[name] = (fingerprints[again], times[again])
-        return cls(dict(docs), per_source, copies)
+        return cls(dict(docs), per_source, copies, at_top)
 
     @classmethod
     def merge(cls, *parts: LineStats) -> LineStats:
@@ -613,9 +673,10 @@ class LineStats:
         docs: Counter[str] = Counter()
         pieces: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
         copy_pieces: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+        top_pieces: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
         for part in parts:
             docs.update(part.source_docs)
-            for held, into in ((part.per_source, pieces), (part.copies, copy_pieces)):
+            for held, into in ((part.per_source, pieces), (part.copies, copy_pieces), (part.tops, top_pieces)):
                 for source, arrays in held.items():
                     into.setdefault(source, []).append(arrays)
 
@@ -624,18 +685,21 @@ class LineStats:
                              np.concatenate([n for _, n in arrays]).astype(np.int64, copy=False))
 
         return cls(dict(docs), {source: summed(arrays) for source, arrays in pieces.items()},
-                   {source: summed(arrays) for source, arrays in copy_pieces.items()})
+                   {source: summed(arrays) for source, arrays in copy_pieces.items()},
+                   {source: summed(arrays) for source, arrays in top_pieces.items()})
 
     def to_table(self) -> pa.Table:
         """The merged counts as one table (``LINE_COUNTS_SCHEMA``): written once per run for the tasks. Unlike a
         shard's table, its ``source_docs`` are the sums over the shards and its document rows only those counted
         more than once."""
-        names, repeated = sorted(self.per_source), sorted(self.copies)
+        names, repeated, topped = sorted(self.per_source), sorted(self.copies), sorted(self.tops)
         return pa.concat_tables([
             _counts_rows(KIND_LINE, names, [self.per_source[name] for name in names],
                          [self.source_docs.get(name, 0) for name in names]),
             _counts_rows(KIND_DOCUMENT, repeated, [self.copies[name] for name in repeated],
-                         [self.source_docs.get(name, 0) for name in repeated])])
+                         [self.source_docs.get(name, 0) for name in repeated]),
+            _counts_rows(KIND_TOP, topped, [self.tops[name] for name in topped],
+                         [self.source_docs.get(name, 0) for name in topped])])
 
     def times_counted(self, source: str, fingerprint: int) -> int:
         """How many times the document of this fingerprint is in ``source``'s counts (1 if not known as copied)."""
@@ -648,16 +712,26 @@ class LineStats:
 
     def n_docs(self, source: str, keys: np.ndarray) -> np.ndarray:
         """For each line key: on how many of ``source``'s documents the line is (0: unknown)."""
-        known, counted = self.per_source.get(source, _NO_LINES)
-        out = np.zeros(len(keys), np.int64)
-        if len(known) and len(keys):
-            at = np.minimum(np.searchsorted(known, keys), len(known) - 1)
-            hit = known[at] == keys
-            out[hit] = counted[at[hit]]
-        return out
+        return _look_up(self.per_source.get(source, _NO_LINES), keys)
+
+    def top_docs(self, source: str, keys: np.ndarray) -> np.ndarray:
+        """For each line key: on how many of ``source``'s documents the line is among the first ``TOP_LINES`` (0:
+        unknown, or counted by a version that did not count tops)."""
+        return _look_up(self.tops.get(source, _NO_LINES), keys)
 
     def evidence(self, source: str, line: str) -> Evidence | None:
         """One line's evidence (for single lookups; :meth:`n_docs` does a document at once)."""
         keys, countable = line_keys([line.strip()])
         n = int(self.n_docs(source, keys)[0]) if countable[0] else 0
         return Evidence(n, self.source_docs.get(source, 0)) if n else None
+
+
+def _look_up(held: tuple[np.ndarray, np.ndarray], keys: np.ndarray) -> np.ndarray:
+    """Each key's count in ``held`` (sorted keys, counts), 0 for a key not in it."""
+    known, counted = held
+    out = np.zeros(len(keys), np.int64)
+    if len(known) and len(keys):
+        at = np.minimum(np.searchsorted(known, keys), len(known) - 1)
+        hit = known[at] == keys
+        out[hit] = counted[at[hit]]
+    return out

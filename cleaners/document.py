@@ -293,7 +293,8 @@ HEADLINE_MIN_WORDS = 4
 
 def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
                program: RuleProgram | None = None, screened: Sequence[int] | None = None,
-               declared: bool = True, template: np.ndarray | None = None) -> str | None:
+               declared: bool = True, template: np.ndarray | None = None,
+               masthead: np.ndarray | None = None) -> str | None:
     """Find the title at the top, move it out of the text, and drop its repeats.
 
     The title is the title the input declared (a record's field), when it has one: its copies at the top go (and a
@@ -310,10 +311,13 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
     too little history. When there is no headline, or only the first line's shape names one, the title zone is looked
     at again below them: a "Headline - Site" line (or the page's own title) far above its bare headline under a long
     menu is matched there, and, when the first look found nothing, a headline printed twice (of
-    ``HEADLINE_MIN_WORDS`` words or more). The title's copies there go, a declared title's too. A masthead above the
-    headline is still taken for the title when nothing below bears a headline out: telling a masthead from a short
-    headline that the site's other pages link to ("Most read", a template line too) needs where the line stands on
-    those pages, which the counts do not keep.
+    ``HEADLINE_MIN_WORDS`` words or more). The title's copies there go, a declared title's too.
+    ``masthead``: the template lines that stand at the top of most of the source's pages they are on
+    (:func:`masthead_lines`: its name, a section banner). Such a line is never the title, printed once or twice; the
+    headline is then looked for below the template lines, where the first line is taken by its shape too when it has
+    ``HEADLINE_MIN_WORDS`` words or more (a date or a byline under a masthead has fewer). A short headline that the
+    source's other pages link to ("Most read", a template line too) is at the top of its own page only: not a
+    masthead, it stays the title.
     """
     known_title = (known_title or "").strip() or None  # a blank declared title is no title
     top = _title_zone(doc, config, program, screened, None)
@@ -340,10 +344,16 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
                 _remove_title_copies(doc, *below, known_title)  # its copies under the site's menu
             return known_title
     guess = _guess_title(doc, top, canon, known_title, config)
+    # The first line, printed once or twice, is the source's masthead: never the title, and the headline is under it.
+    under_masthead = guess is not None and guess.evidence in ("shape", "repeat") and masthead is not None and \
+        bool(masthead[top[0]])
+    if under_masthead:
+        guess = None
     if below is not None and (guess is None or guess.evidence == "shape"):
         found = _guess_title(doc, *below, known_title, config)
         if found is not None and (found.evidence in ("page-title", "metadata") or (
-                found.evidence == "repeat" and guess is None and len(found.title.split()) >= HEADLINE_MIN_WORDS)):
+                guess is None and len(found.title.split()) >= HEADLINE_MIN_WORDS
+                and (found.evidence == "repeat" or (under_masthead and found.evidence == "shape")))):
             guess = found
             top, canon = below
     if guess is None:
@@ -488,10 +498,13 @@ PAGE_TITLE_RULE = "structure.page-title"
 
 @dataclass(frozen=True, slots=True)
 class TemplateCounts:
-    """On how many of its source's documents each line of a document is (0: not counted)."""
+    """On how many of its source's documents each line of a document is (0: not counted), and on how many of them it
+    stands among their first lines (``top_docs``: cleaners.boilerplate.TOP_LINES; 0 where counted by a version that
+    did not count tops)."""
 
     n_docs: np.ndarray
     source_docs: int
+    top_docs: np.ndarray | None = None
 
     def share_of_others(self) -> np.ndarray:
         """Per line: the share of the source's *other* documents it appears on."""
@@ -518,15 +531,32 @@ def template_counts(keys: np.ndarray, countable: np.ndarray, source: str, stats:
     if total < config.min_source_docs:
         return None
     n_docs = np.where(countable, stats.n_docs(source, keys), 0)
+    top_docs = np.where(countable, stats.top_docs(source, keys), 0) if source in stats.tops else None
     if extra > 0:
         n_docs = np.where(n_docs > 0, np.maximum(n_docs - extra, 1), 0)
-    return TemplateCounts(n_docs, total)
+        if top_docs is not None:
+            top_docs = np.where(top_docs > 0, np.maximum(top_docs - extra, 1), 0)
+    return TemplateCounts(n_docs, total, top_docs)
 
 
 def template_lines(counts: TemplateCounts, config: CleanConfig, nonblank: np.ndarray) -> np.ndarray:
     """Mask of the lines with text that recur on a large share of their source's documents (its page template)."""
     return (counts.n_docs >= max(2, config.min_template_docs)) & \
         (counts.n_docs >= config.boilerplate_share * counts.source_docs) & nonblank
+
+
+# A template line is the source's masthead (its name, a section banner: never an article's title) when it stands at
+# the top of at least this share of the pages it is on. A headline that the source's other pages link to ("Most
+# read", a template line too) is at the top of its own page only.
+MASTHEAD_TOP_SHARE = 0.5
+
+
+def masthead_lines(counts: TemplateCounts, template: np.ndarray) -> np.ndarray | None:
+    """Mask of the ``template`` lines that are the source's masthead (``MASTHEAD_TOP_SHARE``); None when the counts
+    do not say where lines stand (tables of an older version)."""
+    if counts.top_docs is None:
+        return None
+    return template & (counts.top_docs >= MASTHEAD_TOP_SHARE * counts.n_docs)
 
 
 def remove_source_boilerplate(doc: _Lines, source: str, counts: TemplateCounts, config: CleanConfig,
@@ -708,9 +738,11 @@ def _prepare_batch(items: Sequence[DocumentInput], rules: RuleSet, config: Clean
             template = template_counts(*doc_keys, item.source, line_stats, config, doc_fingerprint)
         templates.append(template)
         masks.append(template_lines(template, config, doc.nonblank) if template is not None else None)
-    for item, doc, program, hits, mask in zip(items, docs, programs, screened, masks, strict=True):
+    for item, doc, program, hits, mask, template in zip(items, docs, programs, screened, masks, templates,
+                                                        strict=True):
+        mastheads = masthead_lines(template, mask) if template is not None and mask is not None else None
         titles.append(take_title(doc, item.known_title, config, program, hits, declared=item.title_declared,
-                                 template=mask))
+                                 template=mask, masthead=mastheads))
     prepared = []
     for item, doc, title, program, hits, (normalized, fixed), template, mask, line_words in zip(
             items, docs, titles, programs, screened, normalized_texts, templates, masks, word_counts, strict=True):

@@ -34,8 +34,9 @@ from cleaners.types import CleanResult, RawDocument, Reject, RejectReason
 # cleaner reads text, NFC and odd spaces: a pack's rule written with a no-break space or a decomposed letter matches;
 # 0.11: words of scripts written without spaces count per two characters in the valves and kept_ratio; 0.12: below a
 # source's template lines at the top (its menu) the title is looked for again and its copies go, and the safety valve
-# counts the title's copies as kept).
-PIPELINE_VERSION = "0.12.0"
+# counts the title's copies as kept; 0.13: a source's masthead, a template line at the top of most of its pages, is
+# never the title: the line counts say where lines stand, version 4).
+PIPELINE_VERSION = "0.13.0"
 # Sources under a site pack a shard reports (ShardStats.sources): a small return value. Only such sources are
 # collected, so a shard of many hosts (a multi-site feed) cannot crowd a site pack's source out.
 MAX_SOURCES_PER_SHARD = 1_000

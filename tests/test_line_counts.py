@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from cleaners.boilerplate import (
     LINE_COUNTS_SCHEMA,
@@ -224,6 +225,45 @@ def test_counter_stats_without_samples_equal_the_stats_of_its_table(monkeypatch)
         assert got.per_source[source][0].tolist() == keys.tolist()
         assert got.per_source[source][1].tolist() == counts.tolist()
     assert with_samples.to_stats().per_source.keys() == expected.per_source.keys()
+    assert got.tops.keys() == expected.tops.keys() == {"a.example", "b.example"}
+    for source, (keys, counts) in expected.tops.items():
+        assert got.tops[source][0].tolist() == keys.tolist()
+        assert got.tops[source][1].tolist() == counts.tolist()
+
+
+def test_top_counts_are_the_first_lines_above_the_first_line_of_prose() -> None:
+    """A `top` row counts the documents on which a line stands among their first TOP_LINES countable lines, above
+    their first line of prose: a masthead at the top of every page, not a "Most read" list under a short article."""
+    from cleaners.boilerplate import TOP_LINES, TOP_PROSE_BYTES
+
+    prose = "A paragraph of the story, " * 6
+    assert len(prose) > TOP_PROSE_BYTES
+    fillers = [f"Menu item {j}" for j in range(TOP_LINES)]
+    docs = [("a.example", "\n".join(["Skip to content", "", "Gazette", f"Headline {i}", prose, "Most read",
+                                      "Headline 0", *fillers])) for i in range(4)]
+    docs += [("a.example", "\n".join([*fillers, "Gazette", f"{prose}{k}"])) for k in range(2)]  # Gazette below them
+    stats = LineStats.from_tables([_counter(docs).to_table()])
+
+    def at_top(line: str) -> int:
+        return int(stats.top_docs("a.example", line_keys([line])[0])[0])
+
+    assert (at_top("Skip to content"), at_top("Gazette"), at_top("Headline 0"), at_top("Most read")) == (4, 4, 0, 0)
+    assert at_top("Menu item 0") == at_top(f"Menu item {TOP_LINES - 1}") == 2  # the last two pages' tops
+    assert stats.n_docs("a.example", line_keys(["Gazette", "Headline 0"])[0]).tolist() == [6, 4]
+    merged = LineStats.merge(stats, stats)
+    assert merged.top_docs("a.example", line_keys(["Gazette"])[0]).tolist() == [8]
+    assert LineStats.from_tables([merged.to_table()]).top_docs("a.example", line_keys(["Gazette"])[0]).tolist() == [8]
+
+
+def test_counts_of_version_3_are_read_without_tops() -> None:
+    """A version 3 table (no `top` rows) still gives its lines and copies; where lines stand is unknown (empty)."""
+    table = _counter([("a.example", TEMPLATE + f"Story {i}.") for i in range(3)]).to_table()
+    old = table.filter(pc.not_equal(table["kind"], "top"))
+    old = old.replace_schema_metadata({**table.schema.metadata, b"boilerstrip.schema_version": b"3"})
+    stats = LineStats.from_tables([old])
+    assert stats.source_docs == {"a.example": 3} and not stats.tops
+    assert stats.n_docs("a.example", line_keys(["Share this article"])[0]).tolist() == [3]
+    assert LineStats.from_tables([table]).top_docs("a.example", line_keys(["Share this article"])[0]).tolist() == [3]
 
 
 def test_clean_batch_cleans_with_the_keys_pass_one_computed(rules) -> None:
@@ -297,7 +337,7 @@ def test_a_document_counted_in_two_shards_is_not_counted_against_itself() -> Non
     others = [("a.example", TEMPLATE + f"Story {i}.") for i in range(4)]
     shard1 = _counter([*others, ("a.example", article)]).to_table()
     shard2 = _counter([("a.example", article), ("a.example", article)]).to_table()  # once: a copy in this shard
-    assert {row["kind"] for row in shard1.to_pylist()} == {"line", "document"}
+    assert {row["kind"] for row in shard1.to_pylist()} == {"line", "document", "top"}
     stats = LineStats.from_tables([shard1, shard2])
     assert stats.source_docs == {"a.example": 6}
     keys, countable = line_keys(article.splitlines())

@@ -728,9 +728,6 @@ HEADLINES = ["Harbour ferry timetable changes from Monday", "Council approves th
              "Library extends its weekend opening hours", "Night buses return to the valley route"]
 
 
-@pytest.mark.xfail(strict=True, reason="a masthead above the headline is taken for the title: telling it from a short "
-                   "headline linked from 'Most read' (a template line too) needs where the line stands on the source's "
-                   "other pages, which the line counts do not keep")
 def test_a_masthead_on_most_of_a_sources_pages_is_not_its_title(rules) -> None:
     """With a source's history, its masthead ("Cape Argus", at the top of every page) is its template, not each
     article's title."""
@@ -739,6 +736,48 @@ def test_a_masthead_on_most_of_a_sources_pages_is_not_its_title(rules) -> None:
     pages = _site_pages(["Cape Argus", "Latest news"], HEADLINES)
     results = clean_batch([BatchItem("argus.example", page) for page in pages], rules)
     assert [result.title for result in results] == HEADLINES
+
+
+def test_a_masthead_printed_twice_or_under_a_skip_link_is_not_the_title(rules) -> None:
+    """A masthead printed twice (the logo's text and the name) would be a headline printed twice; under a line a rule
+    removes ("Skip to content") it is still at the top of every page."""
+    from cleaners.batch import BatchItem, clean_batch
+
+    for top in (["Cape Argus", "Cape Argus", "Latest news"], ["Skip to content", "Cape Argus", "Latest news"]):
+        results = clean_batch([BatchItem("argus.example", page) for page in _site_pages(top, HEADLINES)], rules)
+        assert [result.title for result in results] == HEADLINES, top
+        assert all("Cape Argus" not in result.text for result in results)
+
+
+def test_a_short_headline_under_a_masthead_stays_in_the_text(rules) -> None:
+    """Under a masthead, the first line is taken for the headline by its shape only with 4 words or more (a date or a
+    byline under a masthead has fewer): a shorter one leaves the row without a title, and the line in its text."""
+    from cleaners.batch import BatchItem, clean_batch
+
+    short = ["Ferry strike ends", "Mayor resigns", "Budget day", "Derby drawn", "Floods close schools", "Fog lifts"]
+    results = clean_batch([BatchItem("argus.example", page) for page in _site_pages(["Cape Argus"], short)], rules)
+    assert [result.title for result in results] == [None] * len(short)
+    assert [result.text.splitlines()[0] for result in results] == short
+
+
+def test_with_counts_of_version_3_a_masthead_is_still_taken_for_the_title(rules) -> None:
+    """Counts written before version 4 do not say where a line stands: the masthead is the title, as it was, until the
+    source is counted again (the README says a drop rule fixes it meanwhile)."""
+    import pyarrow.compute as pc
+
+    from cleaners.boilerplate import LineCounter, LineStats
+    from cleaners.document import DocumentInput, clean_documents
+
+    pages = _site_pages(["Cape Argus", "Latest news"], HEADLINES)
+    counter = LineCounter()
+    counter.add_many([("argus.example", page) for page in pages])
+    table = counter.to_table()
+    old = table.filter(pc.not_equal(table["kind"], "top"))
+    old = old.replace_schema_metadata({**table.schema.metadata, b"boilerstrip.schema_version": b"3"})
+    items = [DocumentInput(page, "argus.example") for page in pages]
+    for stats, expected in ((LineStats.from_tables([old]), ["Cape Argus"] * len(pages)),
+                            (LineStats.from_tables([table]), HEADLINES)):
+        assert [result.title for result in clean_documents(items, rules, line_stats=stats)] == expected
 
 
 def test_the_headline_printed_again_under_the_sites_menu_goes(rules) -> None:

@@ -79,10 +79,11 @@ def test_the_data_dictionary_documents_every_column_with_its_type(heading: str, 
 
 def test_state_schemas_are_pinned() -> None:
     """The ledger and the line counts are read back by later runs (and by analysts, for the ledger)."""
-    from cleaners.boilerplate import LINE_COUNTS_SCHEMA, LINE_COUNTS_VERSION
+    from cleaners.boilerplate import KIND_DOCUMENT, KIND_LINE, KIND_TOP, LINE_COUNTS_SCHEMA, LINE_COUNTS_VERSION
     from cleaners.store import LEDGER_SCHEMA, STATE_VERSION
 
-    assert (STATE_VERSION, LINE_COUNTS_VERSION) == ("1", "3"), "bump the pinned columns below with the version"
+    assert (STATE_VERSION, LINE_COUNTS_VERSION) == ("1", "4"), "bump the pinned columns below with the version"
+    assert (KIND_LINE, KIND_DOCUMENT, KIND_TOP) == ("line", "document", "top")
     assert _shape(LEDGER_SCHEMA) == [
         ("input_file", "string", False), ("size", "int64", False), ("mtime_ns", "int64", False),
         ("content_sha256", "string", False), ("shard_id", "string", False), ("partition", "string", False),
