@@ -43,9 +43,11 @@ READABLE_LINE_COUNTS_VERSIONS = ("2", "3", "4")
 # at the top of documents (line_hash: its key; n_docs: on how many documents it is among their first TOP_LINES lines).
 KIND_LINE, KIND_DOCUMENT, KIND_TOP = "line", "document", "top"
 # A document's top: its first countable lines (non-blank, at most MAX_COUNTED_CHARS), where a masthead and the
-# headline stand, under a few lines of "Skip to content", menu buttons and the like; above its first line of prose
-# (over TOP_PROSE_BYTES bytes). The prose bound keeps a short page's "Most read" list under its article out of its top.
-TOP_LINES = 6
+# headline stand, under a few lines of "Skip to content", menu buttons and the like (pass 1 does not know which lines
+# the rules remove: under more than TOP_LINES of them a masthead is not counted at its top); above its first line of
+# prose (over TOP_PROSE_BYTES bytes, stripped). The prose bound keeps a short page's "Most read" list under its article
+# out of its top; a long line above the masthead on every page (a cookie notice) leaves the source without tops.
+TOP_LINES = 8
 TOP_PROSE_BYTES = 120
 # Documents keyed together in pass 1 (one set of numpy passes per batch; memory: one batch of texts).
 COUNT_BATCH_DOCS = 256
@@ -315,7 +317,11 @@ class LineCounter:
         # Each document's distinct keys (doc_of ascends: a document's lines are together), and those of its top: its
         # first TOP_LINES countable lines above its first line of prose.
         doc_starts = np.searchsorted(doc_of, np.arange(len(sources) + 1))
-        prose = np.flatnonzero(keyed.ends - keyed.starts > TOP_PROSE_BYTES)
+        prose = np.flatnonzero(keyed.ends - keyed.starts > TOP_PROSE_BYTES)  # long before stripping, then after it
+        if len(prose):
+            first, last = kernels.strip_whitespace(np.frombuffer(keyed.buf, np.uint8), keyed.starts[prose],
+                                                   keyed.ends[prose], kernels.CHAR_CLASSES)
+            prose = prose[last - first > TOP_PROSE_BYTES]
         first_line = texts.first_lines[selected]
         first_prose = prose[np.minimum(np.searchsorted(prose, first_line), len(prose) - 1)] if len(prose) else None
         above_prose = np.full(len(selected), np.iinfo(np.int64).max, np.int64)
@@ -370,9 +376,9 @@ class LineCounter:
         copies: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         tops: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for name in sorted(self.docs):
-            if self.docs[name] < min_n_docs:
-                # No line, top or copy of a source of fewer documents can be counted min_n_docs times (each counted
-                # document has a document row, so the table knows the source): its folds were a third of this.
+            if self.docs[name] < min(min_n_docs, 2):
+                # A source of one document has no line or top counted min_n_docs times and no copy (counted twice);
+                # its document row makes it known to the table: its folds were a third of this.
                 docs[name] = self.docs[name]
                 continue
             keys, counts = _cap(*self.counts(name))

@@ -290,6 +290,46 @@ def _guess_title(doc: _Lines, top: list[int], canon: dict[int, str], known_title
 # name printed twice, under an avatar and as a link, or a section printed as a breadcrumb and a kicker, has fewer).
 HEADLINE_MIN_WORDS = 4
 
+# Under a masthead, the headline is the first title-shaped line of HEADLINE_MIN_WORDS words or more that is not a
+# dateline or a byline: the lines a masthead often has under it, of a headline's length too ("Saturday, 28 November
+# 2026", "By Jane Smith and Tom Brown"). A dateline: most of its words are figures, month or weekday names, time
+# zones or the words around a date ("Published on", "Last updated at"); a headline with a date in it has more of its
+# own ("Storm hits coast on March 3": half). English names only: elsewhere a dateline is told by its figures alone.
+_DATE_WORDS = frozenset((
+    "january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november",
+    "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "monday",
+    "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "mon", "tue", "tues", "wed", "thu", "thur",
+    "thurs", "fri", "sat", "sun", "am", "pm", "a.m", "p.m", "gmt", "utc", "bst", "cet", "cest", "est", "edt", "pst",
+    "pdt", "et", "pt", "on", "at", "updated", "published", "posted", "last", "modified", "date", "time",
+))
+DATELINE_WORD_SHARE = 0.65
+_BYLINE = re.compile(r"(?:by|written by|posted by|words by|story by|von|par|por)\s+\S", re.IGNORECASE)
+_WORD_EDGES = "\"'“”‘’()[],.;:|•·-–—"
+
+
+def _dateline_or_byline(line: str) -> bool:
+    """Whether a title-shaped line under a masthead is a dateline or a byline, not the headline (``_DATE_WORDS``)."""
+    if _BYLINE.match(line):
+        return True
+    words = [word.strip(_WORD_EDGES).casefold() for word in line.split()]
+    words = [word for word in words if word]
+    dated = sum(1 for word in words if word in _DATE_WORDS or any(c.isdigit() for c in word))
+    return bool(words) and dated >= DATELINE_WORD_SHARE * len(words)
+
+
+def _headline_under_masthead(doc: _Lines, zone: list[int], config: CleanConfig) -> _TitleGuess | None:
+    """The first line of ``zone`` (the title zone below the source's template lines) that reads as a headline by its
+    shape: a title of ``HEADLINE_MIN_WORDS`` words or more, not ending like a sentence, not a dateline or byline.
+    Shorter lines (a section kicker), datelines and bylines are passed over; the look stops at the first line that is
+    not title-shaped (the text has begun)."""
+    for i in zone:
+        line = doc.stripped[i]
+        if not _looks_like_title(line, config) or _SENTENCE_END.search(line):
+            return None
+        if len(line.split()) >= HEADLINE_MIN_WORDS and not _dateline_or_byline(line):
+            return _TitleGuess(line, "shape")
+    return None
+
 
 def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
                program: RuleProgram | None = None, screened: Sequence[int] | None = None,
@@ -313,11 +353,13 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
     menu is matched there, and, when the first look found nothing, a headline printed twice (of
     ``HEADLINE_MIN_WORDS`` words or more). The title's copies there go, a declared title's too.
     ``masthead``: the template lines that stand at the top of most of the source's pages they are on
-    (:func:`masthead_lines`: its name, a section banner). Such a line is never the title, printed once or twice; the
-    headline is then looked for below the template lines, where the first line is taken by its shape too when it has
-    ``HEADLINE_MIN_WORDS`` words or more (a date or a byline under a masthead has fewer). A short headline that the
-    source's other pages link to ("Most read", a template line too) is at the top of its own page only: not a
-    masthead, it stays the title.
+    (:func:`masthead_lines`: its name, a section banner). Such a line, printed once or twice, is not the title when
+    a headline is found below the template lines: by the evidence above, or by its shape
+    (:func:`_headline_under_masthead`: ``HEADLINE_MIN_WORDS`` words or more, not a dateline or byline). When none
+    is, a line of a headline's length stays the title (a headline the other pages show at their top: a "Trending"
+    bar, a short page's "Most read" list); a shorter one (a site's name) is not, and the page has no title. A
+    headline the source's other pages link to under their text ("Most read") is at the top of its own page only:
+    not a masthead, it stays the title.
     """
     known_title = (known_title or "").strip() or None  # a blank declared title is no title
     top = _title_zone(doc, config, program, screened, None)
@@ -344,18 +386,23 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
                 _remove_title_copies(doc, *below, known_title)  # its copies under the site's menu
             return known_title
     guess = _guess_title(doc, top, canon, known_title, config)
-    # The first line, printed once or twice, is the source's masthead: never the title, and the headline is under it.
-    under_masthead = guess is not None and guess.evidence in ("shape", "repeat") and masthead is not None and \
-        bool(masthead[top[0]])
-    if under_masthead:
-        guess = None
+    # The first line, printed once or twice, stands at the top of most of the source's pages it is on: its masthead,
+    # whose headline is under it.
+    masthead_guess = None
+    if guess is not None and guess.evidence in ("shape", "repeat") and masthead is not None and masthead[top[0]]:
+        masthead_guess, guess = guess, None
     if below is not None and (guess is None or guess.evidence == "shape"):
         found = _guess_title(doc, *below, known_title, config)
-        if found is not None and (found.evidence in ("page-title", "metadata") or (
-                guess is None and len(found.title.split()) >= HEADLINE_MIN_WORDS
-                and (found.evidence == "repeat" or (under_masthead and found.evidence == "shape")))):
+        if not (found is not None and (found.evidence in ("page-title", "metadata") or (
+                guess is None and found.evidence == "repeat" and len(found.title.split()) >= HEADLINE_MIN_WORDS))):
+            found = _headline_under_masthead(doc, below[0], config) if masthead_guess is not None else None
+        if found is not None:
             guess = found
             top, canon = below
+    if guess is None and masthead_guess is not None and len(masthead_guess.title.split()) >= HEADLINE_MIN_WORDS:
+        # Nothing under it reads as a headline, and it has a headline's length: a headline the other pages show at
+        # their top (a "Trending" bar; a short page's "Most read" list), on its own page. A masthead's name is shorter.
+        guess = masthead_guess
     if guess is None:
         return known_title
     if guess.page_title_line is not None:

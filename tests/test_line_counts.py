@@ -231,6 +231,22 @@ def test_counter_stats_without_samples_equal_the_stats_of_its_table(monkeypatch)
         assert got.tops[source][1].tolist() == counts.tolist()
 
 
+def test_counter_stats_keep_copies_whatever_the_least_count(monkeypatch) -> None:
+    """A document counted twice (after MAX_TRACKED_DOCUMENTS others) is a copy at any ``min_n_docs``, as the merge of
+    the counter's table has it."""
+    import cleaners.boilerplate as boilerplate
+
+    monkeypatch.setattr(boilerplate, "MAX_TRACKED_DOCUMENTS", 1)
+    counter = LineCounter()
+    for text in ["Cape Argus\nStory one.", "Cape Argus\nStory two.", "Cape Argus\nStory one."]:
+        counter.add_many([("a.example", text)])
+    for least in (1, 2, 3, 4):
+        got, expected = counter.to_stats(least), LineStats.from_tables([counter.to_table()], min_n_docs=least)
+        assert got.source_docs == expected.source_docs == {"a.example": 3}
+        assert {k: v[1].tolist() for k, v in got.copies.items()} == \
+            {k: v[1].tolist() for k, v in expected.copies.items()} == {"a.example": [2]}
+
+
 def test_top_counts_are_the_first_lines_above_the_first_line_of_prose() -> None:
     """A `top` row counts the documents on which a line stands among their first TOP_LINES countable lines, above
     their first line of prose: a masthead at the top of every page, not a "Most read" list under a short article."""

@@ -760,6 +760,42 @@ def test_a_short_headline_under_a_masthead_stays_in_the_text(rules) -> None:
     assert [result.text.splitlines()[0] for result in results] == short
 
 
+def test_under_a_masthead_a_dateline_or_byline_is_not_the_title(rules) -> None:
+    """The headline under a masthead is the first line of a headline's length that is not a dateline or a byline; a
+    masthead padded with spaces, or under a line of spaces, is still seen at the top."""
+    from cleaners.batch import BatchItem, clean_batch
+
+    days = ["Saturday, 28 November 2026", "Last updated at 10:32 GMT on 27 November 2026",
+            "Nov. 26, 2026, 9:15 a.m. ET", "Published: 2026-11-25 10:32", "Posted on Nov 24, 2026 at 8:00 am",
+            "Monday 23/11/2026"]
+    names = ["By Jane Smith and Tom Brown", "by Ann Lee, Raj Patel", "By Li Wei and Sam Cole", "Written by Ed Hart",
+             "By Jo Kay and Bo Dee", "By Cy Fox and Di Ray"]
+    for under in (days, names):
+        pages = ["\n".join(["Cape Argus", "Latest news", line, page]) for line, page in
+                 zip(under, _site_pages([], HEADLINES), strict=True)]
+        results = clean_batch([BatchItem("argus.example", page) for page in pages], rules)
+        assert [result.title for result in results] == HEADLINES, under[0]
+    padded = _site_pages([" " * 130, "Cape Argus   ", "Latest news"], HEADLINES)
+    results = clean_batch([BatchItem("argus.example", page) for page in padded], rules)
+    assert [result.title for result in results] == HEADLINES
+
+
+def test_a_headline_at_the_top_of_the_sites_other_pages_stays_its_pages_title(rules) -> None:
+    """A headline shown at the top of every page (a "Trending" bar), or in a "Most read" list within the first lines of
+    short pages, is at the top of most pages it is on, as a masthead; with nothing under it that reads as a headline,
+    a line of a headline's length stays its own page's title (the other pages get theirs)."""
+    from cleaners.batch import BatchItem, clean_batch
+
+    trending = _site_pages([HEADLINES[0]], HEADLINES)
+    short = ["\n".join([headline, f"Residents gathered on day {day} to see it.", "The mayor said more would follow.",
+                        "Most read", *HEADLINES[:3]]) for day, headline in enumerate(HEADLINES)]
+    sidebar = _site_pages([], HEADLINES)
+    sidebar = ["\n".join([page.split("\n")[0], "Most read", *HEADLINES[:3], *page.split("\n")[1:]]) for page in sidebar]
+    for pages in (trending, short, sidebar):
+        results = clean_batch([BatchItem("gazette.example", page) for page in pages], rules)
+        assert [result.title for result in results] == HEADLINES
+
+
 def test_with_counts_of_version_3_a_masthead_is_still_taken_for_the_title(rules) -> None:
     """Counts written before version 4 do not say where a line stands: the masthead is the title, as it was, until the
     source is counted again (the README says a drop rule fixes it meanwhile)."""
