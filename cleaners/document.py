@@ -290,51 +290,89 @@ def _guess_title(doc: _Lines, top: list[int], canon: dict[int, str], known_title
 # name printed twice, under an avatar and as a link, or a section printed as a breadcrumb and a kicker, has fewer).
 HEADLINE_MIN_WORDS = 4
 
-# Under a masthead, the headline is the first title-shaped line of HEADLINE_MIN_WORDS words or more that is not a
-# dateline or a byline: the lines a masthead often has under it, of a headline's length too ("Saturday, 28 November
-# 2026", "By Jane Smith and Tom Brown"). A dateline: most of its words are figures, month or weekday names, time
-# zones or the words around a date ("Published on", "Last updated at"); a headline with a date in it has more of its
-# own ("Storm hits coast on March 3": half). English names only: elsewhere a dateline is told by its figures alone.
+# Under a masthead, the headline is the first line of the title zone below the template lines when it reads as one by
+# its shape: a title of HEADLINE_MIN_WORDS word units or more that does not end like a sentence. Datelines and bylines
+# above it are passed over ("Saturday, 28 November 2026", "By Jane Smith and Tom Brown": a headline's length too); any
+# other line ends the look (a short headline, then its standfirst: the page gets no title rather than the standfirst).
+# A dateline: at least DATELINE_WORD_SHARE of its words are figures, month or weekday names (English, French, Spanish,
+# German, Italian, Portuguese, Dutch), time zones or the words around a date ("Published on", "Mis à jour le", "Stand:
+# ... Uhr"); a headline with a date in it has more words of its own ("Storm hits coast on March 3": half; "Lotto
+# results: Wednesday, November 25, 2026": two thirds).
 _DATE_WORDS = frozenset((
+    # English
     "january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november",
     "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "monday",
     "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "mon", "tue", "tues", "wed", "thu", "thur",
     "thurs", "fri", "sat", "sun", "am", "pm", "a.m", "p.m", "gmt", "utc", "bst", "cet", "cest", "est", "edt", "pst",
     "pdt", "et", "pt", "on", "at", "updated", "published", "posted", "last", "modified", "date", "time",
+    # French
+    "janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre", "novembre",
+    "décembre", "janv", "févr", "avr", "juil", "déc", "lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi",
+    "dimanche", "le", "à", "mis", "jour", "publié", "publiée", "modifié", "modifiée", "h",
+    # Spanish
+    "enero", "febrero", "marzo", "abril", "mayo", "junio", "julio", "agosto", "septiembre", "setiembre", "octubre",
+    "noviembre", "diciembre", "ene", "abr", "ago", "dic", "lunes", "martes", "miércoles", "jueves", "viernes",
+    "sábado", "domingo", "el", "de", "del", "a", "las", "actualizado", "actualizada", "publicado", "publicada",
+    # German
+    "januar", "februar", "märz", "juli", "oktober", "dezember", "mär", "okt", "dez", "montag", "dienstag", "mittwoch",
+    "donnerstag", "freitag", "samstag", "sonntag", "um", "uhr", "stand", "aktualisiert", "veröffentlicht", "vom",
+    # Italian
+    "gennaio", "febbraio", "aprile", "maggio", "giugno", "luglio", "settembre", "ottobre", "dicembre", "lunedì",
+    "martedì", "mercoledì", "giovedì", "venerdì", "sabato", "domenica", "il", "alle", "ore", "aggiornato",
+    "pubblicato",
+    # Portuguese
+    "janeiro", "fevereiro", "março", "maio", "junho", "julho", "setembro", "outubro", "dezembro", "segunda-feira",
+    "terça-feira", "quarta-feira", "quinta-feira", "sexta-feira", "em", "às", "atualizado", "atualizada",
+    # Dutch
+    "januari", "februari", "maart", "mei", "augustus", "maandag", "dinsdag", "woensdag", "donderdag", "vrijdag",
+    "zaterdag", "zondag", "op", "om", "bijgewerkt", "gepubliceerd",
 ))
-DATELINE_WORD_SHARE = 0.65
-_BYLINE = re.compile(r"(?:by|written by|posted by|words by|story by|von|par|por)\s+\S", re.IGNORECASE)
+DATELINE_WORD_SHARE = 0.7
+# A byline: one of these words, then a capitalized name ("By Jane Smith", "Par Jean Dupont"; not "By the numbers",
+# "Von der Leyen visits Kyiv", "Por qué sube la luz"), on a line of at most BYLINE_MAX_WORDS words.
+_BYLINE = re.compile(r"(?:(?:written|posted|words|story|opinion|analysis|reporting|photos|text) )?"
+                     r"(?:by|von|par|por|door)\s+(?=\S)", re.IGNORECASE)
+BYLINE_MAX_WORDS = 12
 _WORD_EDGES = "\"'“”‘’()[],.;:|•·-–—"
 
 
 def _dateline_or_byline(line: str) -> bool:
-    """Whether a title-shaped line under a masthead is a dateline or a byline, not the headline (``_DATE_WORDS``)."""
-    if _BYLINE.match(line):
-        return True
+    """Whether a title-shaped line under a masthead is a dateline or a byline, not the headline (``_DATE_WORDS``,
+    ``_BYLINE``)."""
     words = [word.strip(_WORD_EDGES).casefold() for word in line.split()]
     words = [word for word in words if word]
+    if (found := _BYLINE.match(line)) and line[found.end()].isupper() and len(words) <= BYLINE_MAX_WORDS:
+        return True
     dated = sum(1 for word in words if word in _DATE_WORDS or any(c.isdigit() for c in word))
     return bool(words) and dated >= DATELINE_WORD_SHARE * len(words)
 
 
-def _headline_under_masthead(doc: _Lines, zone: list[int], config: CleanConfig) -> _TitleGuess | None:
-    """The first line of ``zone`` (the title zone below the source's template lines) that reads as a headline by its
-    shape: a title of ``HEADLINE_MIN_WORDS`` words or more, not ending like a sentence, not a dateline or byline.
-    Shorter lines (a section kicker), datelines and bylines are passed over; the look stops at the first line that is
-    not title-shaped (the text has begun)."""
+def _headline_under_masthead(doc: _Lines, zone: list[int], config: CleanConfig, units: Callable[[int], int]
+                             ) -> _TitleGuess | None:
+    """The headline under a masthead, read by its shape from the first lines of ``zone`` (the title zone below the
+    source's template lines): the first line that is not a dateline or byline, when it is a title of
+    ``HEADLINE_MIN_WORDS`` word units (``units``) or more that does not end like a sentence."""
     for i in zone:
         line = doc.stripped[i]
         if not _looks_like_title(line, config) or _SENTENCE_END.search(line):
             return None
-        if len(line.split()) >= HEADLINE_MIN_WORDS and not _dateline_or_byline(line):
-            return _TitleGuess(line, "shape")
+        if _dateline_or_byline(line):
+            continue
+        return _TitleGuess(line, "shape") if units(i) >= HEADLINE_MIN_WORDS else None
     return None
+
+
+def _masthead_line(doc: _Lines, zone: list[int], title: str, masthead: np.ndarray | None) -> int | None:
+    """The ``masthead`` line (:func:`masthead_lines`) of ``zone`` on which ``title`` is printed, if any."""
+    if masthead is None:
+        return None
+    return next((i for i in zone if masthead[i] and doc.stripped[i] == title), None)
 
 
 def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
                program: RuleProgram | None = None, screened: Sequence[int] | None = None,
                declared: bool = True, template: np.ndarray | None = None,
-               masthead: np.ndarray | None = None) -> str | None:
+               masthead: np.ndarray | None = None, words: np.ndarray | None = None) -> str | None:
     """Find the title at the top, move it out of the text, and drop its repeats.
 
     The title is the title the input declared (a record's field), when it has one: its copies at the top go (and a
@@ -353,15 +391,18 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
     menu is matched there, and, when the first look found nothing, a headline printed twice (of
     ``HEADLINE_MIN_WORDS`` words or more). The title's copies there go, a declared title's too.
     ``masthead``: the template lines that stand at the top of most of the source's pages they are on
-    (:func:`masthead_lines`: its name, a section banner). Such a line, printed once or twice, is not the title when
-    a headline is found below the template lines: by the evidence above, or by its shape
-    (:func:`_headline_under_masthead`: ``HEADLINE_MIN_WORDS`` words or more, not a dateline or byline). When none
-    is, a line of a headline's length stays the title (a headline the other pages show at their top: a "Trending"
-    bar, a short page's "Most read" list); a shorter one (a site's name) is not, and the page has no title. A
-    headline the source's other pages link to under their text ("Most read") is at the top of its own page only:
-    not a masthead, it stays the title.
+    (:func:`masthead_lines`). Such a line shorter than a headline (under ``HEADLINE_MIN_WORDS`` word units: the site's
+    name, a section banner) is never the title, nor the page's own title when that names the site: the headline is
+    looked for below the template lines, by the evidence above or by its shape (:func:`_headline_under_masthead`),
+    else the page has no title. A longer one (a headline in a "Trending" bar at the top of every page) stays the title
+    when the page prints it again (its own page) or nothing below reads as a headline.
+    ``words``: the word units of each line (cleaners.kernels.line_word_units; ``str.split`` words without it).
     """
     known_title = (known_title or "").strip() or None  # a blank declared title is no title
+
+    def units(i: int) -> int:
+        return int(words[i]) if words is not None else len(doc.stripped[i].split())
+
     top = _title_zone(doc, config, program, screened, None)
     if top is None:
         return known_title
@@ -371,6 +412,9 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
         beyond = _title_zone(doc, config, program, screened, template)
         if beyond is not None and beyond != top:
             below = beyond, {i: canonical_line(doc.lines[i]) for i in beyond}
+    if known_title and not declared and (at := _masthead_line(doc, top, known_title, masthead)) is not None and \
+            units(at) < HEADLINE_MIN_WORDS:
+        known_title = None  # the page's own <title> is the site's name: it says nothing of the headline
     if known_title:
         wanted = canonical_line(known_title)
         hits = [i for i in top if canon[i] == wanted]
@@ -386,23 +430,27 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
                 _remove_title_copies(doc, *below, known_title)  # its copies under the site's menu
             return known_title
     guess = _guess_title(doc, top, canon, known_title, config)
-    # The first line, printed once or twice, stands at the top of most of the source's pages it is on: its masthead,
-    # whose headline is under it.
-    masthead_guess = None
-    if guess is not None and guess.evidence in ("shape", "repeat") and masthead is not None and masthead[top[0]]:
-        masthead_guess, guess = guess, None
+    # The guess stands at the top of most of the source's pages (printed once or twice, matched with the page's own
+    # <title>, or the bare line under a "Line | Motto" one). Shorter than a headline, it is the source's masthead, whose
+    # headline is under it. Of a headline's length, it is a headline the source shows at the top of its pages (a
+    # "Trending" bar, a short page's "Most read" list) or a long name: printed again on the page (its own page prints
+    # it as its headline too), it stays the title; printed once, it does when nothing below reads as a headline.
+    under_masthead = False
+    set_aside: _TitleGuess | None = None
+    if guess is not None and (at := _masthead_line(doc, top, guess.title, masthead)) is not None:
+        if units(at) < HEADLINE_MIN_WORDS:
+            under_masthead, guess = True, None
+        elif doc.stripped.count(guess.title) < 2:
+            under_masthead, set_aside, guess = True, guess, None
     if below is not None and (guess is None or guess.evidence == "shape"):
         found = _guess_title(doc, *below, known_title, config)
         if not (found is not None and (found.evidence in ("page-title", "metadata") or (
-                guess is None and found.evidence == "repeat" and len(found.title.split()) >= HEADLINE_MIN_WORDS))):
-            found = _headline_under_masthead(doc, below[0], config) if masthead_guess is not None else None
+                guess is None and found.evidence == "repeat" and units(below[0][0]) >= HEADLINE_MIN_WORDS))):
+            found = _headline_under_masthead(doc, below[0], config, units) if under_masthead else None
         if found is not None:
             guess = found
             top, canon = below
-    if guess is None and masthead_guess is not None and len(masthead_guess.title.split()) >= HEADLINE_MIN_WORDS:
-        # Nothing under it reads as a headline, and it has a headline's length: a headline the other pages show at
-        # their top (a "Trending" bar; a short page's "Most read" list), on its own page. A masthead's name is shorter.
-        guess = masthead_guess
+    guess = guess or set_aside
     if guess is None:
         return known_title
     if guess.page_title_line is not None:
@@ -599,8 +647,10 @@ MASTHEAD_TOP_SHARE = 0.5
 
 
 def masthead_lines(counts: TemplateCounts, template: np.ndarray) -> np.ndarray | None:
-    """Mask of the ``template`` lines that are the source's masthead (``MASTHEAD_TOP_SHARE``); None when the counts
-    do not say where lines stand (tables of an older version)."""
+    """Mask of the ``template`` lines that are the source's masthead: at the top of ``MASTHEAD_TOP_SHARE`` of the
+    pages they are on (its name, a section banner; also a headline shown at the top of the other pages, in a
+    "Trending" bar or a short page's "Most read" list, which :func:`take_title` tells by its length). None when the
+    counts do not say where lines stand (tables of an older version)."""
     if counts.top_docs is None:
         return None
     return template & (counts.top_docs >= MASTHEAD_TOP_SHARE * counts.n_docs)
@@ -785,11 +835,11 @@ def _prepare_batch(items: Sequence[DocumentInput], rules: RuleSet, config: Clean
             template = template_counts(*doc_keys, item.source, line_stats, config, doc_fingerprint)
         templates.append(template)
         masks.append(template_lines(template, config, doc.nonblank) if template is not None else None)
-    for item, doc, program, hits, mask, template in zip(items, docs, programs, screened, masks, templates,
-                                                        strict=True):
+    for item, doc, program, hits, mask, template, line_words in zip(items, docs, programs, screened, masks, templates,
+                                                                    word_counts, strict=True):
         mastheads = masthead_lines(template, mask) if template is not None and mask is not None else None
         titles.append(take_title(doc, item.known_title, config, program, hits, declared=item.title_declared,
-                                 template=mask, masthead=mastheads))
+                                 template=mask, masthead=mastheads, words=line_words))
     prepared = []
     for item, doc, title, program, hits, (normalized, fixed), template, mask, line_words in zip(
             items, docs, titles, programs, screened, normalized_texts, templates, masks, word_counts, strict=True):

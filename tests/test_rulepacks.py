@@ -791,9 +791,50 @@ def test_a_headline_at_the_top_of_the_sites_other_pages_stays_its_pages_title(ru
                         "Most read", *HEADLINES[:3]]) for day, headline in enumerate(HEADLINES)]
     sidebar = _site_pages([], HEADLINES)
     sidebar = ["\n".join([page.split("\n")[0], "Most read", *HEADLINES[:3], *page.split("\n")[1:]]) for page in sidebar]
-    for pages in (trending, short, sidebar):
+    # A line of a headline's length under it (a byline without "By") does not replace it on its own page.
+    bylined = ["\n".join([page.split("\n")[0], f"Reporter {chr(65 + day)}, Chief Reporter, Cape Town",
+                          *page.split("\n")[1:]]) for day, page in enumerate(short)]
+    for pages in (trending, short, sidebar, bylined):
         results = clean_batch([BatchItem("gazette.example", page) for page in pages], rules)
         assert [result.title for result in results] == HEADLINES
+
+
+def test_under_a_masthead_a_short_headline_ends_the_look_and_headlines_like_bylines_are_found(rules) -> None:
+    """Under a masthead, a short line is not passed over for the line below it (a short headline, then its standfirst:
+    no title, the text whole); headlines that start like bylines or hold a date are headlines."""
+    from cleaners.batch import BatchItem, clean_batch
+
+    short = ["Mayor resigns", "Ferry strike ends", "Budget day", "Derby drawn", "Fog lifts", "Rain returns"]
+    decks = [f"Councillors call for an early election after the row of day {day}" for day in range(len(short))]
+    pages = ["\n".join(["Cape Argus", "Latest news", headline, deck,
+                        f"The story of day {day} was told by residents, who had not seen anything like it before."])
+             for day, (headline, deck) in enumerate(zip(short, decks, strict=True))]
+    results = clean_batch([BatchItem("argus.example", page) for page in pages], rules)
+    assert [result.title for result in results] == [None] * len(short)
+    assert [result.text.splitlines()[:2] for result in results] == [[*pair] for pair in zip(short, decks, strict=True)]
+    headlines = ["Von der Leyen visits Kyiv today", "Por qué sube el precio de la luz",
+                 "By the numbers: 2026 in review", "Lotto results: Wednesday, November 25, 2026",
+                 "Storm hits the coast on March 3", "Dow falls 500 points to 33,000"]
+    results = clean_batch([BatchItem("argus.example", page)
+                           for page in _site_pages(["Cape Argus", "Latest news"], headlines)], rules)
+    assert [result.title for result in results] == headlines
+
+
+def test_a_pages_own_title_naming_the_site_is_not_its_title(rules) -> None:
+    """An HTML page's <title> that is the site's masthead says nothing of the headline: the headline under the
+    masthead is the title (scripts written without spaces count their word units)."""
+    from cleaners.boilerplate import LineCounter
+    from cleaners.document import DocumentInput, clean_documents
+
+    chinese = ["国务院发布新政策支持中小企业发展", "北京冬季供暖今日正式开始运行", "上海地铁新线路下月开通试运营",
+               "广州举办国际美食节吸引游客", "深圳科技园新增三家研发中心", "杭州西湖景区延长夜间开放时间"]
+    for masthead, headlines in (("Cape Argus", HEADLINES), ("人民网", chinese)):
+        pages = _site_pages([masthead, "Latest news"], headlines)
+        counter = LineCounter()
+        counter.add_many([("argus.example", page) for page in pages])
+        items = [DocumentInput(page, "argus.example", masthead, False) for page in pages]
+        results = clean_documents(items, rules, line_stats=counter.to_stats())
+        assert [result.title for result in results] == headlines
 
 
 def test_with_counts_of_version_3_a_masthead_is_still_taken_for_the_title(rules) -> None:
