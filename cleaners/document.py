@@ -291,88 +291,124 @@ def _guess_title(doc: _Lines, top: list[int], canon: dict[int, str], known_title
 HEADLINE_MIN_WORDS = 4
 
 # Under a masthead, the headline is the first line of the title zone below the template lines when it reads as one by
-# its shape: a title of HEADLINE_MIN_WORDS word units or more that does not end like a sentence. Datelines and bylines
-# above it are passed over ("Saturday, 28 November 2026", "By Jane Smith and Tom Brown": a headline's length too); any
-# other line ends the look (a short headline, then its standfirst: the page gets no title rather than the standfirst).
-# A dateline: at least DATELINE_WORD_SHARE of its words are figures, month or weekday names (English, French, Spanish,
-# German, Italian, Portuguese, Dutch), time zones or the words around a date ("Published on", "Mis à jour le", "Stand:
-# ... Uhr"); a headline with a date in it has more words of its own ("Storm hits coast on March 3": half; "Lotto
-# results: Wednesday, November 25, 2026": two thirds).
-_DATE_WORDS = frozenset((
-    # English
+# its shape: a title of HEADLINE_MIN_WORDS word units or more that does not end like a sentence. Passed over above it:
+# datelines and bylines ("Saturday, 28 November 2026", "By Jane Smith and Tom Brown": a headline's length too), and
+# short lines on other pages of the source too (a section kicker, a blog's name); any other line ends the look (a short
+# headline, then its standfirst: the page gets no title rather than the standfirst).
+# A dateline: at least DATELINE_WORD_SHARE of its words are figures, month or weekday names or the words around a date,
+# with at least one figure or name; a headline with a date in it has more words of its own ("Storm hits coast on March
+# 3": half; "Lotto results: Wednesday, November 25, 2026": two thirds).
+# Month and weekday names (English, French, Spanish, German, Italian, Portuguese, Dutch), and the words around a
+# date (time zones, "Published on", "Mis à jour le", "Stand: ... Uhr").
+_DATE_NAMES = frozenset((
     "january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november",
     "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "monday",
     "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "mon", "tue", "tues", "wed", "thu", "thur",
-    "thurs", "fri", "sat", "sun", "am", "pm", "a.m", "p.m", "gmt", "utc", "bst", "cet", "cest", "est", "edt", "pst",
-    "pdt", "et", "pt", "on", "at", "updated", "published", "posted", "last", "modified", "date", "time",
-    # French
-    "janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre", "novembre",
-    "décembre", "janv", "févr", "avr", "juil", "déc", "lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi",
-    "dimanche", "le", "à", "mis", "jour", "publié", "publiée", "modifié", "modifiée", "h",
-    # Spanish
-    "enero", "febrero", "marzo", "abril", "mayo", "junio", "julio", "agosto", "septiembre", "setiembre", "octubre",
-    "noviembre", "diciembre", "ene", "abr", "ago", "dic", "lunes", "martes", "miércoles", "jueves", "viernes",
-    "sábado", "domingo", "el", "de", "del", "a", "las", "actualizado", "actualizada", "publicado", "publicada",
-    # German
-    "januar", "februar", "märz", "juli", "oktober", "dezember", "mär", "okt", "dez", "montag", "dienstag", "mittwoch",
-    "donnerstag", "freitag", "samstag", "sonntag", "um", "uhr", "stand", "aktualisiert", "veröffentlicht", "vom",
-    # Italian
-    "gennaio", "febbraio", "aprile", "maggio", "giugno", "luglio", "settembre", "ottobre", "dicembre", "lunedì",
-    "martedì", "mercoledì", "giovedì", "venerdì", "sabato", "domenica", "il", "alle", "ore", "aggiornato",
-    "pubblicato",
-    # Portuguese
-    "janeiro", "fevereiro", "março", "maio", "junho", "julho", "setembro", "outubro", "dezembro", "segunda-feira",
-    "terça-feira", "quarta-feira", "quinta-feira", "sexta-feira", "em", "às", "atualizado", "atualizada",
-    # Dutch
-    "januari", "februari", "maart", "mei", "augustus", "maandag", "dinsdag", "woensdag", "donderdag", "vrijdag",
-    "zaterdag", "zondag", "op", "om", "bijgewerkt", "gepubliceerd",
+    "thurs", "fri", "sat", "sun", "janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
+    "septembre", "octobre", "novembre", "décembre", "janv", "févr", "avr", "juil", "déc", "lundi", "mardi",
+    "mercredi", "jeudi", "vendredi", "samedi", "dimanche", "enero", "febrero", "marzo", "abril", "mayo", "junio",
+    "julio", "agosto", "septiembre", "setiembre", "octubre", "noviembre", "diciembre", "ene", "abr", "ago", "dic",
+    "lunes", "martes", "miércoles", "jueves", "viernes", "sábado", "domingo", "januar", "februar", "märz", "juli",
+    "oktober", "dezember", "mär", "okt", "dez", "montag", "dienstag", "mittwoch", "donnerstag", "freitag", "samstag",
+    "sonntag", "gennaio", "febbraio", "aprile", "maggio", "giugno", "luglio", "settembre", "ottobre", "dicembre",
+    "lunedì", "martedì", "mercoledì", "giovedì", "venerdì", "sabato", "domenica", "janeiro", "fevereiro", "março",
+    "maio", "junho", "julho", "setembro", "outubro", "dezembro", "segunda-feira", "terça-feira", "quarta-feira",
+    "quinta-feira", "sexta-feira", "januari", "februari", "maart", "mei", "augustus", "maandag", "dinsdag",
+    "woensdag", "donderdag", "vrijdag", "zaterdag", "zondag",
+))
+_DATE_CONTEXT = frozenset((
+    "am", "pm", "a.m", "p.m", "gmt", "utc", "bst", "cet", "cest", "est", "edt", "pst", "pdt", "et", "pt", "on", "at",
+    "updated", "published", "posted", "last", "modified", "date", "time", "le", "à", "mis", "jour", "publié",
+    "publiée", "modifié", "modifiée", "h", "el", "de", "del", "a", "las", "actualizado", "actualizada", "publicado",
+    "publicada", "um", "uhr", "stand", "aktualisiert", "veröffentlicht", "vom", "il", "alle", "ore", "aggiornato",
+    "pubblicato", "em", "às", "atualizado", "atualizada", "op", "om", "bijgewerkt", "gepubliceerd",
 ))
 DATELINE_WORD_SHARE = 0.7
-# A byline: one of these words, then a capitalized name ("By Jane Smith", "Par Jean Dupont"; not "By the numbers",
-# "Von der Leyen visits Kyiv", "Por qué sube la luz"), on a line of at most BYLINE_MAX_WORDS words.
-_BYLINE = re.compile(r"(?:(?:written|posted|words|story|opinion|analysis|reporting|photos|text) )?"
-                     r"(?:by|von|par|por|door)\s+(?=\S)", re.IGNORECASE)
+# A byline: one of these words, then names (one to four capitalized words each, joined by "and", "und", "et", "y", "&"
+# or a comma), then the end of the line or a separator before a role or a date ("By Jane Smith and Tom Brown", "Par
+# Jean Dupont, envoyé spécial"), with no colon, on a line of at most BYLINE_MAX_WORDS words. Not "By the numbers",
+# "Von der Leyen visits Kyiv", "Por Madrid pasa la nueva línea", "By The Numbers: Tourism In 2026".
+_CAPITALIZED_NAME = r"[A-ZÀ-ÖØ-Þ][\w'’.-]*"
+_BYLINE = re.compile(
+    r"(?:(?:written|posted|words|story|opinion|analysis|reporting|photos|text) )?(?:by|von|par|por)\s+"
+    rf"(?P<names>(?-i:{_CAPITALIZED_NAME}(?:\s+{_CAPITALIZED_NAME}){{0,3}}"
+    rf"(?:\s*(?:,|&|\band\b|\bund\b|\bet\b|\by\b)\s*{_CAPITALIZED_NAME}(?:\s+{_CAPITALIZED_NAME}){{0,3}})*))"
+    r"\s*(?:$|[,|•·–—-])", re.IGNORECASE)
 BYLINE_MAX_WORDS = 12
 _WORD_EDGES = "\"'“”‘’()[],.;:|•·-–—"
 
 
 def _dateline_or_byline(line: str) -> bool:
-    """Whether a title-shaped line under a masthead is a dateline or a byline, not the headline (``_DATE_WORDS``,
-    ``_BYLINE``)."""
+    """Whether a title-shaped line under a masthead is a dateline or a byline, not the headline (``_DATE_NAMES``,
+    ``_DATE_CONTEXT``, ``_BYLINE``)."""
     words = [word.strip(_WORD_EDGES).casefold() for word in line.split()]
     words = [word for word in words if word]
-    if (found := _BYLINE.match(line)) and line[found.end()].isupper() and len(words) <= BYLINE_MAX_WORDS:
+    if ":" not in line and len(words) <= BYLINE_MAX_WORDS and _BYLINE.match(line):
         return True
-    dated = sum(1 for word in words if word in _DATE_WORDS or any(c.isdigit() for c in word))
-    return bool(words) and dated >= DATELINE_WORD_SHARE * len(words)
+    named = sum(1 for word in words if word in _DATE_NAMES or any(c.isdigit() for c in word))
+    around = sum(1 for word in words if word in _DATE_CONTEXT)
+    return named > 0 and named + around >= DATELINE_WORD_SHARE * len(words)
 
 
-def _headline_under_masthead(doc: _Lines, zone: list[int], config: CleanConfig, units: Callable[[int], int]
-                             ) -> _TitleGuess | None:
+def _headline_under_masthead(doc: _Lines, zone: list[int], config: CleanConfig, units: Callable[[int], int],
+                             recurring: np.ndarray | None) -> _TitleGuess | None:
     """The headline under a masthead, read by its shape from the first lines of ``zone`` (the title zone below the
-    source's template lines): the first line that is not a dateline or byline, when it is a title of
-    ``HEADLINE_MIN_WORDS`` word units (``units``) or more that does not end like a sentence."""
+    source's template lines): the first line that is not a dateline or byline, nor a short line printed on other pages
+    of the source too (``recurring``), when it is a title of ``HEADLINE_MIN_WORDS`` word units (``units``) or more that
+    does not end like a sentence."""
     for i in zone:
         line = doc.stripped[i]
         if not _looks_like_title(line, config) or _SENTENCE_END.search(line):
             return None
-        if _dateline_or_byline(line):
+        long_enough = units(i) >= HEADLINE_MIN_WORDS
+        if _dateline_or_byline(line) or (not long_enough and recurring is not None and recurring[i]):
             continue
-        return _TitleGuess(line, "shape") if units(i) >= HEADLINE_MIN_WORDS else None
+        return _TitleGuess(line, "shape") if long_enough else None
     return None
 
 
-def _masthead_line(doc: _Lines, zone: list[int], title: str, masthead: np.ndarray | None) -> int | None:
-    """The ``masthead`` line (:func:`masthead_lines`) of ``zone`` on which ``title`` is printed, if any."""
+def _masthead_line(zone: list[int], canon: dict[int, str], title: str, masthead: np.ndarray | None) -> int | None:
+    """The ``masthead`` line (:func:`masthead_lines`) of ``zone`` (``canon``: its lines' canonical forms) on which
+    ``title`` is printed (case and spacing aside), if any."""
     if masthead is None:
         return None
-    return next((i for i in zone if masthead[i] and doc.stripped[i] == title), None)
+    wanted = canonical_line(title)
+    return next((i for i in zone if masthead[i] and canon[i] == wanted), None)
+
+
+# Where a page's top ends for _printed_again: its first line longer than this (as pass 1's TOP_PROSE_BYTES), or after
+# this many lines with text (a menu of a few dozen lines, on a page of short lines only).
+_PROSE_CHARS = 120
+_TOP_SCAN_LINES = 200
+
+
+def _printed_again(doc: _Lines, first: int) -> bool:
+    """Whether line ``first``'s text is printed again lower in the page's top (before its first line of prose), apart
+    from it (another line in between): a headline shown at the top of every page is printed again as the headline on
+    its own page, under the menu; a masthead printed twice stands twice at once (the logo's text, then the name)."""
+    wanted = canonical_line(doc.lines[first])
+    apart = False
+    seen = 0
+    for i in range(first + 1, len(doc.lines)):
+        line = doc.stripped[i]
+        if not line:
+            continue
+        seen += 1
+        if len(line) > _PROSE_CHARS or seen > _TOP_SCAN_LINES:
+            return False
+        if canonical_line(line) == wanted:
+            if apart:
+                return True
+        else:
+            apart = True
+    return False
 
 
 def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
                program: RuleProgram | None = None, screened: Sequence[int] | None = None,
                declared: bool = True, template: np.ndarray | None = None,
-               masthead: np.ndarray | None = None, words: np.ndarray | None = None) -> str | None:
+               masthead: np.ndarray | None = None, words: np.ndarray | None = None,
+               recurring: np.ndarray | None = None) -> str | None:
     """Find the title at the top, move it out of the text, and drop its repeats.
 
     The title is the title the input declared (a record's field), when it has one: its copies at the top go (and a
@@ -391,12 +427,14 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
     menu is matched there, and, when the first look found nothing, a headline printed twice (of
     ``HEADLINE_MIN_WORDS`` words or more). The title's copies there go, a declared title's too.
     ``masthead``: the template lines that stand at the top of most of the source's pages they are on
-    (:func:`masthead_lines`). Such a line shorter than a headline (under ``HEADLINE_MIN_WORDS`` word units: the site's
-    name, a section banner) is never the title, nor the page's own title when that names the site: the headline is
-    looked for below the template lines, by the evidence above or by its shape (:func:`_headline_under_masthead`),
-    else the page has no title. A longer one (a headline in a "Trending" bar at the top of every page) stays the title
-    when the page prints it again (its own page) or nothing below reads as a headline.
+    (:func:`masthead_lines`). Such a line printed again apart from it in the page's top is this page's headline, which
+    the other pages show at their top (a "Trending" bar): it stays the title. Else, shorter than a headline (under
+    ``HEADLINE_MIN_WORDS`` word units: the site's name, a section banner), it is never the title, nor the page's own
+    title when that names the site: the headline is looked for below the template lines, by the evidence above or by
+    its shape (:func:`_headline_under_masthead`), else the page has no title. A longer one stays the title when
+    nothing below reads as a headline.
     ``words``: the word units of each line (cleaners.kernels.line_word_units; ``str.split`` words without it).
+    ``recurring``: the lines on other pages of the source too (two or more in the counts; a blog's name, a kicker).
     """
     known_title = (known_title or "").strip() or None  # a blank declared title is no title
 
@@ -412,8 +450,8 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
         beyond = _title_zone(doc, config, program, screened, template)
         if beyond is not None and beyond != top:
             below = beyond, {i: canonical_line(doc.lines[i]) for i in beyond}
-    if known_title and not declared and (at := _masthead_line(doc, top, known_title, masthead)) is not None and \
-            units(at) < HEADLINE_MIN_WORDS:
+    if known_title and not declared and (at := _masthead_line(top, canon, known_title, masthead)) is not None and \
+            units(at) < HEADLINE_MIN_WORDS and not _printed_again(doc, at):
         known_title = None  # the page's own <title> is the site's name: it says nothing of the headline
     if known_title:
         wanted = canonical_line(known_title)
@@ -431,22 +469,21 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
             return known_title
     guess = _guess_title(doc, top, canon, known_title, config)
     # The guess stands at the top of most of the source's pages (printed once or twice, matched with the page's own
-    # <title>, or the bare line under a "Line | Motto" one). Shorter than a headline, it is the source's masthead, whose
-    # headline is under it. Of a headline's length, it is a headline the source shows at the top of its pages (a
-    # "Trending" bar, a short page's "Most read" list) or a long name: printed again on the page (its own page prints
-    # it as its headline too), it stays the title; printed once, it does when nothing below reads as a headline.
+    # <title>, or the bare line under a "Line | Motto" one). Printed again apart from it in the page's top, it is this
+    # page's headline that the source's other pages show at their top (a "Trending" bar, a short page's "Most read"
+    # list): it stays the title. Else, shorter than a headline, it is the source's masthead, whose headline is under
+    # it; of a headline's length (such a headline on another page, a long site name), it stays the title when nothing
+    # below reads as a headline.
     under_masthead = False
     set_aside: _TitleGuess | None = None
-    if guess is not None and (at := _masthead_line(doc, top, guess.title, masthead)) is not None:
-        if units(at) < HEADLINE_MIN_WORDS:
-            under_masthead, guess = True, None
-        elif doc.stripped.count(guess.title) < 2:
-            under_masthead, set_aside, guess = True, guess, None
+    if guess is not None and (at := _masthead_line(top, canon, guess.title, masthead)) is not None and \
+            not _printed_again(doc, at):
+        under_masthead, guess, set_aside = True, None, guess if units(at) >= HEADLINE_MIN_WORDS else None
     if below is not None and (guess is None or guess.evidence == "shape"):
         found = _guess_title(doc, *below, known_title, config)
         if not (found is not None and (found.evidence in ("page-title", "metadata") or (
                 guess is None and found.evidence == "repeat" and units(below[0][0]) >= HEADLINE_MIN_WORDS))):
-            found = _headline_under_masthead(doc, below[0], config, units) if under_masthead else None
+            found = _headline_under_masthead(doc, below[0], config, units, recurring) if under_masthead else None
         if found is not None:
             guess = found
             top, canon = below
@@ -839,7 +876,8 @@ def _prepare_batch(items: Sequence[DocumentInput], rules: RuleSet, config: Clean
                                                                     word_counts, strict=True):
         mastheads = masthead_lines(template, mask) if template is not None and mask is not None else None
         titles.append(take_title(doc, item.known_title, config, program, hits, declared=item.title_declared,
-                                 template=mask, masthead=mastheads, words=line_words))
+                                 template=mask, masthead=mastheads, words=line_words,
+                                 recurring=template.n_docs >= 2 if template is not None else None))
     prepared = []
     for item, doc, title, program, hits, (normalized, fixed), template, mask, line_words in zip(
             items, docs, titles, programs, screened, normalized_texts, templates, masks, word_counts, strict=True):

@@ -828,13 +828,43 @@ def test_a_pages_own_title_naming_the_site_is_not_its_title(rules) -> None:
 
     chinese = ["国务院发布新政策支持中小企业发展", "北京冬季供暖今日正式开始运行", "上海地铁新线路下月开通试运营",
                "广州举办国际美食节吸引游客", "深圳科技园新增三家研发中心", "杭州西湖景区延长夜间开放时间"]
-    for masthead, headlines in (("Cape Argus", HEADLINES), ("人民网", chinese)):
+    for masthead, headlines, own_title in (("Cape Argus", HEADLINES, "CAPE  argus"), ("人民网", chinese, "人民网")):
         pages = _site_pages([masthead, "Latest news"], headlines)
         counter = LineCounter()
         counter.add_many([("argus.example", page) for page in pages])
-        items = [DocumentInput(page, "argus.example", masthead, False) for page in pages]
+        items = [DocumentInput(page, "argus.example", own_title, False) for page in pages]
         results = clean_documents(items, rules, line_stats=counter.to_stats())
         assert [result.title for result in results] == headlines
+
+
+def test_a_top_line_is_its_own_pages_headline_only_when_printed_again_in_its_top(rules) -> None:
+    """A short headline in a "Trending" slot above the menu of every page is printed again under the menu on its own
+    page: it stays that page's title. A copy in a footer's "Most read" list is not printed again in the top: the line
+    at the top of every page stays set aside there, and each page gets its own headline."""
+    from cleaners.batch import BatchItem, clean_batch
+
+    headlines = ["Budget 2026 explained", *HEADLINES[1:]]
+    pages = _site_pages(["Budget 2026 explained", "Home", "News", "Sport"], headlines)
+    results = clean_batch([BatchItem("argus.example", page) for page in pages], rules)
+    assert [result.title for result in results] == headlines
+    trending = "Mayor resigns after budget row at city hall"
+    pages = _site_pages([trending, "Home", "News"], HEADLINES, ["Most read", trending, "Contact us"])
+    results = clean_batch([BatchItem("argus.example", page) for page in pages], rules)
+    assert [result.title for result in results] == HEADLINES
+
+
+def test_under_a_masthead_a_short_line_of_other_pages_is_passed_over(rules) -> None:
+    """A short line under the masthead that the source's other pages print too (a blog's name, a section kicker) is
+    passed over for the headline under it; Title Case and German headlines that start like bylines are headlines."""
+    from cleaners.batch import BatchItem, clean_batch
+
+    blogs = ["Neurobonkers", "Ideafeed", "Neurobonkers", "Ideafeed", "Neurobonkers", "Ideafeed"]
+    headlines = ["Von Kiel bis Konstanz: Bahnstreik legt Verkehr lahm", "By The Numbers: Tourism In 2026",
+                 "Door To Door Service Returns To Town", *HEADLINES[3:]]
+    pages = ["\n".join(["Big Think", "Latest news", blog, page]) for blog, page in
+             zip(blogs, _site_pages([], headlines), strict=True)]
+    results = clean_batch([BatchItem("bigthink.example", page) for page in pages], rules)
+    assert [result.title for result in results] == headlines
 
 
 def test_with_counts_of_version_3_a_masthead_is_still_taken_for_the_title(rules) -> None:
