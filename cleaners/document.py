@@ -351,11 +351,16 @@ def _dateline_or_byline(line: str) -> bool:
 
 
 def _headline_under_masthead(doc: _Lines, zone: list[int], config: CleanConfig, units: Callable[[int], int],
-                             recurring: np.ndarray | None) -> _TitleGuess | None:
-    """The headline under a masthead, read by its shape from the first lines of ``zone`` (the title zone below the
-    source's template lines): the first line that is not a dateline or byline, nor a short line printed on other pages
-    of the source too (``recurring``), when it is a title of ``HEADLINE_MIN_WORDS`` word units (``units``) or more that
-    does not end like a sentence."""
+                             recurring: np.ndarray | None, masthead: np.ndarray | None, start: int
+                             ) -> _TitleGuess | None:
+    """The headline under a masthead (line ``start``), read by its shape from the first lines of ``zone`` (the title
+    zone below the source's template lines): the first line that is not a dateline or byline, nor a short line
+    printed on other pages of the source too (``recurring``), when it is a title of ``HEADLINE_MIN_WORDS`` word units
+    (``units``) or more, at most a top line's length (``_PROSE_CHARS``), that does not end like a sentence (``.:;,``,
+    nor ``!?…``) and does not go on in the next line (which starts in lower case: a sentence split at a link).
+    None when a line of a headline's length at the top of most of the source's pages (``masthead``) stands between
+    the masthead and it: the page's own headline is then such a line (in a "Trending" list above it, or shared by the
+    versions of a live story), and the line under it is its standfirst or first entry, not its headline."""
     for i in zone:
         line = doc.stripped[i]
         if not _looks_like_title(line, config) or _SENTENCE_END.search(line):
@@ -363,7 +368,14 @@ def _headline_under_masthead(doc: _Lines, zone: list[int], config: CleanConfig, 
         long_enough = units(i) >= HEADLINE_MIN_WORDS
         if _dateline_or_byline(line) or (not long_enough and recurring is not None and recurring[i]):
             continue
-        return _TitleGuess(line, "shape") if long_enough else None
+        if not long_enough or len(line) > _PROSE_CHARS or _SENTENCE_FINAL.search(line):
+            return None
+        following = next((text for text in doc.stripped[i + 1:] if text), "")
+        if following[:1].islower():
+            return None
+        if masthead is not None and any(masthead[j] and units(j) >= HEADLINE_MIN_WORDS for j in range(start + 1, i)):
+            return None
+        return _TitleGuess(line, "shape")
     return None
 
 
@@ -382,12 +394,13 @@ _PROSE_CHARS = 120
 _TOP_SCAN_LINES = 200
 
 
-def _printed_again(doc: _Lines, first: int) -> bool:
-    """Whether line ``first``'s text is printed again lower in the page's top (before its first line of prose), apart
-    from it (another line in between): a headline shown at the top of every page is printed again as the headline on
-    its own page, under the menu; a masthead printed twice stands twice at once (the logo's text, then the name)."""
+def _printed_again(doc: _Lines, first: int, adjacent: bool) -> bool:
+    """Whether line ``first``'s text is printed again lower in the page's top (before its first line of prose): a
+    headline shown at the top of every page is printed again as the headline on its own page. Unless ``adjacent``
+    (a line of a headline's length), the copy must stand apart from it (another line in between): a short masthead
+    printed twice stands twice at once (the logo's text, then the name)."""
     wanted = canonical_line(doc.lines[first])
-    apart = False
+    apart = adjacent
     seen = 0
     for i in range(first + 1, len(doc.lines)):
         line = doc.stripped[i]
@@ -451,7 +464,7 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
         if beyond is not None and beyond != top:
             below = beyond, {i: canonical_line(doc.lines[i]) for i in beyond}
     if known_title and not declared and (at := _masthead_line(top, canon, known_title, masthead)) is not None and \
-            units(at) < HEADLINE_MIN_WORDS and not _printed_again(doc, at):
+            units(at) < HEADLINE_MIN_WORDS and not _printed_again(doc, at, adjacent=False):
         known_title = None  # the page's own <title> is the site's name: it says nothing of the headline
     if known_title:
         wanted = canonical_line(known_title)
@@ -476,14 +489,15 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
     # below reads as a headline.
     under_masthead = False
     set_aside: _TitleGuess | None = None
-    if guess is not None and (at := _masthead_line(top, canon, guess.title, masthead)) is not None and \
-            not _printed_again(doc, at):
+    at = _masthead_line(top, canon, guess.title, masthead) if guess is not None else None
+    if guess is not None and at is not None and not _printed_again(doc, at, units(at) >= HEADLINE_MIN_WORDS):
         under_masthead, guess, set_aside = True, None, guess if units(at) >= HEADLINE_MIN_WORDS else None
     if below is not None and (guess is None or guess.evidence == "shape"):
         found = _guess_title(doc, *below, known_title, config)
         if not (found is not None and (found.evidence in ("page-title", "metadata") or (
                 guess is None and found.evidence == "repeat" and units(below[0][0]) >= HEADLINE_MIN_WORDS))):
-            found = _headline_under_masthead(doc, below[0], config, units, recurring) if under_masthead else None
+            found = (_headline_under_masthead(doc, below[0], config, units, recurring, masthead, at)
+                     if under_masthead and at is not None else None)
         if found is not None:
             guess = found
             top, canon = below
