@@ -440,12 +440,12 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
     menu is matched there, and, when the first look found nothing, a headline printed twice (of
     ``HEADLINE_MIN_WORDS`` words or more). The title's copies there go, a declared title's too.
     ``masthead``: the template lines that stand at the top of most of the source's pages they are on
-    (:func:`masthead_lines`). Such a line printed again apart from it in the page's top is this page's headline, which
-    the other pages show at their top (a "Trending" bar): it stays the title. Else, shorter than a headline (under
-    ``HEADLINE_MIN_WORDS`` word units: the site's name, a section banner), it is never the title, nor the page's own
-    title when that names the site: the headline is looked for below the template lines, by the evidence above or by
-    its shape (:func:`_headline_under_masthead`), else the page has no title. A longer one stays the title when
-    nothing below reads as a headline.
+    (:func:`masthead_lines`). Such a line printed again in the page's top (apart from it, when short) is this page's
+    headline, which the other pages show at their top (a "Trending" bar): it stays the title. Else, shorter than a
+    headline (under ``HEADLINE_MIN_WORDS`` word units: the site's name, a section banner), it is never the title, nor
+    the page's own title when that names the site: the headline is looked for below the template lines, by the
+    evidence above or by its shape (:func:`_headline_under_masthead`), else the page has no title. A longer one stays
+    the title when nothing below reads as a headline.
     ``words``: the word units of each line (cleaners.kernels.line_word_units; ``str.split`` words without it).
     ``recurring``: the lines on other pages of the source too (two or more in the counts; a blog's name, a kicker).
     """
@@ -482,11 +482,11 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
             return known_title
     guess = _guess_title(doc, top, canon, known_title, config)
     # The guess stands at the top of most of the source's pages (printed once or twice, matched with the page's own
-    # <title>, or the bare line under a "Line | Motto" one). Printed again apart from it in the page's top, it is this
-    # page's headline that the source's other pages show at their top (a "Trending" bar, a short page's "Most read"
-    # list): it stays the title. Else, shorter than a headline, it is the source's masthead, whose headline is under
-    # it; of a headline's length (such a headline on another page, a long site name), it stays the title when nothing
-    # below reads as a headline.
+    # <title>, or the bare line under a "Line | Motto" one). Printed again in the page's top (apart from it, when
+    # short), it is this page's headline that the source's other pages show at their top (a "Trending" bar, a short
+    # page's "Most read" list): it stays the title. Else, shorter than a headline, it is the source's masthead, whose
+    # headline is under it; of a headline's length (such a headline on another page, a long site name), it stays the
+    # title when nothing below reads as a headline.
     under_masthead = False
     set_aside: _TitleGuess | None = None
     at = _masthead_line(top, canon, guess.title, masthead) if guess is not None else None
@@ -700,8 +700,8 @@ MASTHEAD_TOP_SHARE = 0.5
 def masthead_lines(counts: TemplateCounts, template: np.ndarray) -> np.ndarray | None:
     """Mask of the ``template`` lines that are the source's masthead: at the top of ``MASTHEAD_TOP_SHARE`` of the
     pages they are on (its name, a section banner; also a headline shown at the top of the other pages, in a
-    "Trending" bar or a short page's "Most read" list, which :func:`take_title` tells by its length). None when the
-    counts do not say where lines stand (tables of an older version)."""
+    "Trending" bar or a short page's "Most read" list, which :func:`take_title` tells by its page printing it again
+    and by its length). None when the counts do not say where lines stand (tables of an older version)."""
     if counts.top_docs is None:
         return None
     return template & (counts.top_docs >= MASTHEAD_TOP_SHARE * counts.n_docs)
