@@ -523,9 +523,9 @@ def _by_source(table: pa.Table) -> Iterator[tuple[str, np.ndarray, np.ndarray, i
               if "source_docs" in table.column_names else [0] * (len(bounds) - 1))
     if "kind" in table.column_names:
         kinds = table["kind"].combine_chunks().dictionary_encode()
-        known = np.array([_KIND_CODES.get(kind, -1) for kind in kinds.dictionary.to_pylist()], np.int8)
-        kind = np.asarray(pc.fill_null(kinds.indices, -1), np.int64)
-        kind = np.where(kind >= 0, known[np.maximum(kind, 0)] if len(known) else -1, -1).astype(np.int8)[order]
+        # Each dictionary entry's code, and -1 (last) for a null or a kind this version does not know.
+        codes = np.array([*(_KIND_CODES.get(kind, -1) for kind in kinds.dictionary.to_pylist()), -1], np.int8)
+        kind = codes[np.asarray(pc.fill_null(kinds.indices, len(codes) - 1), np.int64)][order]
     else:
         kind = np.zeros(len(order), np.int8)
     for name, a, b, total in zip(encoded.dictionary.to_pylist(), bounds[:-1], bounds[1:], totals, strict=True):

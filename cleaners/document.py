@@ -18,7 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from cleaners import kernels, textbytes
-from cleaners.boilerplate import KeyedTexts, LineStats
+from cleaners.boilerplate import TOP_PROSE_BYTES, KeyedTexts, LineStats
 from cleaners.normalize import normalize_characters
 from cleaners.rulepack import (
     Action,
@@ -299,7 +299,8 @@ HEADLINE_MIN_WORDS = 4
 # with at least one figure or name; a headline with a date in it has more words of its own ("Storm hits coast on March
 # 3": half; "Lotto results: Wednesday, November 25, 2026": two thirds).
 # Month and weekday names (English, French, Spanish, German, Italian, Portuguese, Dutch), and the words around a
-# date (time zones, "Published on", "Mis à jour le", "Stand: ... Uhr").
+# date (time zones, "Published on", "Mis à jour le", "Stand: ... Uhr"). Not the classifier's "date" lexicon
+# (cleaners.linejudge.KEYWORDS): that one is English only and part of the trained model's features.
 _DATE_NAMES = frozenset((
     "january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november",
     "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "monday",
@@ -356,8 +357,9 @@ def _headline_under_masthead(doc: _Lines, zone: list[int], config: CleanConfig, 
     """The headline under a masthead (line ``start``), read by its shape from the first lines of ``zone`` (the title
     zone below the source's template lines): the first line that is not a dateline or byline, nor a short line
     printed on other pages of the source too (``recurring``), when it is a title of ``HEADLINE_MIN_WORDS`` word units
-    (``units``) or more, at most a top line's length (``_PROSE_CHARS``), that does not end like a sentence (``.:;,``,
-    nor ``!?…``) and does not go on in the next line (which starts in lower case: a sentence split at a link).
+    (``units``) or more, at most a top line's length (``TOP_PROSE_BYTES`` characters), that does not end like a
+    sentence (``.:;,``, nor ``!?…``) and does not go on in the next line (which starts in lower case: a sentence split
+    at a link).
     None when a line of a headline's length at the top of most of the source's pages (``masthead``) stands between
     the masthead and it: the page's own headline is then such a line (in a "Trending" list above it, or shared by the
     versions of a live story), and the line under it is its standfirst or first entry, not its headline."""
@@ -368,9 +370,9 @@ def _headline_under_masthead(doc: _Lines, zone: list[int], config: CleanConfig, 
         long_enough = units(i) >= HEADLINE_MIN_WORDS
         if _dateline_or_byline(line) or (not long_enough and recurring is not None and recurring[i]):
             continue
-        if not long_enough or len(line) > _PROSE_CHARS or _SENTENCE_FINAL.search(line):
+        if not long_enough or len(line) > TOP_PROSE_BYTES or _SENTENCE_FINAL.search(line):
             return None
-        following = next((text for text in doc.stripped[i + 1:] if text), "")
+        following = next((doc.stripped[j] for j in range(i + 1, len(doc.stripped)) if doc.stripped[j]), "")
         if following[:1].islower():
             return None
         if masthead is not None and any(masthead[j] and units(j) >= HEADLINE_MIN_WORDS for j in range(start + 1, i)):
@@ -388,9 +390,8 @@ def _masthead_line(zone: list[int], canon: dict[int, str], title: str, masthead:
     return next((i for i in zone if masthead[i] and canon[i] == wanted), None)
 
 
-# Where a page's top ends for _printed_again: its first line longer than this (as pass 1's TOP_PROSE_BYTES), or after
-# this many lines with text (a menu of a few dozen lines, on a page of short lines only).
-_PROSE_CHARS = 120
+# Where a page's top ends for _printed_again: its first line of prose (over TOP_PROSE_BYTES characters here, pass 1's
+# bound), or after this many lines with text (a menu of a few dozen lines, on a page of short lines only).
 _TOP_SCAN_LINES = 200
 
 
@@ -407,7 +408,7 @@ def _printed_again(doc: _Lines, first: int, adjacent: bool) -> bool:
         if not line:
             continue
         seen += 1
-        if len(line) > _PROSE_CHARS or seen > _TOP_SCAN_LINES:
+        if len(line) > TOP_PROSE_BYTES or seen > _TOP_SCAN_LINES:
             return False
         if canonical_line(line) == wanted:
             if apart:
@@ -490,8 +491,8 @@ def take_title(doc: _Lines, known_title: str | None, config: CleanConfig,
     under_masthead = False
     set_aside: _TitleGuess | None = None
     at = _masthead_line(top, canon, guess.title, masthead) if guess is not None else None
-    if guess is not None and at is not None and not _printed_again(doc, at, units(at) >= HEADLINE_MIN_WORDS):
-        under_masthead, guess, set_aside = True, None, guess if units(at) >= HEADLINE_MIN_WORDS else None
+    if at is not None and not _printed_again(doc, at, adjacent=(headline_long := units(at) >= HEADLINE_MIN_WORDS)):
+        under_masthead, guess, set_aside = True, None, guess if headline_long else None
     if below is not None and (guess is None or guess.evidence == "shape"):
         found = _guess_title(doc, *below, known_title, config)
         if not (found is not None and (found.evidence in ("page-title", "metadata") or (

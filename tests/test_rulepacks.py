@@ -749,17 +749,6 @@ def test_a_masthead_printed_twice_or_under_a_skip_link_is_not_the_title(rules) -
         assert all("Cape Argus" not in result.text for result in results)
 
 
-def test_a_short_headline_under_a_masthead_stays_in_the_text(rules) -> None:
-    """Under a masthead, the first line is taken for the headline by its shape only with 4 words or more (a date or a
-    byline under a masthead has fewer): a shorter one leaves the row without a title, and the line in its text."""
-    from cleaners.batch import BatchItem, clean_batch
-
-    short = ["Ferry strike ends", "Mayor resigns", "Budget day", "Derby drawn", "Floods close schools", "Fog lifts"]
-    results = clean_batch([BatchItem("argus.example", page) for page in _site_pages(["Cape Argus"], short)], rules)
-    assert [result.title for result in results] == [None] * len(short)
-    assert [result.text.splitlines()[0] for result in results] == short
-
-
 def test_under_a_masthead_a_dateline_or_byline_is_not_the_title(rules) -> None:
     """The headline under a masthead is the first line of a headline's length that is not a dateline or a byline; a
     masthead padded with spaces, or under a line of spaces, is still seen at the top."""
